@@ -1,0 +1,109 @@
+# vpce-gatekeeper — every target bootstraps what it needs on a fresh machine.
+#   make demo   the whole flow on an embedded, emulated producer account
+#   make test   lint, type check, tests (+ demo smoke), template checks — what CI runs
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime is python3.13: tests run on it and `sam build` needs it on PATH.
+PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || \
+	( command -v pyenv >/dev/null 2>&1 && p=$$(pyenv prefix 3.13.0 2>/dev/null) && [ -x "$$p/bin/python3.13" ] && echo "$$p/bin/python3.13" ))
+VENV  := .venv
+TOOLS := .venv-tools
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+TBIN  := $(TOOLS)/bin
+PY313_DIR = $(dir $(PYTHON313))
+export PATH := $(abspath $(BIN)):$(PY313_DIR):$(PATH)
+export AWS_SAM_CLI_TELEMETRY := 0
+export SAM_CLI_TELEMETRY := 0
+ARGS ?=
+
+.PHONY: help python dev tools lint format typecheck unit integration test-py test demo bench \
+        validate build lock layer-requirements deploy destroy e2e pr clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+python:
+	@if [ -z "$(PYTHON313)" ]; then \
+	  echo "error: python3.13 (the Lambda runtime) was not found. Install it (e.g. 'pyenv install 3.13.0'," >&2; \
+	  echo "       or your OS package) so that 'python3.13' is on PATH, or run 'make PYTHON313=/path/to/python3.13 …'." >&2; \
+	  exit 1; fi
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml | python
+	@[ -x $(PY) ] || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+$(TOOLS)/.installed: requirements/tools.lock | python
+	@[ -x $(TBIN)/python ] || $(PYTHON313) -m venv $(TOOLS)
+	$(TBIN)/python -m pip install -q --upgrade pip
+	$(TBIN)/python -m pip install -q -r requirements/tools.lock
+	@touch $@
+
+dev: $(VENV)/.installed ## create the dev venv (python3.13, pinned deps, the gatekeeper CLI)
+tools: $(TOOLS)/.installed ## create the tools venv (aws-sam-cli, cfn-lint)
+
+lint: dev ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: dev ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: dev ## mypy (strict on the core and the emulator)
+	$(BIN)/mypy
+
+unit: dev ## unit tests only
+	$(BIN)/pytest tests/unit
+
+integration: dev ## integration tests (moto + the PrivateLink emulator, in-process)
+	$(BIN)/pytest tests/integration
+
+test-py: dev
+	$(BIN)/pytest
+
+layer-requirements: ## regenerate the layer's requirements.txt from runtime.lock
+	@grep -E '^[A-Za-z0-9_.-]+(\[[^]]*\])?==' requirements/runtime.lock \
+	  | grep -viE '^(boto3|botocore|s3transfer|jmespath|urllib3|python-dateutil|six)==' \
+	  > layers/core/requirements.txt
+	@echo "layers/core/requirements.txt regenerated from requirements/runtime.lock"
+
+lock: ## re-resolve the pins (needs network to PyPI)
+	$(BIN)/pip install -q uv
+	cd requirements && ../$(BIN)/uv pip compile -q --python-version 3.13 runtime.in -o runtime.lock \
+	  && ../$(BIN)/uv pip compile -q --python-version 3.13 dev.in -o dev.lock \
+	  && ../$(BIN)/uv pip compile -q --python-version 3.13 tools.in -o tools.lock
+	$(MAKE) layer-requirements
+
+validate: tools ## cfn-lint + sam validate --lint
+	$(TBIN)/cfn-lint template.yaml
+	$(TBIN)/sam validate --lint --region us-east-1
+
+build: tools python ## sam build (python3.13)
+	$(TBIN)/sam build --region us-east-1
+
+demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000", "--keep-running")
+	$(BIN)/gatekeeper-demo $(ARGS)
+
+bench: dev ## import time, API calls per decision, decision throughput
+	$(PY) -m tests.perf.bench $(ARGS)
+
+test: lint typecheck test-py validate build ## everything CI runs
+
+pr: test ## alias: what CI runs
+
+e2e: dev ## tests against a deployed stack (STACK_NAME, AWS credentials)
+	$(BIN)/pytest tests/e2e -m e2e
+
+deploy: build ## sam deploy (CONFIG_ENV=dev|prod)
+	$(TBIN)/sam deploy --config-env $${CONFIG_ENV:-default}
+
+destroy: tools ## delete the stack (CONFIG_ENV=dev|prod)
+	$(TBIN)/sam delete --config-env $${CONFIG_ENV:-default}
+
+clean: ## remove venvs and build output
+	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
