@@ -5,8 +5,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # The Lambda runtime is python3.13: tests run on it and `sam build` needs it on PATH.
-PYTHON313 ?= $(shell command -v python3.13 2>/dev/null || \
-	( command -v pyenv >/dev/null 2>&1 && p=$$(pyenv prefix 3.13.0 2>/dev/null) && [ -x "$$p/bin/python3.13" ] && echo "$$p/bin/python3.13" ))
+PYTHON313 ?= $(shell scripts/find-python313)
 VENV  := .venv
 TOOLS := .venv-tools
 PY    := $(VENV)/bin/python

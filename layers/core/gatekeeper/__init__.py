@@ -1,0 +1,1 @@
+"""vpce-gatekeeper core: domain models, policy engine, decision service, stores and AWS adapters."""
