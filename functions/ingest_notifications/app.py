@@ -1,0 +1,40 @@
+"""SQS batch of SNS connection notifications → `Endpoint Connection Requested/Closed` on the bus.
+
+One bad message fails only itself (partial batch response); after the queue's maxReceiveCount it
+lands in the DLQ. An unparseable one is logged with the reason on each attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from gatekeeper.errors import NotificationUnparseable
+from gatekeeper.observability import logger, metrics
+from gatekeeper.runtime import announcer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> str:
+    try:
+        routed = announcer().ingest(record.body)
+    except NotificationUnparseable as exc:
+        logger.error(
+            "Unparseable connection notification; it goes to the DLQ after its retries",
+            extra={"message_id": record.message_id, "reason": str(exc)},
+        )
+        metrics.add_metric(name="UnparseableNotifications", unit=MetricUnit.Count, value=1)
+        raise
+    metrics.add_metric(name=f"Notifications{routed.capitalize()}", unit=MetricUnit.Count, value=1)
+    return routed
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

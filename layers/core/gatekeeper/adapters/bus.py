@@ -1,0 +1,47 @@
+"""The EventBridge publisher: the only code that puts events on the gatekeeper bus."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from gatekeeper.errors import PublishFailed
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
+SOURCE = "vpce.gatekeeper"
+REQUESTED = "Endpoint Connection Requested"
+DECIDED = "Endpoint Connection Decided"
+CLOSED = "Endpoint Connection Closed"
+BATCH = 10  # PutEvents takes at most ten entries
+
+
+class EventPublisher:
+    def __init__(self, client: EventBridgeClient, bus_name: str) -> None:
+        self._client = client
+        self._bus_name = bus_name
+
+    def publish(self, detail_type: str, details: Sequence[dict[str, Any]]) -> int:
+        """Put events ten at a time; raise PublishFailed if any entry was refused."""
+        entries: list[PutEventsRequestEntryTypeDef] = [
+            {
+                "Source": SOURCE,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail, default=str),
+                "EventBusName": self._bus_name,
+            }
+            for detail in details
+        ]
+        for start in range(0, len(entries), BATCH):
+            response = self._client.put_events(Entries=entries[start : start + BATCH])
+            if response.get("FailedEntryCount", 0):
+                failures = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
+                first = failures[0] if failures else {}
+                raise PublishFailed(
+                    f"{response['FailedEntryCount']} of {len(entries[start : start + BATCH])} "
+                    f"'{detail_type}' events were refused: {first.get('ErrorCode')}: {first.get('ErrorMessage')}"
+                )
+        return len(entries)

@@ -1,0 +1,102 @@
+"""The one place that talks to EC2 about endpoint connections.
+
+Accept/Reject succeed at the HTTP level and report per-endpoint failures in `Unsuccessful`;
+those are raised, never ignored. Throttling (`RequestLimitExceeded`) is retried here with
+exponential backoff and full jitter; botocore's own retries are limited to connection errors.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from gatekeeper.errors import ConnectionActionFailed
+from gatekeeper.models import VpcEndpointConnection
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+T = TypeVar("T")
+THROTTLING = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
+
+
+class EndpointService:
+    def __init__(
+        self,
+        client: EC2Client,
+        max_attempts: int = 6,
+        base_delay: float = 0.2,
+        max_delay: float = 5.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+
+    def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection | None:
+        filters: list[Any] = [{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
+        if service_id:
+            filters.append({"Name": "service-id", "Values": [service_id]})
+        response = self._call(lambda: self._client.describe_vpc_endpoint_connections(Filters=filters))
+        found = response.get("VpcEndpointConnections", [])
+        return VpcEndpointConnection.model_validate(found[0]) if found else None
+
+    def connections(self, service_id: str, states: list[str] | None = None) -> Iterator[VpcEndpointConnection]:
+        """Every connection of a service, 1,000 a page."""
+        filters: list[Any] = [{"Name": "service-id", "Values": [service_id]}]
+        if states:
+            filters.append({"Name": "vpc-endpoint-state", "Values": states})
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(lambda: self._client.describe_vpc_endpoint_connections(**kwargs))
+            for raw in page.get("VpcEndpointConnections", []):
+                yield VpcEndpointConnection.model_validate(raw)
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def accept(self, service_id: str, vpc_endpoint_id: str) -> None:
+        response = self._call(
+            lambda: self._client.accept_vpc_endpoint_connections(
+                ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
+            )
+        )
+        _raise_unsuccessful("Accept", vpc_endpoint_id, response)
+
+    def reject(self, service_id: str, vpc_endpoint_id: str) -> None:
+        response = self._call(
+            lambda: self._client.reject_vpc_endpoint_connections(
+                ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
+            )
+        )
+        _raise_unsuccessful("Reject", vpc_endpoint_id, response)
+
+    def _call(self, operation: Callable[[], T]) -> T:
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                return operation()
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code not in THROTTLING or attempt == self._max_attempts:
+                    raise
+                # Full jitter: spread retries of concurrent invocations over the whole window.
+                self._sleep(random.uniform(0, min(self._max_delay, self._base_delay * 2**attempt)))  # noqa: S311
+        raise AssertionError("unreachable")
+
+
+def _raise_unsuccessful(action: str, vpc_endpoint_id: str, response: Any) -> None:
+    for item in response.get("Unsuccessful", []):
+        if item.get("ResourceId") in (vpc_endpoint_id, None):
+            error = item.get("Error", {})
+            raise ConnectionActionFailed(
+                action, vpc_endpoint_id, error.get("Code", "Unknown"), error.get("Message", "")
+            )

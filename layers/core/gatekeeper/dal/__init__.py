@@ -1,0 +1,1 @@
+"""The only code that talks to DynamoDB: tenants, templates, decisions and quota."""

@@ -1,0 +1,380 @@
+"""Decision records, the per-endpoint decision state, and tenant quota slots.
+
+Keys (DecisionsTable):
+- endpoint state   `pk=ENDPOINT#<vpce>` `sk=STATE`                    — status, seq, decision, notified
+- decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>` — GSI ByTenant: `tenant_pk`/`decided_at_sk`
+- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
+- quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
+
+The state item is what makes one decision effective per endpoint: every transition is a
+conditional write on its `seq`, so of two concurrent deciders exactly one wins, and a duplicate
+delivery finds the decision already made. A slot and the counter move in the same transaction,
+so two requests can never both take a tenant's last slot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import ClientError
+
+from gatekeeper.dal.codec import cancellation_codes, decode, encode, error_code, key
+from gatekeeper.errors import QuotaExceeded, WriteConflict
+from gatekeeper.models import Decision, now_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+Status = Literal["accepting", "accepted", "rejecting", "rejected", "held", "revoking", "revoked"]
+FINAL: frozenset[str] = frozenset({"accepted", "rejected", "revoked"})
+IN_FLIGHT: frozenset[str] = frozenset({"accepting", "rejecting", "revoking"})
+STATE_SK = "STATE"
+QUOTA_SK = "QUOTA"
+
+
+def endpoint_pk(vpc_endpoint_id: str) -> str:
+    return f"ENDPOINT#{vpc_endpoint_id}"
+
+
+def quota_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def slot_sk(vpc_endpoint_id: str) -> str:
+    return f"SLOT#{vpc_endpoint_id}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A quota reservation: one endpoint of one tenant, under a limit."""
+
+    tenant_id: str
+    vpc_endpoint_id: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    vpc_endpoint_id: str
+    status: Status
+    seq: int
+    decision: Decision
+    notified: bool
+    claimed_at: datetime
+    slot_tenant: str | None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
+
+
+def _state_from_item(item: dict[str, Any]) -> EndpointState:
+    return EndpointState(
+        vpc_endpoint_id=item["pk"].removeprefix("ENDPOINT#"),
+        status=item["status"],
+        seq=int(item["seq"]),
+        decision=Decision.model_validate_json(item["decision"]),
+        notified=bool(item.get("notified", False)),
+        claimed_at=datetime.fromisoformat(item["claimed_at"]),
+        slot_tenant=item.get("slot_tenant"),
+    )
+
+
+class DecisionStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    # -- endpoint state --------------------------------------------------------------------
+    def state(self, vpc_endpoint_id: str) -> EndpointState | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=key(endpoint_pk(vpc_endpoint_id), STATE_SK), ConsistentRead=True
+        )
+        return _state_from_item(decode(response["Item"])) if "Item" in response else None
+
+    def states(self, vpc_endpoint_ids: list[str]) -> dict[str, EndpointState]:
+        """Batch read (100 keys a call) of the decision state of many endpoints."""
+        found: dict[str, EndpointState] = {}
+        for start in range(0, len(vpc_endpoint_ids), 100):
+            keys = [key(endpoint_pk(v), STATE_SK) for v in vpc_endpoint_ids[start : start + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            while request:
+                response = self._client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self._table, []):
+                    state = _state_from_item(decode(raw))
+                    found[state.vpc_endpoint_id] = state
+                request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def claim(
+        self,
+        decision: Decision,
+        status: Status,
+        previous: EndpointState | None,
+        slot: Slot | None = None,
+        at: datetime | None = None,
+    ) -> EndpointState:
+        """Take the endpoint for a decision about to be carried out in EC2 (or held).
+
+        Raises WriteConflict when another decider got there first, QuotaExceeded when the slot
+        cannot be taken. `held` is final for this call: its record is written in the same transaction.
+        """
+        at = at or now_utc()
+        seq = previous.seq + 1 if previous else 1
+        slot_tenant = slot.tenant_id if slot else (previous.slot_tenant if previous else None)
+        state = EndpointState(decision.vpc_endpoint_id, status, seq, decision, False, at, slot_tenant)
+        items: list[TransactWriteItemTypeDef] = [self._put_state(state, previous)]
+        if status == "held":
+            items.append(self._put_record(decision))
+        if slot:
+            items += self._take_slot(slot)
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if not codes:
+                raise
+            if codes[0] == "ConditionalCheckFailed":
+                raise WriteConflict(f"{decision.vpc_endpoint_id} is being decided by someone else") from None
+            if slot and codes[-1] == "ConditionalCheckFailed":
+                raise QuotaExceeded(
+                    f"tenant {slot.tenant_id} has {slot.limit} of {slot.limit} endpoints in use"
+                ) from None
+            if slot and codes[-2] == "ConditionalCheckFailed":
+                # The endpoint already holds a slot (recorded by the reconciler): keep that one.
+                return self.claim(decision, status, previous, None, at)
+            raise
+        return state
+
+    def finalise(
+        self, claimed: EndpointState, decision: Decision, release_slot: bool = False, at: datetime | None = None
+    ) -> EndpointState:
+        """Record the outcome of a claimed action; the decider now owns its notification."""
+        status: Status = decision.decision  # type: ignore[assignment]
+        state = EndpointState(
+            claimed.vpc_endpoint_id,
+            status,
+            claimed.seq + 1,
+            decision,
+            False,
+            at or now_utc(),
+            None if release_slot else claimed.slot_tenant,
+        )
+        items: list[TransactWriteItemTypeDef] = [self._put_state(state, claimed), self._put_record(decision)]
+        if release_slot and claimed.slot_tenant:
+            items += self._free_slot(claimed.slot_tenant, claimed.vpc_endpoint_id)
+        self._transact_or_conflict(items, claimed.vpc_endpoint_id)
+        return state
+
+    def rollback(self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None) -> None:
+        """Undo a claim whose EC2 action failed, so a retry starts from where we were."""
+        items: list[TransactWriteItemTypeDef]
+        if previous is None:
+            items = [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": key(endpoint_pk(claimed.vpc_endpoint_id), STATE_SK),
+                        "ConditionExpression": "seq = :seq",
+                        "ExpressionAttributeValues": {":seq": {"N": str(claimed.seq)}},
+                    }
+                }
+            ]
+        else:
+            restored = EndpointState(**{**previous.__dict__, "seq": claimed.seq + 1})
+            items = [self._put_state(restored, claimed)]
+        if slot and claimed.slot_tenant == slot.tenant_id:
+            items += self._free_slot(slot.tenant_id, claimed.vpc_endpoint_id)
+        self._transact_or_conflict(items, claimed.vpc_endpoint_id)
+
+    def mark_notified(self, state: EndpointState) -> None:
+        self._client.update_item(
+            TableName=self._table,
+            Key=key(endpoint_pk(state.vpc_endpoint_id), STATE_SK),
+            UpdateExpression="SET notified = :t",
+            ConditionExpression="seq = :seq",
+            ExpressionAttributeValues={":t": {"BOOL": True}, ":seq": {"N": str(state.seq)}},
+        )
+
+    def take_over_notification(self, state: EndpointState, at: datetime | None = None) -> EndpointState:
+        """Claim an unsent notification whose decider disappeared (crashed after recording)."""
+        taken = EndpointState(**{**state.__dict__, "seq": state.seq + 1, "claimed_at": at or now_utc()})
+        self._transact_or_conflict([self._put_state(taken, state)], state.vpc_endpoint_id)
+        return taken
+
+    # -- quota -----------------------------------------------------------------------------
+    def active_endpoints(self, tenant_id: str) -> int:
+        response = self._client.get_item(
+            TableName=self._table, Key=key(quota_pk(tenant_id), QUOTA_SK), ConsistentRead=True
+        )
+        return int(decode(response["Item"]).get("active", 0)) if "Item" in response else 0
+
+    def slots(self, tenant_id: str) -> list[str]:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :slot)",
+            ExpressionAttributeValues={":pk": {"S": quota_pk(tenant_id)}, ":slot": {"S": "SLOT#"}},
+        )
+        return [str(item["sk"]["S"]).removeprefix("SLOT#") for item in response.get("Items", [])]
+
+    def release_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
+        """Free an endpoint's slot once; False when it was already free."""
+        try:
+            self._client.transact_write_items(TransactItems=self._free_slot(tenant_id, vpc_endpoint_id))
+        except ClientError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                return False
+            raise
+        return True
+
+    def record_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
+        """Record a slot for an endpoint EC2 reports in use (drift repair); never refused for quota."""
+        try:
+            self._client.transact_write_items(
+                TransactItems=self._take_slot(Slot(tenant_id, vpc_endpoint_id, limit=-1))
+            )
+        except ClientError as exc:
+            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
+                return False
+            raise
+        return True
+
+    # -- audit trail -----------------------------------------------------------------------
+    def decisions_for_endpoint(self, vpc_endpoint_id: str) -> list[Decision]:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :d)",
+            ExpressionAttributeValues={":pk": {"S": endpoint_pk(vpc_endpoint_id)}, ":d": {"S": "DECISION#"}},
+        )
+        return [Decision.model_validate_json(decode(i)["decision"]) for i in response.get("Items", [])]
+
+    def decisions_for_tenant(self, tenant_id: str, since: datetime | None = None) -> list[Decision]:
+        values: dict[str, Any] = {":t": {"S": quota_pk(tenant_id)}}
+        condition = "tenant_pk = :t"
+        if since is not None:
+            condition += " AND decided_at_sk >= :since"
+            values[":since"] = {"S": since.isoformat()}
+        decisions: list[Decision] = []
+        for page in self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName="ByTenant",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        ):
+            decisions += [Decision.model_validate_json(decode(i)["decision"]) for i in page.get("Items", [])]
+        return decisions
+
+    # -- items -----------------------------------------------------------------------------
+    def _put_state(self, state: EndpointState, previous: EndpointState | None) -> TransactWriteItemTypeDef:
+        condition = "attribute_not_exists(pk)" if previous is None else "seq = :prev"
+        put: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": encode(
+                {
+                    "pk": endpoint_pk(state.vpc_endpoint_id),
+                    "sk": STATE_SK,
+                    "item_type": "endpoint_state",
+                    "status": state.status,
+                    "seq": state.seq,
+                    "decision": state.decision.model_dump_json(),
+                    "notified": state.notified,
+                    "claimed_at": state.claimed_at.isoformat(),
+                    "slot_tenant": state.slot_tenant,
+                    "tenant_id": state.decision.tenant_id,
+                    "service_id": state.decision.service_id,
+                }
+            ),
+            "ConditionExpression": condition,
+        }
+        if previous is not None:
+            put["ExpressionAttributeValues"] = {":prev": {"N": str(previous.seq)}}
+        return {"Put": put}  # type: ignore[typeddict-item]
+
+    def _put_record(self, decision: Decision) -> TransactWriteItemTypeDef:
+        decided_at = decision.decided_at.isoformat()
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": encode(
+                    {
+                        "pk": endpoint_pk(decision.vpc_endpoint_id),
+                        "sk": f"DECISION#{decided_at}#{decision.decision}",
+                        "item_type": "decision",
+                        "decision": decision.model_dump_json(),
+                        "outcome": decision.decision,
+                        "tenant_pk": quota_pk(decision.tenant_id) if decision.tenant_id else None,
+                        "decided_at_sk": f"{decided_at}#{decision.vpc_endpoint_id}",
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
+    def _take_slot(self, slot: Slot) -> list[TransactWriteItemTypeDef]:
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": key(quota_pk(slot.tenant_id), QUOTA_SK),
+            "UpdateExpression": "SET active = if_not_exists(active, :zero) + :one, item_type = :type",
+            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":type": {"S": "quota"}},
+        }
+        if slot.limit >= 0:
+            update["ConditionExpression"] = "attribute_not_exists(active) OR active < :limit"
+            update["ExpressionAttributeValues"][":limit"] = {"N": str(slot.limit)}
+            if slot.limit == 0:
+                update["ConditionExpression"] = "attribute_not_exists(pk) AND :zero = :one"
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": encode(
+                        {
+                            "pk": quota_pk(slot.tenant_id),
+                            "sk": slot_sk(slot.vpc_endpoint_id),
+                            "item_type": "slot",
+                            "taken_at": now_utc().isoformat(),
+                        }
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Update": update},  # type: ignore[typeddict-item]
+        ]
+
+    def _free_slot(self, tenant_id: str, vpc_endpoint_id: str) -> list[TransactWriteItemTypeDef]:
+        return [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": key(quota_pk(tenant_id), slot_sk(vpc_endpoint_id)),
+                    "ConditionExpression": "attribute_exists(pk)",
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key(quota_pk(tenant_id), QUOTA_SK),
+                    "UpdateExpression": "SET active = active - :one",
+                    "ConditionExpression": "active > :zero",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                }
+            },
+        ]
+
+    def _transact_or_conflict(self, items: list[TransactWriteItemTypeDef], vpc_endpoint_id: str) -> None:
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in (
+                cancellation_codes(exc)
+            ):
+                raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
+            raise
+
+
+def decision_document(decision: Decision) -> dict[str, Any]:
+    """The JSON document published on SNS and the bus."""
+    return dict(json.loads(decision.model_dump_json()))

@@ -1,0 +1,220 @@
+"""Tenant allow-list records and the account claims that make a principal belong to one tenant.
+
+Keys (TenantsTable):
+- tenant record  `pk=TENANT#<id>`   `sk=TENANT`  — the record, `version` for optimistic locking
+- account claim  `pk=ACCOUNT#<acct>` `sk=CLAIM`  — `tenant_id`; one per account any principal names
+
+A connection only tells us the consumer's account (`VpcEndpointOwner`), so uniqueness is enforced
+per account: every principal of a tenant (root, role or user ARN) claims its account with a
+conditional write in the same transaction as the record. Lookup is two reads: claim, then record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from gatekeeper.dal.codec import cancellation_codes, decode, encode, key
+from gatekeeper.errors import TenantConflict, TenantInvalid, TenantNotFound
+from gatekeeper.models import Tenant, now_utc
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+
+TENANT_SK = "TENANT"
+CLAIM_SK = "CLAIM"
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"TENANT#{tenant_id}"
+
+
+def claim_pk(account: str) -> str:
+    return f"ACCOUNT#{account}"
+
+
+def tenant_from_item(item: dict[str, Any]) -> Tenant:
+    """A stored record → Tenant; a record that does not validate raises TenantInvalid (fail closed)."""
+    fields = {k: v for k, v in item.items() if k not in ("pk", "sk", "item_type")}
+    try:
+        return Tenant.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+        )
+        raise TenantInvalid(f"tenant record {item.get('pk', '?')} is invalid: {problems}") from None
+
+
+def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
+    body = tenant.model_dump(mode="json", exclude_none=True)
+    return {"pk": tenant_pk(tenant.tenant_id), "sk": TENANT_SK, "item_type": "tenant", **body}
+
+
+class TenantStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, tenant_id: str) -> Tenant:
+        response = self._client.get_item(TableName=self._table, Key=key(tenant_pk(tenant_id), TENANT_SK))
+        if "Item" not in response:
+            raise TenantNotFound(f"no tenant {tenant_id!r}; see `gatekeeper tenants list`")
+        return tenant_from_item(decode(response["Item"]))
+
+    def owner_of(self, account: str) -> str | None:
+        """The tenant id that claims this account, if any."""
+        response = self._client.get_item(
+            TableName=self._table, Key=key(claim_pk(account), CLAIM_SK), ProjectionExpression="tenant_id"
+        )
+        item = response.get("Item")
+        return str(item["tenant_id"]["S"]) if item else None
+
+    def find_by_account(self, account: str) -> Tenant | None:
+        """The tenant a consumer account belongs to (two reads), None when nobody claims it.
+
+        A claim whose record is gone (removed by hand) counts as unknown: fail closed.
+        """
+        owner = self.owner_of(account)
+        if owner is None:
+            return None
+        try:
+            tenant = self.get(owner)
+        except TenantNotFound:
+            return None
+        return tenant if account in tenant.accounts() else None
+
+    def list(self) -> Iterator[Tenant | TenantInvalid]:
+        """Every tenant record; invalid ones are yielded as their error so callers can report them."""
+        paginator = self._client.get_paginator("scan")
+        for page in paginator.paginate(
+            TableName=self._table,
+            FilterExpression="sk = :sk",
+            ExpressionAttributeValues={":sk": {"S": TENANT_SK}},
+        ):
+            for raw in page.get("Items", []):
+                try:
+                    yield tenant_from_item(decode(raw))
+                except TenantInvalid as exc:
+                    yield exc
+
+    # -- writes ----------------------------------------------------------------------------
+    def create(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+        stored = tenant.model_copy(update={"version": 1, "updated_by": actor, "updated_at": at or now_utc()})
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": encode(tenant_to_item(stored)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        accounts = sorted(stored.accounts())
+        items += [self._claim(account, stored.tenant_id) for account in accounts]
+        self._transact(items, stored.tenant_id, [None, *accounts], exists_message="already exists")
+        return stored
+
+    def update(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+        """Replace the record if nobody changed it since `tenant.version` was read."""
+        current = self._current_accounts(tenant.tenant_id)
+        stored = tenant.model_copy(
+            update={"version": tenant.version + 1, "updated_by": actor, "updated_at": at or now_utc()}
+        )
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": encode(tenant_to_item(stored)),
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": {":v": {"N": str(tenant.version)}},
+                }
+            }
+        ]
+        added = sorted(stored.accounts() - current)
+        removed = sorted(current - stored.accounts())
+        items += [self._claim(account, stored.tenant_id) for account in added]
+        items += [self._release_claim(account, stored.tenant_id) for account in removed]
+        self._transact(items, stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
+        return stored
+
+    def remove(self, tenant_id: str, expected_version: int) -> None:
+        accounts = sorted(self._current_accounts(tenant_id))
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": key(tenant_pk(tenant_id), TENANT_SK),
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": {":v": {"N": str(expected_version)}},
+                }
+            }
+        ]
+        items += [self._release_claim(account, tenant_id) for account in accounts]
+        self._transact(items, tenant_id, [None] * len(items), stale=True)
+
+    # -- internals -------------------------------------------------------------------------
+    def _current_accounts(self, tenant_id: str) -> frozenset[str]:
+        try:
+            return self.get(tenant_id).accounts()
+        except TenantInvalid:
+            return frozenset()
+
+    def _claim(self, account: str, tenant_id: str) -> TransactWriteItemTypeDef:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": encode(
+                    {"pk": claim_pk(account), "sk": CLAIM_SK, "item_type": "claim", "tenant_id": tenant_id}
+                ),
+                "ConditionExpression": "attribute_not_exists(pk) OR tenant_id = :t",
+                "ExpressionAttributeValues": {":t": {"S": tenant_id}},
+            }
+        }
+
+    def _release_claim(self, account: str, tenant_id: str) -> TransactWriteItemTypeDef:
+        return {
+            "Delete": {
+                "TableName": self._table,
+                "Key": key(claim_pk(account), CLAIM_SK),
+                "ConditionExpression": "attribute_not_exists(pk) OR tenant_id = :t",
+                "ExpressionAttributeValues": {":t": {"S": tenant_id}},
+            }
+        }
+
+    def _transact(
+        self,
+        items: list[TransactWriteItemTypeDef],
+        tenant_id: str,
+        claimed_accounts: list[str | None],
+        exists_message: str = "",
+        stale: bool = False,
+    ) -> None:
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if not codes:
+                raise
+            for code, account in zip(codes, claimed_accounts, strict=False):
+                if code == "ConditionalCheckFailed" and account is not None:
+                    owner = self.owner_of(account) or "another tenant"
+                    raise TenantConflict(
+                        f"account {account} is already claimed by tenant {owner}; a principal belongs "
+                        "to at most one tenant — remove it there first"
+                    ) from None
+            if codes and codes[0] == "ConditionalCheckFailed":
+                if stale:
+                    raise TenantConflict(
+                        f"tenant {tenant_id} was changed by someone else since you read it; "
+                        "nothing was written — read it again and retry"
+                    ) from None
+                raise TenantConflict(f"tenant {tenant_id} {exists_message}") from None
+            raise

@@ -1,0 +1,61 @@
+"""Errors a person can act on. Each names the thing at fault and what to do about it."""
+
+from __future__ import annotations
+
+
+class GatekeeperError(Exception):
+    """Base of every error the core raises on purpose."""
+
+
+class InvalidPrincipal(GatekeeperError, ValueError):
+    """A tenant principal PrivateLink would not accept."""
+
+
+class TenantInvalid(GatekeeperError):
+    """A stored tenant record does not validate (e.g. hand-edited in the console)."""
+
+
+class TenantNotFound(GatekeeperError):
+    pass
+
+
+class WriteConflict(GatekeeperError):
+    """A write lost a race or would break a uniqueness rule; nothing was written."""
+
+
+class TenantConflict(WriteConflict):
+    pass
+
+
+class QuotaExceeded(GatekeeperError):
+    """The tenant has no free endpoint slot."""
+
+
+class DecisionInProgress(GatekeeperError):
+    """Another invocation is deciding this endpoint right now; retry later."""
+
+
+class TemplateNotFound(GatekeeperError):
+    pass
+
+
+class ConnectionActionFailed(GatekeeperError):
+    """EC2 answered an Accept/Reject with the endpoint in `Unsuccessful`."""
+
+    def __init__(self, action: str, vpc_endpoint_id: str, code: str, message: str) -> None:
+        super().__init__(f"{action} of {vpc_endpoint_id} was unsuccessful: {code}: {message}")
+        self.action = action
+        self.vpc_endpoint_id = vpc_endpoint_id
+        self.code = code
+
+
+class ConnectionNotFound(GatekeeperError):
+    pass
+
+
+class PublishFailed(GatekeeperError):
+    """EventBridge reported failed entries."""
+
+
+class NotificationUnparseable(GatekeeperError):
+    """An SQS message that holds no usable connection notification; retrying will not help."""

@@ -1,0 +1,76 @@
+"""The composition root: AWS clients and the services built from Settings, once per container."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from gatekeeper.adapters.bus import EventPublisher
+from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.adapters.notifier import DecisionNotifier
+from gatekeeper.dal.decisions import DecisionStore
+from gatekeeper.dal.templates import TemplateStore
+from gatekeeper.dal.tenants import TenantStore
+from gatekeeper.decision_service import DecisionService
+from gatekeeper.settings import Settings, settings
+from gatekeeper.sources import Announcer
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_ec2 import EC2Client
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_sns import SNSClient
+
+# Short timeouts: a stuck call should fail and be retried, not eat the function's timeout.
+_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+# EC2 throttling is retried by EndpointService with jitter; botocore retries connection errors only.
+_EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 2})
+
+
+def client(service: str, config: Config = _CONFIG) -> Any:
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def dynamodb() -> DynamoDBClient:
+    return client("dynamodb")  # type: ignore[no-any-return]
+
+
+def endpoint_service() -> EndpointService:
+    ec2: EC2Client = client("ec2", _EC2_CONFIG)
+    return EndpointService(ec2)
+
+
+def event_publisher(config: Settings) -> EventPublisher:
+    events: EventBridgeClient = client("events")
+    return EventPublisher(events, config.event_bus_name)
+
+
+def build_decision_service(config: Settings) -> DecisionService:
+    table_client = dynamodb()
+    sns: SNSClient = client("sns")
+    return DecisionService(
+        tenants=TenantStore(table_client, config.tenants_table),
+        templates=TemplateStore(table_client, config.templates_table),
+        decisions=DecisionStore(table_client, config.decisions_table),
+        endpoints=endpoint_service(),
+        notifier=DecisionNotifier(sns, config.decision_topic_arn),
+        bus=event_publisher(config),
+        managed_services=frozenset(config.endpoint_service_ids),
+        service_region=config.region,
+        default_action=config.default_action,
+        unknown_principal_action=config.unknown_principal_action,
+    )
+
+
+@cache
+def decision_service() -> DecisionService:
+    return build_decision_service(settings())
+
+
+@cache
+def announcer() -> Announcer:
+    config = settings()
+    return Announcer(endpoint_service(), event_publisher(config), frozenset(config.endpoint_service_ids))

@@ -1,0 +1,53 @@
+"""The one settings model: the Lambda environment, validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gatekeeper.models import SERVICE_ID, Action
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    tenants_table: str = Field(alias="TENANTS_TABLE", min_length=3)
+    templates_table: str = Field(alias="TEMPLATES_TABLE", min_length=3)
+    decisions_table: str = Field(alias="DECISIONS_TABLE", min_length=3)
+    event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
+    decision_topic_arn: str = Field(alias="DECISION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    endpoint_service_ids: tuple[str, ...] = Field(alias="ENDPOINT_SERVICE_IDS")
+    default_action: Action = Field(default="reject", alias="DEFAULT_ACTION")
+    unknown_principal_action: Action = Field(default="reject", alias="UNKNOWN_PRINCIPAL_ACTION")
+    region: str = Field(alias="AWS_REGION", min_length=1)
+
+    @field_validator("endpoint_service_ids", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("endpoint_service_ids")
+    @classmethod
+    def _service_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for service_id in value:
+            if not SERVICE_ID.match(service_id):
+                raise ValueError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
+        return value
+
+    def manages(self, service_id: str) -> bool:
+        return service_id in self.endpoint_service_ids
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    return Settings.model_validate(dict(os.environ if environ is None else environ))
+
+
+@cache
+def settings() -> Settings:
+    """Cold-start settings; a missing variable fails the init with the variable's name."""
+    return load_settings()
