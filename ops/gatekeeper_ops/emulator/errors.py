@@ -18,8 +18,6 @@ class EmulatorRequestError(EC2ClientError):
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(code, message)
-        self.code = code
-        self.message = message
 
 
 def service_name_not_found(service_name: str) -> EmulatorRequestError:

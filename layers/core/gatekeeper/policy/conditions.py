@@ -162,7 +162,7 @@ def check_key_type(operator: Operator, key_type: KeyType, key: str) -> str | Non
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:
-    """"; did you mean 'X'?" for a near miss (or a case slip), else ""."""
+    """A "; did you mean 'X'?" hint for a near miss (or a case slip), else an empty string."""
     import difflib  # only on the error path: keeps the cold start lean
 
     lowered = {choice.lower(): choice for choice in choices}
@@ -275,7 +275,8 @@ def _parse_reference(body: str) -> Part:
     match = _REFERENCE_BODY.fullmatch(body)
     if match is None:
         raise ValueError(
-            f"'${{{body}}}' is not a reference; write ${{Parameter}}, ${{tenant:Key}} or ${{tenant:Key, 'default'}}"
+            f"'${{{body}}}' is not a reference; write ${{Parameter}}, ${{tenant:Key}} "
+            "or ${tenant:Key, 'default'}"
         )
     name, default = match.group(1), match.group(2)
     if default is not None:
@@ -330,9 +331,7 @@ class Unresolvable(ValueError):
     """A reference cannot be substituted in this evaluation."""
 
 
-def substitute(
-    template: ValueTemplate, parameter: ParamLookup, context: ContextLookup
-) -> list[Substituted]:
+def substitute(template: ValueTemplate, parameter: ParamLookup, context: ContextLookup) -> list[Substituted]:
     """The value(s) a condition value stands for in this evaluation."""
     if isinstance(template.raw, bool | int | float):
         return [template.raw]
@@ -393,7 +392,9 @@ def type_condition_value(operator: Operator, value: Substituted) -> Typed:
         tokens = value.tokens() if isinstance(value, Text) else tuple(render(value))
         if family is Family.ARN and tokens.count(":") < 5:
             shown = value.value if isinstance(value, Text) else render(value)
-            raise ValueError(f"{shown!r} is not an ARN pattern (arn:partition:service:region:account:resource)")
+            raise ValueError(
+                f"{shown!r} is not an ARN pattern (arn:partition:service:region:account:resource)"
+            )
         return tokens
     plain = value.value if isinstance(value, Text) else value
     if family in (Family.STRING, Family.STRING_IGNORE_CASE):
@@ -432,7 +433,7 @@ def display(value: Typed) -> Scalar:
 
 
 def glob_match(tokens: Sequence[Token], text: str) -> bool:
-    """Wildcard match in O(len(tokens) × len(text)) — no regex, so no catastrophic backtracking."""
+    """Wildcard match in O(len(tokens) * len(text)) — no regex, so no catastrophic backtracking."""
     t = p = 0
     star_p, star_t = -1, 0
     n_tokens, n_text = len(tokens), len(text)
@@ -486,16 +487,20 @@ def matches_one(operator: Operator, context_value: str | Number | bool | datetim
     """The positive (un-negated) comparison of one context value with one condition value."""
     family = operator.family
     if family is Family.LIKE:
-        assert isinstance(context_value, str) and isinstance(condition, tuple)
+        assert isinstance(context_value, str)
+        assert isinstance(condition, tuple)
         return glob_match(condition, context_value)
     if family is Family.ARN:
-        assert isinstance(context_value, str) and isinstance(condition, tuple)
+        assert isinstance(context_value, str)
+        assert isinstance(condition, tuple)
         return arn_match(condition, context_value)
     if family is Family.STRING_IGNORE_CASE:
-        assert isinstance(context_value, str) and isinstance(condition, str)
+        assert isinstance(context_value, str)
+        assert isinstance(condition, str)
         return context_value.casefold() == condition.casefold()
     if family in (Family.NUMERIC, Family.DATE):
-        assert not isinstance(context_value, str | bool) and not isinstance(condition, str | bool | tuple)
+        assert not isinstance(context_value, str | bool)
+        assert not isinstance(condition, str | bool | tuple)
         return _compare(operator.comparison, context_value, condition)
     return context_value == condition  # String, Bool
 
@@ -533,4 +538,3 @@ def evaluate_operator(
 def evaluate_null(present: bool, condition_values: Sequence[Typed]) -> bool:
     """``Null: true`` matches an absent key, ``Null: false`` a present one (values OR)."""
     return any(expected == (not present) for expected in condition_values)
-

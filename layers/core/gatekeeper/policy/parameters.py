@@ -134,9 +134,9 @@ def check_parameter_spec(name: str, raw: object) -> tuple[dict[str, Any] | None,
             )
     param_type = raw.get("Type")
     if param_type not in PARAMETER_TYPES:
-        shown = "missing" if param_type is None else describe(param_type)
+        shown = "(missing)" if param_type is None else describe(param_type)
         problems.append(
-            f"{where}: Type is {shown}; use one of {', '.join(PARAMETER_TYPES)}"
+            f"{where}: Type {shown} is not one of {', '.join(PARAMETER_TYPES)}"
             + (suggest(param_type, PARAMETER_TYPES) if isinstance(param_type, str) else "")
         )
         return None, problems
@@ -147,25 +147,49 @@ def check_parameter_spec(name: str, raw: object) -> tuple[dict[str, Any] | None,
     elif description:
         normalised["Description"] = description
 
-    allowed = raw.get("AllowedValues")
-    if allowed is not None:
-        if param_type in ("Boolean", "Date"):
-            problems.append(f"{where}: AllowedValues is not supported for Type {param_type}")
-        elif not isinstance(allowed, list) or not allowed:
-            problems.append(f"{where}: AllowedValues must be a non-empty list, got {describe(allowed)}")
-        else:
-            element_type: ParamType = "Number" if param_type == "Number" else "String"
-            typed: list[str | int | float] = []
-            for index, item in enumerate(allowed):
-                try:
-                    value = coerce_parameter(element_type, item)
-                except ValueError as exc:
-                    problems.append(f"{where}: AllowedValues[{index}]: {exc} (Type {param_type})")
-                else:
-                    assert isinstance(value, str | int | float)
-                    typed.append(value)
-            normalised["AllowedValues"] = typed
+    _check_allowed_values(where, param_type, raw.get("AllowedValues"), normalised, problems)
+    _check_bounds(where, param_type, raw, normalised, problems)
+    default = raw.get("Default")
+    if default is not None:
+        try:
+            normalised["Default"] = coerce_parameter(param_type, default)
+        except ValueError as exc:
+            problems.append(f"{where}: Default {exc} (Type {param_type})")
+    if problems:
+        return None, problems
+    spec = ParameterSpec.model_validate(normalised)
+    if spec.default is not None:
+        problems.extend(f"{where}: Default {problem}" for problem in constraint_problems(spec, spec.default))
+    return normalised, problems
 
+
+def _check_allowed_values(
+    where: str, param_type: ParamType, allowed: object, normalised: dict[str, Any], problems: list[str]
+) -> None:
+    if allowed is None:
+        return
+    if param_type in ("Boolean", "Date"):
+        problems.append(f"{where}: AllowedValues is not supported for Type {param_type}")
+        return
+    if not isinstance(allowed, list) or not allowed:
+        problems.append(f"{where}: AllowedValues must be a non-empty list, got {describe(allowed)}")
+        return
+    element_type: ParamType = "Number" if param_type == "Number" else "String"
+    typed: list[str | int | float] = []
+    for index, item in enumerate(allowed):
+        try:
+            value = coerce_parameter(element_type, item)
+        except ValueError as exc:
+            problems.append(f"{where}: AllowedValues[{index}]: {exc} (Type {param_type})")
+        else:
+            assert isinstance(value, str | int | float)
+            typed.append(value)
+    normalised["AllowedValues"] = typed
+
+
+def _check_bounds(
+    where: str, param_type: ParamType, raw: Mapping[str, Any], normalised: dict[str, Any], problems: list[str]
+) -> None:
     for bound in ("MinValue", "MaxValue"):
         limit = raw.get(bound)
         if limit is None:
@@ -180,19 +204,6 @@ def check_parameter_spec(name: str, raw: object) -> tuple[dict[str, Any] | None,
     low, high = normalised.get("MinValue"), normalised.get("MaxValue")
     if low is not None and high is not None and low > high:
         problems.append(f"{where}: MinValue {low} is above MaxValue {high}")
-
-    default = raw.get("Default")
-    if default is not None:
-        try:
-            normalised["Default"] = coerce_parameter(param_type, default)
-        except ValueError as exc:
-            problems.append(f"{where}: Default {exc} (Type {param_type})")
-    if problems:
-        return None, problems
-    spec = ParameterSpec.model_validate(normalised)
-    if spec.default is not None:
-        problems.extend(f"{where}: Default {problem}" for problem in constraint_problems(spec, spec.default))
-    return normalised, problems
 
 
 def resolve_parameters(template: "PolicyTemplate", overrides: Mapping[str, Any]) -> dict[str, ParamValue]:

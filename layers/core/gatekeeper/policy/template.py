@@ -39,7 +39,9 @@ ConditionBlock = dict[str, dict[str, tuple[ConditionLiteral, ...]]]
 
 _TEMPLATE_FIELDS: Final = ("Name", "Description", "Parameters", "Statement")
 _STATEMENT_FIELDS: Final = ("Sid", "Effect", "Condition")
-_IAM_ONLY_FIELDS: Final = frozenset({"Action", "NotAction", "Resource", "NotResource", "Principal", "NotPrincipal"})
+_IAM_ONLY_FIELDS: Final = frozenset(
+    {"Action", "NotAction", "Resource", "NotResource", "Principal", "NotPrincipal"}
+)
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _SID: Final = re.compile(r"[A-Za-z0-9]{1,128}")
 _PARAMETER_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -90,7 +92,9 @@ class Statement(BaseModel):
         document: dict[str, Any] = {"Sid": self.sid, "Effect": self.effect}
         if self.condition is not None:
             document["Condition"] = {
-                operator: {key: values[0] if len(values) == 1 else list(values) for key, values in block.items()}
+                operator: {
+                    key: values[0] if len(values) == 1 else list(values) for key, values in block.items()
+                }
                 for operator, block in self.condition.items()
             }
         return document
@@ -156,7 +160,9 @@ def _check_document(document: object) -> dict[str, Any]:
                 if field == "Version"
                 else suggest(str(field), _TEMPLATE_FIELDS)
             )
-            problems.append(f"unknown top-level field {field!r}; a template has {', '.join(_TEMPLATE_FIELDS)}{hint}")
+            problems.append(
+                f"unknown top-level field {field!r}; a template has {', '.join(_TEMPLATE_FIELDS)}{hint}"
+            )
     if name is None:
         problems.append("Name is required")
     elif not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -190,8 +196,8 @@ def _check_parameters(raw: object, problems: list[str]) -> tuple[dict[str, Any],
     for name, spec in raw.items():
         if not isinstance(name, str) or not _PARAMETER_NAME.fullmatch(name):
             problems.append(
-                f"Parameters: {describe(name)} is not a parameter name: a letter, then letters, digits or '_' "
-                "(no ':' — names with ':' are condition keys)"
+                f"Parameters: {describe(name)} is not a parameter name: a letter, then letters, digits "
+                "or '_' (no ':' — names with ':' are condition keys)"
             )
             continue
         entry, entry_problems = check_parameter_spec(name, spec)
@@ -203,7 +209,9 @@ def _check_parameters(raw: object, problems: list[str]) -> tuple[dict[str, Any],
     return normalised, types
 
 
-def _check_statements(raw: object, parameter_types: Mapping[str, ParamType], problems: list[str]) -> list[Any]:
+def _check_statements(
+    raw: object, parameter_types: Mapping[str, ParamType], problems: list[str]
+) -> list[Any]:
     if raw is None:
         problems.append("Statement is required: a template needs at least one statement")
         return []
@@ -219,7 +227,9 @@ def _check_statements(raw: object, parameter_types: Mapping[str, ParamType], pro
     for index, item in enumerate(items):
         where = f"Statement[{index}]"
         if not isinstance(item, Mapping):
-            problems.append(f"{where}: must be an object with Sid, Effect and optional Condition, got {describe(item)}")
+            problems.append(
+                f"{where}: must be an object with Sid, Effect and optional Condition, got {describe(item)}"
+            )
             continue
         sid = item.get("Sid")
         if isinstance(sid, str) and _SID.fullmatch(sid):
@@ -241,12 +251,14 @@ def _check_statements(raw: object, parameter_types: Mapping[str, ParamType], pro
                     if field in _IAM_ONLY_FIELDS
                     else suggest(str(field), _STATEMENT_FIELDS)
                 )
-                problems.append(f"{where}: unknown field {field!r}; a statement has Sid, Effect and Condition{hint}")
+                problems.append(
+                    f"{where}: unknown field {field!r}; a statement has Sid, Effect and Condition{hint}"
+                )
         effect = item.get("Effect")
         if effect not in EFFECTS:
-            shown = "missing" if effect is None else describe(effect)
+            shown = "(missing)" if effect is None else describe(effect)
             problems.append(
-                f"{where}: Effect is {shown}; use Allow (accept), Deny (reject) or Review (hold)"
+                f"{where}: Effect {shown} is not one of Allow (accept), Deny (reject), Review (hold)"
                 + (suggest(effect, EFFECTS) if isinstance(effect, str) else "")
             )
         condition = None
@@ -275,11 +287,14 @@ def _check_condition(
         try:
             operator = parse_operator(str(operator_name))
         except ValueError as exc:
-            problems.append(f"{where}: {exc}" + (f" (on {keys})" if keys else ""))
+            problems.append(f"{where}: {operator_name} {keys}: {exc}" if keys else f"{where}: {exc}")
             continue
         if not isinstance(block, Mapping) or not block:
             shown = "an empty object" if isinstance(block, Mapping) else describe(block)
-            problems.append(f"{where}: {operator_name}: must be a non-empty object of condition key → value(s), got {shown}")
+            problems.append(
+                f"{where}: {operator_name}: must be a non-empty object of condition key → value(s), "
+                f"got {shown}"
+            )
             continue
         normalised_block: dict[str, tuple[Any, ...]] = {}
         seen: dict[str, str] = {}
@@ -313,11 +328,11 @@ def _check_condition(
 
 def _unknown_key(location: str, key: str) -> str:
     if key.lower().startswith(LABEL_PREFIX.lower()):
-        return (
-            f"{location}: {key[len(LABEL_PREFIX) :]!r} is not a label key: 1-128 letters, digits or _ . : / = + - @"
-        )
+        label = key[len(LABEL_PREFIX) :]
+        return f"{location}: {label!r} is not a label key: 1-128 letters, digits or _ . : / = + - @"
     choices = [name for name in CONDITION_KEYS if not name.endswith("<key>")]
-    return f"{location}: unknown condition key{suggest(key, choices)}; known keys: {', '.join(CONDITION_KEYS)}"
+    hint = suggest(key, choices) or "."
+    return f"{location}: unknown condition key{hint} Known keys: {', '.join(CONDITION_KEYS)}"
 
 
 _WHOLE_REFERENCE_TYPES: Final[Mapping[Family, tuple[frozenset[str], frozenset[KeyType]]]] = {

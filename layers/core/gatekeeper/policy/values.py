@@ -77,7 +77,9 @@ def to_datetime(value: object) -> datetime:
             pass
         else:
             return to_datetime(parsed)
-    raise ValueError(f"{describe(value)} is not a date (use ISO 8601, e.g. 2025-01-31T00:00:00Z, or epoch seconds)")
+    raise ValueError(
+        f"{describe(value)} is not a date (use ISO 8601, e.g. 2025-01-31T00:00:00Z, or epoch seconds)"
+    )
 
 
 def _from_epoch(seconds: float | Decimal) -> datetime:
@@ -93,7 +95,7 @@ def to_bool(value: object) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise ValueError(f"{describe(value)} is not \"true\" or \"false\"")
+    raise ValueError(f'{describe(value)} is not "true" or "false"')
 
 
 def render(value: object) -> str:
