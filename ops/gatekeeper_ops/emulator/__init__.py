@@ -1,0 +1,34 @@
+"""The PrivateLink emulator: moto extended with the producer-side VPC endpoint connection lifecycle.
+
+moto 5 has endpoint services and endpoints but no connection lifecycle: a cross-account endpoint
+is ``available`` at once and Describe/Accept/RejectVpcEndpointConnections and the connection
+notification actions are not implemented. This package adds them, faithful to the AWS facts in
+DESIGN.md, behind one switch::
+
+    from moto import mock_aws
+    from gatekeeper_ops.emulator import privatelink_emulator
+
+    with mock_aws(), privatelink_emulator():
+        ...  # plain boto3 clients now see the PrivateLink lifecycle
+
+For moto's server, call ``install()`` in the process that starts ``ThreadedMotoServer``. See
+docs/emulator.md for what is covered and what is not.
+"""
+
+from gatekeeper_ops.emulator.activation import install, is_installed, privatelink_emulator, uninstall
+from gatekeeper_ops.emulator.lifecycle import published_notifications, seed_connections
+from gatekeeper_ops.emulator.models import ConnectionEvent, ConnectionState, PublishedNotification
+from gatekeeper_ops.emulator.settings import EmulatorSettings
+
+__all__ = [
+    "ConnectionEvent",
+    "ConnectionState",
+    "EmulatorSettings",
+    "PublishedNotification",
+    "install",
+    "is_installed",
+    "privatelink_emulator",
+    "published_notifications",
+    "seed_connections",
+    "uninstall",
+]

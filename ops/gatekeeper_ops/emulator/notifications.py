@@ -101,9 +101,9 @@ def _statement_allows(statement: dict[str, Any], producer_account: str) -> bool:
             return False
     for operator, conditions in (statement.get("Condition") or {}).items():
         for key, values in conditions.items():
-            if key.lower() == "aws:sourceaccount" and operator.lower() == "stringequals":
-                if producer_account not in _as_list(values):
-                    return False
+            scoped = key.lower() == "aws:sourceaccount" and operator.lower() == "stringequals"
+            if scoped and producer_account not in _as_list(values):
+                return False
     return True
 
 

@@ -56,7 +56,7 @@ def current_settings() -> EmulatorSettings:
 
 def replace_settings(settings: EmulatorSettings) -> EmulatorSettings:
     """Make ``settings`` current; return the previous ones so a caller can restore them."""
-    global _current  # noqa: PLW0603 - one process-wide value, guarded by _lock
+    global _current  # one process-wide value, guarded by _lock
     with _lock:
         previous, _current = _current, settings
     return previous
