@@ -11,13 +11,14 @@ DESIGN.md, behind one switch::
     with mock_aws(), privatelink_emulator():
         ...  # plain boto3 clients now see the PrivateLink lifecycle
 
-For moto's server, call ``install()`` in the process that starts ``ThreadedMotoServer``. See
-docs/emulator.md for what is covered and what is not.
+For moto's server, call ``install()`` in the process that starts ``ThreadedMotoServer`` (or use
+``emulated_moto_server()``). See docs/emulator.md for what is covered and what is not.
 """
 
 from gatekeeper_ops.emulator.activation import install, is_installed, privatelink_emulator, uninstall
 from gatekeeper_ops.emulator.lifecycle import published_notifications, seed_connections
 from gatekeeper_ops.emulator.models import ConnectionEvent, ConnectionState, PublishedNotification
+from gatekeeper_ops.emulator.server import emulated_moto_server, reset_moto_server
 from gatekeeper_ops.emulator.settings import EmulatorSettings
 
 __all__ = [
@@ -25,10 +26,12 @@ __all__ = [
     "ConnectionState",
     "EmulatorSettings",
     "PublishedNotification",
+    "emulated_moto_server",
     "install",
     "is_installed",
     "privatelink_emulator",
     "published_notifications",
+    "reset_moto_server",
     "seed_connections",
     "uninstall",
 ]

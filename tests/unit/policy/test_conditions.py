@@ -1,5 +1,6 @@
 """Each condition operator, modifier and wildcard rule, against IAM semantics."""
 
+import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -311,7 +312,7 @@ def parse_pattern(text: str) -> tuple[str | int, ...]:
         ("arn:aws:iam::*:*", "arn:aws:iam::111122223333:role/a", True),
         ("arn:*:iam::111122223333:*", "arn:aws-cn:iam::111122223333:user/x", True),
         # '*' does not span a colon outside the resource part
-        ("arn:aws:*:111122223333:role/x", "arn:aws:iam::111122223333:role/x", False),
+        ("arn:aws:iam::*:role/x", "arn:aws:iam::1:2:role/x", False),
         ("arn:aws:iam::1111222233?3:root", "arn:aws:iam::111122223333:root", True),
         # the resource part keeps its colons
         ("arn:aws:logs:us-east-1:1:log-group:*", "arn:aws:logs:us-east-1:1:log-group:g:log-stream:s", True),
@@ -411,9 +412,8 @@ def test_parse_operator_fields() -> None:
     ],
 )
 def test_parse_operator_errors(name: str, phrase: str) -> None:
-    with pytest.raises(ValueError, match="") as caught:
+    with pytest.raises(ValueError, match=re.escape(phrase)):
         parse_operator(name)
-    assert phrase in str(caught.value)
 
 
 def test_parse_value_parts() -> None:
@@ -439,6 +439,5 @@ def test_parse_value_parts() -> None:
     ],
 )
 def test_parse_value_errors(raw: str, phrase: str) -> None:
-    with pytest.raises(ValueError, match="") as caught:
+    with pytest.raises(ValueError, match=re.escape(phrase)):
         parse_value(raw)
-    assert phrase in str(caught.value)

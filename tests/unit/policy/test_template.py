@@ -213,7 +213,7 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
     ({"Sid": "S"}, ["Statement[1] 'S'", "Effect (missing)"]),
     ({"Effect": "Deny"}, ["Statement[1]:", "Sid is required"]),
     ({"Sid": "has space", "Effect": "Deny"}, ["Statement[1]:", "Sid 'has space' must be 1-128 letters and digits"]),
-    ({"Sid": "Accept", "Effect": "Deny"}, ["Statement[1] 'Accept'", "Sid duplicates Statement[4] 'Accept'"]),
+    ({"Sid": "Accept", "Effect": "Deny"}, ["Statement[4] 'Accept': Sid duplicates Statement[1] 'Accept'"]),
     (
         {"Sid": "S", "Effect": "Deny", "Action": "ec2:AcceptVpcEndpointConnections"},
         ["Statement[1] 'S'", "unknown field 'Action'", "no Action, Resource or Principal"],
@@ -333,7 +333,7 @@ def test_all_problems_reported_at_once() -> None:
     with pytest.raises(TemplateInvalid) as caught:
         parse_template(document)
     assert len(caught.value.problems) == 6, caught.value.problems
-    assert caught.value.template is None
+    assert caught.value.template == "bad name"
     assert "(6 problems)" in str(caught.value)
 
 

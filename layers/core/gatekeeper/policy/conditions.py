@@ -44,7 +44,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from operator import eq, ge, gt, le, lt
+from typing import Any, Final, Literal
 
 from .keys import KeyType, canonical_key
 from .values import Number, Scalar, describe, render, to_bool, to_datetime, to_number
@@ -375,9 +376,9 @@ def _resolve(reference: Reference, parameter: ParamLookup, context: ContextLooku
 def _as_substituted(value: object) -> Substituted:
     if isinstance(value, str):
         return Text(((value, True),))
-    if isinstance(value, bool | int | float | datetime):
-        return value
-    return Text(((render(value), True),))
+    # parameters and context values are typed before they get here
+    assert isinstance(value, bool | int | float | datetime)
+    return value
 
 
 # --- typing values for an operator ----------------------------------------------------------
@@ -468,19 +469,13 @@ def arn_match(tokens: tuple[Token, ...], arn: str) -> bool:
     return all(glob_match(pattern, part) for pattern, part in zip(pattern_parts, arn_parts, strict=True))
 
 
-def _compare(comparison: Comparison, left: Number | datetime, right: Number | datetime) -> bool:
-    if comparison is Comparison.EQ:
-        return left == right
-    if isinstance(left, datetime) is not isinstance(right, datetime):
-        return False
-    # mypy cannot tie the two unions together; the check above guarantees like types.
-    if comparison is Comparison.LT:
-        return left < right  # type: ignore[operator]
-    if comparison is Comparison.LE:
-        return left <= right  # type: ignore[operator]
-    if comparison is Comparison.GT:
-        return left > right  # type: ignore[operator]
-    return left >= right  # type: ignore[operator]
+_COMPARE: Final[Mapping[Comparison, Callable[[Any, Any], bool]]] = {
+    Comparison.EQ: eq,
+    Comparison.LT: lt,
+    Comparison.LE: le,
+    Comparison.GT: gt,
+    Comparison.GE: ge,
+}
 
 
 def matches_one(operator: Operator, context_value: str | Number | bool | datetime, condition: Typed) -> bool:
@@ -499,9 +494,8 @@ def matches_one(operator: Operator, context_value: str | Number | bool | datetim
         assert isinstance(condition, str)
         return context_value.casefold() == condition.casefold()
     if family in (Family.NUMERIC, Family.DATE):
-        assert not isinstance(context_value, str | bool)
-        assert not isinstance(condition, str | bool | tuple)
-        return _compare(operator.comparison, context_value, condition)
+        # both sides were typed by the same family: numbers with numbers, datetimes with datetimes
+        return _COMPARE[operator.comparison](context_value, condition)
     return context_value == condition  # String, Bool
 
 

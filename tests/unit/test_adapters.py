@@ -1,0 +1,165 @@
+import json
+from datetime import UTC, datetime
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
+from moto import mock_aws
+
+from gatekeeper.adapters.bus import EventPublisher
+from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.adapters.notifier import DecisionNotifier
+from gatekeeper.errors import ConnectionActionFailed, PublishFailed
+from gatekeeper.models import Decision
+
+SERVICE = "vpce-svc-0123456789abcdef0"
+ENDPOINT = "vpce-0a1b2c3d4e5f60718"
+CONNECTION = {
+    "ServiceId": SERVICE,
+    "VpcEndpointId": ENDPOINT,
+    "VpcEndpointOwner": "111111111111",
+    "VpcEndpointState": "PendingAcceptance",
+    "CreationTimestamp": datetime(2026, 1, 1, tzinfo=UTC),
+}
+
+
+@pytest.fixture
+def ec2():
+    client = boto3.client("ec2", region_name="us-east-1")
+    with Stubber(client) as stubber:
+        yield client, stubber
+
+
+def throttled(stubber, operation):
+    stubber.add_client_error(operation, service_error_code="RequestLimitExceeded", http_status_code=503)
+
+
+def test_accept_reads_unsuccessful_items(ec2):
+    client, stubber = ec2
+    stubber.add_response(
+        "accept_vpc_endpoint_connections",
+        {"Unsuccessful": [{"ResourceId": ENDPOINT, "Error": {"Code": "InvalidState", "Message": "not pending"}}]},
+        {"ServiceId": SERVICE, "VpcEndpointIds": [ENDPOINT]},
+    )
+    with pytest.raises(ConnectionActionFailed, match="InvalidState: not pending") as raised:
+        EndpointService(client).accept(SERVICE, ENDPOINT)
+    assert raised.value.code == "InvalidState"
+
+
+def test_reject_succeeds_when_nothing_unsuccessful(ec2):
+    client, stubber = ec2
+    stubber.add_response("reject_vpc_endpoint_connections", {"Unsuccessful": []})
+    EndpointService(client).reject(SERVICE, ENDPOINT)
+    stubber.assert_no_pending_responses()
+
+
+def test_throttling_is_retried_with_growing_jittered_delays(ec2):
+    client, stubber = ec2
+    for _ in range(3):
+        throttled(stubber, "accept_vpc_endpoint_connections")
+    stubber.add_response("accept_vpc_endpoint_connections", {"Unsuccessful": []})
+    delays: list[float] = []
+    EndpointService(client, base_delay=1.0, max_delay=100, sleep=delays.append).accept(SERVICE, ENDPOINT)
+    assert len(delays) == 3
+    assert all(0 <= d <= 2 ** (i + 1) for i, d in enumerate(delays))
+
+
+def test_throttling_gives_up_after_max_attempts(ec2):
+    client, stubber = ec2
+    for _ in range(2):
+        throttled(stubber, "describe_vpc_endpoint_connections")
+    with pytest.raises(ClientError, match="RequestLimitExceeded"):
+        EndpointService(client, max_attempts=2, sleep=lambda _: None).connection(ENDPOINT)
+
+
+def test_other_errors_are_not_retried(ec2):
+    client, stubber = ec2
+    stubber.add_client_error("reject_vpc_endpoint_connections", service_error_code="UnauthorizedOperation")
+    with pytest.raises(ClientError, match="UnauthorizedOperation"):
+        EndpointService(client, sleep=pytest.fail).reject(SERVICE, ENDPOINT)
+
+
+def test_connection_is_read_and_normalised(ec2):
+    client, stubber = ec2
+    stubber.add_response(
+        "describe_vpc_endpoint_connections",
+        {"VpcEndpointConnections": [CONNECTION]},
+        {
+            "Filters": [
+                {"Name": "vpc-endpoint-id", "Values": [ENDPOINT]},
+                {"Name": "service-id", "Values": [SERVICE]},
+            ]
+        },
+    )
+    stubber.add_response("describe_vpc_endpoint_connections", {"VpcEndpointConnections": []})
+    service = EndpointService(client)
+    assert service.connection(ENDPOINT, SERVICE).vpc_endpoint_state == "pendingAcceptance"
+    assert service.connection(ENDPOINT) is None
+
+
+def test_connections_follow_next_token(ec2):
+    client, stubber = ec2
+    second = {**CONNECTION, "VpcEndpointId": "vpce-0ffffffffffffffff"}
+    stubber.add_response(
+        "describe_vpc_endpoint_connections", {"VpcEndpointConnections": [CONNECTION], "NextToken": "t1"}
+    )
+    stubber.add_response(
+        "describe_vpc_endpoint_connections",
+        {"VpcEndpointConnections": [second]},
+        {
+            "Filters": [
+                {"Name": "service-id", "Values": [SERVICE]},
+                {"Name": "vpc-endpoint-state", "Values": ["pendingAcceptance"]},
+            ],
+            "MaxResults": 1000,
+            "NextToken": "t1",
+        },
+    )
+    found = list(EndpointService(client).connections(SERVICE, ["pendingAcceptance"]))
+    assert [c.vpc_endpoint_id for c in found] == [ENDPOINT, "vpce-0ffffffffffffffff"]
+
+
+@mock_aws
+def test_bus_publishes_ten_at_a_time():
+    events = boto3.client("events", region_name="us-east-1")
+    events.create_event_bus(Name="bus")
+    calls: list[int] = []
+    events.meta.events.register("provide-client-params.events.PutEvents", lambda params, **_: calls.append(len(params["Entries"])))
+    published = EventPublisher(events, "bus").publish("Endpoint Connection Requested", [{"n": i} for i in range(23)])
+    assert published == 23
+    assert calls == [10, 10, 3]
+
+
+def test_bus_raises_on_failed_entries():
+    events = boto3.client("events", region_name="us-east-1")
+    with Stubber(events) as stubber:
+        stubber.add_response(
+            "put_events",
+            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]},
+        )
+        with pytest.raises(PublishFailed, match="1 of 1 .* InternalFailure: try again"):
+            EventPublisher(events, "bus").publish("Endpoint Connection Decided", [{"x": 1}])
+
+
+@mock_aws
+def test_decision_notification_attributes_drive_subscription_filters():
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="decisions")["TopicArn"]
+    queue = sqs.create_queue(QueueName="acme")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+        Attributes={"FilterPolicy": json.dumps({"tenant_id": ["acme"]})},
+    )
+    notifier = DecisionNotifier(sns, topic)
+    common = {"service_id": SERVICE, "vpc_endpoint_owner": "111111111111"}
+    notifier.publish(Decision(vpc_endpoint_id=ENDPOINT, tenant_id="acme", decision="accepted", **common))
+    notifier.publish(Decision(vpc_endpoint_id="vpce-0ffffffffffffffff", tenant_id="other", decision="held", **common))
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == 1
+    envelope = json.loads(messages[0]["Body"])
+    assert json.loads(envelope["Message"])["decision"] == "accepted"
+    assert envelope["MessageAttributes"]["decision"]["Value"] == "accepted"
+    assert envelope["MessageAttributes"]["service_id"]["Value"] == SERVICE

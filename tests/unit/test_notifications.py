@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from gatekeeper.errors import NotificationUnparseable
+from gatekeeper.notifications import parse_notification
+
+ENDPOINT = "vpce-0a1b2c3d4e5f60718"
+SERVICE = "vpce-svc-0123456789abcdef0"
+
+
+def envelope(message: object) -> str:
+    body = message if isinstance(message, str) else json.dumps(message)
+    return json.dumps({"Type": "Notification", "MessageId": "m-1", "Message": body})
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Connect"},
+        {"vpcEndpointId": ENDPOINT, "serviceId": SERVICE},
+        {"vpc_endpoint_id": ENDPOINT, "service_id": SERVICE},
+        {"detail": {"resources": [{"VPCENDPOINTID": ENDPOINT}], "ServiceId": SERVICE}},
+    ],
+)
+def test_known_keys_in_any_case_and_nesting(message):
+    parsed = parse_notification(envelope(message))
+    assert (parsed.vpc_endpoint_id, parsed.service_id, parsed.message_id) == (ENDPOINT, SERVICE, "m-1")
+
+
+def test_ids_found_in_free_text_when_keys_are_unknown():
+    parsed = parse_notification(envelope(f"Endpoint {ENDPOINT} of service {SERVICE} was created"))
+    assert parsed.vpc_endpoint_id == ENDPOINT
+    assert parsed.service_id == SERVICE
+
+
+def test_raw_delivery_without_sns_envelope():
+    parsed = parse_notification(json.dumps({"endpointId": ENDPOINT}))
+    assert parsed.vpc_endpoint_id == ENDPOINT
+    assert parsed.service_id is None
+
+
+def test_service_id_is_not_mistaken_for_an_endpoint_id():
+    with pytest.raises(NotificationUnparseable, match="no VPC endpoint ids"):
+        parse_notification(envelope({"ServiceId": SERVICE}))
+
+
+@pytest.mark.parametrize("body", ["", "not json at all", "{}", json.dumps({"Message": "{}"}), "null"])
+def test_unparseable_bodies_raise(body):
+    with pytest.raises(NotificationUnparseable):
+        parse_notification(body)
+
+
+def test_two_different_endpoints_are_ambiguous():
+    with pytest.raises(NotificationUnparseable, match="2 different"):
+        parse_notification(envelope(f"{ENDPOINT} and vpce-0ffffffffffffffff"))

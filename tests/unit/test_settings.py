@@ -1,0 +1,37 @@
+import pytest
+from pydantic import ValidationError
+
+from gatekeeper.settings import load_settings
+
+ENVIRONMENT = {
+    "TENANTS_TABLE": "tenants",
+    "TEMPLATES_TABLE": "templates",
+    "DECISIONS_TABLE": "decisions",
+    "EVENT_BUS_NAME": "bus",
+    "DECISION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:decisions",
+    "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0, vpce-svc-0fedcba9876543210",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def test_settings_from_environment():
+    settings = load_settings(ENVIRONMENT)
+    assert settings.endpoint_service_ids == ("vpce-svc-0123456789abcdef0", "vpce-svc-0fedcba9876543210")
+    assert settings.default_action == "reject"
+    assert settings.manages("vpce-svc-0fedcba9876543210")
+    assert not settings.manages("vpce-svc-0000000000000000f")
+
+
+def test_missing_variable_is_named():
+    environment = {k: v for k, v in ENVIRONMENT.items() if k != "DECISIONS_TABLE"}
+    with pytest.raises(ValidationError, match="DECISIONS_TABLE"):
+        load_settings(environment)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ENDPOINT_SERVICE_IDS", "svc-1"), ("DEFAULT_ACTION", "accept"), ("UNKNOWN_PRINCIPAL_ACTION", "allow")],
+)
+def test_invalid_values_fail_at_cold_start(name, value):
+    with pytest.raises(ValidationError):
+        load_settings({**ENVIRONMENT, name: value})
