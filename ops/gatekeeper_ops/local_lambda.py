@@ -72,7 +72,7 @@ class LocalLambda:
         self._on_invocation = on_invocation
         os.environ.update(stack.environment())
         os.environ.update(extra_environment or {})
-        os.environ["AWS_REGION"] = stack.region
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = stack.region
         reset_handler_caches()
         self._failure_destination = self._destinations()
 
@@ -176,6 +176,8 @@ class LocalLambda:
         messages = self._receive(queue_url, 10)
         for message in messages:
             event = json.loads(message["Body"])
+            # moto's SQS target drops the event's `account`; EventBridge always sends it.
+            event.setdefault("account", self.stack.account_id)
             invocation = self.invoke(binding, event, str(event.get("detail-type", "event")))
             attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
             if invocation.ok or attempts >= ASYNC_ATTEMPTS:

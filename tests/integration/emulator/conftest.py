@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
-from moto import mock_aws
-
 from gatekeeper_ops.emulator import EmulatorSettings, privatelink_emulator
 from gatekeeper_ops.emulator.provisioning import (
     ConsumerNetwork,
@@ -26,11 +25,27 @@ from gatekeeper_ops.emulator.provisioning import (
     create_endpoint_service,
     create_notification_topic,
 )
+from moto import mock_aws
 
 PRODUCER = "123456789012"  # moto's default account: the one plain clients act in
 CONSUMER = "111122223333"
 OTHER_CONSUMER = "444455556666"
 REGION = "us-east-1"
+
+
+# Parsing botocore's EC2 model costs ~0.15 s per session; every session here shares one loader.
+_MODEL_LOADER = botocore.session.get_session().get_component("data_loader")
+
+
+def botocore_session() -> botocore.session.Session:
+    session = botocore.session.Session()
+    session.register_component("data_loader", _MODEL_LOADER)
+    return session
+
+
+def producer_session() -> boto3.Session:
+    """A session in moto's default account (the fake credentials from the environment)."""
+    return boto3.Session(botocore_session=botocore_session(), region_name=REGION)
 
 
 @pytest.fixture(autouse=True)
@@ -39,11 +54,19 @@ def fake_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
+        # moto builds ~1,300 default AMIs per EC2 backend; these tests never use them.
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
     }.items():
         monkeypatch.setenv(name, value)
     # A session token or profile from the developer's shell must not leak into fake requests;
     # MOTO_ACCOUNT_ID would pin every request to one account and defeat the consumer accounts.
-    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_ACCOUNT_ID"):
+    for name in (
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "MOTO_ACCOUNT_ID",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -92,8 +115,9 @@ class Consumer:
 
 
 def make_producer(endpoint_url: str | None = None, *, allowed: tuple[str, ...] = (CONSUMER,)) -> Producer:
+    session = producer_session()
     clients = {
-        name: boto3.client(name, region_name=REGION, endpoint_url=endpoint_url)
+        name: session.client(name, endpoint_url=endpoint_url)
         for name in ("ec2", "elbv2", "sns", "sqs", "sts")
     }
     service = create_endpoint_service(
@@ -103,9 +127,17 @@ def make_producer(endpoint_url: str | None = None, *, allowed: tuple[str, ...] =
 
 
 def make_consumer(
-    producer: Producer, account_id: str, *, region: str = REGION, endpoint_url: str | None = None
+    producer: Producer,
+    account_id: str,
+    *,
+    region: str = REGION,
+    endpoint_url: str | None = None,
+    role_name: str = "tenant-endpoint-admin",
 ) -> Consumer:
-    session = consumer_session(producer.sts, account_id, region_name=region)
+    """A consumer account reached via sts:AssumeRole into ``role/<role_name>`` (moto needs no such role)."""
+    session = consumer_session(
+        producer.sts, account_id, role_name=role_name, region_name=region, botocore_session=botocore_session()
+    )
     ec2 = session.client("ec2", endpoint_url=endpoint_url)
     return Consumer(account_id=account_id, ec2=ec2, network=create_consumer_network(ec2))
 

@@ -7,13 +7,17 @@ from gatekeeper.policy import ContextValue, Evaluation, PolicyTemplate, evaluate
 
 STANDARD: dict[str, Any] = {
     "Name": "standard",
-    "Description": "Reject inactive or unentitled tenants, hold requests from other regions, accept the rest.",
+    "Description": "Reject inactive or unentitled tenants, hold other regions, accept the rest.",
     "Parameters": {
         "MaxEndpoints": {"Type": "Number", "Default": 3},
         "HomeRegions": {"Type": "StringList", "Default": ["us-east-1"]},
     },
     "Statement": [
-        {"Sid": "TenantActive", "Effect": "Deny", "Condition": {"StringNotEquals": {"tenant:Status": "active"}}},
+        {
+            "Sid": "TenantActive",
+            "Effect": "Deny",
+            "Condition": {"StringNotEquals": {"tenant:Status": "active"}},
+        },
         {
             "Sid": "Entitled",
             "Effect": "Deny",

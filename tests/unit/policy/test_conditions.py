@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from gatekeeper.policy import ContextValue, PolicyEvaluationError
 from gatekeeper.policy.conditions import arn_match, glob_match, parse_operator, parse_value
+
 from tests.unit.policy.builders import matches
 
 T0 = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
@@ -72,12 +72,48 @@ OPERATOR_CASES: list[tuple[str, str, Any, ContextValue, bool]] = [
     ("Bool", "tenant:Labels/managed", "true", "TRUE", True),
     ("Bool", "tenant:Labels/managed", True, "false", False),
     ("Bool", "tenant:Labels/managed", "false", False, True),
-    ("ArnEquals", "tenant:Labels/role", "arn:aws:iam::111122223333:role/app", "arn:aws:iam::111122223333:role/app", True),
-    ("ArnEquals", "tenant:Labels/role", "arn:aws:iam::111122223333:role/app", "arn:aws:iam::111122223333:role/b", False),
-    ("ArnNotEquals", "tenant:Labels/role", "arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/b", True),
-    ("ArnNotEquals", "tenant:Labels/role", "arn:aws:iam::111122223333:role/a", "arn:aws:iam::111122223333:role/a", False),
-    ("ArnLike", "tenant:Labels/role", "arn:aws:iam::*:role/app-*", "arn:aws:iam::111122223333:role/app-1", True),
-    ("ArnLike", "tenant:Labels/role", "arn:aws:iam::*:role/app-*", "arn:aws:iam::111122223333:user/app-1", False),
+    (
+        "ArnEquals",
+        "tenant:Labels/role",
+        "arn:aws:iam::111122223333:role/app",
+        "arn:aws:iam::111122223333:role/app",
+        True,
+    ),
+    (
+        "ArnEquals",
+        "tenant:Labels/role",
+        "arn:aws:iam::111122223333:role/app",
+        "arn:aws:iam::111122223333:role/b",
+        False,
+    ),
+    (
+        "ArnNotEquals",
+        "tenant:Labels/role",
+        "arn:aws:iam::111122223333:role/a",
+        "arn:aws:iam::111122223333:role/b",
+        True,
+    ),
+    (
+        "ArnNotEquals",
+        "tenant:Labels/role",
+        "arn:aws:iam::111122223333:role/a",
+        "arn:aws:iam::111122223333:role/a",
+        False,
+    ),
+    (
+        "ArnLike",
+        "tenant:Labels/role",
+        "arn:aws:iam::*:role/app-*",
+        "arn:aws:iam::111122223333:role/app-1",
+        True,
+    ),
+    (
+        "ArnLike",
+        "tenant:Labels/role",
+        "arn:aws:iam::*:role/app-*",
+        "arn:aws:iam::111122223333:user/app-1",
+        False,
+    ),
     ("ArnNotLike", "tenant:Labels/role", "arn:aws:iam::*:role/*", "arn:aws:iam::111122223333:user/x", True),
     ("ArnNotLike", "tenant:Labels/role", "arn:aws:iam::*:role/*", "arn:aws:iam::111122223333:role/x", False),
 ]
@@ -109,7 +145,14 @@ def test_null_treats_none_and_empty_list_as_absent() -> None:
 
 # --- absent keys -------------------------------------------------------------------------------
 
-POSITIVE = ["StringEquals", "StringEqualsIgnoreCase", "StringLike", "NumericLessThan", "DateLessThan", "ArnLike"]
+POSITIVE = [
+    "StringEquals",
+    "StringEqualsIgnoreCase",
+    "StringLike",
+    "NumericLessThan",
+    "DateLessThan",
+    "ArnLike",
+]
 NEGATED = [
     "StringNotEquals",
     "StringNotEqualsIgnoreCase",
@@ -129,7 +172,7 @@ def _case(operator: str) -> dict[str, dict[str, Any]]:
     return {operator: {key: _VALUE_FOR[family]}}
 
 
-@pytest.mark.parametrize("operator", POSITIVE + ["Bool"])
+@pytest.mark.parametrize("operator", [*POSITIVE, "Bool"])
 def test_absent_key_fails_a_positive_operator(operator: str) -> None:
     condition = {"Bool": {"tenant:Labels/x": "true"}} if operator == "Bool" else _case(operator)
     assert not matches(condition, {})
@@ -151,7 +194,9 @@ def test_if_exists_is_true_on_absent_key(operator: str) -> None:
 def test_if_exists_evaluates_normally_when_present() -> None:
     assert matches({"StringEqualsIfExists": {"tenant:Status": "active"}}, {"tenant:Status": "active"})
     assert not matches({"StringEqualsIfExists": {"tenant:Status": "active"}}, {"tenant:Status": "suspended"})
-    assert not matches({"NumericLessThanIfExists": {"tenant:ActiveEndpoints": 3}}, {"tenant:ActiveEndpoints": 5})
+    assert not matches(
+        {"NumericLessThanIfExists": {"tenant:ActiveEndpoints": 3}}, {"tenant:ActiveEndpoints": 5}
+    )
     assert matches({"BoolIfExists": {"tenant:Labels/x": "true"}}, {})
 
 
@@ -211,8 +256,12 @@ def test_multi_valued_context_without_prefix() -> None:
 
 
 def test_context_sets_and_tuples_are_multi_valued() -> None:
-    assert matches({"ForAllValues:StringLike": {"tenant:Services": "s-*"}}, {"tenant:Services": {"s-1", "s-2"}})
-    assert matches({"ForAnyValue:StringEquals": {"tenant:Services": "s-2"}}, {"tenant:Services": ("s-1", "s-2")})
+    assert matches(
+        {"ForAllValues:StringLike": {"tenant:Services": "s-*"}}, {"tenant:Services": {"s-1", "s-2"}}
+    )
+    assert matches(
+        {"ForAnyValue:StringEquals": {"tenant:Services": "s-2"}}, {"tenant:Services": ("s-1", "s-2")}
+    )
 
 
 # --- AND / OR -------------------------------------------------------------------------------------
@@ -341,7 +390,10 @@ def test_string_operators_render_non_string_context_values() -> None:
     assert matches({"StringEquals": {"tenant:ActiveEndpoints": "3"}}, {"tenant:ActiveEndpoints": 3})
     assert matches({"StringEquals": {"tenant:Labels/x": "true"}}, {"tenant:Labels/x": True})
     assert matches({"StringLike": {"tenant:ExpiresAt": "2025-01-31T*"}}, {"tenant:ExpiresAt": T0})
-    assert matches({"StringEquals": {"tenant:ExpiresAt": "2025-01-31T00:00:00Z"}}, {"tenant:ExpiresAt": date(2025, 1, 31)})
+    assert matches(
+        {"StringEquals": {"tenant:ExpiresAt": "2025-01-31T00:00:00Z"}},
+        {"tenant:ExpiresAt": date(2025, 1, 31)},
+    )
 
 
 # --- context values the operator cannot read: hold, never guess ---------------------------------
@@ -350,10 +402,18 @@ def test_string_operators_render_non_string_context_values() -> None:
 @pytest.mark.parametrize(
     ("condition", "context", "phrase"),
     [
-        ({"NumericLessThan": {"tenant:ActiveEndpoints": 3}}, {"tenant:ActiveEndpoints": "abc"}, "not a number"),
+        (
+            {"NumericLessThan": {"tenant:ActiveEndpoints": 3}},
+            {"tenant:ActiveEndpoints": "abc"},
+            "not a number",
+        ),
         ({"NumericLessThan": {"tenant:ActiveEndpoints": 3}}, {"tenant:ActiveEndpoints": True}, "boolean"),
         ({"NumericLessThan": {"tenant:Labels/n": 3}}, {"tenant:Labels/n": T0}, "is a date"),
-        ({"NumericLessThan": {"tenant:ActiveEndpoints": 3}}, {"tenant:ActiveEndpoints": float("nan")}, "finite"),
+        (
+            {"NumericLessThan": {"tenant:ActiveEndpoints": 3}},
+            {"tenant:ActiveEndpoints": float("nan")},
+            "finite",
+        ),
         ({"DateLessThan": {"tenant:ExpiresAt": "2025-01-01"}}, {"tenant:ExpiresAt": "soon"}, "not a date"),
         ({"DateLessThan": {"tenant:ExpiresAt": "2025-01-01"}}, {"tenant:ExpiresAt": 1e20}, "out of range"),
         ({"Bool": {"tenant:Labels/x": "true"}}, {"tenant:Labels/x": "yes"}, '"true" or "false"'),
@@ -377,17 +437,25 @@ def test_unreadable_context_value_raises(
 
 def test_number_edge_forms() -> None:
     assert matches({"NumericEquals": {"tenant:ActiveEndpoints": "1e2"}}, {"tenant:ActiveEndpoints": 100})
-    assert matches({"NumericEquals": {"tenant:ActiveEndpoints": ".5"}}, {"tenant:ActiveEndpoints": Decimal("0.5")})
+    assert matches(
+        {"NumericEquals": {"tenant:ActiveEndpoints": ".5"}}, {"tenant:ActiveEndpoints": Decimal("0.5")}
+    )
     with pytest.raises(PolicyEvaluationError, match="not a number"):
         matches({"NumericEquals": {"tenant:ActiveEndpoints": 1}}, {"tenant:ActiveEndpoints": "1_000"})
     with pytest.raises(PolicyEvaluationError, match="finite"):
-        matches({"NumericEquals": {"tenant:ActiveEndpoints": 1}}, {"tenant:ActiveEndpoints": Decimal("Infinity")})
+        matches(
+            {"NumericEquals": {"tenant:ActiveEndpoints": 1}}, {"tenant:ActiveEndpoints": Decimal("Infinity")}
+        )
 
 
 def test_date_equality_across_types_does_not_raise_on_mixed_compare() -> None:
     # a whole-value Number parameter in a Date operator is epoch seconds
     params = {"Cutoff": {"Type": "Number", "Default": int(T0.timestamp())}}
-    assert matches({"DateGreaterThanEquals": {"endpoint:CreatedAt": "${Cutoff}"}}, {"endpoint:CreatedAt": T0}, parameters=params)
+    assert matches(
+        {"DateGreaterThanEquals": {"endpoint:CreatedAt": "${Cutoff}"}},
+        {"endpoint:CreatedAt": T0},
+        parameters=params,
+    )
 
 
 # --- parsing helpers -----------------------------------------------------------------------------
@@ -419,7 +487,10 @@ def test_parse_operator_errors(name: str, phrase: str) -> None:
 def test_parse_value_parts() -> None:
     value = parse_value("svc-${tenant:id}-${Env, 'dev'}${*}")
     refs = value.references
-    assert [(r.name, r.is_context, r.default) for r in refs] == [("tenant:Id", True, None), ("Env", False, "dev")]
+    assert [(r.name, r.is_context, r.default) for r in refs] == [
+        ("tenant:Id", True, None),
+        ("Env", False, "dev"),
+    ]
     assert value.whole_reference is None
     assert parse_value("${X}").whole_reference is not None
     assert parse_value("plain").is_literal
@@ -441,3 +512,36 @@ def test_parse_value_parts() -> None:
 def test_parse_value_errors(raw: str, phrase: str) -> None:
     with pytest.raises(ValueError, match=re.escape(phrase)):
         parse_value(raw)
+
+
+def test_statement_built_directly_is_still_checked() -> None:
+    from gatekeeper.policy import Statement
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="unknown condition key 'bad:key'"):
+        Statement.model_validate(
+            {"Sid": "A", "Effect": "Deny", "Condition": {"StringEquals": {"bad:key": ("x",)}}}
+        )
+    with pytest.raises(ValidationError, match="unknown condition operator"):
+        Statement.model_validate({"Sid": "A", "Effect": "Deny", "Condition": {"Nope": {"tenant:Id": ("x",)}}})
+
+
+def test_value_readers_reject_what_they_cannot_read() -> None:
+    from gatekeeper.policy.values import render, to_datetime, to_number
+
+    with pytest.raises(ValueError, match="not a number"):
+        to_number("1e999")  # overflows to infinity
+    with pytest.raises(ValueError, match="not a date"):
+        to_datetime(["2025-01-01"])
+    with pytest.raises(ValueError, match="null is not a number"):
+        to_number(None)
+    with pytest.raises(ValueError, match="not a scalar value"):
+        render(["a"])
+    assert render(2.5) == "2.5"
+
+
+def test_escaped_wildcards_display_as_written() -> None:
+    from tests.unit.policy.builders import run
+
+    result = run({"StringLike": {"tenant:Labels/x": "a${*}b*"}}, {"tenant:Labels/x": "a*bc"})
+    assert result.statements[0].conditions[0].condition_values == ("a${*}b*",)

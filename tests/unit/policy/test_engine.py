@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from gatekeeper.policy import Evaluation, PolicyEvaluationError, evaluate, parse_template
+
 from tests.unit.policy.builders import GOOD_CONTEXT, STANDARD
 
 STD = parse_template(STANDARD)
@@ -35,7 +35,9 @@ def template_of(*statements: tuple[str, str, bool]) -> Any:
         ([("A", "Allow", False), ("D", "Deny", False)], None, ()),
     ],
 )
-def test_precedence(statements: list[tuple[str, str, bool]], effect: str | None, deciding: tuple[str, ...]) -> None:
+def test_precedence(
+    statements: list[tuple[str, str, bool]], effect: str | None, deciding: tuple[str, ...]
+) -> None:
     result = evaluate(template_of(*statements), {})
     assert result.effect == effect
     assert result.deciding_sids == deciding
@@ -68,7 +70,10 @@ def test_standard_template_holds_another_region() -> None:
     assert result.effect == "Review"
     assert result.deciding_sids == ("OtherRegion",)
     # the tenant's override moves its home region
-    assert evaluate(STD, {**GOOD_CONTEXT, "endpoint:Region": "eu-west-1"}, {"HomeRegions": ["eu-west-1"]}).effect == "Allow"
+    assert (
+        evaluate(STD, {**GOOD_CONTEXT, "endpoint:Region": "eu-west-1"}, {"HomeRegions": ["eu-west-1"]}).effect
+        == "Allow"
+    )
 
 
 def test_standard_template_rejects_an_unentitled_service() -> None:
@@ -141,7 +146,9 @@ def test_evaluation_is_json_serialisable_and_frozen() -> None:
 
 
 def test_unknown_context_key_is_a_caller_bug() -> None:
-    with pytest.raises(PolicyEvaluationError, match=r"unknown condition keys 'tenant:Tier'.*known keys: endpoint:Id"):
+    with pytest.raises(
+        PolicyEvaluationError, match=r"unknown condition keys 'tenant:Tier'.*known keys: endpoint:Id"
+    ):
         evaluate(STD, {**GOOD_CONTEXT, "tenant:Tier": "gold"})
     with pytest.raises(PolicyEvaluationError, match="unknown condition keys 5"):
         evaluate(STD, {5: "x"})  # type: ignore[dict-item]
@@ -164,3 +171,7 @@ def test_evaluation_error_message_and_fields() -> None:
     assert (error.sid, error.operator, error.key, error.reason) == (None, None, None, "boom")
     error = PolicyEvaluationError("boom", sid="S", operator="StringEquals", key="tenant:Id")
     assert str(error) == "statement 'S' StringEquals tenant:Id: boom"
+
+
+def test_labels_no_template_can_name_are_ignored() -> None:
+    assert evaluate(STD, {**GOOD_CONTEXT, "tenant:Labels/cost centre": "x"}).effect == "Allow"

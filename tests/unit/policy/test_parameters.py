@@ -5,7 +5,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-
 from gatekeeper.policy import ParameterInvalid, TemplateInvalid, evaluate, parse_template, resolve_parameters
 from gatekeeper.policy.parameters import coerce_parameter
 
@@ -72,15 +71,21 @@ def test_none_override_means_default() -> None:
 @pytest.mark.parametrize(
     ("overrides", "fragments"),
     [
-        ({"MaxEndpoint": 3}, ["override 'MaxEndpoint'", "declares no such parameter", "did you mean 'MaxEndpoints'"]),
+        (
+            {"MaxEndpoint": 3},
+            ["override 'MaxEndpoint'", "declares no such parameter", "did you mean 'MaxEndpoints'"],
+        ),
         ({"MaxEndpoints": "many"}, ["override 'MaxEndpoints'", "'many' is not a number (Type Number)"]),
         ({"MaxEndpoints": True}, ["override 'MaxEndpoints'", "boolean, not a number"]),
         ({"MaxEndpoints": 101}, ["override 'MaxEndpoints'", "101 is above MaxValue 100"]),
         ({"MaxEndpoints": -1}, ["override 'MaxEndpoints'", "-1 is below MinValue 0"]),
-        ({"Tier": "bronze"}, ["override 'Tier'", "'bronze' is not one of the AllowedValues ('gold', 'silver')"]),
+        (
+            {"Tier": "bronze"},
+            ["override 'Tier'", "'bronze' is not one of the AllowedValues ('gold', 'silver')"],
+        ),
         ({"HomeRegions": 5}, ["override 'HomeRegions'", "5 is not a list of strings"]),
         ({"HomeRegions": ["a", 1]}, ["override 'HomeRegions'", "item [1] 1 is not a string"]),
-        ({"Managed": "maybe"}, ["override 'Managed'", "'maybe' is not \"true\" or \"false\""]),
+        ({"Managed": "maybe"}, ["override 'Managed'", '\'maybe\' is not "true" or "false"']),
         ({"Cutoff": "later"}, ["override 'Cutoff'", "'later' is not a date"]),
         ({"Owner": ["a"]}, ["override 'Owner'", "a list is not a string"]),
     ],

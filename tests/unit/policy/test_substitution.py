@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
-
 from gatekeeper.policy import PolicyEvaluationError
+
 from tests.unit.policy.builders import matches, run
 
 REGIONS = {"HomeRegions": {"Type": "StringList", "Default": ["us-east-1", "eu-west-1"]}}
@@ -33,7 +33,9 @@ def test_negated_operator_with_list_parameter_is_not_in() -> None:
 
 def test_override_replaces_list_parameter() -> None:
     cond = {"StringEquals": {"endpoint:Region": "${HomeRegions}"}}
-    assert matches(cond, {"endpoint:Region": "ap-south-1"}, parameters=REGIONS, overrides={"HomeRegions": ["ap-south-1"]})
+    assert matches(
+        cond, {"endpoint:Region": "ap-south-1"}, parameters=REGIONS, overrides={"HomeRegions": ["ap-south-1"]}
+    )
 
 
 def test_number_parameter_keeps_its_type() -> None:
@@ -49,11 +51,17 @@ def test_boolean_and_date_parameters() -> None:
         "Managed": {"Type": "Boolean", "Default": "true"},
         "Cutoff": {"Type": "Date", "Default": "2025-01-01"},
     }
-    assert matches({"Bool": {"tenant:Labels/managed": "${Managed}"}}, {"tenant:Labels/managed": "true"}, parameters=params)
+    assert matches(
+        {"Bool": {"tenant:Labels/managed": "${Managed}"}},
+        {"tenant:Labels/managed": "true"},
+        parameters=params,
+    )
     cond = {"DateLessThan": {"endpoint:CreatedAt": "${Cutoff}"}}
     assert matches(cond, {"endpoint:CreatedAt": datetime(2024, 12, 31, tzinfo=UTC)}, parameters=params)
     # a Boolean parameter rendered into a string operator
-    assert matches({"StringEquals": {"tenant:Labels/x": "${Managed}"}}, {"tenant:Labels/x": "true"}, parameters=params)
+    assert matches(
+        {"StringEquals": {"tenant:Labels/x": "${Managed}"}}, {"tenant:Labels/x": "true"}, parameters=params
+    )
 
 
 def test_tenant_services_expand_and_keep_wildcards() -> None:
@@ -83,11 +91,15 @@ def test_embedded_scalar_substitution() -> None:
 
 def test_embedded_number_renders_as_text() -> None:
     params = {"N": {"Type": "Number", "Default": 7}}
-    assert matches({"StringEquals": {"tenant:Labels/x": "n${N}"}}, {"tenant:Labels/x": "n7"}, parameters=params)
+    assert matches(
+        {"StringEquals": {"tenant:Labels/x": "n${N}"}}, {"tenant:Labels/x": "n7"}, parameters=params
+    )
 
 
 def test_reference_key_names_are_case_insensitive() -> None:
-    assert matches({"StringEquals": {"tenant:Labels/x": "${TENANT:id}"}}, {"tenant:Labels/x": "a", "tenant:Id": "a"})
+    assert matches(
+        {"StringEquals": {"tenant:Labels/x": "${TENANT:id}"}}, {"tenant:Labels/x": "a", "tenant:Id": "a"}
+    )
 
 
 def test_absent_context_reference_raises() -> None:
@@ -95,7 +107,11 @@ def test_absent_context_reference_raises() -> None:
     with pytest.raises(PolicyEvaluationError) as caught:
         matches(cond, {"endpoint:ServiceId": "vpce-svc-1"})
     error = caught.value
-    assert (error.sid, error.operator, error.key) == ("Test", "ForAllValues:StringNotLike", "endpoint:ServiceId")
+    assert (error.sid, error.operator, error.key) == (
+        "Test",
+        "ForAllValues:StringNotLike",
+        "endpoint:ServiceId",
+    )
     assert "tenant:Services is absent" in str(error)
 
 
@@ -135,7 +151,9 @@ def test_substituted_arn_pattern_must_be_an_arn() -> None:
     cond = {"ArnLike": {"tenant:Labels/arn": "${tenant:Labels/pattern}"}}
     with pytest.raises(PolicyEvaluationError, match="not an ARN pattern"):
         matches(cond, {"tenant:Labels/arn": "arn:aws:iam::1:root", "tenant:Labels/pattern": "nope"})
-    assert matches(cond, {"tenant:Labels/arn": "arn:aws:iam::1:root", "tenant:Labels/pattern": "arn:aws:iam::*:root"})
+    assert matches(
+        cond, {"tenant:Labels/arn": "arn:aws:iam::1:root", "tenant:Labels/pattern": "arn:aws:iam::*:root"}
+    )
 
 
 def test_whole_reference_to_number_in_like_operator_renders() -> None:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, parse_template
+
 from tests.unit.policy.builders import STANDARD
 
 
@@ -33,7 +33,12 @@ def test_round_trip_of_every_parameter_field() -> None:
     document = {
         "Name": "full",
         "Parameters": {
-            "Tier": {"Type": "String", "Default": "gold", "Description": "d", "AllowedValues": ["gold", "silver"]},
+            "Tier": {
+                "Type": "String",
+                "Default": "gold",
+                "Description": "d",
+                "AllowedValues": ["gold", "silver"],
+            },
             "Max": {"Type": "Number", "Default": 2.5, "MinValue": 0, "MaxValue": 10},
             "Regions": {"Type": "StringList", "AllowedValues": ["us-east-1", "eu-west-1"]},
             "On": {"Type": "Boolean", "Default": False},
@@ -52,7 +57,10 @@ def test_round_trip_of_every_parameter_field() -> None:
 
 def test_key_names_are_normalised_and_single_statement_object_accepted() -> None:
     template = parse_template(
-        {"Name": "n", "Statement": {"Sid": "A", "Effect": "Deny", "Condition": {"Bool": {"TENANT:labels/Beta": True}}}}
+        {
+            "Name": "n",
+            "Statement": {"Sid": "A", "Effect": "Deny", "Condition": {"Bool": {"TENANT:labels/Beta": True}}},
+        }
     )
     assert template.statements[0].condition == {"Bool": {"tenant:Labels/Beta": (True,)}}
     assert template.to_document()["Statement"][0]["Condition"] == {"Bool": {"tenant:Labels/Beta": True}}
@@ -98,7 +106,12 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"StringEquals": {"tenant:Statu": "a"}}},
-        ["Statement[1] 'S'", "StringEquals tenant:Statu", "unknown condition key", "did you mean 'tenant:Status'"],
+        [
+            "Statement[1] 'S'",
+            "StringEquals tenant:Statu",
+            "unknown condition key",
+            "did you mean 'tenant:Status'",
+        ],
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"StringEquals": {"aws:SourceVpc": "a"}}},
@@ -113,11 +126,19 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
         ["Statement[1] 'S'", "StringEquals endpoint:Region", "unknown parameter 'HomeRegion'", "HomeRegions"],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"StringEquals": {"endpoint:Region": "${tenant:Region}"}}},
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"StringEquals": {"endpoint:Region": "${tenant:Region}"}},
+        },
         ["Statement[1] 'S'", "StringEquals endpoint:Region", "unknown condition key 'tenant:Region'"],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"StringEquals": {"endpoint:Id": "x-${tenant:Services}"}}},
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"StringEquals": {"endpoint:Id": "x-${tenant:Services}"}},
+        },
         ["Statement[1] 'S'", "StringEquals endpoint:Id", "embeds ${tenant:Services}", "StringList key"],
     ),
     (
@@ -134,11 +155,11 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"Bool": {"tenant:Labels/x": "yes"}}},
-        ["Statement[1] 'S'", "Bool tenant:Labels/x", "'yes' is not \"true\" or \"false\""],
+        ["Statement[1] 'S'", "Bool tenant:Labels/x", '\'yes\' is not "true" or "false"'],
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"Null": {"tenant:ExpiresAt": 1}}},
-        ["Statement[1] 'S'", "Null tenant:ExpiresAt", "1 is not \"true\" or \"false\""],
+        ["Statement[1] 'S'", "Null tenant:ExpiresAt", '1 is not "true" or "false"'],
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"ArnLike": {"tenant:Labels/a": "arn:aws:iam"}}},
@@ -146,10 +167,18 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
     ),
     (
         {"Sid": "S", "Effect": "Deny", "Condition": {"NumericLessThan": {"tenant:Status": 3}}},
-        ["Statement[1] 'S'", "NumericLessThan tenant:Status", "compares numbers but tenant:Status is a String key"],
+        [
+            "Statement[1] 'S'",
+            "NumericLessThan tenant:Status",
+            "compares numbers but tenant:Status is a String key",
+        ],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"DateLessThan": {"tenant:ActiveEndpoints": "2025-01-01"}}},
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"DateLessThan": {"tenant:ActiveEndpoints": "2025-01-01"}},
+        },
         ["Statement[1] 'S'", "DateLessThan tenant:ActiveEndpoints", "compares dates", "Number key"],
     ),
     (
@@ -157,11 +186,23 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
         ["Statement[1] 'S'", "Bool tenant:Status", "compares booleans", "use a String operator"],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"NumericLessThan": {"tenant:ActiveEndpoints": "${HomeRegions}"}}},
-        ["Statement[1] 'S'", "NumericLessThan tenant:ActiveEndpoints", "${HomeRegions} is a StringList parameter"],
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"NumericLessThan": {"tenant:ActiveEndpoints": "${HomeRegions}"}},
+        },
+        [
+            "Statement[1] 'S'",
+            "NumericLessThan tenant:ActiveEndpoints",
+            "${HomeRegions} is a StringList parameter",
+        ],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"NumericLessThan": {"tenant:ActiveEndpoints": "${tenant:Id}"}}},
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"NumericLessThan": {"tenant:ActiveEndpoints": "${tenant:Id}"}},
+        },
         ["Statement[1] 'S'", "NumericLessThan tenant:ActiveEndpoints", "${tenant:Id} is a String key"],
     ),
     (
@@ -189,7 +230,11 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
         ["Statement[1] 'S'", "StringEquals tenant:Status", "unterminated"],
     ),
     (
-        {"Sid": "S", "Effect": "Deny", "Condition": {"StringEquals": {"tenant:Status": "a", "Tenant:STATUS": "b"}}},
+        {
+            "Sid": "S",
+            "Effect": "Deny",
+            "Condition": {"StringEquals": {"tenant:Status": "a", "Tenant:STATUS": "b"}},
+        },
         ["Statement[1] 'S'", "StringEquals Tenant:STATUS", "repeats key 'tenant:Status'"],
     ),
     (
@@ -212,13 +257,19 @@ STATEMENT_PROBLEMS: list[tuple[dict[str, Any], list[str]]] = [
     ({"Sid": "S", "Effect": "Accept"}, ["Statement[1] 'S'", "Effect 'Accept' is not one of Allow"]),
     ({"Sid": "S"}, ["Statement[1] 'S'", "Effect (missing)"]),
     ({"Effect": "Deny"}, ["Statement[1]:", "Sid is required"]),
-    ({"Sid": "has space", "Effect": "Deny"}, ["Statement[1]:", "Sid 'has space' must be 1-128 letters and digits"]),
+    (
+        {"Sid": "has space", "Effect": "Deny"},
+        ["Statement[1]:", "Sid 'has space' must be 1-128 letters and digits"],
+    ),
     ({"Sid": "Accept", "Effect": "Deny"}, ["Statement[4] 'Accept': Sid duplicates Statement[1] 'Accept'"]),
     (
         {"Sid": "S", "Effect": "Deny", "Action": "ec2:AcceptVpcEndpointConnections"},
         ["Statement[1] 'S'", "unknown field 'Action'", "no Action, Resource or Principal"],
     ),
-    ({"Sid": "S", "Effect": "Deny", "Conditions": {}}, ["Statement[1] 'S'", "unknown field 'Conditions'", "did you mean 'Condition'"]),
+    (
+        {"Sid": "S", "Effect": "Deny", "Conditions": {}},
+        ["Statement[1] 'S'", "unknown field 'Conditions'", "did you mean 'Condition'"],
+    ),
 ]
 
 
@@ -233,12 +284,15 @@ def test_duplicate_sid_reported_against_the_later_statement() -> None:
     document = copy.deepcopy(STANDARD)
     document["Statement"].append({"Sid": "tenantactive", "Effect": "Deny"})
     assert one_problem(document) == (
-        "Statement[4] 'tenantactive': Sid duplicates Statement[0] 'TenantActive'; every statement needs its own Sid"
+        "Statement[4] 'tenantactive': Sid duplicates Statement[0] 'TenantActive'; "
+        "every statement needs its own Sid"
     )
 
 
 def test_condition_null_means_no_condition() -> None:
-    template = parse_template({"Name": "n", "Statement": [{"Sid": "A", "Effect": "Allow", "Condition": None}]})
+    template = parse_template(
+        {"Name": "n", "Statement": [{"Sid": "A", "Effect": "Allow", "Condition": None}]}
+    )
     assert template.statements[0].condition is None
 
 
@@ -251,7 +305,10 @@ TOP_LEVEL_PROBLEMS: list[tuple[Any, list[str]]] = [
     ({"Name": "n", "Statement": []}, ["Statement is empty: a template needs at least one statement"]),
     ({"Name": "n", "Statement": "Allow"}, ["Statement must be a list of statements"]),
     ({"Name": "n", "Statement": ["Allow"]}, ["Statement[0]: must be an object"]),
-    ({"Name": "n", "Description": 1, "Statement": [{"Sid": "A", "Effect": "Allow"}]}, ["Description must be a string"]),
+    (
+        {"Name": "n", "Description": 1, "Statement": [{"Sid": "A", "Effect": "Allow"}]},
+        ["Description must be a string"],
+    ),
     (
         {"Name": "n", "Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow"}]},
         ["unknown top-level field 'Version'", "kept by the template store"],
@@ -260,7 +317,10 @@ TOP_LEVEL_PROBLEMS: list[tuple[Any, list[str]]] = [
         {"Name": "n", "Statements": [{"Sid": "A", "Effect": "Allow"}]},
         ["unknown top-level field 'Statements'", "did you mean 'Statement'"],
     ),
-    ({"Name": "n", "Parameters": [], "Statement": [{"Sid": "A", "Effect": "Allow"}]}, ["Parameters must be an object"]),
+    (
+        {"Name": "n", "Parameters": [], "Statement": [{"Sid": "A", "Effect": "Allow"}]},
+        ["Parameters must be an object"],
+    ),
 ]
 
 
@@ -273,30 +333,74 @@ def test_top_level_problem_messages(document: Any, fragments: list[str]) -> None
 
 
 PARAMETER_PROBLEMS: list[tuple[str, Any, list[str]]] = [
-    ("MaxEndpoints", {"Type": "Number", "Default": "three"}, ["Parameters.MaxEndpoints", "Default 'three' is not a number"]),
-    ("MaxEndpoints", {"Type": "Number", "Default": True}, ["Parameters.MaxEndpoints", "boolean, not a number"]),
+    (
+        "MaxEndpoints",
+        {"Type": "Number", "Default": "three"},
+        ["Parameters.MaxEndpoints", "Default 'three' is not a number"],
+    ),
+    (
+        "MaxEndpoints",
+        {"Type": "Number", "Default": True},
+        ["Parameters.MaxEndpoints", "boolean, not a number"],
+    ),
     ("MaxEndpoints", {"Type": "Integer"}, ["Parameters.MaxEndpoints", "Type 'Integer' is not one of"]),
     ("MaxEndpoints", {"Type": "number"}, ["Parameters.MaxEndpoints", "did you mean 'Number'"]),
     ("MaxEndpoints", {"Default": 3}, ["Parameters.MaxEndpoints", "Type (missing)"]),
     ("MaxEndpoints", 3, ["Parameters.MaxEndpoints", "must be an object with Type"]),
     ("MaxEndpoints", {"Type": "Number", "Min": 1}, ["Parameters.MaxEndpoints", "unknown field 'Min'"]),
-    ("MaxEndpoints", {"Type": "Number", "Default": 3, "MaxValue": 2}, ["Parameters.MaxEndpoints", "Default 3 is above MaxValue 2"]),
-    ("MaxEndpoints", {"Type": "Number", "Default": 0, "MinValue": 1}, ["Parameters.MaxEndpoints", "Default 0 is below MinValue 1"]),
+    (
+        "MaxEndpoints",
+        {"Type": "Number", "Default": 3, "MaxValue": 2},
+        ["Parameters.MaxEndpoints", "Default 3 is above MaxValue 2"],
+    ),
+    (
+        "MaxEndpoints",
+        {"Type": "Number", "Default": 0, "MinValue": 1},
+        ["Parameters.MaxEndpoints", "Default 0 is below MinValue 1"],
+    ),
     ("MaxEndpoints", {"Type": "Number", "MinValue": 5, "MaxValue": 1}, ["MinValue 5 is above MaxValue 1"]),
-    ("MaxEndpoints", {"Type": "Number", "MinValue": "x"}, ["Parameters.MaxEndpoints", "MinValue: 'x' is not a number"]),
+    (
+        "MaxEndpoints",
+        {"Type": "Number", "MinValue": "x"},
+        ["Parameters.MaxEndpoints", "MinValue: 'x' is not a number"],
+    ),
     ("MaxEndpoints", {"Type": "Number", "Default": 3, "Description": 3}, ["Description must be a string"]),
-    ("HomeRegions", {"Type": "StringList", "Default": "us-east-1", "MinValue": 1}, ["MinValue applies only to Type Number"]),
-    ("HomeRegions", {"Type": "StringList", "Default": [1]}, ["Parameters.HomeRegions", "item [0] 1 is not a string"]),
-    ("HomeRegions", {"Type": "StringList", "Default": 5}, ["Parameters.HomeRegions", "5 is not a list of strings"]),
+    (
+        "HomeRegions",
+        {"Type": "StringList", "Default": "us-east-1", "MinValue": 1},
+        ["MinValue applies only to Type Number"],
+    ),
+    (
+        "HomeRegions",
+        {"Type": "StringList", "Default": [1]},
+        ["Parameters.HomeRegions", "item [0] 1 is not a string"],
+    ),
+    (
+        "HomeRegions",
+        {"Type": "StringList", "Default": 5},
+        ["Parameters.HomeRegions", "5 is not a list of strings"],
+    ),
     (
         "HomeRegions",
         {"Type": "StringList", "Default": ["us-east-1", "mars-1"], "AllowedValues": ["us-east-1"]},
         ["Parameters.HomeRegions", "Default 'mars-1' is not one of the AllowedValues ('us-east-1')"],
     ),
     ("HomeRegions", {"Type": "StringList", "AllowedValues": []}, ["AllowedValues must be a non-empty list"]),
-    ("HomeRegions", {"Type": "StringList", "AllowedValues": [["x"]]}, ["AllowedValues[0]", "is not a string"]),
-    ("Flag", {"Type": "Boolean", "Default": "yes"}, ["Parameters.Flag", "Default 'yes' is not \"true\" or \"false\""]),
-    ("Flag", {"Type": "Boolean", "AllowedValues": [True]}, ["AllowedValues is not supported for Type Boolean"]),
+    (
+        "HomeRegions",
+        {"Type": "StringList", "AllowedValues": [["x"]]},
+        ["AllowedValues[0]", "is not a string"],
+    ),
+    (
+        "Flag",
+        {"Type": "Boolean", "Default": "yes"},
+        ["Parameters.Flag", 'Default \'yes\' is not "true" or "false"'],
+    ),
+    (
+        "Flag",
+        {"Type": "Boolean", "AllowedValues": [True]},
+        ["AllowedValues is not supported for Type Boolean"],
+    ),
     ("When", {"Type": "Date", "Default": "soon"}, ["Parameters.When", "Default 'soon' is not a date"]),
     ("Name", {"Type": "String", "Default": ["a"]}, ["Parameters.Name", "a list is not a string"]),
     ("bad:name", {"Type": "String"}, ["'bad:name' is not a parameter name"]),
@@ -332,9 +436,9 @@ def test_all_problems_reported_at_once() -> None:
     }
     with pytest.raises(TemplateInvalid) as caught:
         parse_template(document)
-    assert len(caught.value.problems) == 6, caught.value.problems
+    assert len(caught.value.problems) == 7, caught.value.problems  # incl. ${Missing} under tenant:Nope
     assert caught.value.template == "bad name"
-    assert "(6 problems)" in str(caught.value)
+    assert "(7 problems)" in str(caught.value)
 
 
 def test_template_invalid_names_the_template() -> None:
@@ -342,3 +446,8 @@ def test_template_invalid_names_the_template() -> None:
         parse_template({"Name": "std", "Statement": []})
     assert caught.value.template == "std"
     assert str(caught.value).startswith("template 'std' is invalid (1 problem):")
+
+
+def test_model_dump_by_alias_validates_back() -> None:
+    template = parse_template(STANDARD)
+    assert PolicyTemplate.model_validate(template.model_dump(by_alias=True)) == template

@@ -426,8 +426,17 @@ def type_context_value(operator: Operator, value: Scalar) -> str | Number | bool
 def display(value: Typed) -> Scalar:
     """A typed condition value as shown in results: patterns back to text."""
     if isinstance(value, tuple):
-        return "".join("*" if t == STAR else "?" if t == ONE else str(t) for t in value)
+        return "".join(_display_token(token) for token in value)
     return value
+
+
+def _display_token(token: Token) -> str:
+    if token == STAR:
+        return "*"
+    if token == ONE:
+        return "?"
+    assert isinstance(token, str)
+    return f"${{{token}}}" if token in ("*", "?") else token  # an escaped, literal wildcard
 
 
 # --- matching ---------------------------------------------------------------------------------

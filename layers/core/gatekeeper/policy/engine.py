@@ -13,6 +13,7 @@ context value of the wrong type, duplicated or unknown context key) raises
 """
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -30,13 +31,15 @@ from .conditions import (
     type_context_value,
 )
 from .errors import PolicyEvaluationError
-from .keys import canonical_key, known_key_names
+from .keys import LABEL_PREFIX, canonical_key, known_key_names
 from .parameters import ParamValue, resolve_parameters
 from .template import CompiledCondition, Effect, PolicyTemplate, Statement
 from .values import Scalar, describe, render, to_datetime, to_number
 
-ContextValue = str | int | float | bool | datetime | Sequence[str] | None
-"""A context value: a scalar, a list of strings (multi-valued keys), or None (= absent)."""
+ContextValue = str | int | float | Decimal | bool | datetime | date | Sequence[str] | AbstractSet[str] | None
+"""A context value: a scalar, a list (or set) of strings for multi-valued keys, or None (= absent).
+
+Decimals, dates and sets are accepted as DynamoDB and boto3 hand them over; naive datetimes are UTC."""
 
 ResultValue = str | int | float | bool | datetime
 _PRECEDENCE: Final[tuple[Effect, ...]] = ("Deny", "Review", "Allow")
@@ -196,6 +199,8 @@ class _Context:
         for name, value in context.items():
             canonical = canonical_key(name) if isinstance(name, str) else None
             if canonical is None:
+                if isinstance(name, str) and name.lower().startswith(LABEL_PREFIX.lower()):
+                    continue  # a label no template can name (see keys.LABEL_PREFIX rules): not a bug
                 unknown.append(repr(name))
                 continue
             self._entries.setdefault(canonical.lower(), []).append((name, value))

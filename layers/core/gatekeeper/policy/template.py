@@ -216,7 +216,7 @@ def _check_statements(
         problems.append("Statement is required: a template needs at least one statement")
         return []
     items = [raw] if isinstance(raw, Mapping) else raw  # IAM allows a single statement object
-    if not isinstance(items, list):
+    if not isinstance(items, list | tuple):
         problems.append(f"Statement must be a list of statements, got {describe(raw)}")
         return []
     if not items:
@@ -303,25 +303,26 @@ def _check_condition(
             canonical = canonical_key(raw_key) if isinstance(raw_key, str) else None
             if canonical is None:
                 problems.append(_unknown_key(location, str(raw_key)))
-                continue
-            if canonical.lower() in seen:
+            elif canonical.lower() in seen:
                 problems.append(
                     f"{location}: repeats key {seen[canonical.lower()]!r} under the same operator (keys are "
                     "case-insensitive); put all its values in one list"
                 )
                 continue
-            seen[canonical.lower()] = str(raw_key)
-            location = f"{where}: {operator_name} {canonical}"
-            type_problem = check_key_type(operator, key_info(canonical).type, canonical)
-            if type_problem is not None:
-                problems.append(f"{location}: {type_problem}")
-            values = raw_values if isinstance(raw_values, list) else [raw_values]
+            else:
+                seen[canonical.lower()] = str(raw_key)
+                location = f"{where}: {operator_name} {canonical}"
+                type_problem = check_key_type(operator, key_info(canonical).type, canonical)
+                if type_problem is not None:
+                    problems.append(f"{location}: {type_problem}")
+            values = list(raw_values) if isinstance(raw_values, list | tuple) else [raw_values]
             if not values:
                 problems.append(f"{location}: has an empty value list; give at least one value")
                 continue
-            for value in values:
+            for value in values:  # checked even under an unknown key, so one edit fixes everything
                 problems.extend(f"{location}: {p}" for p in _check_value(operator, value, parameter_types))
-            normalised_block[canonical] = tuple(values)
+            if canonical is not None:
+                normalised_block[canonical] = tuple(values)
         normalised[operator_name] = normalised_block
     return normalised
 

@@ -1,0 +1,167 @@
+"""An emulated producer account running the stack: what the integration tests and the demo share.
+
+The producer owns an NLB-backed endpoint service (acceptance required); the stack's resources
+are provisioned from template.yaml for that service; tenants and templates go in through the same
+stores the CLI uses; consumer accounts reach the service through sts:AssumeRole. Events then
+travel the real way and `settle()` lets the local Lambda service deliver them until quiet.
+
+In-process under `mock_aws()`, or against moto's server: set AWS_ENDPOINT_URL first and every
+boto3 client (ours, the handlers', a user's AWS CLI) talks to the server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from gatekeeper.dal.decisions import DecisionStore
+from gatekeeper.dal.templates import StoredTemplate, TemplateStore
+from gatekeeper.dal.tenants import TenantStore
+from gatekeeper.models import Tenant
+from gatekeeper_ops.emulator.provisioning import (
+    ConsumerNetwork,
+    ProducerService,
+    consumer_session,
+    create_consumer_network,
+    create_endpoint_service,
+    create_interface_endpoint,
+)
+from gatekeeper_ops.local_lambda import LocalLambda
+from gatekeeper_ops.stack import ROOT, EmulatedStack, provision
+
+BUILTIN_TEMPLATES = ROOT / "policy-templates"
+
+
+@dataclass
+class Consumer:
+    """A tenant's (or a stranger's) account, creating interface endpoints to our service."""
+
+    account_id: str
+    region: str
+    session: boto3.Session
+    network: ConsumerNetwork
+
+    @property
+    def ec2(self) -> Any:
+        return self.session.client("ec2")
+
+    def request_endpoint(self, service: ProducerService, service_region: str | None = None) -> str:
+        cross_region = service_region if service_region and service_region != self.region else None
+        return create_interface_endpoint(self.ec2, service.service_name, self.network, service_region=cross_region)
+
+    def endpoint_state(self, vpc_endpoint_id: str) -> str:
+        endpoint = self.ec2.describe_vpc_endpoints(VpcEndpointIds=[vpc_endpoint_id])["VpcEndpoints"][0]
+        return str(endpoint["State"])
+
+    def delete_endpoint(self, vpc_endpoint_id: str) -> None:
+        self.ec2.delete_vpc_endpoints(VpcEndpointIds=[vpc_endpoint_id])
+
+
+@dataclass
+class ProducerAccount:
+    session: boto3.Session
+    service: ProducerService
+    stack: EmulatedStack
+    lambdas: LocalLambda
+    _consumers: dict[tuple[str, str], Consumer] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        session: boto3.Session,
+        *,
+        parameters: dict[str, Any] | None = None,
+        supported_regions: Iterable[str] = ("us-west-2", "eu-west-1"),
+        allowed_principals: Iterable[str] = ("*",),
+        extra_environment: dict[str, str] | None = None,
+    ) -> ProducerAccount:
+        service = create_endpoint_service(
+            session.client("ec2"),
+            session.client("elbv2"),
+            name="gatekeeper-saas",
+            acceptance_required=True,
+            allowed_principals=allowed_principals,
+            supported_regions=supported_regions,
+        )
+        stack = provision(session, {"EndpointServiceIds": service.service_id, **(parameters or {})})
+        return cls(session, service, stack, LocalLambda(stack, session, extra_environment))
+
+    # -- clients and stores ------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        return self.session.client(service)  # type: ignore[call-overload]
+
+    @property
+    def tenants(self) -> TenantStore:
+        return TenantStore(self.client("dynamodb"), self.stack.outputs["TenantsTableName"])
+
+    @property
+    def templates(self) -> TemplateStore:
+        return TemplateStore(self.client("dynamodb"), self.stack.outputs["TemplatesTableName"])
+
+    @property
+    def decisions(self) -> DecisionStore:
+        return DecisionStore(self.client("dynamodb"), self.stack.outputs["DecisionsTableName"])
+
+    # -- seeding -----------------------------------------------------------------------------
+    def push_builtin_templates(self, actor: str = "sandbox") -> list[StoredTemplate]:
+        return [self.push_template(path, actor) for path in sorted(BUILTIN_TEMPLATES.glob("*.json"))]
+
+    def push_template(self, path: Path, actor: str = "sandbox") -> StoredTemplate:
+        return self.templates.push(json.loads(path.read_text()), actor)
+
+    def add_tenant(self, tenant: Tenant, actor: str = "sandbox") -> Tenant:
+        return self.tenants.create(tenant, actor)
+
+    # -- consumers ---------------------------------------------------------------------------
+    def consumer(self, account_id: str, region: str | None = None) -> Consumer:
+        region = region or self.stack.region
+        if (account_id, region) not in self._consumers:
+            session = consumer_session(self.client("sts"), account_id, region_name=region)
+            network = create_consumer_network(session.client("ec2"))
+            self._consumers[(account_id, region)] = Consumer(account_id, region, session, network)
+        return self._consumers[(account_id, region)]
+
+    def connection_state(self, vpc_endpoint_id: str) -> str:
+        found = self.client("ec2").describe_vpc_endpoint_connections(
+            Filters=[{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
+        )["VpcEndpointConnections"]
+        return str(found[0]["VpcEndpointState"]) if found else "unknown"
+
+    # -- events ------------------------------------------------------------------------------
+    def settle(self) -> int:
+        """Deliver every pending trigger to its handler until nothing moves."""
+        return self.lambdas.drain()
+
+    def subscribe_decisions(self, name: str, filter_policy: dict[str, Any] | None = None) -> str:
+        """An SQS queue subscribed to the decision topic (optionally filtered); returns its url."""
+        sqs, sns = self.client("sqs"), self.client("sns")
+        url = sqs.create_queue(QueueName=f"{self.stack.name}-{name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+        sns.subscribe(
+            TopicArn=self.stack.outputs["DecisionTopicArn"], Protocol="sqs", Endpoint=arn, Attributes=attributes
+        )
+        return str(url)
+
+    def received(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every decision document waiting in a subscriber's queue (consumed)."""
+        sqs = self.client("sqs")
+        documents: list[dict[str, Any]] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                return documents
+            for message in messages:
+                documents.append(json.loads(json.loads(message["Body"])["Message"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def queue_depth(self, output: str) -> int:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.stack.outputs[output], AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"])

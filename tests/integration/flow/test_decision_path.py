@@ -1,0 +1,168 @@
+"""The acceptance decision path end to end: consumer CreateVpcEndpoint → notification → SNS →
+SQS → ingest_notifications → bus → rule → evaluate_connection → EC2 → SNS, on the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gatekeeper_ops.sandbox.account import ProducerAccount
+
+from .conftest import ACME, GLOBEX, HOOLI, INITECH, STRANGER, UMBRELLA
+
+
+def request(producer: ProducerAccount, account: str, region: str | None = None) -> str:
+    consumer = producer.consumer(account, region)
+    endpoint = consumer.request_endpoint(producer.service, service_region=producer.stack.region)
+    producer.settle()
+    return endpoint
+
+
+def decisions(producer: ProducerAccount, endpoint: str) -> list[str]:
+    return [d.decision for d in producer.decisions.decisions_for_endpoint(endpoint)]
+
+
+def test_entitled_active_tenant_is_accepted_and_consumer_endpoint_becomes_available(tenants):
+    tenant_queue = tenants.subscribe_decisions("acme", {"tenant_id": ["acme"]})
+    endpoint = request(tenants, ACME)
+    assert decisions(tenants, endpoint) == ["accepted"]
+    consumer = tenants.consumer(ACME)
+    states = {consumer.endpoint_state(endpoint) for _ in range(3)}
+    assert states <= {"pending", "available"}
+    assert consumer.endpoint_state(endpoint) == "available"
+    [notice] = tenants.received(tenant_queue)
+    assert notice["decision"] == "accepted"
+    assert notice["tenant_id"] == "acme"
+    assert notice["template"] == "standard"
+    assert notice["reasons"] == ["Accept"]
+    assert tenants.decisions.active_endpoints("acme") == 1
+
+
+def test_unknown_principal_is_rejected(tenants):
+    endpoint = request(tenants, STRANGER)
+    [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
+    assert (decision.decision, decision.reasons, decision.tenant_id) == ("rejected", ("UnknownPrincipal",), None)
+    assert tenants.consumer(STRANGER).endpoint_state(endpoint) == "rejected"
+
+
+@pytest.mark.parametrize(
+    ("account", "reason"),
+    [(GLOBEX, "TenantSuspended"), (INITECH, "TenantExpired"), (UMBRELLA, "ServiceNotEntitled")],
+    ids=["suspended-tenant", "expired-tenant", "service-not-entitled"],
+)
+def test_tenant_record_guards_reject(tenants, account, reason):
+    endpoint = request(tenants, account)
+    [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
+    assert decision.decision == "rejected"
+    assert decision.reasons == (reason,)
+    assert tenants.connection_state(endpoint) == "rejected"
+
+
+def test_suspended_tenant(tenants):
+    endpoint = request(tenants, GLOBEX)
+    assert decisions(tenants, endpoint) == ["rejected"]
+
+
+def test_expired_tenant(tenants):
+    endpoint = request(tenants, INITECH)
+    assert decisions(tenants, endpoint) == ["rejected"]
+
+
+def test_service_not_entitled(tenants):
+    endpoint = request(tenants, UMBRELLA)
+    assert decisions(tenants, endpoint) == ["rejected"]
+
+
+def test_review_holds_request_pending_and_notifies_operators(tenants):
+    operators = tenants.subscribe_decisions("operators", {"decision": ["held"]})
+    endpoint = request(tenants, ACME, region="us-west-2")
+    [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
+    assert decision.decision == "held"
+    assert decision.reasons == ("OtherRegion",)
+    assert decision.vpc_endpoint_region == "us-west-2"
+    assert tenants.connection_state(endpoint) == "pendingAcceptance"
+    assert tenants.consumer(ACME, "us-west-2").endpoint_state(endpoint) == "pendingAcceptance"
+    [notice] = tenants.received(operators)
+    assert notice["vpc_endpoint_id"] == endpoint
+    assert any("OtherRegion matched" in line for line in notice["explanation"])
+
+
+def test_cross_region_request_decided_by_template_rule(tenants):
+    # The trial template denies other regions outright where standard would hold them.
+    endpoint = request(tenants, HOOLI, region="eu-west-1")
+    [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
+    assert (decision.decision, decision.reasons, decision.template) == ("rejected", ("HomeRegionOnly",), "trial")
+    assert tenants.connection_state(endpoint) == "rejected"
+
+
+def test_quota_full_rejects_and_under_quota_accepts(tenants):
+    # hooli's record allows 5, but its trial template caps MaxEndpoints at 1.
+    first = request(tenants, HOOLI)
+    second = request(tenants, HOOLI)
+    assert decisions(tenants, first) == ["accepted"]
+    [refused] = tenants.decisions.decisions_for_endpoint(second)
+    assert (refused.decision, refused.reasons) == ("rejected", ("QuotaExceeded",))
+    assert tenants.decisions.active_endpoints("hooli") == 1
+    # Deleting the first frees the slot (Endpoint Connection Closed) and a new request fits.
+    tenants.consumer(HOOLI).delete_endpoint(first)
+    tenants.settle()
+    assert tenants.decisions.active_endpoints("hooli") == 0
+    third = request(tenants, HOOLI)
+    assert decisions(tenants, third) == ["accepted"]
+
+
+def test_same_notification_delivered_three_times_gives_one_decision_and_one_notification(tenants):
+    everyone = tenants.subscribe_decisions("everyone")
+    sqs = tenants.client("sqs")
+    queue = tenants.stack.outputs["NotificationQueueUrl"]
+    consumer = tenants.consumer(ACME)
+    endpoint = consumer.request_endpoint(tenants.service)
+    [message] = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    for _ in range(2):  # SNS/SQS are at-least-once: the same body twice more
+        sqs.send_message(QueueUrl=queue, MessageBody=message["Body"])
+    tenants.settle()
+    assert decisions(tenants, endpoint) == ["accepted"]
+    assert [n["decision"] for n in tenants.received(everyone)] == ["accepted"]
+    evaluated = [i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction"]
+    assert len(evaluated) == 3
+    assert [i.result["decision"] for i in evaluated].count("accepted") == 1
+    assert tenants.decisions.active_endpoints("acme") == 1
+
+
+def test_malformed_sns_body_goes_to_dlq_and_accepts_nothing(tenants):
+    sqs = tenants.client("sqs")
+    queue = tenants.stack.outputs["NotificationQueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"Type": "Notification", "Message": "garbage"}))
+    endpoint = tenants.consumer(ACME).request_endpoint(tenants.service)
+    tenants.settle()
+    assert tenants.queue_depth("NotificationDeadLetterQueueUrl") == 1
+    # The good message of the same batches went through.
+    assert decisions(tenants, endpoint) == ["accepted"]
+    assert not [
+        i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction" and not i.ok
+    ]
+
+
+def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried(tenants):
+    sqs = tenants.client("sqs")
+    consumer = tenants.consumer(ACME)
+    endpoint = consumer.request_endpoint(tenants.service)
+    # Ingest the notification, then the consumer deletes its endpoint before the decision runs:
+    # EC2 answers the Accept with the endpoint in Unsuccessful.
+    ingest = tenants.stack.functions["IngestNotificationsFunction"]
+    tenants.lambdas._deliver_sqs(ingest, tenants.stack.outputs["NotificationQueueUrl"])
+    consumer.delete_endpoint(endpoint)
+    tenants.settle()
+    attempts = [
+        i for i in tenants.lambdas.invocations
+        if i.function == "EvaluateConnectionFunction" and i.trigger == "Endpoint Connection Requested"
+    ]
+    assert [i.ok for i in attempts] == [False, False, False]  # first try + two async retries
+    assert all("ConnectionActionFailed" in (i.error or "") for i in attempts)
+    assert tenants.decisions.decisions_for_endpoint(endpoint) == []
+    assert tenants.decisions.state(endpoint) is None  # the claim was rolled back each time
+    assert tenants.decisions.active_endpoints("acme") == 0
+    [failed] = sqs.receive_message(QueueUrl=tenants.stack.outputs["DecisionDeadLetterQueueUrl"])["Messages"]
+    assert json.loads(failed["Body"])["requestPayload"]["detail"]["connection"]["VpcEndpointId"] == endpoint
