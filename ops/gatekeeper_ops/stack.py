@@ -410,3 +410,18 @@ class _Builder:
         events.put_targets(Rule=name, EventBusName=props["EventBusName"], Targets=[{"Id": "function", "Arn": arn}])
         self.stack.rule_patterns[name] = props["Pattern"]
         return str(url)
+
+
+def register_outputs(session: boto3.Session, stack: EmulatedStack) -> None:
+    """Publish the stack's outputs as a CloudFormation stack of the same name, so tools that find
+    resources by `describe_stacks` (the gatekeeper CLI) work against the emulated account unchanged."""
+    import warnings
+
+    body = {
+        "Description": "vpce-gatekeeper (emulated): outputs only; resources were provisioned from template.yaml",
+        "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in stack.outputs.items()},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # moto does not model the placeholder resource, which is fine
+        session.client("cloudformation").create_stack(StackName=stack.name, TemplateBody=json.dumps(body))

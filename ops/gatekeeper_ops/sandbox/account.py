@@ -32,7 +32,7 @@ from gatekeeper_ops.emulator.provisioning import (
     create_interface_endpoint,
 )
 from gatekeeper_ops.local_lambda import LocalLambda
-from gatekeeper_ops.stack import ROOT, EmulatedStack, provision
+from gatekeeper_ops.stack import ROOT, EmulatedStack, provision, register_outputs
 
 BUILTIN_TEMPLATES = ROOT / "policy-templates"
 
@@ -79,6 +79,7 @@ class ProducerAccount:
         supported_regions: Iterable[str] = ("us-west-2", "eu-west-1"),
         allowed_principals: Iterable[str] = ("*",),
         extra_environment: dict[str, str] | None = None,
+        stack_name: str = "vpce-gatekeeper",
     ) -> ProducerAccount:
         service = create_endpoint_service(
             session.client("ec2"),
@@ -88,7 +89,10 @@ class ProducerAccount:
             allowed_principals=allowed_principals,
             supported_regions=supported_regions,
         )
-        stack = provision(session, {"EndpointServiceIds": service.service_id, **(parameters or {})})
+        stack = provision(
+            session, {"EndpointServiceIds": service.service_id, **(parameters or {})}, stack_name=stack_name
+        )
+        register_outputs(session, stack)
         return cls(session, service, stack, LocalLambda(stack, session, extra_environment))
 
     # -- clients and stores ------------------------------------------------------------------
