@@ -1,0 +1,138 @@
+"""template.yaml is the single source of truth: its patterns, tables, queues and IAM are checked here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from gatekeeper_ops.stack import ROOT, load_template
+
+TEMPLATE = load_template()
+RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+EVENTS = ROOT / "events"
+FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def sample(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def function_dir(spec: dict[str, Any]) -> str:
+    return Path(spec["Properties"]["CodeUri"]).name
+
+
+BUS_SAMPLES = {p.stem: sample(p) for p in EVENTS.glob("*.json") if "detail-type" in sample(p)}
+RULES = [
+    (logical_id, event_id, event["Properties"]["Pattern"])
+    for logical_id, spec in FUNCTIONS.items()
+    for event_id, event in spec["Properties"].get("Events", {}).items()
+    if event["Type"] == "EventBridgeRule"
+]
+
+
+def test_there_is_a_sample_for_every_function():
+    for spec in FUNCTIONS.values():
+        assert (EVENTS / f"{function_dir(spec)}.json").is_file(), f"events/{function_dir(spec)}.json missing"
+
+
+@pytest.mark.parametrize(("function", "event_id", "pattern"), RULES, ids=[f"{r[0]}.{r[1]}" for r in RULES])
+def test_rule_pattern_matches_its_sample_and_no_other(function, event_id, pattern):
+    matcher = EventPattern.load(json.dumps(pattern))
+    own = function_dir(FUNCTIONS[function])
+    matched = {name for name, event in BUS_SAMPLES.items() if matcher.matches_event(event)}
+    assert matched == {own}
+
+
+def test_rule_patterns_refuse_other_sources():
+    for _, _, pattern in RULES:
+        forged = {**BUS_SAMPLES["evaluate_connection"], "source": "vpce.attacker"}
+        assert not EventPattern.load(json.dumps(pattern)).matches_event(forged)
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_every_handler_exists(logical_id):
+    spec = FUNCTIONS[logical_id]["Properties"]
+    module, handler = spec["Handler"].rsplit(".", 1)
+    source = (ROOT / spec["CodeUri"] / f"{module}.py").read_text()
+    assert f"def {handler}(" in source
+
+
+def test_globals_use_the_lambda_runtime_and_powertools_settings():
+    function = TEMPLATE["Globals"]["Function"]
+    assert function["Runtime"] == "python3.13"
+    variables = function["Environment"]["Variables"]
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(variables)
+    assert "POWERTOOLS_LOGGER_LOG_EVENT" not in variables  # never log whole events
+
+
+@pytest.mark.parametrize("logical_id", sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"))
+def test_tables_are_on_demand_recoverable_encrypted_and_protected(logical_id):
+    properties = RESOURCES[logical_id]["Properties"]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["DeletionProtectionEnabled"] == {"Ref": "TableDeletionProtection"}
+    assert RESOURCES[logical_id]["DeletionPolicy"] == "Retain"
+
+
+def test_sqs_sources_report_partial_failures_and_outlast_the_function():
+    timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+    for spec in FUNCTIONS.values():
+        for event in spec["Properties"].get("Events", {}).values():
+            if event["Type"] != "SQS":
+                continue
+            assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            queue = RESOURCES[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Properties"]
+            assert queue["VisibilityTimeout"] >= 6 * spec["Properties"].get("Timeout", timeout)
+            dlq = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            alarms = [
+                r for r in RESOURCES.values()
+                if r["Type"] == "AWS::CloudWatch::Alarm"
+                and r["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}
+            ]
+            assert alarms, f"no alarm on {dlq}"
+
+
+def test_async_functions_have_an_on_failure_destination():
+    for logical_id, spec in FUNCTIONS.items():
+        events = spec["Properties"].get("Events", {}).values()
+        if any(e["Type"] == "EventBridgeRule" for e in events):
+            assert spec["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS", logical_id
+
+
+def _statements() -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for logical_id, spec in FUNCTIONS.items():
+        for policy in spec["Properties"].get("Policies", []):
+            found += [(logical_id, s) for s in policy.get("Statement", [])]
+    return found
+
+
+def test_no_wildcard_actions_and_mutations_are_scoped():
+    for logical_id, statement in _statements():
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert not any(a == "*" or a.endswith(":*") for a in actions), (logical_id, statement)
+        if statement["Resource"] == "*":
+            # Only actions without resource-level permissions may use "*".
+            assert all(a.split(":")[1].startswith("Describe") for a in actions), (logical_id, statement)
+
+
+def test_notification_topic_lets_vpce_publish_for_this_account_only():
+    policy = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "vpce.amazonaws.com"}
+    assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    for name in ("ConnectionNotificationTopic", "DecisionTopic", "AlarmTopic"):
+        assert "KmsMasterKeyId" in RESOURCES[name]["Properties"]
+
+
+def test_samples_are_valid_for_their_handlers_models():
+    from functions.close_connection.app import ConnectionClosedEvent
+    from functions.evaluate_connection.app import ConnectionRequestedEvent
+
+    ConnectionRequestedEvent.model_validate(sample(EVENTS / "evaluate_connection.json"))
+    ConnectionClosedEvent.model_validate(sample(EVENTS / "close_connection.json"))
