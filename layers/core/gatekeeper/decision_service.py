@@ -47,8 +47,8 @@ from gatekeeper.observability import logger
 from gatekeeper.policy import (
     ContextValue,
     Evaluation,
+    PolicyError,
     PolicyEvaluationError,
-    TemplateInvalid,
     evaluate,
 )
 
@@ -164,9 +164,11 @@ class DecisionService:
             active = self.decisions.active_endpoints(tenant.tenant_id)
             context = connection_context(connection, tenant, active, at, self.service_region)
             evaluation = evaluate(template, context, tenant.parameters)
-        except (TemplateNotFound, TemplateInvalid, PolicyEvaluationError) as exc:
+        except (TemplateNotFound, PolicyError) as exc:
             # Fail closed: an unusable template holds the request and operators are told why.
-            return Assessment(base.model_copy(update={"decision": "held", "reasons": ("TemplateInvalid",), "explanation": (str(exc),)}))
+            reason = "PolicyEvaluationError" if isinstance(exc, PolicyEvaluationError) else "TemplateInvalid"
+            held = {"decision": "held", "reasons": (reason,), "explanation": (str(exc),)}
+            return Assessment(base.model_copy(update=held))
         explanation = tuple(evaluation.explain())
         if evaluation.effect is None:
             outcome = _ACTION_OUTCOME[self.default_action]

@@ -8,7 +8,7 @@ from typing import Any
 
 import gatekeeper.policy
 import pytest
-from gatekeeper.policy import evaluate, parse_template
+from gatekeeper.policy import ContextValue, evaluate, parse_template
 
 REFERENCE = Path(gatekeeper.policy.__file__).parent / "REFERENCE.md"
 EXAMPLE_PARAMETERS = {
@@ -29,7 +29,7 @@ def json_blocks(text: str) -> list[str]:
 
 
 def table_examples(text: str) -> list[dict[str, Any]]:
-    examples = []
+    examples: list[dict[str, Any]] = []
     for line in text.splitlines():
         if line.startswith("|"):
             examples.extend(json.loads(match) for match in re.findall(r"`(\{\"[\w:]+\": \{.*?\}\})`", line))
@@ -83,7 +83,7 @@ def test_worked_examples_decide_as_documented(reference: str) -> None:
         assert line in reference
 
     partner_template = parse_template(partner)
-    context = {
+    context: dict[str, ContextValue] = {
         "tenant:Labels/tier": "partner",
         "tenant:Services": ["vpce-svc-0a*"],
         "tenant:ActiveEndpoints": 5,

@@ -135,7 +135,7 @@ def test_embedded_multi_valued_context_raises_at_runtime() -> None:
 
 def test_substituted_value_of_wrong_type_raises() -> None:
     cond = {"NumericLessThan": {"tenant:ActiveEndpoints": "${tenant:Labels/limit}"}}
-    with pytest.raises(PolicyEvaluationError, match="resolves to 'abc' is not a number") as caught:
+    with pytest.raises(PolicyEvaluationError, match="'abc' is not a number") as caught:
         matches(cond, {"tenant:ActiveEndpoints": 1, "tenant:Labels/limit": "abc"})
     assert caught.value.key == "tenant:ActiveEndpoints"
     assert matches(cond, {"tenant:ActiveEndpoints": 1, "tenant:Labels/limit": "2"})

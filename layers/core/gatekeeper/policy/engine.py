@@ -164,7 +164,7 @@ def _evaluate_condition(
             try:
                 typed_conditions.append(type_condition_value(operator, value))
             except ValueError as exc:
-                raise fail(f"condition value {template.raw!r} resolves to {exc}") from None
+                raise fail(f"condition value {template.raw!r}: {exc}") from None
     try:
         raw = context.lookup(condition.key) or ()
     except ValueError as exc:

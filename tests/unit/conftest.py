@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from gatekeeper.dal.decisions import DecisionStore
+from gatekeeper.dal.templates import TemplateStore
+from gatekeeper.dal.tenants import TenantStore
+from gatekeeper_ops.stack import load_template, provision
+
+
+@pytest.fixture
+def tables() -> Iterator[SimpleNamespace]:
+    """The stack's DynamoDB tables, created from template.yaml's own definitions."""
+    template = load_template()
+    template["Resources"] = {
+        k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::DynamoDB::Table"
+    }
+    template["Outputs"] = {k: v for k, v in template["Outputs"].items() if k.endswith("TableName")}
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        stack = provision(session, {"EndpointServiceIds": "vpce-svc-0123456789abcdef0"}, template=template)
+        client = session.client("dynamodb")
+        yield SimpleNamespace(
+            client=client,
+            tenants=TenantStore(client, stack.outputs["TenantsTableName"]),
+            templates=TemplateStore(client, stack.outputs["TemplatesTableName"]),
+            decisions=DecisionStore(client, stack.outputs["DecisionsTableName"]),
+            names=stack.outputs,
+        )

@@ -1,0 +1,236 @@
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from gatekeeper.dal.decisions import Slot
+from gatekeeper.errors import QuotaExceeded, TemplateNotFound, TenantConflict, TenantInvalid, TenantNotFound, WriteConflict
+from gatekeeper.models import Decision, Tenant
+from gatekeeper.policy import TemplateInvalid
+
+SERVICE = "vpce-svc-0123456789abcdef0"
+STANDARD = json.loads(open("policy-templates/standard.json").read())
+
+
+def tenant(tenant_id="acme", principals=("111111111111",), **changes):
+    return Tenant(
+        tenant_id=tenant_id, display_name=tenant_id, principals=principals, services=(SERVICE,),
+        template="standard", max_endpoints=2, **changes,
+    )
+
+
+def scan(tables, name):
+    return sorted(
+        (json.dumps(i, sort_keys=True) for i in tables.client.scan(TableName=tables.names[name])["Items"])
+    )
+
+
+# -- tenants ---------------------------------------------------------------------------------
+def test_create_claims_every_account_and_lookup_takes_two_reads(tables):
+    stored = tables.tenants.create(
+        tenant(principals=("111111111111", "arn:aws:iam::222222222222:role/consumer")), "arn:aws:iam::1:user/op"
+    )
+    assert (stored.version, stored.updated_by) == (1, "arn:aws:iam::1:user/op")
+    assert tables.tenants.find_by_account("222222222222").tenant_id == "acme"
+    assert tables.tenants.find_by_account("333333333333") is None
+    reads = []
+    tables.client.meta.events.register("before-call.dynamodb", lambda **kw: reads.append(kw["model"].name))
+    tables.tenants.find_by_account("111111111111")
+    assert reads == ["GetItem", "GetItem"]
+
+
+def test_principal_claimed_by_another_tenant_is_refused_naming_it_and_nothing_is_written(tables):
+    tables.tenants.create(tenant(), "op")
+    before = scan(tables, "TenantsTableName")
+    with pytest.raises(TenantConflict, match="account 111111111111 is already claimed by tenant acme"):
+        tables.tenants.create(tenant("globex", principals=("arn:aws:iam::111111111111:role/x",)), "op")
+    assert scan(tables, "TenantsTableName") == before
+
+
+def test_duplicate_tenant_id_is_refused(tables):
+    tables.tenants.create(tenant(), "op")
+    with pytest.raises(TenantConflict, match="already exists"):
+        tables.tenants.create(tenant(principals=("999999999999",)), "op")
+
+
+def test_update_with_a_stale_version_is_refused(tables):
+    first = tables.tenants.create(tenant(), "op")
+    tables.tenants.update(first.model_copy(update={"display_name": "Acme Corp"}), "op")
+    before = scan(tables, "TenantsTableName")
+    with pytest.raises(TenantConflict, match="changed by someone else"):
+        tables.tenants.update(first.model_copy(update={"status": "suspended"}), "op")
+    assert scan(tables, "TenantsTableName") == before
+
+
+def test_update_moves_claims(tables):
+    first = tables.tenants.create(tenant(), "op")
+    moved = tables.tenants.update(first.model_copy(update={"principals": ("222222222222",)}), "op2")
+    assert moved.version == 2
+    assert tables.tenants.owner_of("111111111111") is None
+    assert tables.tenants.owner_of("222222222222") == "acme"
+    # The freed account can now be claimed by someone else.
+    tables.tenants.create(tenant("globex", principals=("111111111111",)), "op")
+
+
+def test_remove_deletes_record_and_claims(tables):
+    stored = tables.tenants.create(tenant(), "op")
+    with pytest.raises(TenantConflict):
+        tables.tenants.remove("acme", expected_version=7)
+    tables.tenants.remove("acme", expected_version=stored.version)
+    assert tables.tenants.owner_of("111111111111") is None
+    with pytest.raises(TenantNotFound):
+        tables.tenants.get("acme")
+
+
+def test_hand_edited_invalid_record_fails_closed(tables):
+    tables.tenants.create(tenant(), "op")
+    tables.client.update_item(
+        TableName=tables.names["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="SET principals = :p",
+        ExpressionAttributeValues={":p": {"L": [{"S": "arn:aws:iam::111111111111:role/a/b"}]}},
+    )
+    with pytest.raises(TenantInvalid, match="path"):
+        tables.tenants.find_by_account("111111111111")
+    listed = list(tables.tenants.list())
+    assert len(listed) == 1
+    assert isinstance(listed[0], TenantInvalid)
+
+
+def test_claim_without_record_is_unknown(tables):
+    tables.client.put_item(
+        TableName=tables.names["TenantsTableName"],
+        Item={"pk": {"S": "ACCOUNT#111111111111"}, "sk": {"S": "CLAIM"}, "tenant_id": {"S": "ghost"}},
+    )
+    assert tables.tenants.find_by_account("111111111111") is None
+
+
+# -- templates -------------------------------------------------------------------------------
+def test_templates_are_versioned_and_immutable(tables):
+    v1 = tables.templates.push(STANDARD, "op")
+    v2 = tables.templates.push({**STANDARD, "Description": "changed"}, "op")
+    assert (v1.version, v2.version) == (1, 2)
+    assert tables.templates.get("standard").document["Description"] == "changed"
+    assert tables.templates.get("standard", 1).document == STANDARD
+    assert [t.version for t in tables.templates.versions("standard")] == [1, 2]
+    assert [(t.name, t.version) for t in tables.templates.latest()] == [("standard", 2)]
+    with pytest.raises(TemplateNotFound, match="version 9 of template 'standard'"):
+        tables.templates.get("standard", 9)
+
+
+def test_invalid_template_is_never_stored(tables):
+    with pytest.raises(TemplateInvalid):
+        tables.templates.push({**STANDARD, "Statement": [{"Sid": "X", "Effect": "Maybe"}]}, "op")
+    assert tables.templates.latest() == []
+
+
+def test_hand_corrupted_stored_template_names_its_version(tables):
+    tables.templates.push(STANDARD, "op")
+    tables.client.update_item(
+        TableName=tables.names["TemplatesTableName"],
+        Key={"pk": {"S": "TEMPLATE#standard"}, "sk": {"S": "V#000001"}},
+        UpdateExpression="SET document = :d",
+        ExpressionAttributeValues={":d": {"S": "{not json"}},
+    )
+    with pytest.raises(TemplateInvalid, match="template standard v1"):
+        tables.templates.get("standard").parse()
+
+
+# -- decisions and quota ---------------------------------------------------------------------
+def decision(endpoint="vpce-0a1b2c3d4e5f60718", outcome="accepted", **changes):
+    return Decision(
+        vpc_endpoint_id=endpoint, service_id=SERVICE, vpc_endpoint_owner="111111111111", tenant_id="acme",
+        decision=outcome, **changes,
+    )
+
+
+def test_claim_is_exclusive(tables):
+    claimed = tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 2))
+    with pytest.raises(WriteConflict):
+        tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 2))
+    final = tables.decisions.finalise(claimed, decision())
+    assert tables.decisions.state("vpce-0a1b2c3d4e5f60718").status == "accepted"
+    with pytest.raises(WriteConflict):  # a stale finaliser loses
+        tables.decisions.finalise(claimed, decision())
+    assert final.seq == claimed.seq + 1
+    assert [d.decision for d in tables.decisions.decisions_for_endpoint("vpce-0a1b2c3d4e5f60718")] == ["accepted"]
+
+
+def test_last_slot_cannot_be_taken_twice(tables):
+    tables.decisions.claim(decision("vpce-00000000000000001"), "accepting", None, Slot("acme", "vpce-00000000000000001", 2))
+    tables.decisions.claim(decision("vpce-00000000000000002"), "accepting", None, Slot("acme", "vpce-00000000000000002", 2))
+    before = scan(tables, "DecisionsTableName")
+    with pytest.raises(QuotaExceeded, match="2 of 2"):
+        tables.decisions.claim(decision("vpce-00000000000000003"), "accepting", None, Slot("acme", "vpce-00000000000000003", 2))
+    assert scan(tables, "DecisionsTableName") == before
+    assert tables.decisions.active_endpoints("acme") == 2
+    assert sorted(tables.decisions.slots("acme")) == ["vpce-00000000000000001", "vpce-00000000000000002"]
+
+
+def test_zero_quota_refuses_every_slot(tables):
+    with pytest.raises(QuotaExceeded):
+        tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 0))
+
+
+def test_rollback_restores_state_and_slot(tables):
+    slot = Slot("acme", "vpce-0a1b2c3d4e5f60718", 2)
+    claimed = tables.decisions.claim(decision(), "accepting", None, slot)
+    tables.decisions.rollback(claimed, None, slot)
+    assert tables.decisions.state("vpce-0a1b2c3d4e5f60718") is None
+    assert tables.decisions.active_endpoints("acme") == 0
+    held = tables.decisions.claim(decision(outcome="held"), "held", None)
+    again = tables.decisions.claim(decision(), "accepting", held, slot)
+    tables.decisions.rollback(again, held, slot)
+    assert tables.decisions.state("vpce-0a1b2c3d4e5f60718").status == "held"
+
+
+def test_slot_release_happens_once(tables):
+    tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 2))
+    assert tables.decisions.release_slot("acme", "vpce-0a1b2c3d4e5f60718") is True
+    assert tables.decisions.release_slot("acme", "vpce-0a1b2c3d4e5f60718") is False
+    assert tables.decisions.active_endpoints("acme") == 0
+
+
+def test_record_slot_repairs_without_quota_check_and_only_once(tables):
+    assert tables.decisions.record_slot("acme", "vpce-0a1b2c3d4e5f60718") is True
+    assert tables.decisions.record_slot("acme", "vpce-0a1b2c3d4e5f60718") is False
+    assert tables.decisions.active_endpoints("acme") == 1
+
+
+def test_claiming_an_endpoint_that_already_holds_a_slot_keeps_that_slot(tables):
+    tables.decisions.record_slot("acme", "vpce-0a1b2c3d4e5f60718")
+    claimed = tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 5))
+    assert claimed.status == "accepting"
+    assert tables.decisions.active_endpoints("acme") == 1
+
+
+def test_decisions_by_tenant_and_time(tables):
+    now = datetime.now(UTC)
+    old = decision("vpce-00000000000000001", "held", decided_at=now - timedelta(days=2))
+    new = decision("vpce-00000000000000002", "held", decided_at=now)
+    for d in (old, new):
+        tables.decisions.claim(d, "held", None)
+    assert [d.vpc_endpoint_id for d in tables.decisions.decisions_for_tenant("acme")] == [
+        "vpce-00000000000000001", "vpce-00000000000000002",
+    ]
+    recent = tables.decisions.decisions_for_tenant("acme", since=now - timedelta(hours=1))
+    assert [d.vpc_endpoint_id for d in recent] == ["vpce-00000000000000002"]
+    assert tables.decisions.decisions_for_tenant("nobody") == []
+
+
+def test_batch_state_reads(tables):
+    ids = [f"vpce-{i:017x}" for i in range(1, 151)]
+    for endpoint in ids[:120]:
+        tables.decisions.claim(decision(endpoint, "held"), "held", None)
+    states = tables.decisions.states(ids)
+    assert len(states) == 120
+    assert set(states) == set(ids[:120])
+
+
+def test_notification_takeover_is_exclusive(tables):
+    state = tables.decisions.claim(decision(outcome="held"), "held", None)
+    taken = tables.decisions.take_over_notification(state)
+    with pytest.raises(WriteConflict):
+        tables.decisions.take_over_notification(state)
+    tables.decisions.mark_notified(taken)
+    assert tables.decisions.state(state.vpc_endpoint_id).notified is True
