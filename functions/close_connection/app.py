@@ -14,7 +14,7 @@ from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import decision_service
 
 
-class ConnectionClosedEvent(EventBridgeModel):  # type: ignore[misc]
+class ConnectionClosedEvent(EventBridgeModel):
     detail: ConnectionClosed
 
 

@@ -18,7 +18,7 @@ from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import decision_service
 
 
-class ConnectionRequestedEvent(EventBridgeModel):  # type: ignore[misc]
+class ConnectionRequestedEvent(EventBridgeModel):
     detail: ConnectionRequested
 
 
@@ -33,5 +33,12 @@ def lambda_handler(event: ConnectionRequestedEvent, context: LambdaContext) -> d
         metrics.add_metric(name="DuplicateRequests", unit=MetricUnit.Count, value=1)
         return {"vpc_endpoint_id": request.connection.vpc_endpoint_id, "decision": None}
     metrics.add_metric(name=f"Connections{decision.decision.capitalize()}", unit=MetricUnit.Count, value=1)
-    logger.info("Connection decided", extra={"decision": decision.decision, "reasons": decision.reasons, "tenant_id": decision.tenant_id})
-    return {"vpc_endpoint_id": decision.vpc_endpoint_id, "decision": decision.decision, "reasons": list(decision.reasons)}
+    logger.info(
+        "Connection decided",
+        extra={"decision": decision.decision, "reasons": decision.reasons, "tenant_id": decision.tenant_id},
+    )
+    return {
+        "vpc_endpoint_id": decision.vpc_endpoint_id,
+        "decision": decision.decision,
+        "reasons": list(decision.reasons),
+    }

@@ -134,7 +134,7 @@ class LocalLambda:
             MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
         )
-        return list(response.get("Messages", []))
+        return [dict(m) for m in response.get("Messages", [])]
 
     def _deliver_sqs(self, binding: FunctionBinding, queue_url: str) -> int:
         messages = self._receive(queue_url, binding.sqs_batch_size)

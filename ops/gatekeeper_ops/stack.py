@@ -46,8 +46,24 @@ def _multi(tag: str) -> Any:
     return construct
 
 
-for _tag in ("Ref", "GetAtt", "Sub", "Join", "Split", "Select", "If", "Equals", "Not", "And", "Or",
-             "GetAZs", "ImportValue", "FindInMap", "Base64", "Condition"):
+for _tag in (
+    "Ref",
+    "GetAtt",
+    "Sub",
+    "Join",
+    "Split",
+    "Select",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "GetAZs",
+    "ImportValue",
+    "FindInMap",
+    "Base64",
+    "Condition",
+):
     _CfnLoader.add_constructor(f"!{_tag}", _multi(_tag))
 
 
@@ -124,14 +140,14 @@ class _Resolver:
             self.conditions[name] = bool(self.resolve(self.template["Conditions"][name]))
         return self.conditions[name]
 
-    def resolve(self, value: Any) -> Any:  # noqa: PLR0911, PLR0912 - one branch per intrinsic
+    def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
             return [r for r in (self.resolve(v) for v in value) if r is not None]
         if not isinstance(value, dict):
             return value
         if len(value) != 1:
             return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not None}
-        (name, arg), = value.items()
+        ((name, arg),) = value.items()
         if name == "Ref":
             return self.ref(arg)
         if name == "Fn::GetAtt":
@@ -232,7 +248,9 @@ def _creation_order(template: dict[str, Any]) -> list[str]:
     graph: dict[str, set[str]] = {}
     for logical_id, spec in resources.items():
         depends = spec.get("DependsOn", [])
-        graph[logical_id] = (deps(spec) | set([depends] if isinstance(depends, str) else depends)) - {logical_id}
+        graph[logical_id] = (deps(spec) | set([depends] if isinstance(depends, str) else depends)) - {
+            logical_id
+        }
     # Globals reference resources for every function.
     globals_deps = deps(template.get("Globals", {}))
     for logical_id, spec in resources.items():
@@ -258,7 +276,9 @@ def _creation_order(template: dict[str, Any]) -> list[str]:
 
 
 class _Builder:
-    def __init__(self, session: boto3.Session, stack: EmulatedStack, resolver: _Resolver, template: dict[str, Any]):
+    def __init__(
+        self, session: boto3.Session, stack: EmulatedStack, resolver: _Resolver, template: dict[str, Any]
+    ):
         self.session = session
         self.stack = stack
         self.resolver = resolver
@@ -277,7 +297,10 @@ class _Builder:
         kind = spec["Type"]
         method = getattr(self, "_" + kind.replace("::", "_").lower(), None)
         if method is None:  # e.g. log groups, the layer: nothing to emulate
-            self.stack.physical[logical_id] = {"Ref": self.name(logical_id), "Arn": f"arn:aws:local:::{logical_id}"}
+            self.stack.physical[logical_id] = {
+                "Ref": self.name(logical_id),
+                "Arn": f"arn:aws:local:::{logical_id}",
+            }
             return
         properties = self.resolver.resolve(spec.get("Properties", {}))
         self.stack.physical[logical_id] = method(logical_id, properties, spec)
@@ -294,20 +317,29 @@ class _Builder:
         arn = self.client("sns").create_topic(Name=self.name(logical_id), Attributes=attributes)["TopicArn"]
         return {"Ref": arn, "TopicArn": arn, "TopicName": self.name(logical_id)}
 
-    def _aws_sns_topicpolicy(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_sns_topicpolicy(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         for topic in props["Topics"]:
             self.client("sns").set_topic_attributes(
                 TopicArn=topic, AttributeName="Policy", AttributeValue=json.dumps(props["PolicyDocument"])
             )
         return {"Ref": self.name(logical_id)}
 
-    def _aws_sns_subscription(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_sns_subscription(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         if props["Protocol"] == "email":  # nobody reads mail here
             return {"Ref": self.name(logical_id)}
         arn = self.client("sns").subscribe(
-            TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"],
-            Attributes={k: json.dumps(v) if isinstance(v, dict) else str(v)
-                        for k, v in props.items() if k in ("FilterPolicy", "RawMessageDelivery")},
+            TopicArn=props["TopicArn"],
+            Protocol=props["Protocol"],
+            Endpoint=props["Endpoint"],
+            Attributes={
+                k: json.dumps(v) if isinstance(v, dict) else str(v)
+                for k, v in props.items()
+                if k in ("FilterPolicy", "RawMessageDelivery")
+            },
         )["SubscriptionArn"]
         return {"Ref": arn}
 
@@ -323,18 +355,24 @@ class _Builder:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         return {"Ref": url, "Arn": arn, "QueueName": self.name(logical_id), "QueueUrl": url}
 
-    def _aws_sqs_queuepolicy(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_sqs_queuepolicy(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         for url in props["Queues"]:
             self.client("sqs").set_queue_attributes(
                 QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
             )
         return {"Ref": self.name(logical_id)}
 
-    def _aws_events_eventbus(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_events_eventbus(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         arn = self.client("events").create_event_bus(Name=props["Name"])["EventBusArn"]
         return {"Ref": props["Name"], "Arn": arn, "Name": props["Name"]}
 
-    def _aws_dynamodb_table(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_dynamodb_table(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         ddb = self.client("dynamodb")
         kwargs: dict[str, Any] = {
             "TableName": props.get("TableName", self.name(logical_id)),
@@ -342,7 +380,12 @@ class _Builder:
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
         }
-        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification", "SSESpecification"):
+        for key in (
+            "GlobalSecondaryIndexes",
+            "LocalSecondaryIndexes",
+            "StreamSpecification",
+            "SSESpecification",
+        ):
             if key in props:
                 kwargs[key] = props[key]
         if "StreamSpecification" in kwargs:
@@ -357,9 +400,15 @@ class _Builder:
                 TableName=kwargs["TableName"],
                 PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
             )
-        return {"Ref": kwargs["TableName"], "Arn": table["TableArn"], "StreamArn": table.get("LatestStreamArn", "")}
+        return {
+            "Ref": kwargs["TableName"],
+            "Arn": table["TableArn"],
+            "StreamArn": table.get("LatestStreamArn", ""),
+        }
 
-    def _aws_cloudwatch_alarm(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_cloudwatch_alarm(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         self.client("cloudwatch").put_metric_alarm(AlarmName=self.name(logical_id), **props)
         return {"Ref": self.name(logical_id)}
 
@@ -370,7 +419,9 @@ class _Builder:
         notification_id = notification["ConnectionNotification"]["ConnectionNotificationId"]
         return {"Ref": notification_id}
 
-    def _aws_serverless_function(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_serverless_function(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         defaults = self.resolver.resolve(self.template.get("Globals", {}).get("Function", {}))
         environment = {
             **defaults.get("Environment", {}).get("Variables", {}),
@@ -406,8 +457,12 @@ class _Builder:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         name = f"{self.stack.name}-{rule_id}"
         events = self.client("events")
-        events.put_rule(Name=name, EventBusName=props["EventBusName"], EventPattern=json.dumps(props["Pattern"]))
-        events.put_targets(Rule=name, EventBusName=props["EventBusName"], Targets=[{"Id": "function", "Arn": arn}])
+        events.put_rule(
+            Name=name, EventBusName=props["EventBusName"], EventPattern=json.dumps(props["Pattern"])
+        )
+        events.put_targets(
+            Rule=name, EventBusName=props["EventBusName"], Targets=[{"Id": "function", "Arn": arn}]
+        )
         self.stack.rule_patterns[name] = props["Pattern"]
         return str(url)
 
@@ -418,7 +473,7 @@ def register_outputs(session: boto3.Session, stack: EmulatedStack) -> None:
     import warnings
 
     body = {
-        "Description": "vpce-gatekeeper (emulated): outputs only; resources were provisioned from template.yaml",
+        "Description": "vpce-gatekeeper (emulated): outputs only; resources come from template.yaml",
         "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {name: {"Value": value} for name, value in stack.outputs.items()},
     }

@@ -39,7 +39,11 @@ def test_accept_reads_unsuccessful_items(ec2):
     client, stubber = ec2
     stubber.add_response(
         "accept_vpc_endpoint_connections",
-        {"Unsuccessful": [{"ResourceId": ENDPOINT, "Error": {"Code": "InvalidState", "Message": "not pending"}}]},
+        {
+            "Unsuccessful": [
+                {"ResourceId": ENDPOINT, "Error": {"Code": "InvalidState", "Message": "not pending"}}
+            ]
+        },
         {"ServiceId": SERVICE, "VpcEndpointIds": [ENDPOINT]},
     )
     with pytest.raises(ConnectionActionFailed, match="InvalidState: not pending") as raised:
@@ -125,8 +129,12 @@ def test_bus_publishes_ten_at_a_time():
     events = boto3.client("events", region_name="us-east-1")
     events.create_event_bus(Name="bus")
     calls: list[int] = []
-    events.meta.events.register("provide-client-params.events.PutEvents", lambda params, **_: calls.append(len(params["Entries"])))
-    published = EventPublisher(events, "bus").publish("Endpoint Connection Requested", [{"n": i} for i in range(23)])
+    events.meta.events.register(
+        "provide-client-params.events.PutEvents", lambda params, **_: calls.append(len(params["Entries"]))
+    )
+    published = EventPublisher(events, "bus").publish(
+        "Endpoint Connection Requested", [{"n": i} for i in range(23)]
+    )
     assert published == 23
     assert calls == [10, 10, 3]
 
@@ -136,9 +144,12 @@ def test_bus_raises_on_failed_entries():
     with Stubber(events) as stubber:
         stubber.add_response(
             "put_events",
-            {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]},
+            {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}],
+            },
         )
-        with pytest.raises(PublishFailed, match="1 of 1 .* InternalFailure: try again"):
+        with pytest.raises(PublishFailed, match=r"1 of 1 .* InternalFailure: try again"):
             EventPublisher(events, "bus").publish("Endpoint Connection Decided", [{"x": 1}])
 
 
@@ -148,15 +159,21 @@ def test_decision_notification_attributes_drive_subscription_filters():
     sqs = boto3.client("sqs", region_name="us-east-1")
     topic = sns.create_topic(Name="decisions")["TopicArn"]
     queue = sqs.create_queue(QueueName="acme")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn,
         Attributes={"FilterPolicy": json.dumps({"tenant_id": ["acme"]})},
     )
     notifier = DecisionNotifier(sns, topic)
     common = {"service_id": SERVICE, "vpc_endpoint_owner": "111111111111"}
     notifier.publish(Decision(vpc_endpoint_id=ENDPOINT, tenant_id="acme", decision="accepted", **common))
-    notifier.publish(Decision(vpc_endpoint_id="vpce-0ffffffffffffffff", tenant_id="other", decision="held", **common))
+    notifier.publish(
+        Decision(vpc_endpoint_id="vpce-0ffffffffffffffff", tenant_id="other", decision="held", **common)
+    )
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1
     envelope = json.loads(messages[0]["Body"])

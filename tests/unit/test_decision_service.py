@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from gatekeeper.models import ConnectionClosed, ConnectionRequested, Decision, T
 SERVICE = "vpce-svc-0123456789abcdef0"
 ENDPOINT = "vpce-0a1b2c3d4e5f60718"
 ACCOUNT = "111111111111"
-STANDARD = json.loads(open("policy-templates/standard.json").read())
+STANDARD = json.loads(Path("policy-templates/standard.json").read_text())
 
 
 @dataclass
@@ -58,9 +59,14 @@ class Clock:
         return self.now
 
 
-def connection(state: str = "pendingAcceptance", owner: str = ACCOUNT, region: str | None = None) -> VpcEndpointConnection:
+def connection(
+    state: str = "pendingAcceptance", owner: str = ACCOUNT, region: str | None = None
+) -> VpcEndpointConnection:
     return VpcEndpointConnection(
-        ServiceId=SERVICE, VpcEndpointId=ENDPOINT, VpcEndpointOwner=owner, VpcEndpointState=state,
+        ServiceId=SERVICE,
+        VpcEndpointId=ENDPOINT,
+        VpcEndpointOwner=owner,
+        VpcEndpointState=state,
         VpcEndpointRegion=region,
     )
 
@@ -73,18 +79,40 @@ def requested(trigger="notification", **changes) -> ConnectionRequested:
 def world(tables):
     tables.templates.push(STANDARD, "op")
     tables.tenants.create(
-        Tenant(tenant_id="acme", display_name="Acme", principals=(ACCOUNT,), services=(SERVICE,),
-               template="standard", max_endpoints=2),
+        Tenant(
+            tenant_id="acme",
+            display_name="Acme",
+            principals=(ACCOUNT,),
+            services=(SERVICE,),
+            template="standard",
+            max_endpoints=2,
+        ),
         "op",
     )
     endpoints, notifier, bus, clock = FakeEndpoints(), Recorder(), Recorder(), Clock()
     service = DecisionService(
-        tenants=tables.tenants, templates=tables.templates, decisions=tables.decisions, endpoints=endpoints,
-        notifier=notifier, bus=bus, managed_services=frozenset({SERVICE}), service_region="us-east-1",
+        tenants=tables.tenants,
+        templates=tables.templates,
+        decisions=tables.decisions,
+        endpoints=endpoints,
+        notifier=notifier,
+        bus=bus,
+        managed_services=frozenset({SERVICE}),
+        service_region="us-east-1",
         clock=clock,
     )
-    return type("World", (), {"service": service, "ec2": endpoints, "notifier": notifier, "bus": bus,
-                              "clock": clock, "tables": tables})
+    return type(
+        "World",
+        (),
+        {
+            "service": service,
+            "ec2": endpoints,
+            "notifier": notifier,
+            "bus": bus,
+            "clock": clock,
+            "tables": tables,
+        },
+    )
 
 
 def outcomes(world) -> list[str]:
@@ -110,8 +138,12 @@ def test_duplicate_delivery_does_nothing_visible(world):
 
 
 def test_unmanaged_service_and_non_pending_connections_are_ignored(world):
-    other = VpcEndpointConnection(ServiceId="vpce-svc-0ffffffffffffffff", VpcEndpointId=ENDPOINT,
-                                  VpcEndpointOwner=ACCOUNT, VpcEndpointState="pendingAcceptance")
+    other = VpcEndpointConnection(
+        ServiceId="vpce-svc-0ffffffffffffffff",
+        VpcEndpointId=ENDPOINT,
+        VpcEndpointOwner=ACCOUNT,
+        VpcEndpointState="pendingAcceptance",
+    )
     assert world.service.decide(requested(conn=other)) is None
     assert world.service.decide(requested(conn=connection("available"))) is None
     assert world.ec2.calls == []
@@ -146,7 +178,9 @@ def test_retry_after_rollback_succeeds(world):
 
 def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(world):
     claimed_decision = world.service.assess(connection()).decision
-    world.tables.decisions.claim(claimed_decision, "accepting", None, Slot("acme", ENDPOINT, 2), world.clock())
+    world.tables.decisions.claim(
+        claimed_decision, "accepting", None, Slot("acme", ENDPOINT, 2), world.clock()
+    )
     with pytest.raises(DecisionInProgress):
         world.service.decide(requested())
     world.clock.now += timedelta(minutes=5)
@@ -180,9 +214,19 @@ def test_unknown_principal_follows_the_stack_parameter(world):
 
 
 def test_no_statement_matched_follows_the_default_action(world):
-    world.tables.templates.push({"Name": "standard", "Statement": [
-        {"Sid": "OnlyEu", "Effect": "Allow", "Condition": {"StringEquals": {"endpoint:Region": "eu-west-1"}}}
-    ]}, "op")
+    world.tables.templates.push(
+        {
+            "Name": "standard",
+            "Statement": [
+                {
+                    "Sid": "OnlyEu",
+                    "Effect": "Allow",
+                    "Condition": {"StringEquals": {"endpoint:Region": "eu-west-1"}},
+                }
+            ],
+        },
+        "op",
+    )
     decision = world.service.decide(requested())
     assert (decision.decision, decision.reasons) == ("rejected", ("NoStatementMatched",))
     assert any("OnlyEu did not match" in line for line in decision.explanation)
@@ -193,8 +237,22 @@ def test_a_template_that_fails_validation_holds_and_never_accepts(world):
         TableName=world.tables.names["TemplatesTableName"],
         Key={"pk": {"S": "TEMPLATE#standard"}, "sk": {"S": "V#000001"}},
         UpdateExpression="SET document = :d",
-        ExpressionAttributeValues={":d": {"S": json.dumps({"Name": "standard", "Statement": [
-            {"Sid": "Accept", "Effect": "Allow", "Condition": {"StringEqulas": {"tenant:Status": "active"}}}]})}},
+        ExpressionAttributeValues={
+            ":d": {
+                "S": json.dumps(
+                    {
+                        "Name": "standard",
+                        "Statement": [
+                            {
+                                "Sid": "Accept",
+                                "Effect": "Allow",
+                                "Condition": {"StringEqulas": {"tenant:Status": "active"}},
+                            }
+                        ],
+                    }
+                )
+            }
+        },
     )
     decision = world.service.decide(requested())
     assert (decision.decision, decision.reasons) == ("held", ("TemplateInvalid",))
@@ -204,7 +262,9 @@ def test_a_template_that_fails_validation_holds_and_never_accepts(world):
 
 
 def test_a_missing_template_holds(world):
-    world.tables.tenants.update(world.tables.tenants.get("acme").model_copy(update={"template_version": 9}), "op")
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"template_version": 9}), "op"
+    )
     assert world.service.decide(requested()).reasons == ("TemplateInvalid",)
 
 
@@ -213,21 +273,35 @@ def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
     assert held.decision == "held"
     assert world.service.decide(requested(conn=connection(region="eu-west-1"), trigger="reconcile")) is None
     world.clock.now += timedelta(seconds=1)
-    approved = world.service.decide(requested(
-        conn=connection(region="eu-west-1"), trigger="operator", actor="operator:arn:aws:iam::1:user/op",
-        requested_decision="accepted", reason="customer confirmed",
-    ))
-    assert (approved.decision, approved.actor, approved.reasons) == ("accepted", "operator:arn:aws:iam::1:user/op", ("OperatorDecision",))
+    approved = world.service.decide(
+        requested(
+            conn=connection(region="eu-west-1"),
+            trigger="operator",
+            actor="operator:arn:aws:iam::1:user/op",
+            requested_decision="accepted",
+            reason="customer confirmed",
+        )
+    )
+    assert (approved.decision, approved.actor, approved.reasons) == (
+        "accepted",
+        "operator:arn:aws:iam::1:user/op",
+        ("OperatorDecision",),
+    )
     assert outcomes(world) == ["held", "accepted"]
 
 
 def test_operator_reject_of_an_accepted_connection_revokes_it(world):
     world.service.decide(requested())
     world.ec2.state = "available"
-    revoked = world.service.decide(requested(
-        conn=connection("available"), trigger="operator", actor="operator:arn:aws:iam::1:user/op",
-        requested_decision="rejected", reason="contract ended",
-    ))
+    revoked = world.service.decide(
+        requested(
+            conn=connection("available"),
+            trigger="operator",
+            actor="operator:arn:aws:iam::1:user/op",
+            requested_decision="rejected",
+            reason="contract ended",
+        )
+    )
     assert revoked.decision == "revoked"
     assert world.ec2.calls == ["Accept", "Reject"]
     assert world.tables.decisions.active_endpoints("acme") == 0

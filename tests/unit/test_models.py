@@ -4,7 +4,14 @@ import pytest
 from pydantic import ValidationError
 
 from gatekeeper.errors import InvalidPrincipal
-from gatekeeper.models import Decision, Tenant, VpcEndpointConnection, account_of, normalise_state, principal_arn
+from gatekeeper.models import (
+    Decision,
+    Tenant,
+    VpcEndpointConnection,
+    account_of,
+    normalise_state,
+    principal_arn,
+)
 
 
 def tenant(**changes):
@@ -95,11 +102,18 @@ def test_tenant_eligibility():
     assert not record.is_eligible("vpce-svc-0fffffffffffffff0", now)
     assert not tenant(status="suspended").is_eligible("vpce-svc-0123456789abcdef0", now)
     assert tenant(services=("*",)).is_entitled("vpce-svc-0fffffffffffffff0")
-    assert tenant(principals=("111111111111", "arn:aws:iam::111111111111:role/x")).accounts() == {"111111111111"}
+    assert tenant(principals=("111111111111", "arn:aws:iam::111111111111:role/x")).accounts() == {
+        "111111111111"
+    }
 
 
 def test_decision_actor_is_constrained():
-    base = {"vpc_endpoint_id": "vpce-1", "service_id": "vpce-svc-1", "vpc_endpoint_owner": "1", "decision": "held"}
+    base = {
+        "vpc_endpoint_id": "vpce-1",
+        "service_id": "vpce-svc-1",
+        "vpc_endpoint_owner": "1",
+        "decision": "held",
+    }
     assert Decision(**base, actor="operator:arn:aws:iam::1:user/x").actor.startswith("operator:")
     with pytest.raises(ValidationError, match="actor"):
         Decision(**base, actor="somebody")

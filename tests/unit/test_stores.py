@@ -1,34 +1,48 @@
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from gatekeeper.dal.decisions import Slot
-from gatekeeper.errors import QuotaExceeded, TemplateNotFound, TenantConflict, TenantInvalid, TenantNotFound, WriteConflict
+from gatekeeper.errors import (
+    QuotaExceeded,
+    TemplateNotFound,
+    TenantConflict,
+    TenantInvalid,
+    TenantNotFound,
+    WriteConflict,
+)
 from gatekeeper.models import Decision, Tenant
 from gatekeeper.policy import TemplateInvalid
 
 SERVICE = "vpce-svc-0123456789abcdef0"
-STANDARD = json.loads(open("policy-templates/standard.json").read())
+STANDARD = json.loads(Path("policy-templates/standard.json").read_text())
 
 
 def tenant(tenant_id="acme", principals=("111111111111",), **changes):
     return Tenant(
-        tenant_id=tenant_id, display_name=tenant_id, principals=principals, services=(SERVICE,),
-        template="standard", max_endpoints=2, **changes,
+        tenant_id=tenant_id,
+        display_name=tenant_id,
+        principals=principals,
+        services=(SERVICE,),
+        template="standard",
+        max_endpoints=2,
+        **changes,
     )
 
 
 def scan(tables, name):
     return sorted(
-        (json.dumps(i, sort_keys=True) for i in tables.client.scan(TableName=tables.names[name])["Items"])
+        json.dumps(i, sort_keys=True) for i in tables.client.scan(TableName=tables.names[name])["Items"]
     )
 
 
 # -- tenants ---------------------------------------------------------------------------------
 def test_create_claims_every_account_and_lookup_takes_two_reads(tables):
     stored = tables.tenants.create(
-        tenant(principals=("111111111111", "arn:aws:iam::222222222222:role/consumer")), "arn:aws:iam::1:user/op"
+        tenant(principals=("111111111111", "arn:aws:iam::222222222222:role/consumer")),
+        "arn:aws:iam::1:user/op",
     )
     assert (stored.version, stored.updated_by) == (1, "arn:aws:iam::1:user/op")
     assert tables.tenants.find_by_account("222222222222").tenant_id == "acme"
@@ -139,8 +153,12 @@ def test_hand_corrupted_stored_template_names_its_version(tables):
 # -- decisions and quota ---------------------------------------------------------------------
 def decision(endpoint="vpce-0a1b2c3d4e5f60718", outcome="accepted", **changes):
     return Decision(
-        vpc_endpoint_id=endpoint, service_id=SERVICE, vpc_endpoint_owner="111111111111", tenant_id="acme",
-        decision=outcome, **changes,
+        vpc_endpoint_id=endpoint,
+        service_id=SERVICE,
+        vpc_endpoint_owner="111111111111",
+        tenant_id="acme",
+        decision=outcome,
+        **changes,
     )
 
 
@@ -153,15 +171,23 @@ def test_claim_is_exclusive(tables):
     with pytest.raises(WriteConflict):  # a stale finaliser loses
         tables.decisions.finalise(claimed, decision())
     assert final.seq == claimed.seq + 1
-    assert [d.decision for d in tables.decisions.decisions_for_endpoint("vpce-0a1b2c3d4e5f60718")] == ["accepted"]
+    assert [d.decision for d in tables.decisions.decisions_for_endpoint("vpce-0a1b2c3d4e5f60718")] == [
+        "accepted"
+    ]
 
 
 def test_last_slot_cannot_be_taken_twice(tables):
-    tables.decisions.claim(decision("vpce-00000000000000001"), "accepting", None, Slot("acme", "vpce-00000000000000001", 2))
-    tables.decisions.claim(decision("vpce-00000000000000002"), "accepting", None, Slot("acme", "vpce-00000000000000002", 2))
+    tables.decisions.claim(
+        decision("vpce-00000000000000001"), "accepting", None, Slot("acme", "vpce-00000000000000001", 2)
+    )
+    tables.decisions.claim(
+        decision("vpce-00000000000000002"), "accepting", None, Slot("acme", "vpce-00000000000000002", 2)
+    )
     before = scan(tables, "DecisionsTableName")
     with pytest.raises(QuotaExceeded, match="2 of 2"):
-        tables.decisions.claim(decision("vpce-00000000000000003"), "accepting", None, Slot("acme", "vpce-00000000000000003", 2))
+        tables.decisions.claim(
+            decision("vpce-00000000000000003"), "accepting", None, Slot("acme", "vpce-00000000000000003", 2)
+        )
     assert scan(tables, "DecisionsTableName") == before
     assert tables.decisions.active_endpoints("acme") == 2
     assert sorted(tables.decisions.slots("acme")) == ["vpce-00000000000000001", "vpce-00000000000000002"]
@@ -211,7 +237,8 @@ def test_decisions_by_tenant_and_time(tables):
     for d in (old, new):
         tables.decisions.claim(d, "held", None)
     assert [d.vpc_endpoint_id for d in tables.decisions.decisions_for_tenant("acme")] == [
-        "vpce-00000000000000001", "vpce-00000000000000002",
+        "vpce-00000000000000001",
+        "vpce-00000000000000002",
     ]
     recent = tables.decisions.decisions_for_tenant("acme", since=now - timedelta(hours=1))
     assert [d.vpc_endpoint_id for d in recent] == ["vpce-00000000000000002"]

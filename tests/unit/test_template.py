@@ -65,11 +65,15 @@ def test_globals_use_the_lambda_runtime_and_powertools_settings():
     function = TEMPLATE["Globals"]["Function"]
     assert function["Runtime"] == "python3.13"
     variables = function["Environment"]["Variables"]
-    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(variables)
+    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"} <= set(
+        variables
+    )
     assert "POWERTOOLS_LOGGER_LOG_EVENT" not in variables  # never log whole events
 
 
-@pytest.mark.parametrize("logical_id", sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"))
+@pytest.mark.parametrize(
+    "logical_id", sorted(k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table")
+)
 def test_tables_are_on_demand_recoverable_encrypted_and_protected(logical_id):
     properties = RESOURCES[logical_id]["Properties"]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
@@ -90,7 +94,8 @@ def test_sqs_sources_report_partial_failures_and_outlast_the_function():
             assert queue["VisibilityTimeout"] >= 6 * spec["Properties"].get("Timeout", timeout)
             dlq = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             alarms = [
-                r for r in RESOURCES.values()
+                r
+                for r in RESOURCES.values()
                 if r["Type"] == "AWS::CloudWatch::Alarm"
                 and r["Properties"]["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq, "QueueName"]}
             ]
@@ -101,7 +106,9 @@ def test_async_functions_have_an_on_failure_destination():
     for logical_id, spec in FUNCTIONS.items():
         events = spec["Properties"].get("Events", {}).values()
         if any(e["Type"] == "EventBridgeRule" for e in events):
-            assert spec["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS", logical_id
+            assert (
+                spec["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Type"] == "SQS"
+            ), logical_id
 
 
 def _statements() -> list[tuple[str, dict[str, Any]]]:

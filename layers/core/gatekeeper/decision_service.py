@@ -130,7 +130,9 @@ class DecisionService:
                 self._ensure_notified(state)
                 return None
             if operator_revoke:
-                return self.revoke(connection, request.reason or "revoked by operator", request.actor, "operator")
+                return self.revoke(
+                    connection, request.reason or "revoked by operator", request.actor, "operator"
+                )
         if connection.vpc_endpoint_state != "pendingAcceptance":
             logger.info("Connection is not pending acceptance; nothing to decide", extra=_ids(connection))
             return None
@@ -140,23 +142,35 @@ class DecisionService:
             assessment = self.assess(connection, request.trigger, request.actor)
         return self._carry_out(assessment, state)
 
-    def assess(self, connection: VpcEndpointConnection, trigger: Trigger = "operator", actor: str = "auto") -> Assessment:
+    def assess(
+        self, connection: VpcEndpointConnection, trigger: Trigger = "operator", actor: str = "auto"
+    ) -> Assessment:
         """What the live policy decides for this connection now. Reads only; no side effects."""
         at = self.clock()
         base = _decision(connection, trigger, actor, at)
         try:
             tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
         except TenantInvalid as exc:
-            return Assessment(base.model_copy(update={"decision": "held", "reasons": ("TenantInvalid",), "explanation": (str(exc),)}))
+            return Assessment(
+                base.model_copy(
+                    update={"decision": "held", "reasons": ("TenantInvalid",), "explanation": (str(exc),)}
+                )
+            )
         if tenant is None:
             outcome = _ACTION_OUTCOME[self.unknown_principal_action]
             why = f"account {connection.vpc_endpoint_owner} is not a principal of any tenant"
-            return Assessment(base.model_copy(update={"decision": outcome, "reasons": ("UnknownPrincipal",), "explanation": (why,)}))
+            return Assessment(
+                base.model_copy(
+                    update={"decision": outcome, "reasons": ("UnknownPrincipal",), "explanation": (why,)}
+                )
+            )
         base = base.model_copy(update={"tenant_id": tenant.tenant_id})
         guard = _record_guard(tenant, connection.service_id, at)
         if guard is not None:
             reason, why = guard
-            return Assessment(base.model_copy(update={"decision": "rejected", "reasons": (reason,), "explanation": (why,)}))
+            return Assessment(
+                base.model_copy(update={"decision": "rejected", "reasons": (reason,), "explanation": (why,)})
+            )
         try:
             stored = self.templates.get(tenant.template, tenant.template_version)
             base = base.model_copy(update={"template": stored.name, "template_version": stored.version})
@@ -187,15 +201,24 @@ class DecisionService:
             return Assessment(_quota_exceeded(decision, limit), evaluation=evaluation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
 
-    def revoke(self, connection: VpcEndpointConnection, reason: str, actor: str, trigger: Trigger) -> Decision | None:
+    def revoke(
+        self, connection: VpcEndpointConnection, reason: str, actor: str, trigger: Trigger
+    ) -> Decision | None:
         """Reject an accepted (or pending) connection: how access is taken away."""
         state = self.decisions.state(connection.vpc_endpoint_id)
         if state is not None and state.status in ("rejected", "revoked"):
             return None
         tenant_id = state.decision.tenant_id if state else None
-        outcome: Outcome = "revoked" if connection.vpc_endpoint_state in ("available", "pending") else "rejected"
+        outcome: Outcome = (
+            "revoked" if connection.vpc_endpoint_state in ("available", "pending") else "rejected"
+        )
         decision = _decision(connection, trigger, actor, self.clock()).model_copy(
-            update={"decision": outcome, "tenant_id": tenant_id, "reasons": ("Revoked",), "explanation": (reason,)}
+            update={
+                "decision": outcome,
+                "tenant_id": tenant_id,
+                "reasons": ("Revoked",),
+                "explanation": (reason,),
+            }
         )
         return self._carry_out(Assessment(decision), state)
 
@@ -209,22 +232,31 @@ class DecisionService:
         if tenant_id is None:
             return False
         released = self.decisions.release_slot(tenant_id, closed.connection.vpc_endpoint_id)
-        logger.info("Quota slot released" if released else "No quota slot held", extra={**_ids(closed.connection), "tenant_id": tenant_id})
+        logger.info(
+            "Quota slot released" if released else "No quota slot held",
+            extra={**_ids(closed.connection), "tenant_id": tenant_id},
+        )
         return released
 
     # -- carrying a decision out -----------------------------------------------------------
     def _carry_out(self, assessment: Assessment, previous: EndpointState | None) -> Decision | None:
         decision, slot = assessment.decision, assessment.slot
-        status: Status = {"accepted": "accepting", "rejected": "rejecting", "revoked": "revoking", "held": "held"}[
-            decision.decision
-        ]  # type: ignore[assignment]
+        status: Status = {
+            "accepted": "accepting",
+            "rejected": "rejecting",
+            "revoked": "revoking",
+            "held": "held",
+        }[decision.decision]  # type: ignore[assignment]
         try:
             claimed = self.decisions.claim(decision, status, previous, slot, self.clock())
         except QuotaExceeded:
             limit = slot.limit if slot else 0
             return self._carry_out(Assessment(_quota_exceeded(decision, limit)), previous)
         except WriteConflict:
-            logger.info("Another delivery is deciding this endpoint", extra={"vpc_endpoint_id": decision.vpc_endpoint_id})
+            logger.info(
+                "Another delivery is deciding this endpoint",
+                extra={"vpc_endpoint_id": decision.vpc_endpoint_id},
+            )
             return None
         if status == "held":
             self._notify(claimed)
@@ -241,13 +273,18 @@ class DecisionService:
                 self.endpoints.reject(decision.service_id, decision.vpc_endpoint_id)
         except ConnectionActionFailed as exc:
             if not self._took_effect(decision):
-                logger.error("EC2 refused the decision; rolled back for retry", extra={"error": str(exc), "code": exc.code})
+                logger.error(
+                    "EC2 refused the decision; rolled back for retry",
+                    extra={"error": str(exc), "code": exc.code},
+                )
                 self.decisions.rollback(claimed, previous, slot)
                 raise
         except Exception:
             self.decisions.rollback(claimed, previous, slot)
             raise
-        release = decision.decision == "revoked" or (decision.decision == "rejected" and claimed.slot_tenant is not None)
+        release = decision.decision == "revoked" or (
+            decision.decision == "rejected" and claimed.slot_tenant is not None
+        )
         final = self.decisions.finalise(claimed, decision, release_slot=release, at=self.clock())
         self._notify(final)
         return decision
@@ -263,8 +300,13 @@ class DecisionService:
 
     def _resume(self, state: EndpointState) -> Decision | None:
         if self.clock() - state.claimed_at < self.stale_after:
-            raise DecisionInProgress(f"{state.vpc_endpoint_id} is being decided ({state.status}); retry later")
-        logger.warning("Resuming a decision left unfinished", extra={"vpc_endpoint_id": state.vpc_endpoint_id, "status": state.status})
+            raise DecisionInProgress(
+                f"{state.vpc_endpoint_id} is being decided ({state.status}); retry later"
+            )
+        logger.warning(
+            "Resuming a decision left unfinished",
+            extra={"vpc_endpoint_id": state.vpc_endpoint_id, "status": state.status},
+        )
         slot = Slot(state.slot_tenant, state.vpc_endpoint_id, -1) if state.slot_tenant else None
         return self._execute(state, None, slot)
 
@@ -278,7 +320,10 @@ class DecisionService:
                 "actor": request.actor,
                 "trigger": "operator",
                 "reasons": ("OperatorDecision",),
-                "explanation": (request.reason or f"{outcome} by {request.actor}", *assessment.decision.explanation),
+                "explanation": (
+                    request.reason or f"{outcome} by {request.actor}",
+                    *assessment.decision.explanation,
+                ),
             }
         )
         slot = None
@@ -344,7 +389,10 @@ def _quota_exceeded(decision: Decision, limit: int) -> Decision:
         update={
             "decision": "rejected",
             "reasons": ("QuotaExceeded",),
-            "explanation": (*decision.explanation, f"tenant {decision.tenant_id} already uses {limit} of {limit} endpoints"),
+            "explanation": (
+                *decision.explanation,
+                f"tenant {decision.tenant_id} already uses {limit} of {limit} endpoints",
+            ),
         }
     )
 

@@ -32,7 +32,7 @@ ConnectionState = Literal[
     "partial",
 ]
 _STATES: dict[str, ConnectionState] = {
-    s.lower(): s  # type: ignore[misc]
+    s.lower(): s
     for s in (
         "pendingAcceptance",
         "pending",

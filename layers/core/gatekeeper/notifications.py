@@ -31,7 +31,11 @@ class ConnectionNotification:
 def _find_key(value: Any, names: tuple[str, ...], pattern: re.Pattern[str]) -> str | None:
     if isinstance(value, dict):
         for k, v in value.items():
-            if isinstance(k, str) and k.replace("_", "").replace("-", "").lower() in names and isinstance(v, str):
+            if (
+                isinstance(k, str)
+                and k.replace("_", "").replace("-", "").lower() in names
+                and isinstance(v, str)
+            ):
                 match = pattern.search(v)
                 if match:
                     return match.group(0)

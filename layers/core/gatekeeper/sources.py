@@ -13,7 +13,13 @@ from typing import Literal
 
 from gatekeeper.adapters.bus import CLOSED, REQUESTED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.models import CLOSED_STATES, ConnectionClosed, ConnectionRequested, Trigger, VpcEndpointConnection
+from gatekeeper.models import (
+    CLOSED_STATES,
+    ConnectionClosed,
+    ConnectionRequested,
+    Trigger,
+    VpcEndpointConnection,
+)
 from gatekeeper.notifications import parse_notification
 from gatekeeper.observability import logger
 
@@ -36,9 +42,13 @@ class Announcer:
     bus: EventPublisher
     managed_services: frozenset[str]
 
-    def requested(self, connections: Iterable[VpcEndpointConnection], trigger: Trigger, actor: str = "auto") -> int:
+    def requested(
+        self, connections: Iterable[VpcEndpointConnection], trigger: Trigger, actor: str = "auto"
+    ) -> int:
         details = [
-            ConnectionRequested(connection=c, trigger=trigger, actor=actor).model_dump(mode="json", by_alias=True)
+            ConnectionRequested(connection=c, trigger=trigger, actor=actor).model_dump(
+                mode="json", by_alias=True
+            )
             for c in connections
         ]
         return self.bus.publish(REQUESTED, details) if details else 0
@@ -61,7 +71,9 @@ class Announcer:
             )
             return "ignored"
         if connection.service_id not in self.managed_services:
-            logger.warning("Notification for an unmanaged service ignored", extra={"service_id": connection.service_id})
+            logger.warning(
+                "Notification for an unmanaged service ignored", extra={"service_id": connection.service_id}
+            )
             return "ignored"
         routed = route(connection)
         if routed == "requested":

@@ -52,7 +52,9 @@ class Consumer:
 
     def request_endpoint(self, service: ProducerService, service_region: str | None = None) -> str:
         cross_region = service_region if service_region and service_region != self.region else None
-        return create_interface_endpoint(self.ec2, service.service_name, self.network, service_region=cross_region)
+        return create_interface_endpoint(
+            self.ec2, service.service_name, self.network, service_region=cross_region
+        )
 
     def endpoint_state(self, vpc_endpoint_id: str) -> str:
         endpoint = self.ec2.describe_vpc_endpoints(VpcEndpointIds=[vpc_endpoint_id])["VpcEndpoints"][0]
@@ -148,7 +150,10 @@ class ProducerAccount:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
         sns.subscribe(
-            TopicArn=self.stack.outputs["DecisionTopicArn"], Protocol="sqs", Endpoint=arn, Attributes=attributes
+            TopicArn=self.stack.outputs["DecisionTopicArn"],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes=attributes,
         )
         return str(url)
 

@@ -42,7 +42,11 @@ def test_entitled_active_tenant_is_accepted_and_consumer_endpoint_becomes_availa
 def test_unknown_principal_is_rejected(tenants):
     endpoint = request(tenants, STRANGER)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons, decision.tenant_id) == ("rejected", ("UnknownPrincipal",), None)
+    assert (decision.decision, decision.reasons, decision.tenant_id) == (
+        "rejected",
+        ("UnknownPrincipal",),
+        None,
+    )
     assert tenants.consumer(STRANGER).endpoint_state(endpoint) == "rejected"
 
 
@@ -92,7 +96,11 @@ def test_cross_region_request_decided_by_template_rule(tenants):
     # The trial template denies other regions outright where standard would hold them.
     endpoint = request(tenants, HOOLI, region="eu-west-1")
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons, decision.template) == ("rejected", ("HomeRegionOnly",), "trial")
+    assert (decision.decision, decision.reasons, decision.template) == (
+        "rejected",
+        ("HomeRegionOnly",),
+        "trial",
+    )
     assert tenants.connection_state(endpoint) == "rejected"
 
 
@@ -156,7 +164,8 @@ def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried
     consumer.delete_endpoint(endpoint)
     tenants.settle()
     attempts = [
-        i for i in tenants.lambdas.invocations
+        i
+        for i in tenants.lambdas.invocations
         if i.function == "EvaluateConnectionFunction" and i.trigger == "Endpoint Connection Requested"
     ]
     assert [i.ok for i in attempts] == [False, False, False]  # first try + two async retries

@@ -42,6 +42,7 @@ class EventPublisher:
                 first = failures[0] if failures else {}
                 raise PublishFailed(
                     f"{response['FailedEntryCount']} of {len(entries[start : start + BATCH])} "
-                    f"'{detail_type}' events were refused: {first.get('ErrorCode')}: {first.get('ErrorMessage')}"
+                    f"'{detail_type}' events were refused: "
+                    f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}"
                 )
         return len(entries)

@@ -47,7 +47,9 @@ class EndpointService:
         found = response.get("VpcEndpointConnections", [])
         return VpcEndpointConnection.model_validate(found[0]) if found else None
 
-    def connections(self, service_id: str, states: list[str] | None = None) -> Iterator[VpcEndpointConnection]:
+    def connections(
+        self, service_id: str, states: list[str] | None = None
+    ) -> Iterator[VpcEndpointConnection]:
         """Every connection of a service, 1,000 a page."""
         filters: list[Any] = [{"Name": "service-id", "Values": [service_id]}]
         if states:
@@ -57,12 +59,15 @@ class EndpointService:
             kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
             if token:
                 kwargs["NextToken"] = token
-            page = self._call(lambda: self._client.describe_vpc_endpoint_connections(**kwargs))
+            page = self._describe(kwargs)
             for raw in page.get("VpcEndpointConnections", []):
                 yield VpcEndpointConnection.model_validate(raw)
             token = page.get("NextToken")
             if not token:
                 return
+
+    def _describe(self, kwargs: dict[str, Any]) -> Any:
+        return self._call(lambda: self._client.describe_vpc_endpoint_connections(**kwargs))
 
     def accept(self, service_id: str, vpc_endpoint_id: str) -> None:
         response = self._call(

@@ -2,7 +2,8 @@
 
 Keys (DecisionsTable):
 - endpoint state   `pk=ENDPOINT#<vpce>` `sk=STATE`                    — status, seq, decision, notified
-- decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>` — GSI ByTenant: `tenant_pk`/`decided_at_sk`
+- decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>`
+                   (GSI ByTenant: `tenant_pk` / `decided_at_sk`)
 - quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
 - quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
 
@@ -151,10 +152,14 @@ class DecisionStore:
         return state
 
     def finalise(
-        self, claimed: EndpointState, decision: Decision, release_slot: bool = False, at: datetime | None = None
+        self,
+        claimed: EndpointState,
+        decision: Decision,
+        release_slot: bool = False,
+        at: datetime | None = None,
     ) -> EndpointState:
         """Record the outcome of a claimed action; the decider now owns its notification."""
-        status: Status = decision.decision  # type: ignore[assignment]
+        status: Status = decision.decision
         state = EndpointState(
             claimed.vpc_endpoint_id,
             status,

@@ -11,6 +11,7 @@ conditional write in the same transaction as the record. Lookup is two reads: cl
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -191,9 +192,9 @@ class TenantStore:
 
     def _transact(
         self,
-        items: list[TransactWriteItemTypeDef],
+        items: builtins.list[TransactWriteItemTypeDef],
         tenant_id: str,
-        claimed_accounts: list[str | None],
+        claimed_accounts: builtins.list[str | None],
         exists_message: str = "",
         stale: bool = False,
     ) -> None:
