@@ -62,8 +62,11 @@ unit: dev ## unit tests only
 integration: dev ## integration tests (moto + the PrivateLink emulator, in-process)
 	$(BIN)/pytest tests/integration
 
+# Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
 test-py: dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered
+	$(BIN)/coverage report --include='layers/core/*' --fail-under=90 > /dev/null \
+	  || { $(BIN)/coverage report --include='layers/core/*' | tail -3; echo "core coverage is under 90%"; exit 1; }
 
 layer-requirements: ## regenerate the layer's requirements.txt from runtime.lock
 	@grep -E '^[A-Za-z0-9_.-]+(\[[^]]*\])?==' requirements/runtime.lock \
@@ -88,7 +91,7 @@ build: tools python ## sam build (python3.13)
 demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000", "--keep-running")
 	$(BIN)/gatekeeper-demo $(ARGS)
 
-bench: dev ## import time, API calls per decision, decision throughput
+bench: dev ## cold import time + memory per handler, AWS API calls per accepted request, reconcile sweep
 	$(PY) -m tests.perf.bench $(ARGS)
 
 test: lint typecheck test-py validate build ## everything CI runs
