@@ -6,9 +6,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from gatekeeper.policy import ContextValue, PolicyEvaluationError
 from gatekeeper.policy.conditions import arn_match, glob_match, parse_operator, parse_value
-
 from tests.unit.policy.builders import matches
 
 T0 = datetime(2025, 1, 31, 12, 0, tzinfo=UTC)
@@ -515,8 +515,9 @@ def test_parse_value_errors(raw: str, phrase: str) -> None:
 
 
 def test_statement_built_directly_is_still_checked() -> None:
-    from gatekeeper.policy import Statement
     from pydantic import ValidationError
+
+    from gatekeeper.policy import Statement
 
     with pytest.raises(ValidationError, match="unknown condition key 'bad:key'"):
         Statement.model_validate(

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from gatekeeper.policy import Evaluation, PolicyEvaluationError, evaluate, parse_template
 
+from gatekeeper.policy import Evaluation, PolicyEvaluationError, evaluate, parse_template
 from tests.unit.policy.builders import GOOD_CONTEXT, STANDARD
 
 STD = parse_template(STANDARD)

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from gatekeeper.policy import ParameterInvalid, TemplateInvalid, evaluate, parse_template, resolve_parameters
 from gatekeeper.policy.parameters import coerce_parameter
 

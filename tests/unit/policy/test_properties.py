@@ -5,6 +5,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
 from gatekeeper.policy import (
     ContextValue,
     PolicyError,
@@ -15,8 +18,6 @@ from gatekeeper.policy import (
 from gatekeeper.policy.conditions import parse_operator
 from gatekeeper.policy.keys import canonical_key
 from gatekeeper.policy.values import to_number
-from hypothesis import HealthCheck, event, given, settings
-from hypothesis import strategies as st
 
 PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

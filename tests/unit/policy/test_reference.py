@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from gatekeeper.policy import ContextValue, evaluate, parse_template
 
 README = Path(__file__).resolve().parents[3] / "README.md"
@@ -21,7 +22,8 @@ EXAMPLE_PARAMETERS = {
 def reference() -> str:
     text = README.read_text(encoding="utf-8")
     start, end = "<!-- policy-reference:start -->", "<!-- policy-reference:end -->"
-    assert start in text and end in text, "README lost the policy reference markers"
+    assert start in text, "README lost the policy reference start marker"
+    assert end in text, "README lost the policy reference end marker"
     return text[text.index(start) : text.index(end)]
 
 

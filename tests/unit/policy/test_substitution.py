@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 import pytest
-from gatekeeper.policy import PolicyEvaluationError
 
+from gatekeeper.policy import PolicyEvaluationError
 from tests.unit.policy.builders import matches, run
 
 REGIONS = {"HomeRegions": {"Type": "StringList", "Default": ["us-east-1", "eu-west-1"]}}

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from gatekeeper.policy import PolicyTemplate, TemplateInvalid, parse_template
 
+from gatekeeper.policy import PolicyTemplate, TemplateInvalid, parse_template
 from tests.unit.policy.builders import STANDARD
 
 
