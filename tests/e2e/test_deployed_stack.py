@@ -29,7 +29,9 @@ def test_tables_are_active_with_point_in_time_recovery(outputs):
     dynamodb = boto3.client("dynamodb")
     for name in ("TenantsTableName", "TemplatesTableName", "DecisionsTableName"):
         assert dynamodb.describe_table(TableName=outputs[name])["Table"]["TableStatus"] == "ACTIVE"
-        backups = dynamodb.describe_continuous_backups(TableName=outputs[name])["ContinuousBackupsDescription"]
+        backups = dynamodb.describe_continuous_backups(TableName=outputs[name])[
+            "ContinuousBackupsDescription"
+        ]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
 
 

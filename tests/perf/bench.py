@@ -14,9 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HANDLERS = sorted(
-    f"functions.{p.parent.name}.app" for p in (ROOT / "functions").glob("*/app.py")
-)
+HANDLERS = sorted(f"functions.{p.parent.name}.app" for p in (ROOT / "functions").glob("*/app.py"))
 RUNS = 5
 
 _PROBE = """
@@ -33,17 +31,29 @@ def _import_cost(module: str) -> tuple[float, float, int]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers/core")])}
     walls, rss = [], 0
     for _ in range(RUNS):
-        out = subprocess.run(  # noqa: S603 - our own interpreter and a fixed probe
+        out = subprocess.run(
             [sys.executable, "-c", _PROBE.format(module=module)],
-            capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+            cwd=ROOT,
         ).stdout.split()
         walls.append(float(out[0]) * 1000)
         rss = max(rss, int(out[1]))
-    trace = subprocess.run(  # noqa: S603
+    trace = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
     ).stderr.splitlines()
-    self_us = sum(int(line.split("|")[0].split(":")[1]) for line in trace if line.startswith("import time:") and "self" not in line)
+    self_us = sum(
+        int(line.split("|")[0].split(":")[1])
+        for line in trace
+        if line.startswith("import time:") and "self" not in line
+    )
     return statistics.median(walls), self_us / 1000, rss
 
 
@@ -64,7 +74,9 @@ def api_calls_per_accepted_request() -> None:
     from gatekeeper_ops.emulator import privatelink_emulator
     from gatekeeper_ops.sandbox.account import ProducerAccount
 
-    os.environ.update(AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_DEFAULT_REGION="us-east-1"
+    )
     calls: Counter[str] = Counter()
     quiet = {"POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
     with mock_aws(), privatelink_emulator():
@@ -74,13 +86,20 @@ def api_calls_per_accepted_request() -> None:
         default = boto3.DEFAULT_SESSION
         assert default is not None
         default.events.register(
-            "before-call", lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"])
+            "before-call",
+            lambda model, **_: calls.update([f"{model.service_model.service_name}:{model.name}"]),
         )
         producer = ProducerAccount.create(boto3.Session(region_name="us-east-1"), extra_environment=quiet)
         producer.push_builtin_templates()
         producer.add_tenant(
-            Tenant(tenant_id="acme", display_name="Acme", principals=("111122223333",),
-                   services=(producer.service.service_id,), template="standard", max_endpoints=3)
+            Tenant(
+                tenant_id="acme",
+                display_name="Acme",
+                principals=("111122223333",),
+                services=(producer.service.service_id,),
+                template="standard",
+                max_endpoints=3,
+            )
         )
         consumer = producer.consumer("111122223333")
         consumer.request_endpoint(producer.service)  # warm: clients created, caches filled
@@ -102,7 +121,7 @@ def main() -> None:
     sweep = ROOT / "tests/perf/reconcile_sweep.py"
     if sweep.exists():
         print()
-        subprocess.run([sys.executable, "-m", "tests.perf.reconcile_sweep"], check=True, cwd=ROOT)  # noqa: S603
+        subprocess.run([sys.executable, "-m", "tests.perf.reconcile_sweep"], check=True, cwd=ROOT)
 
 
 if __name__ == "__main__":
