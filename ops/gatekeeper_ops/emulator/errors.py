@@ -52,13 +52,12 @@ def topic_unusable(topic_arn: str, reason: str) -> EmulatorRequestError:
     )
 
 
-def max_results_out_of_range(value: int, *, low: int, high: int) -> EmulatorRequestError:
-    # The low-side wording is EC2's own ("Value ( 1 ) for parameter maxResults is invalid. Expecting
-    # a value greater than 5."); the high side mirrors it.
-    bound = f"greater than {low}" if value < low else f"less than or equal to {high}"
+def max_results_invalid(value: int, expectation: str) -> EmulatorRequestError:
+    # EC2's own wording, e.g. "Value ( 1 ) for parameter maxResults is invalid. Expecting a value
+    # greater than 5." (sic: 5 itself is accepted).
     return EmulatorRequestError(
         "InvalidParameterValue",
-        f"Value ( {value} ) for parameter maxResults is invalid. Expecting a value {bound}.",
+        f"Value ( {value} ) for parameter maxResults is invalid. Expecting a value {expectation}.",
     )
 
 

@@ -86,9 +86,10 @@ def authorize_connection(
     """The endpoint service a CreateVpcEndpoint connects to, or ``None`` for an AWS service name.
 
     Raises ``InvalidServiceName`` — AWS's answer for a service that does not exist — when the
-    service is unknown, is in another region than ``ServiceRegion`` (default: the caller's
-    region) names, does not list the caller's region in its supported regions, or does not allow
-    the caller's principal. The service owner may always connect to its own service.
+    service is unknown, lives in another region than the requested ``ServiceRegion`` (default:
+    the caller's region), does not serve the caller's region (its own region plus
+    ``SupportedRegions``), or does not allow the caller's principal. The service owner may
+    always connect to its own service.
     """
     match = SERVICE_NAME.fullmatch(service_name or "")
     if match is None or service_name is None:
@@ -198,10 +199,10 @@ def describe_connections(
 ) -> tuple[list[dict[str, object]], str | None]:
     """One page of the caller's connections, in arrival order, and the token of the next page."""
     _check_filters(filters, CONNECTION_FILTERS)
-    if max_results is not None and not CONNECTIONS_PAGE_MIN <= max_results <= CONNECTIONS_PAGE_MAX:
-        raise errors.max_results_out_of_range(
-            max_results, low=CONNECTIONS_PAGE_MIN, high=CONNECTIONS_PAGE_MAX
-        )
+    if max_results is not None and max_results < CONNECTIONS_PAGE_MIN:
+        raise errors.max_results_invalid(max_results, f"greater than {CONNECTIONS_PAGE_MIN}")
+    if max_results is not None and max_results > CONNECTIONS_PAGE_MAX:
+        raise errors.max_results_invalid(max_results, f"less than or equal to {CONNECTIONS_PAGE_MAX}")
     settings = current_settings()
     page_size = max_results if max_results is not None else settings.default_page_size
     after = _decode_token(next_token) if next_token else 0
@@ -325,7 +326,7 @@ def describe_notifications(
 ) -> tuple[list[dict[str, object]], str | None]:
     _check_filters(filters, NOTIFICATION_FILTERS)
     if max_results is not None and max_results < 1:
-        raise errors.max_results_out_of_range(max_results, low=1, high=CONNECTIONS_PAGE_MAX)
+        raise errors.max_results_invalid(max_results, "greater than 0")
     after = _decode_token(next_token) if next_token else 0
     with LOCK:
         store = store_for(account_id, region)

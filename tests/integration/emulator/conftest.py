@@ -15,6 +15,8 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
+from moto import mock_aws
+
 from gatekeeper_ops.emulator import EmulatorSettings, privatelink_emulator
 from gatekeeper_ops.emulator.provisioning import (
     ConsumerNetwork,
@@ -25,7 +27,6 @@ from gatekeeper_ops.emulator.provisioning import (
     create_endpoint_service,
     create_notification_topic,
 )
-from moto import mock_aws
 
 PRODUCER = "123456789012"  # moto's default account: the one plain clients act in
 CONSUMER = "111122223333"
@@ -104,9 +105,10 @@ class Producer:
 
 @dataclass
 class Consumer:
-    """A consumer account's EC2 client and network."""
+    """A consumer account's session (assumed role), EC2 client and network."""
 
     account_id: str
+    session: boto3.Session
     ec2: Any
     network: ConsumerNetwork
 
@@ -139,7 +141,7 @@ def make_consumer(
         producer.sts, account_id, role_name=role_name, region_name=region, botocore_session=botocore_session()
     )
     ec2 = session.client("ec2", endpoint_url=endpoint_url)
-    return Consumer(account_id=account_id, ec2=ec2, network=create_consumer_network(ec2))
+    return Consumer(account_id=account_id, session=session, ec2=ec2, network=create_consumer_network(ec2))
 
 
 @pytest.fixture

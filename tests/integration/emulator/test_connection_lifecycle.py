@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+
 from gatekeeper_ops.emulator import EmulatorSettings
 from gatekeeper_ops.emulator.provisioning import (
     allow_principals,
@@ -14,7 +16,6 @@ from gatekeeper_ops.emulator.provisioning import (
     create_interface_endpoint,
     role_arn,
 )
-
 from tests.integration.emulator.conftest import (
     CONSUMER,
     OTHER_CONSUMER,
@@ -54,6 +55,19 @@ def test_the_first_describe_after_accept_from_either_side_sees_pending(
 
     assert producer.connection(endpoint_id)["VpcEndpointState"] == "pending"
     assert consumer.endpoint(endpoint_id)["State"] == "available"
+
+
+def test_a_describe_that_filters_a_pending_connection_out_does_not_use_up_its_read(
+    producer: Producer, consumer: Consumer
+) -> None:
+    endpoint_id = create_interface_endpoint(consumer.ec2, producer.service.service_name, consumer.network)
+    producer.ec2.accept_vpc_endpoint_connections(
+        ServiceId=producer.service.service_id, VpcEndpointIds=[endpoint_id]
+    )
+
+    producer.connections(Filters=[{"Name": "vpc-endpoint-owner", "Values": [PRODUCER]}])
+
+    assert producer.connection(endpoint_id)["VpcEndpointState"] == "pending"
 
 
 @pytest.mark.parametrize("emulator_settings", [EmulatorSettings(pending_reads=0)])
@@ -116,6 +130,25 @@ def test_the_calling_role_arn_as_allowed_principal_admits_only_that_role(produce
 
     assert producer.connection(endpoint_id)["VpcEndpointOwner"] == OTHER_CONSUMER
     assert refused.value.response["Error"]["Code"] == "InvalidServiceName"
+
+
+def test_an_iam_user_arn_as_allowed_principal_admits_that_user(producer: Producer) -> None:
+    admin = make_consumer(producer, OTHER_CONSUMER)
+    iam = admin.session.client("iam")
+    iam.create_user(UserName="endpoint-bot")
+    key = iam.create_access_key(UserName="endpoint-bot")["AccessKey"]
+    user_ec2 = boto3.Session(
+        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name=REGION
+    ).client("ec2")
+    allow_principals(
+        producer.ec2, producer.service.service_id, [f"arn:aws:iam::{OTHER_CONSUMER}:user/endpoint-bot"]
+    )
+
+    endpoint_id = create_interface_endpoint(user_ec2, producer.service.service_name, admin.network)
+
+    assert producer.connection(endpoint_id)["VpcEndpointOwner"] == OTHER_CONSUMER
+    with pytest.raises(ClientError):  # the role that created the user is not allowed
+        create_interface_endpoint(admin.ec2, producer.service.service_name, admin.network)
 
 
 def test_a_star_principal_admits_any_account(producer: Producer) -> None:

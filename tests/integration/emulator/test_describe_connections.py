@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError
+
 from gatekeeper_ops.emulator import EmulatorSettings, seed_connections
 from gatekeeper_ops.emulator.provisioning import create_endpoint_service, create_interface_endpoint
-
 from tests.integration.emulator.conftest import (
     CONSUMER,
     OTHER_CONSUMER,

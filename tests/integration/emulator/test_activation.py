@@ -1,0 +1,100 @@
+"""Switching the emulator on and off, and its state following moto's resets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+from moto.ec2.responses import EC2Response
+
+from gatekeeper_ops.emulator import (
+    EmulatorSettings,
+    install,
+    is_installed,
+    privatelink_emulator,
+    seed_connections,
+    uninstall,
+)
+from gatekeeper_ops.emulator.settings import current_settings
+from tests.integration.emulator.conftest import make_producer, producer_session
+
+PATCHED = ("describe_vpc_endpoint_connections", "create_vpc_endpoint", "delete_vpc_endpoints")
+
+
+@pytest.fixture
+def pristine() -> Iterator[None]:
+    """Start and end each test here with the emulator off."""
+    uninstall()
+    yield
+    uninstall()
+
+
+def moto_methods() -> dict[str, object]:
+    return {name: getattr(EC2Response, name, None) for name in PATCHED}
+
+
+def test_install_and_uninstall_are_idempotent_and_restore_moto(pristine: None) -> None:
+    original = moto_methods()
+
+    install()
+    patched = moto_methods()
+    install()
+
+    assert is_installed()
+    assert moto_methods() == patched
+    assert patched["describe_vpc_endpoint_connections"] is not None
+    assert patched["create_vpc_endpoint"] is not original["create_vpc_endpoint"]
+
+    uninstall()
+    uninstall()
+
+    assert not is_installed()
+    assert moto_methods() == original
+    assert "create_vpc_endpoint" not in EC2Response.__dict__
+
+
+def test_without_the_emulator_moto_does_not_implement_the_connection_api(pristine: None) -> None:
+    with mock_aws():
+        ec2 = producer_session().client("ec2")
+        with pytest.raises(NotImplementedError):
+            ec2.describe_vpc_endpoint_connections()
+
+
+def test_the_context_manager_uninstalls_only_what_it_installed(pristine: None) -> None:
+    with privatelink_emulator(EmulatorSettings(pending_reads=2)) as settings:
+        assert is_installed()
+        assert current_settings() is settings
+    assert not is_installed()
+
+    install()
+    with privatelink_emulator(EmulatorSettings(pending_reads=5)):
+        assert current_settings().pending_reads == 5
+    assert is_installed()
+    assert current_settings().pending_reads == 1
+
+
+def test_install_replaces_the_settings_when_already_installed(pristine: None) -> None:
+    install()
+    install(EmulatorSettings(pending_reads=0))
+
+    assert current_settings().pending_reads == 0
+
+
+def test_emulator_state_is_reset_with_moto(pristine: None) -> None:
+    with mock_aws(), privatelink_emulator():
+        producer = make_producer()
+        seed_connections(producer.service.service_id, 3)
+        assert len(producer.connections()) == 3
+
+    with mock_aws(), privatelink_emulator():
+        ec2 = producer_session().client("ec2")
+        assert ec2.describe_vpc_endpoint_connections()["VpcEndpointConnections"] == []
+
+
+@pytest.mark.parametrize(
+    "bad", [{"pending_reads": -1}, {"default_page_size": 4}, {"default_page_size": 1001}]
+)
+def test_settings_are_validated(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        EmulatorSettings(**bad)
