@@ -151,13 +151,28 @@ def test_unmanaged_service_and_non_pending_connections_are_ignored(world):
 
 def test_unsuccessful_accept_rolls_back_and_raises(world):
     world.ec2.fail = ["InvalidState"]
-    world.ec2.state = "deleted"
     with pytest.raises(ConnectionActionFailed):
         world.service.decide(requested())
     assert outcomes(world) == []
     assert world.tables.decisions.state(ENDPOINT) is None
     assert world.tables.decisions.active_endpoints("acme") == 0
     assert world.notifier.sent == []
+
+
+def test_accept_of_a_connection_deleted_meanwhile_is_dropped_without_retry(world):
+    world.ec2.fail = ["InvalidState"]
+    world.ec2.state = "deleted"
+    assert world.service.decide(requested()) is None
+    assert outcomes(world) == []
+    assert world.tables.decisions.state(ENDPOINT) is None
+    assert world.tables.decisions.active_endpoints("acme") == 0
+
+
+def test_reject_refused_while_still_pending_is_retried(world):
+    world.ec2.fail = ["Throttled"]
+    with pytest.raises(ConnectionActionFailed):
+        world.service.decide(requested(conn=connection(owner="999999999999")))
+    assert world.service.decide(requested(conn=connection(owner="999999999999"))).decision == "rejected"
 
 
 def test_unsuccessful_because_an_earlier_attempt_already_accepted_is_completed(world):

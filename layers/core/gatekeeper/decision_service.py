@@ -33,6 +33,7 @@ from gatekeeper.errors import (
     WriteConflict,
 )
 from gatekeeper.models import (
+    CLOSED_STATES,
     Action,
     ConnectionClosed,
     ConnectionRequested,
@@ -263,7 +264,9 @@ class DecisionService:
             return decision
         return self._execute(claimed, previous, slot)
 
-    def _execute(self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None) -> Decision:
+    def _execute(
+        self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None
+    ) -> Decision | None:
         decision = claimed.decision
         action = "Accept" if decision.decision == "accepted" else "Reject"
         try:
@@ -272,12 +275,18 @@ class DecisionService:
             else:
                 self.endpoints.reject(decision.service_id, decision.vpc_endpoint_id)
         except ConnectionActionFailed as exc:
-            if not self._took_effect(decision):
+            current = self.endpoints.connection(decision.vpc_endpoint_id, decision.service_id)
+            state = current.vpc_endpoint_state if current else "deleted"
+            if not _took_effect(decision, state):
+                self.decisions.rollback(claimed, previous, slot)
+                if state in CLOSED_STATES and action == "Accept":
+                    # The consumer deleted it meanwhile: nothing left to decide, nothing to retry.
+                    logger.warning("Connection closed before it could be accepted", extra={"state": state})
+                    return None
                 logger.error(
                     "EC2 refused the decision; rolled back for retry",
-                    extra={"error": str(exc), "code": exc.code},
+                    extra={"error": str(exc), "code": exc.code, "state": state},
                 )
-                self.decisions.rollback(claimed, previous, slot)
                 raise
         except Exception:
             self.decisions.rollback(claimed, previous, slot)
@@ -288,15 +297,6 @@ class DecisionService:
         final = self.decisions.finalise(claimed, decision, release_slot=release, at=self.clock())
         self._notify(final)
         return decision
-
-    def _took_effect(self, decision: Decision) -> bool:
-        """After an `Unsuccessful` answer: did an earlier attempt already do this?"""
-        current = self.endpoints.connection(decision.vpc_endpoint_id, decision.service_id)
-        if current is None:
-            return False
-        if decision.decision == "accepted":
-            return current.vpc_endpoint_state in ("pending", "available")
-        return current.vpc_endpoint_state == "rejected"
 
     def _resume(self, state: EndpointState) -> Decision | None:
         if self.clock() - state.claimed_at < self.stale_after:
@@ -363,6 +363,13 @@ def _decision(connection: VpcEndpointConnection, trigger: Trigger, actor: str, a
         trigger=trigger,
         decided_at=at,
     )
+
+
+def _took_effect(decision: Decision, state: str) -> bool:
+    """After an `Unsuccessful` answer: had an earlier attempt already done this?"""
+    if decision.decision == "accepted":
+        return state in ("pending", "available")
+    return state == "rejected"
 
 
 def _record_guard(tenant: Tenant, service_id: str, at: datetime) -> tuple[str, str] | None:

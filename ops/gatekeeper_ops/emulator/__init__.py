@@ -16,7 +16,7 @@ For moto's server, call ``install()`` in the process that starts ``ThreadedMotoS
 """
 
 from gatekeeper_ops.emulator.activation import install, is_installed, privatelink_emulator, uninstall
-from gatekeeper_ops.emulator.lifecycle import published_notifications, seed_connections
+from gatekeeper_ops.emulator.lifecycle import inject_unsuccessful, published_notifications, seed_connections
 from gatekeeper_ops.emulator.models import ConnectionEvent, ConnectionState, PublishedNotification
 from gatekeeper_ops.emulator.server import emulated_moto_server, reset_moto_server
 from gatekeeper_ops.emulator.settings import EmulatorSettings
@@ -27,6 +27,7 @@ __all__ = [
     "EmulatorSettings",
     "PublishedNotification",
     "emulated_moto_server",
+    "inject_unsuccessful",
     "install",
     "is_installed",
     "privatelink_emulator",

@@ -248,7 +248,12 @@ def _decide(
             else (REJECTABLE_STATES, ConnectionState.REJECTED, ConnectionEvent.REJECT, "rejected")
         )
         unsuccessful: list[dict[str, object]] = []
+        action = "accept" if accept else "reject"
         for endpoint_id in dict.fromkeys(endpoint_ids):
+            queued = producer.faults.get((action, endpoint_id))
+            if queued:
+                unsuccessful.append(errors.unsuccessful(endpoint_id, *queued.pop(0)))
+                continue
             connection = producer.connections.get(endpoint_id)
             if connection is None or connection.service_id != service_id:
                 unsuccessful.append(errors.unsuccessful_unknown_endpoint(endpoint_id, service_id))
@@ -263,6 +268,26 @@ def _decide(
             _sync_endpoint(connection)
             _notify(event, connection, producer)
         return unsuccessful
+
+
+def inject_unsuccessful(
+    endpoint_id: str,
+    *,
+    action: str = "accept",
+    times: int = 1,
+    code: str = "InternalError",
+    message: str = "An internal error has occurred",
+    account_id: str = "123456789012",
+    region: str = "us-east-1",
+) -> None:
+    """Make the next ``times`` Accept (or Reject) calls for an endpoint answer it in ``Unsuccessful``
+    with this error, whatever its state — AWS does so on internal errors. For resilience tests."""
+    if action not in ("accept", "reject"):
+        raise ValueError(f"action must be accept or reject, not {action!r}")
+    with LOCK:
+        store_for(account_id, region).faults.setdefault((action, endpoint_id), []).extend(
+            [(code, message)] * times
+        )
 
 
 # --- connection notifications ---------------------------------------------------------------------

@@ -54,6 +54,8 @@ class PrivateLinkStore:
     notifications: dict[str, ConnectionNotification] = field(default_factory=dict)
     outbound: dict[str, ServiceRef] = field(default_factory=dict)
     published: list[PublishedNotification] = field(default_factory=list)
+    # Injected faults: (action, endpoint id) → queued (code, message) answers, for resilience tests.
+    faults: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
     _sequence: int = 0
 
     def next_sequence(self) -> int:

@@ -363,3 +363,24 @@ def test_endpoints_to_aws_services_are_left_to_moto(consumer: Consumer) -> None:
     )["VpcEndpoint"]
 
     assert endpoint["State"] == "available"
+
+
+def test_injected_unsuccessful_answers_are_served_then_the_real_behaviour_resumes(
+    producer: Producer, consumer: Consumer
+) -> None:
+    from gatekeeper_ops.emulator import inject_unsuccessful
+
+    endpoint_id = create_interface_endpoint(consumer.ec2, producer.service.service_name, consumer.network)
+    inject_unsuccessful(endpoint_id, times=2, code="InternalError", message="try again")
+    for _ in range(2):
+        answer = producer.ec2.accept_vpc_endpoint_connections(
+            ServiceId=producer.service.service_id, VpcEndpointIds=[endpoint_id]
+        )
+        assert answer["Unsuccessful"] == [
+            {"ResourceId": endpoint_id, "Error": {"Code": "InternalError", "Message": "try again"}}
+        ]
+        assert producer.connection(endpoint_id)["VpcEndpointState"] == "pendingAcceptance"
+    answer = producer.ec2.accept_vpc_endpoint_connections(
+        ServiceId=producer.service.service_id, VpcEndpointIds=[endpoint_id]
+    )
+    assert answer["Unsuccessful"] == []

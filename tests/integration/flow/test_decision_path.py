@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from gatekeeper_ops.emulator import inject_unsuccessful
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
 from .conftest import ACME, GLOBEX, HOOLI, INITECH, STRANGER, UMBRELLA
@@ -153,12 +154,11 @@ def test_malformed_sns_body_goes_to_dlq_and_accepts_nothing(tenants):
     ]
 
 
-def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried(tenants):
-    sqs = tenants.client("sqs")
+def test_endpoint_deleted_before_its_accept_is_not_recorded_and_frees_its_slot(tenants):
     consumer = tenants.consumer(ACME)
     endpoint = consumer.request_endpoint(tenants.service)
     # Ingest the notification, then the consumer deletes its endpoint before the decision runs:
-    # EC2 answers the Accept with the endpoint in Unsuccessful.
+    # EC2 answers the Accept with the endpoint in Unsuccessful; there is nothing left to decide.
     ingest = tenants.stack.functions["IngestNotificationsFunction"]
     tenants.lambdas._deliver_sqs(ingest, tenants.stack.outputs["NotificationQueueUrl"])
     consumer.delete_endpoint(endpoint)
@@ -168,10 +168,45 @@ def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried
         for i in tenants.lambdas.invocations
         if i.function == "EvaluateConnectionFunction" and i.trigger == "Endpoint Connection Requested"
     ]
-    assert [i.ok for i in attempts] == [False, False, False]  # first try + two async retries
-    assert all("ConnectionActionFailed" in (i.error or "") for i in attempts)
+    assert [(i.ok, i.result["decision"]) for i in attempts] == [(True, None)]
     assert tenants.decisions.decisions_for_endpoint(endpoint) == []
-    assert tenants.decisions.state(endpoint) is None  # the claim was rolled back each time
+    assert tenants.decisions.state(endpoint) is None
     assert tenants.decisions.active_endpoints("acme") == 0
+    assert tenants.queue_depth("DecisionDeadLetterQueueUrl") == 0
+
+
+def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried(tenants):
+    everyone = tenants.subscribe_decisions("everyone")
+    consumer = tenants.consumer(ACME)
+    endpoint = consumer.request_endpoint(tenants.service)
+    inject_unsuccessful(endpoint, times=2, code="InternalError")
+    ingest = tenants.stack.functions["IngestNotificationsFunction"]
+    evaluate = tenants.stack.functions["EvaluateConnectionFunction"]
+    tenants.lambdas._deliver_sqs(ingest, tenants.stack.outputs["NotificationQueueUrl"])
+    for _ in range(2):  # the first try and the first async retry both meet Unsuccessful
+        tenants.lambdas._deliver_async(evaluate, evaluate.rules[0])
+        assert tenants.decisions.decisions_for_endpoint(endpoint) == []
+        assert tenants.decisions.state(endpoint) is None
+        assert tenants.decisions.active_endpoints("acme") == 0
+        assert tenants.connection_state(endpoint) == "pendingAcceptance"
+    tenants.settle()  # the second retry is accepted
+    attempts = [i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction"]
+    assert [i.ok for i in attempts[:3]] == [False, False, True]
+    assert "InternalError" in (attempts[0].error or "")
+    assert decisions(tenants, endpoint) == ["accepted"]
+    assert consumer.endpoint_state(endpoint) in ("pending", "available")
+    assert [n["decision"] for n in tenants.received(everyone)] == ["accepted"]
+    assert tenants.queue_depth("DecisionDeadLetterQueueUrl") == 0
+
+
+def test_accept_unsuccessful_on_every_retry_lands_in_the_decision_dlq(tenants):
+    endpoint = tenants.consumer(ACME).request_endpoint(tenants.service)
+    inject_unsuccessful(endpoint, times=3)
+    tenants.settle()
+    assert tenants.decisions.decisions_for_endpoint(endpoint) == []
+    assert tenants.connection_state(endpoint) == "pendingAcceptance"
+    sqs = tenants.client("sqs")
     [failed] = sqs.receive_message(QueueUrl=tenants.stack.outputs["DecisionDeadLetterQueueUrl"])["Messages"]
-    assert json.loads(failed["Body"])["requestPayload"]["detail"]["connection"]["VpcEndpointId"] == endpoint
+    body = json.loads(failed["Body"])
+    assert body["requestPayload"]["detail"]["connection"]["VpcEndpointId"] == endpoint
+    assert "InternalError" in body["responsePayload"]["errorMessage"]
