@@ -10,16 +10,14 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.models import ConnectionRequested
+from gatekeeper.events import ConnectionRequestedEvent
 from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import decision_service
 
-
-class ConnectionRequestedEvent(EventBridgeModel):
-    detail: ConnectionRequested
+# Init phase: settings are validated and clients built once per container, before any event.
+decision_service()
 
 
 @logger.inject_lambda_context

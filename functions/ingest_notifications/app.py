@@ -19,6 +19,8 @@ from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import announcer
 
 processor = BatchProcessor(event_type=EventType.SQS)
+# Init phase: settings are validated and clients built once per container, before any event.
+announcer()
 
 
 def record_handler(record: SQSRecord) -> str:

@@ -138,8 +138,7 @@ def test_notification_topic_lets_vpce_publish_for_this_account_only():
 
 
 def test_samples_are_valid_for_their_handlers_models():
-    from functions.close_connection.app import ConnectionClosedEvent
-    from functions.evaluate_connection.app import ConnectionRequestedEvent
+    from gatekeeper.events import ConnectionClosedEvent, ConnectionRequestedEvent
 
     ConnectionRequestedEvent.model_validate(sample(EVENTS / "evaluate_connection.json"))
     ConnectionClosedEvent.model_validate(sample(EVENTS / "close_connection.json"))
