@@ -287,6 +287,11 @@ def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
     held = world.service.decide(requested(conn=connection(region="eu-west-1")))
     assert held.decision == "held"
     assert world.service.decide(requested(conn=connection(region="eu-west-1"), trigger="reconcile")) is None
+    # A tenant change re-evaluates it; the same hold for the same reasons says nothing new.
+    assert (
+        world.service.decide(requested(conn=connection(region="eu-west-1"), trigger="tenant-change")) is None
+    )
+    assert len(world.notifier.sent) == 1
     world.clock.now += timedelta(seconds=1)
     approved = world.service.decide(
         requested(

@@ -141,6 +141,12 @@ class DecisionService:
             assessment = self._operator_decision(request)
         else:
             assessment = self.assess(connection, request.trigger, request.actor)
+            if (
+                state is not None
+                and assessment.decision.decision == "held"
+                and state.decision.reasons == assessment.decision.reasons
+            ):
+                return None  # re-evaluated, same hold for the same reasons: nothing new to say
         return self._carry_out(assessment, state)
 
     def assess(
