@@ -273,6 +273,20 @@ class DecisionStore:
             decisions += [Decision.model_validate_json(decode(i)["decision"]) for i in page.get("Items", [])]
         return decisions
 
+    def all_decisions(self, since: datetime | None = None) -> list[Decision]:
+        """Every decision record, with or without a tenant (a scan: the operator's audit view only)."""
+        values: dict[str, Any] = {":d": {"S": "DECISION#"}}
+        condition = "begins_with(sk, :d)"
+        if since is not None:
+            condition += " AND sk >= :since"
+            values[":since"] = {"S": f"DECISION#{since.isoformat()}"}
+        decisions: list[Decision] = []
+        for page in self._client.get_paginator("scan").paginate(
+            TableName=self._table, FilterExpression=condition, ExpressionAttributeValues=values
+        ):
+            decisions += [Decision.model_validate_json(decode(i)["decision"]) for i in page.get("Items", [])]
+        return decisions
+
     # -- items -----------------------------------------------------------------------------
     def _put_state(self, state: EndpointState, previous: EndpointState | None) -> TransactWriteItemTypeDef:
         condition = "attribute_not_exists(pk)" if previous is None else "seq = :prev"

@@ -1,0 +1,390 @@
+"""`simulate`, `pending`, `approve`, `reject`: connections and what policy says about them.
+
+`simulate` and `pending` only read: they call the Lambda's own DecisionService.assess, so they
+show exactly what the live policy would decide. `approve` and `reject` never touch EC2 or the
+tables themselves: they put `Endpoint Connection Requested` (trigger `operator`) on the bus, and
+evaluate_connection carries the decision out, records it with the operator as actor and notifies,
+like any other decision.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.text import Text
+
+from gatekeeper.adapters.bus import REQUESTED
+from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
+from gatekeeper.decision_service import Assessment
+from gatekeeper.models import SERVICE_ID, ConnectionRequested, VpcEndpointConnection, account_of, now_utc
+from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
+from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    YesOption,
+    console,
+    print_json,
+    say,
+    styled_decision,
+    table,
+    warn,
+)
+
+SIMULATED_ENDPOINT = "vpce-0000000000000000"
+_VERB = {"accepted": "accept", "rejected": "reject", "held": "hold", "revoked": "revoke"}
+EndpointId = Annotated[str, typer.Argument(help="The consumer's VPC endpoint id (vpce-…).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        epilog=examples(
+            "gatekeeper simulate --principal 111122223333 --service vpce-svc-0123456789abcdef0",
+            "gatekeeper simulate --principal arn:aws:iam::111122223333:role/app "
+            "--service vpce-svc-0123456789abcdef0 --region eu-west-1 --json",
+        )
+    )(simulate)
+    app.command(
+        epilog=examples("gatekeeper pending", "gatekeeper pending --json | jq '.[] | .vpc_endpoint_id'")
+    )(pending)
+    app.command(
+        epilog=examples(
+            "gatekeeper approve vpce-0a1b2c3d4e5f67890 --reason 'eu-west-1 expansion, ticket OPS-42'",
+            "gatekeeper approve vpce-0a1b2c3d4e5f67890 --wait 60",
+        )
+    )(approve)
+    app.command(
+        epilog=examples(
+            "gatekeeper reject vpce-0a1b2c3d4e5f67890 --reason 'unknown consumer'",
+            "gatekeeper reject vpce-0a1b2c3d4e5f67890 --reason 'contract ended' --yes  # revokes if accepted",
+        )
+    )(reject)
+
+
+def _explain(assessment: Assessment) -> dict[str, Any]:
+    decision = assessment.decision
+    document: dict[str, Any] = {
+        "decision": decision.decision,
+        "reasons": list(decision.reasons),
+        "tenant_id": decision.tenant_id,
+        "template": decision.template,
+        "template_version": decision.template_version,
+        "explanation": list(decision.explanation),
+    }
+    if assessment.slot is not None:
+        document["quota_limit"] = assessment.slot.limit
+    if assessment.evaluation is not None:
+        document["evaluation"] = assessment.evaluation.model_dump(mode="json")
+    return document
+
+
+# -- simulate -----------------------------------------------------------------------------------
+def simulate(
+    ctx: typer.Context,
+    *,
+    principal: Annotated[str, typer.Option("--principal", "-p", help="Consumer account id or IAM ARN.")],
+    service: Annotated[str, typer.Option("--service", "-s", help="Endpoint service id (vpce-svc-…).")],
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region", help="The consumer's region (cross-region PrivateLink); default: the stack's."
+        ),
+    ] = None,
+    ip_address_type: Annotated[
+        str, typer.Option("--ip-address-type", help="ipv4, dualstack or ipv6, as the endpoint would request.")
+    ] = "ipv4",
+    json_output: JsonOption = False,
+) -> None:
+    """What the live policy would decide now for a new endpoint from this principal, with the
+    explanation (every statement, matched or not, and the values compared). No side effects."""
+    gk = gatekeeper(ctx)
+    account = account_of(principal)
+    if not SERVICE_ID.match(service):
+        raise CliError(f"{service!r} is not an endpoint service id (vpce-svc-…)")
+    stack = gk.stack
+    if service not in stack.managed_services:
+        warn(
+            f"stack {stack.name} does not manage {service}: a real request to it would not be decided at all"
+        )
+    connection = VpcEndpointConnection.model_validate(
+        {
+            "ServiceId": service,
+            "VpcEndpointId": SIMULATED_ENDPOINT,
+            "VpcEndpointOwner": account,
+            "VpcEndpointState": "pendingAcceptance",
+            "CreationTimestamp": now_utc(),
+            "VpcEndpointRegion": region or stack.region,
+            "IpAddressType": ip_address_type,
+        }
+    )
+    assessment = gk.decision_service.assess(connection, "operator")
+    if json_output:
+        print_json({"simulated": True, "connection": connection.to_event(), **_explain(assessment)})
+        return
+    decision = assessment.decision
+    if principal != account:
+        say(f"connections carry only the owner account: simulating account {account}")
+    out = Text.assemble(
+        ("decision  ", "bold"),
+        styled_decision(decision.decision),
+        f"  ({', '.join(decision.reasons) or '-'})",
+    )
+    console().print(out)
+    say(f"request   {account} → {service} from {connection.region(stack.region)} ({ip_address_type})")
+    say(f"tenant    {decision.tenant_id or '(none)'}")
+    if decision.template:
+        say(f"template  {decision.template} v{decision.template_version}")
+    if assessment.slot is not None and decision.tenant_id:
+        active = gk.decisions.active_endpoints(decision.tenant_id)
+        say(f"quota     {active} of {assessment.slot.limit} endpoints in use; this one would take a slot")
+    say("explanation")
+    for line in decision.explanation:
+        say(f"  {line}")
+
+
+# -- pending ------------------------------------------------------------------------------------
+def pending(
+    ctx: typer.Context,
+    service: Annotated[
+        str | None, typer.Option("--service", "-s", help="Only this managed service (default: all of them).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Connections waiting for acceptance across the managed services: their recorded status
+    (held, undecided) and what the policy would decide now."""
+    gk = gatekeeper(ctx)
+    services = gk.stack.managed_services
+    if service is not None:
+        if service not in services:
+            raise CliError(f"stack {gk.stack.name} does not manage {service}; managed: {', '.join(services)}")
+        services = (service,)
+    connections = [c for s in services for c in gk.endpoints.connections(s, ["pendingAcceptance"])]
+    states = gk.decisions.states([c.vpc_endpoint_id for c in connections]) if connections else {}
+    rows: list[dict[str, Any]] = []
+    for connection in sorted(connections, key=lambda c: (c.creation_timestamp is None, c.creation_timestamp)):
+        state = states.get(connection.vpc_endpoint_id)
+        rows.append(
+            {
+                "vpc_endpoint_id": connection.vpc_endpoint_id,
+                "service_id": connection.service_id,
+                "owner": connection.vpc_endpoint_owner,
+                "region": connection.region(gk.stack.region),
+                "requested_at": connection.creation_timestamp,
+                "status": state.status if state else "undecided",
+                "recorded": _recorded(state),
+                "now": _explain(gk.decision_service.assess(connection, "operator")),
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    if not rows:
+        say(f"no pending connections on {', '.join(services) or 'any managed service'}")
+        return
+    table(
+        None,
+        ("endpoint", "owner", "region", "service", "requested", "status", "policy now", "tenant"),
+        [
+            (
+                r["vpc_endpoint_id"],
+                r["owner"],
+                r["region"],
+                r["service_id"],
+                r["requested_at"],
+                r["status"] + (f" ({', '.join(r['recorded']['reasons'])})" if r["recorded"] else ""),
+                Text.assemble(styled_decision(r["now"]["decision"]), f" {', '.join(r['now']['reasons'])}"),
+                r["now"]["tenant_id"],
+            )
+            for r in rows
+        ],
+    )
+    say("decide with `gatekeeper approve <vpce-id>` or `gatekeeper reject <vpce-id> --reason …`")
+
+
+def _recorded(state: EndpointState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "decision": state.decision.decision,
+        "reasons": list(state.decision.reasons),
+        "decided_at": state.decision.decided_at,
+        "actor": state.decision.actor,
+    }
+
+
+# -- approve / reject ---------------------------------------------------------------------------
+def approve(
+    ctx: typer.Context,
+    vpc_endpoint_id: EndpointId,
+    *,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded and notified.")] = None,
+    wait: Annotated[int, typer.Option("--wait", help="Wait up to N seconds for the recorded decision.")] = 0,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Accept a pending connection (typically one held for review) through the decision path: it
+    is recorded with you as the actor, counted against the tenant's quota and notified."""
+    _operator_decision(
+        gatekeeper(ctx),
+        vpc_endpoint_id,
+        outcome="accepted",
+        reason=reason,
+        wait=wait,
+        yes=yes,
+        json_output=json_output,
+    )
+
+
+def reject(
+    ctx: typer.Context,
+    vpc_endpoint_id: EndpointId,
+    *,
+    reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded and sent to the tenant.")],
+    wait: Annotated[int, typer.Option("--wait", help="Wait up to N seconds for the recorded decision.")] = 0,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Reject a pending connection, or revoke an accepted one (its endpoint stops working), through
+    the decision path: recorded with you as the actor and notified."""
+    _operator_decision(
+        gatekeeper(ctx),
+        vpc_endpoint_id,
+        outcome="rejected",
+        reason=reason,
+        wait=wait,
+        yes=yes,
+        json_output=json_output,
+    )
+
+
+def _operator_decision(
+    gk: Gatekeeper,
+    vpc_endpoint_id: str,
+    *,
+    outcome: Literal["accepted", "rejected"],
+    reason: str | None,
+    wait: int,
+    yes: bool,
+    json_output: bool,
+) -> None:
+    connection, state = _decidable(gk, vpc_endpoint_id, outcome)
+    if connection is None:  # already what was asked
+        if json_output:
+            print_json(
+                {"vpc_endpoint_id": vpc_endpoint_id, "requested_decision": outcome, "published": False}
+            )
+        else:
+            say(f"{vpc_endpoint_id} is already accepted; nothing to do")
+        return
+    policy = gk.decision_service.assess(connection, "operator").decision
+    revoke = connection.vpc_endpoint_state in ("pending", "available")
+    if not yes:
+        if outcome == "accepted" and policy.decision != "accepted":
+            typer.confirm(
+                f"Policy would {_VERB[policy.decision]} {vpc_endpoint_id} ({', '.join(policy.reasons)}). "
+                "Approve anyway?",
+                abort=True,
+                err=True,
+            )
+        if revoke:
+            typer.confirm(
+                f"{vpc_endpoint_id} is {connection.vpc_endpoint_state}: rejecting it revokes the tenant's "
+                "access. Continue?",
+                abort=True,
+                err=True,
+            )
+    request = ConnectionRequested(
+        connection=connection, trigger="operator", actor=gk.actor, requested_decision=outcome, reason=reason
+    )
+    gk.bus.publish(REQUESTED, [request.model_dump(mode="json", by_alias=True)])
+    verb = "revocation" if revoke else "approval" if outcome == "accepted" else "rejection"
+    document: dict[str, Any] = {
+        "vpc_endpoint_id": vpc_endpoint_id,
+        "requested_decision": outcome,
+        "actor": gk.actor,
+        "reason": reason,
+        "published": True,
+        "policy_now": {"decision": policy.decision, "reasons": list(policy.reasons)},
+    }
+    decided = _wait_for_decision(gk, vpc_endpoint_id, state, wait) if wait > 0 else None
+    if decided is not None:
+        document["decision"] = decided.decision.model_dump(mode="json")
+    if json_output:
+        print_json(document)
+        return
+    say(f"{verb} of {vpc_endpoint_id} requested as {gk.actor}")
+    if decided is not None:
+        say(f"decided: {decided.decision.decision} ({', '.join(decided.decision.reasons)})")
+    else:
+        say(
+            "evaluate_connection carries it out and notifies; follow it with "
+            f"`gatekeeper decisions --endpoint {vpc_endpoint_id}`"
+        )
+
+
+def _decidable(
+    gk: Gatekeeper, vpc_endpoint_id: str, outcome: str
+) -> tuple[VpcEndpointConnection | None, EndpointState | None]:
+    """The connection if the decision path can act on the operator's request, else why not."""
+    stack = gk.stack
+    connection = gk.endpoints.connection(vpc_endpoint_id)
+    if connection is None:
+        raise CliError(
+            f"no connection {vpc_endpoint_id} to an endpoint service of this account in {stack.region}; "
+            "list them with `gatekeeper pending`"
+        )
+    if connection.service_id not in stack.managed_services:
+        raise CliError(
+            f"{vpc_endpoint_id} connects to {connection.service_id}, which stack {stack.name} does not "
+            "manage (EndpointServiceIds); see `gatekeeper services list`"
+        )
+    state = gk.decisions.state(vpc_endpoint_id)
+    if state is not None and state.status in IN_FLIGHT:
+        raise CliError(f"{vpc_endpoint_id} is being decided right now ({state.status}); retry in a minute")
+    recorded = state.status if state else None
+    current = connection.vpc_endpoint_state
+    if outcome == "accepted":
+        if current in ("pending", "available") and recorded in (None, "accepted"):
+            return None, state
+        if current != "pendingAcceptance":
+            raise CliError(
+                f"{vpc_endpoint_id} is {current}; only a pendingAcceptance connection can be approved — "
+                "the consumer has to create a new endpoint"
+            )
+    elif current in ("pending", "available"):
+        if recorded != "accepted":
+            raise CliError(
+                f"{vpc_endpoint_id} is {current} but the gatekeeper never accepted it "
+                f"(recorded: {recorded or 'nothing'}); "
+                "the decision path revokes only what it accepted — reject it with `aws ec2 "
+                f"reject-vpc-endpoint-connections --service-id {connection.service_id} --vpc-endpoint-ids "
+                f"{vpc_endpoint_id}`"
+            )
+        return connection, state
+    elif current != "pendingAcceptance":
+        raise CliError(f"{vpc_endpoint_id} is already {current}; nothing to reject")
+    if recorded not in (None, "held"):
+        raise CliError(
+            f"{vpc_endpoint_id} is pendingAcceptance but the gatekeeper recorded it {recorded}; "
+            "the reconciler repairs such drift — check `gatekeeper decisions --endpoint "
+            f"{vpc_endpoint_id}`"
+        )
+    return connection, state
+
+
+def _wait_for_decision(
+    gk: Gatekeeper, vpc_endpoint_id: str, before: EndpointState | None, seconds: int
+) -> EndpointState:
+    deadline = time.monotonic() + seconds
+    while True:
+        state = gk.decisions.state(vpc_endpoint_id)
+        moved = state is not None and (before is None or state.seq > before.seq)
+        if moved and state is not None and state.status not in IN_FLIGHT and state.decision.actor == gk.actor:
+            return state
+        if time.monotonic() >= deadline:
+            raise CliError(
+                f"the request was published but no decision was recorded within {seconds}s; check "
+                f"`gatekeeper decisions --endpoint {vpc_endpoint_id}` and the DecisionDeadLetterQueue"
+            )
+        gk.sleep(1.0)

@@ -1,0 +1,123 @@
+"""`gatekeeper decisions`: the audit trail — every decision, who or what made it, and why."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from gatekeeper.models import Decision, now_utc
+from gatekeeper_ops.cli.context import CliError, gatekeeper
+from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.output import JsonOption, print_json, say, styled_decision, table
+
+_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+OUTCOMES = ("accepted", "rejected", "held", "revoked")
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`24h`, `7d`, `30m`, `2w` ago, or an ISO date/time (UTC when no zone is given)."""
+    match = _DURATION.match(value.strip().lower())
+    if match:
+        return (now or now_utc()) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise CliError(
+            f"--since {value!r} is neither a duration (30m, 24h, 7d, 2w) nor an ISO date/time"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        epilog=examples(
+            "gatekeeper decisions --since 24h",
+            "gatekeeper decisions --tenant acme --since 2026-01-01",
+            "gatekeeper decisions --endpoint vpce-0a1b2c3d4e5f67890 --explain",
+            "gatekeeper decisions --decision held --since 7d --json",
+        )
+    )(decisions)
+
+
+def decisions(
+    ctx: typer.Context,
+    *,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Only this tenant's decisions.")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", "-e", help="Only this endpoint (vpce-…).")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Duration (24h, 7d) or ISO date/time.")] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--decision", "-d", help="Only accepted, rejected, held or revoked.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N decisions (0 = all).")] = 100,
+    explain: Annotated[bool, typer.Option("--explain", help="Show each decision's explanation.")] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """The audit trail: every decision (accepted, rejected, held, revoked) with tenant, reasons,
+    template version and actor (auto, reconcile or operator:<arn>), newest first."""
+    if outcome is not None and outcome not in OUTCOMES:
+        raise CliError(f"--decision {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    store = gatekeeper(ctx).decisions
+    start = parse_since(since) if since else None
+    if endpoint is not None:
+        found = store.decisions_for_endpoint(endpoint)
+    elif tenant is not None:
+        found = store.decisions_for_tenant(tenant, start)
+    else:
+        found = store.all_decisions(start)
+    selected = [
+        d
+        for d in found
+        if (tenant is None or d.tenant_id == tenant)
+        and (start is None or d.decided_at >= start)
+        and (outcome is None or d.decision == outcome)
+    ]
+    selected.sort(key=lambda d: d.decided_at, reverse=True)
+    if limit > 0:
+        selected = selected[:limit]
+    if json_output:
+        print_json([d.model_dump(mode="json") for d in selected])
+        return
+    if not selected:
+        say("no decisions match")
+        return
+    table(None, _columns(explain), [_row(d, explain) for d in selected])
+
+
+def _columns(explain: bool) -> tuple[str, ...]:
+    columns = (
+        "decided at",
+        "endpoint",
+        "owner",
+        "tenant",
+        "decision",
+        "reasons",
+        "template",
+        "actor",
+        "trigger",
+    )
+    return (*columns, "explanation") if explain else columns
+
+
+def _row(decision: Decision, explain: bool) -> tuple[object, ...]:
+    template = f"{decision.template} v{decision.template_version}" if decision.template else None
+    row: tuple[object, ...] = (
+        decision.decided_at,
+        decision.vpc_endpoint_id,
+        decision.vpc_endpoint_owner,
+        decision.tenant_id,
+        styled_decision(decision.decision),
+        Text(", ".join(decision.reasons) or "-"),
+        template,
+        decision.actor,
+        decision.trigger,
+    )
+    return (*row, decision.explanation) if explain else row

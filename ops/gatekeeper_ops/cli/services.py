@@ -1,0 +1,223 @@
+"""`gatekeeper services …`: the endpoint services the stack manages, and attaching one more.
+
+Service configuration (acceptance, connection notifications) is an operator's job, never the
+Lambda's — the functions have no permission to change it — so those EC2 calls live here, in the
+operator package, not in the core's EndpointService adapter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import ClientError
+
+from gatekeeper.models import SERVICE_ID
+from gatekeeper_ops.cli.context import CliError, gatekeeper
+from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.output import JsonOption, YesOption, print_json, say, table, warn
+
+app = typer.Typer(help="Endpoint services: what the stack manages, and attaching one.", no_args_is_help=True)
+
+NOTIFICATION_EVENTS = ["Connect", "Accept", "Reject", "Delete"]
+
+
+@dataclass(frozen=True)
+class ServiceConfiguration:
+    """What EC2 says about one of this account's endpoint services."""
+
+    service_id: str
+    service_name: str
+    state: str
+    acceptance_required: bool
+    supported_regions: tuple[str, ...]
+    load_balancers: tuple[str, ...]
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> ServiceConfiguration:
+        return cls(
+            service_id=raw["ServiceId"],
+            service_name=raw.get("ServiceName", ""),
+            state=raw.get("ServiceState", ""),
+            acceptance_required=bool(raw.get("AcceptanceRequired")),
+            supported_regions=tuple(r.get("Region", "") for r in raw.get("SupportedRegions", [])),
+            load_balancers=tuple(
+                raw.get("NetworkLoadBalancerArns", []) + raw.get("GatewayLoadBalancerArns", [])
+            ),
+        )
+
+
+class EndpointServiceAdmin:
+    """Describe and configure this account's endpoint services (producer side)."""
+
+    def __init__(self, ec2: Any) -> None:
+        self._ec2 = ec2
+
+    def configurations(self, service_ids: list[str] | None = None) -> list[ServiceConfiguration]:
+        kwargs: dict[str, Any] = {"ServiceIds": service_ids} if service_ids else {}
+        found: list[ServiceConfiguration] = []
+        try:
+            for page in self._ec2.get_paginator("describe_vpc_endpoint_service_configurations").paginate(
+                **kwargs
+            ):
+                found += [ServiceConfiguration.from_api(raw) for raw in page.get("ServiceConfigurations", [])]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidVpcEndpointServiceId.NotFound":
+                raise CliError(
+                    f"no endpoint service {', '.join(service_ids or [])} owned by this account in this "
+                    "region (check --region/--profile; `gatekeeper services list --all` lists yours)"
+                ) from None
+            raise
+        return found
+
+    def allowed_principals(self, service_id: str) -> list[str]:
+        response = self._ec2.describe_vpc_endpoint_service_permissions(ServiceId=service_id)
+        return [p.get("Principal", "") for p in response.get("AllowedPrincipals", [])]
+
+    def notifications(self, service_id: str) -> list[dict[str, Any]]:
+        response = self._ec2.describe_vpc_endpoint_connection_notifications(
+            Filters=[{"Name": "service-id", "Values": [service_id]}]
+        )
+        return list(response.get("ConnectionNotificationSet", []))
+
+    def require_acceptance(self, service_id: str) -> None:
+        self._ec2.modify_vpc_endpoint_service_configuration(ServiceId=service_id, AcceptanceRequired=True)
+
+    def notify(self, service_id: str, topic_arn: str) -> str:
+        response = self._ec2.create_vpc_endpoint_connection_notification(
+            ServiceId=service_id, ConnectionNotificationArn=topic_arn, ConnectionEvents=NOTIFICATION_EVENTS
+        )
+        return str(response["ConnectionNotification"]["ConnectionNotificationId"])
+
+
+def _notifies(notifications: list[dict[str, Any]], topic_arn: str) -> bool:
+    return any(n.get("ConnectionNotificationArn") == topic_arn for n in notifications)
+
+
+@app.command(
+    name="list", epilog=examples("gatekeeper services list", "gatekeeper services list --all --json")
+)
+def list_services(
+    ctx: typer.Context,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every endpoint service of this account, managed or not.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """The endpoint services the stack manages: acceptance, notification to the stack's topic,
+    allowed principals and connections by state."""
+    gk = gatekeeper(ctx)
+    stack = gk.stack
+    admin = EndpointServiceAdmin(gk.client("ec2"))
+    configurations = admin.configurations(None if show_all else list(stack.managed_services))
+    rows: list[dict[str, Any]] = []
+    for config in configurations:
+        managed = config.service_id in stack.managed_services
+        states = Counter(c.vpc_endpoint_state for c in gk.endpoints.connections(config.service_id))
+        rows.append(
+            {
+                "service_id": config.service_id,
+                "service_name": config.service_name,
+                "state": config.state,
+                "managed": managed,
+                "acceptance_required": config.acceptance_required,
+                "notifies_stack": _notifies(
+                    admin.notifications(config.service_id), stack.connection_notification_topic_arn
+                ),
+                "allowed_principals": admin.allowed_principals(config.service_id),
+                "supported_regions": list(config.supported_regions),
+                "connections": dict(sorted(states.items())),
+            }
+        )
+    if json_output:
+        print_json(rows)
+        return
+    table(
+        None,
+        (
+            "service",
+            "managed",
+            "acceptance",
+            "notifies stack",
+            "allowed principals",
+            "regions",
+            "connections",
+        ),
+        [
+            (
+                r["service_id"],
+                "yes" if r["managed"] else "no",
+                "required" if r["acceptance_required"] else "NOT required",
+                "yes" if r["notifies_stack"] else "NO",
+                len(r["allowed_principals"]),
+                r["supported_regions"],
+                r["connections"],
+            )
+            for r in rows
+        ],
+    )
+    for r in rows:
+        if r["managed"] and not (r["acceptance_required"] and r["notifies_stack"]):
+            warn(
+                f"{r['service_id']} is not fully attached; run `gatekeeper services attach {r['service_id']}`"
+            )
+
+
+@app.command(
+    epilog=examples(
+        "gatekeeper services attach vpce-svc-0123456789abcdef0",
+        "gatekeeper services attach vpce-svc-0123456789abcdef0 --yes --json",
+    )
+)
+def attach(
+    ctx: typer.Context,
+    service_id: Annotated[
+        str, typer.Argument(help="Endpoint service id (vpce-svc-…) owned by this account.")
+    ],
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Prepare an endpoint service for the gatekeeper: require acceptance (asks first) and send its
+    connection notifications to the stack's topic. The stack parameter EndpointServiceIds must
+    also list it for the functions to decide its connections."""
+    if not SERVICE_ID.match(service_id):
+        raise CliError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
+    gk = gatekeeper(ctx)
+    stack = gk.stack
+    admin = EndpointServiceAdmin(gk.client("ec2"))
+    [config] = admin.configurations([service_id])
+    steps: list[str] = []
+    if not config.acceptance_required:
+        if not yes:
+            typer.confirm(
+                f"{service_id} accepts every connection without review. Set AcceptanceRequired=true?",
+                abort=True,
+                err=True,
+            )
+        admin.require_acceptance(service_id)
+        steps.append("acceptance required set")
+    topic = stack.connection_notification_topic_arn
+    if _notifies(admin.notifications(service_id), topic):
+        steps.append("notifications already go to the stack's topic")
+    else:
+        notification_id = admin.notify(service_id, topic)
+        steps.append(
+            f"connection notification {notification_id} created ({', '.join(NOTIFICATION_EVENTS)} → {topic})"
+        )
+    managed = service_id in stack.managed_services
+    reminder = None
+    if not managed:
+        listed = ",".join((*stack.managed_services, service_id))
+        reminder = (
+            f"add {service_id} to the stack parameter EndpointServiceIds — until then the functions ignore "
+            f"its connections: sam deploy --parameter-overrides EndpointServiceIds={listed}"
+        )
+    if json_output:
+        print_json({"service_id": service_id, "steps": steps, "managed": managed, "reminder": reminder})
+        return
+    for step in steps:
+        say(f"{service_id}: {step}")
+    if reminder:
+        warn(reminder)

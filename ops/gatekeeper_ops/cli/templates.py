@@ -1,0 +1,329 @@
+"""`gatekeeper templates …`: endpoint-policy templates — versioned, immutable once pushed.
+
+`validate` needs no AWS access: it runs the same parser the decision path uses, and reports every
+problem with the statement and condition key at fault.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from gatekeeper.dal.templates import StoredTemplate
+from gatekeeper.errors import GatekeeperError, TemplateNotFound
+from gatekeeper.models import Tenant
+from gatekeeper.policy import (
+    ParameterInvalid,
+    PolicyTemplate,
+    TemplateInvalid,
+    parse_template,
+    resolve_parameters,
+)
+from gatekeeper_ops.cli.context import CliError, gatekeeper
+from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.output import JsonOption, console, print_json, say, table
+
+app = typer.Typer(
+    help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.", no_args_is_help=True
+)
+
+TemplateFile = Annotated[Path, typer.Argument(help="Template document (JSON).", dir_okay=False)]
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    document = json.loads(path.read_text())
+    if not isinstance(document, dict):
+        raise CliError(
+            f"{path}: a template is a JSON object with Name, Statement (and Parameters, Description)"
+        )
+    return document
+
+
+def _canonical(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _summary(template: PolicyTemplate) -> str:
+    parameters = ", ".join(
+        f"{name} ({spec.type}{'' if spec.default is None else f', default {_plain(spec.default)}'})"
+        for name, spec in template.parameters.items()
+    )
+    return f"{len(template.statements)} statement(s); parameters: {parameters or 'none'}"
+
+
+def _plain(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def _problems(stored: StoredTemplate) -> list[str]:
+    try:
+        stored.parse()
+    except TemplateInvalid as exc:
+        return exc.problems
+    return []
+
+
+# -- list / show --------------------------------------------------------------------------------
+@app.command(
+    name="list",
+    epilog=examples("gatekeeper templates list", "gatekeeper templates list standard   # every version"),
+)
+def list_templates(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="List every version of this template.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List templates (latest version of each, and how many tenants use it), or every version of one."""
+    gk = gatekeeper(ctx)
+    if name is not None:
+        stored = sorted(gk.templates.versions(name), key=lambda t: t.version)
+        if not stored:
+            raise TemplateNotFound(f"no template {name!r}; push it with `gatekeeper templates push`")
+    else:
+        stored = gk.templates.latest()
+    users: dict[str, int] = {}
+    for tenant in gk.tenants.list():
+        if isinstance(tenant, Tenant):
+            users[tenant.template] = users.get(tenant.template, 0) + 1
+    documents = [
+        {
+            "name": t.name,
+            "version": t.version,
+            "created_by": t.created_by,
+            "created_at": t.created_at,
+            "description": t.document.get("Description", ""),
+            "tenants": users.get(t.name, 0),
+            "problems": _problems(t),
+        }
+        for t in stored
+    ]
+    if json_output:
+        print_json({"templates": documents})
+        return
+    table(
+        None,
+        ("template", "version", "tenants", "valid", "created by", "created at", "description"),
+        [
+            (
+                d["name"],
+                d["version"],
+                d["tenants"],
+                "no" if d["problems"] else "yes",
+                d["created_by"],
+                d["created_at"],
+                d["description"],
+            )
+            for d in documents
+        ],
+    )
+
+
+@app.command(
+    epilog=examples(
+        "gatekeeper templates show standard", "gatekeeper templates show standard --version 1 --json"
+    )
+)
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="A stored version (default: latest).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show a stored template version: who pushed it, when, and its document."""
+    stored = gatekeeper(ctx).templates.get(name, version)
+    problems = _problems(stored)
+    if json_output:
+        print_json(
+            {
+                "name": stored.name,
+                "version": stored.version,
+                "created_by": stored.created_by,
+                "created_at": stored.created_at,
+                "valid": not problems,
+                "problems": problems,
+                "document": stored.document,
+            }
+        )
+        return
+    say(f"template {stored.name} v{stored.version} — pushed by {stored.created_by} at {stored.created_at}")
+    for problem in problems:
+        say(f"  INVALID: {problem}")
+    typer.echo(_canonical(stored.document), nl=False)
+
+
+# -- validate -----------------------------------------------------------------------------------
+@app.command(
+    epilog=examples(
+        "gatekeeper templates validate policy-templates/standard.json",
+        "gatekeeper templates validate *.json --json",
+    )
+)
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Template documents (JSON).", dir_okay=False)],
+    json_output: JsonOption = False,
+) -> None:
+    """Validate template files offline (no AWS access). Every problem is reported with the
+    statement and condition key at fault; the exit status is 1 if any file is invalid."""
+    results: list[dict[str, Any]] = []
+    for path in files:
+        document = read_document(path)
+        try:
+            template = parse_template(document)
+        except TemplateInvalid as exc:
+            results.append(
+                {"file": str(path), "name": exc.template, "valid": False, "problems": exc.problems}
+            )
+        else:
+            results.append(
+                {"file": str(path), "name": template.name, "valid": True, "summary": _summary(template)}
+            )
+    if json_output:
+        print_json({"templates": results})
+    else:
+        for result in results:
+            if result["valid"]:
+                say(f"ok       {result['file']}: template {result['name']} — {result['summary']}")
+            else:
+                count = len(result["problems"])
+                say(f"INVALID  {result['file']}: template {result['name'] or '?'} — {count} problem(s):")
+                for problem in result["problems"]:
+                    say(f"           - {problem}")
+    invalid = [r["file"] for r in results if not r["valid"]]
+    if invalid:
+        raise CliError(f"{len(invalid)} of {len(results)} template file(s) invalid: {', '.join(invalid)}")
+
+
+# -- push ---------------------------------------------------------------------------------------
+@app.command(
+    epilog=examples(
+        "gatekeeper templates push policy-templates/standard.json",
+        "gatekeeper templates diff standard standard.json && gatekeeper templates push standard.json",
+    )
+)
+def push(
+    ctx: typer.Context,
+    path: TemplateFile,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Push even if tenants' overrides no longer fit (their requests are held)."
+        ),
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Validate a template and store it as the next version (stored versions never change).
+    Tenants that do not pin a version use it for their next request."""
+    gk = gatekeeper(ctx)
+    document = read_document(path)
+    template = parse_template(document)
+    try:
+        latest: StoredTemplate | None = gk.templates.get(template.name)
+    except TemplateNotFound:
+        latest = None
+    if latest is not None and _canonical(latest.document) == _canonical(document):
+        if json_output:
+            print_json({"action": "unchanged", "name": latest.name, "version": latest.version})
+        else:
+            say(f"template {latest.name} v{latest.version} is identical; nothing pushed")
+        return
+    broken = _broken_tenants(gk.tenants.list(), template)
+    if broken and not force:
+        raise CliError(
+            f"pushing {template.name} would break tenants whose overrides no longer fit: "
+            f"{'; '.join(broken)} — fix their overrides (`gatekeeper tenants update … --param`), pin them "
+            "to the current version, or pass --force (their requests would be held)"
+        )
+    stored = gk.templates.push(document, gk.actor)
+    if json_output:
+        print_json(
+            {
+                "action": "pushed",
+                "name": stored.name,
+                "version": stored.version,
+                "created_by": stored.created_by,
+                "created_at": stored.created_at,
+                "broken_tenants": broken,
+            }
+        )
+    else:
+        say(f"pushed template {stored.name} v{stored.version} (by {stored.created_by})")
+
+
+def _broken_tenants(tenants: Any, template: PolicyTemplate) -> list[str]:
+    broken: list[str] = []
+    for tenant in tenants:
+        if isinstance(tenant, GatekeeperError) or tenant.template != template.name or tenant.template_version:
+            continue
+        try:
+            resolve_parameters(template, tenant.parameters)
+        except ParameterInvalid as exc:
+            broken.append(f"{tenant.tenant_id} ({', '.join(exc.problems)})")
+    return broken
+
+
+# -- diff ---------------------------------------------------------------------------------------
+@app.command(
+    epilog=examples(
+        "gatekeeper templates diff standard                      # latest vs the version before",
+        "gatekeeper templates diff standard --from 1 --to 3",
+        "gatekeeper templates diff standard policy-templates/standard.json   # stored latest vs a local file",
+    )
+)
+def diff(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Template name.")],
+    path: Annotated[Path | None, typer.Argument(help="Compare with this local file.", dir_okay=False)] = None,
+    *,
+    from_version: Annotated[
+        int | None, typer.Option("--from", help="Older version (default: the one before --to).")
+    ] = None,
+    to_version: Annotated[int | None, typer.Option("--to", help="Newer version (default: latest).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show what changed between two stored versions, or between a stored version and a file."""
+    templates = gatekeeper(ctx).templates
+    if path is not None:
+        if to_version is not None:
+            raise CliError(
+                "--to does not apply when comparing with a file; use --from to pick the stored version"
+            )
+        old = templates.get(name, from_version)
+        old_label, old_text = f"{name} v{old.version}", _canonical(old.document)
+        new_label, new_text = str(path), _canonical(read_document(path))
+    else:
+        new = templates.get(name, to_version)
+        if from_version is None and new.version == 1:
+            raise CliError(
+                f"{name} has only version 1; compare with a file: `gatekeeper templates diff {name} FILE`"
+            )
+        old = templates.get(name, from_version if from_version is not None else new.version - 1)
+        old_label, old_text = f"{name} v{old.version}", _canonical(old.document)
+        new_label, new_text = f"{name} v{new.version}", _canonical(new.document)
+    lines = list(
+        difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), old_label, new_label, lineterm="")
+    )
+    if json_output:
+        print_json({"from": old_label, "to": new_label, "changed": bool(lines), "diff": lines})
+        return
+    if not lines:
+        say(f"{old_label} and {new_label} are identical")
+        return
+    out = console()
+    for line in lines:
+        style = (
+            "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "cyan"
+            if line.startswith("@")
+            else ""
+        )
+        out.print(Text(line, style=style))

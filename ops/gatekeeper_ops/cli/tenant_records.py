@@ -1,0 +1,409 @@
+"""Tenant records as operators edit them: validation against the live templates, diffs, the YAML
+and CSV file formats, and the plan of an import.
+
+Nothing here writes: commands decide, after a plan validated completely, whether to apply it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+import yaml
+
+from gatekeeper.dal.templates import TemplateStore
+from gatekeeper.dal.tenants import TenantStore
+from gatekeeper.errors import TenantInvalid
+from gatekeeper.models import ACCOUNT_ID, Tenant
+from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
+from gatekeeper.policy.parameters import ParamValue, coerce_parameter
+from gatekeeper_ops.cli.context import CliError, describe_error
+
+# The fields an operator owns; version/updated_by/updated_at are the store's.
+CONTENT_FIELDS: tuple[str, ...] = tuple(
+    name for name in Tenant.model_fields if name not in ("version", "updated_by", "updated_at")
+)
+_SET_FIELDS = frozenset({"principals", "services"})  # order carries no meaning
+CSV_COLUMNS: tuple[str, ...] = (*CONTENT_FIELDS, "version", "updated_by", "updated_at")
+Format = Literal["yaml", "csv", "json"]
+
+
+# -- validation ---------------------------------------------------------------------------------
+class TenantValidator:
+    """Checks what the model alone cannot: the template (and pinned version) exists and parses,
+    and the parameter overrides fit its declarations. Overrides come back coerced to their types."""
+
+    def __init__(self, templates: TemplateStore, managed_services: Iterable[str] = ()) -> None:
+        self._templates = templates
+        self._managed = frozenset(managed_services)
+        self._cache: dict[tuple[str, int | None], PolicyTemplate] = {}
+
+    def template(self, name: str, version: int | None) -> PolicyTemplate:
+        if (name, version) not in self._cache:
+            stored = self._templates.get(name, version)
+            try:
+                self._cache[(name, version)] = stored.parse()
+            except TemplateInvalid as exc:
+                raise CliError(
+                    f"template {name} v{stored.version} is invalid ({'; '.join(exc.problems)}); "
+                    "push a fixed version with `gatekeeper templates push` first"
+                ) from None
+        return self._cache[(name, version)]
+
+    def check(self, tenant: Tenant) -> Tenant:
+        template = self.template(tenant.template, tenant.template_version)
+        return tenant.model_copy(update={"parameters": normalise_parameters(template, tenant.parameters)})
+
+    def unmanaged_services(self, tenant: Tenant) -> list[str]:
+        if not self._managed:
+            return []
+        return [s for s in tenant.services if s != "*" and s not in self._managed]
+
+
+def normalise_parameters(template: PolicyTemplate, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides validated against the template (ParameterInvalid lists every problem) and stored
+    as their JSON type: "5" for a Number becomes 5, "a,b" for a StringList becomes ["a", "b"]."""
+    resolve_parameters(template, overrides)
+    return {
+        name: _jsonable(coerce_parameter(template.parameters[name].type, value))
+        for name, value in overrides.items()
+        if value is not None
+    }
+
+
+def _jsonable(value: ParamValue) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def parse_assignments(items: Iterable[str], what: str) -> dict[str, str]:
+    """`KEY=VALUE` options (`--param`, `--label`)."""
+    pairs: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise CliError(
+                f"{what} {item!r} is not KEY=VALUE (e.g. --{what} HomeRegions=us-east-1,eu-west-1)"
+            )
+        pairs[name.strip()] = value.strip()
+    return pairs
+
+
+# -- diffs --------------------------------------------------------------------------------------
+def comparable(tenant: Tenant, name: str) -> Any:
+    value = tenant.model_dump(mode="json")[name]
+    return sorted(value) if name in _SET_FIELDS else value
+
+
+def field_changes(current: Tenant | None, desired: Tenant | None) -> dict[str, tuple[Any, Any]]:
+    """field → (before, after) for every operator-owned field that differs."""
+    changes: dict[str, tuple[Any, Any]] = {}
+    for name in CONTENT_FIELDS:
+        before = comparable(current, name) if current else None
+        after = comparable(desired, name) if desired else None
+        if before != after and not (before in (None, {}, []) and after in (None, {}, [])):
+            changes[name] = (before, after)
+    return changes
+
+
+Action = Literal["create", "update", "remove", "unchanged"]
+
+
+@dataclass
+class Change:
+    action: Action
+    tenant_id: str
+    current: Tenant | None
+    desired: Tenant | None
+    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "tenant_id": self.tenant_id,
+            "action": self.action,
+            "version": self.current.version if self.current else None,
+            "changes": {name: {"from": before, "to": after} for name, (before, after) in self.fields.items()},
+        }
+
+    def lines(self) -> list[str]:
+        sign = {"create": "+", "update": "~", "remove": "-", "unchanged": "="}[self.action]
+        version = f" (v{self.current.version})" if self.current else ""
+        header = f"{sign} {self.action} {self.tenant_id}{version}"
+        if self.action == "create":
+            return [header, *(f"    {name}: {_show(after)}" for name, (_, after) in self.fields.items())]
+        if self.action == "update":
+            return [
+                header,
+                *(
+                    f"    {name}: {_show(before)} → {_show(after)}"
+                    for name, (before, after) in self.fields.items()
+                ),
+            ]
+        return [header]
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, list):
+        return "[" + ", ".join(str(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_show(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+# -- files --------------------------------------------------------------------------------------
+def detect_format(path: str, given: str | None) -> Format:
+    if given:
+        if given not in ("yaml", "csv", "json"):
+            raise CliError(f"format {given!r} is not one of yaml, csv, json")
+        return given  # type: ignore[return-value]
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return "csv"
+    if lower.endswith(".json"):
+        return "json"
+    return "yaml"
+
+
+def export_document(tenants: list[Tenant]) -> list[dict[str, Any]]:
+    return [t.model_dump(mode="json", exclude_none=True) for t in sorted(tenants, key=lambda t: t.tenant_id)]
+
+
+def dump(tenants: list[Tenant], fmt: Format) -> str:
+    records = export_document(tenants)
+    if fmt == "csv":
+        return _dump_csv(records)
+    if fmt == "json":
+        import json
+
+        return json.dumps({"tenants": records}, indent=2) + "\n"
+    return yaml.safe_dump({"tenants": records}, sort_keys=False, allow_unicode=True)
+
+
+def _dump_csv(records: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        row = dict(record)
+        for name in ("principals", "services"):
+            row[name] = ";".join(record.get(name, []))
+        for name in ("parameters", "labels"):
+            row[name] = ";".join(
+                f"{k}={','.join(v) if isinstance(v, list) else _csv_scalar(v)}"
+                for k, v in record.get(name, {}).items()
+            )
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def load(text: str, fmt: Format) -> list[dict[str, Any]]:
+    """The raw records of an import file (any of YAML, JSON — a list or {tenants: [...]} — or CSV)."""
+    if fmt == "csv":
+        return _load_csv(text)
+    document = yaml.safe_load(text)  # JSON is YAML
+    if isinstance(document, Mapping) and "tenants" in document:
+        document = document["tenants"]
+    if document is None:
+        return []
+    if not isinstance(document, list) or not all(isinstance(r, Mapping) for r in document):
+        raise CliError("an import file holds a list of tenant records (or `tenants:` followed by one)")
+    return [dict(record) for record in document]
+
+
+def _load_csv(text: str) -> list[dict[str, Any]]:
+    reader = csv.DictReader(io.StringIO(text))
+    unknown = [c for c in (reader.fieldnames or []) if c not in CSV_COLUMNS]
+    if unknown:
+        raise CliError(
+            f"CSV has unknown column(s) {', '.join(unknown)}; columns are {', '.join(CSV_COLUMNS)}"
+        )
+    records: list[dict[str, Any]] = []
+    for row in reader:
+        record: dict[str, Any] = {}
+        for name, raw in row.items():
+            value = (raw or "").strip()
+            if not value or name in ("updated_by", "updated_at"):
+                continue
+            if name in ("principals", "services"):
+                record[name] = [v.strip() for v in value.split(";") if v.strip()]
+            elif name in ("parameters", "labels"):
+                record[name] = parse_assignments([v for v in value.split(";") if v.strip()], name.rstrip("s"))
+            else:
+                record[name] = value
+        records.append(record)
+    return records
+
+
+def to_tenant(raw: Mapping[str, Any]) -> Tenant:
+    """A record from a file → Tenant (pydantic ValidationError on anything the model refuses)."""
+    record = {k: v for k, v in raw.items() if k not in ("updated_by", "updated_at")}
+    for name in ("principals", "services"):
+        if isinstance(record.get(name), str):
+            record[name] = [record[name]]
+    if isinstance(record.get("principals"), list):
+        record["principals"] = [_principal(p) for p in record["principals"]]
+    expires = record.get("expires_at")
+    if isinstance(expires, date) and not isinstance(expires, datetime):
+        record["expires_at"] = datetime(expires.year, expires.month, expires.day, tzinfo=UTC)
+    return Tenant.model_validate(record)
+
+
+def _principal(value: Any) -> Any:
+    # YAML reads an unquoted account id as a number: exact only if it still has its 12 digits.
+    if isinstance(value, int) and not isinstance(value, bool):
+        if ACCOUNT_ID.match(str(value)):
+            return str(value)
+        raise CliError(
+            f"principal {value} was read as a number and lost digits (leading zeros or octal); "
+            "quote account ids in YAML, e.g. '012345678901'"
+        )
+    return value
+
+
+# -- import plan --------------------------------------------------------------------------------
+@dataclass
+class ImportPlan:
+    changes: list[Change]
+    skipped_invalid: list[str]
+
+    @property
+    def writes(self) -> list[Change]:
+        return [c for c in self.changes if c.action != "unchanged"]
+
+
+def plan_import(
+    records: list[dict[str, Any]],
+    tenants: TenantStore,
+    validator: TenantValidator,
+    prune: bool = False,
+) -> ImportPlan:
+    """Validate every record and order the writes so that an account moving between tenants is
+    released before it is claimed. Raises CliError listing every problem; nothing is written."""
+    problems: list[str] = []
+    desired: dict[str, Tenant] = {}
+    expected_versions: dict[str, int] = {}
+    for index, raw in enumerate(records):
+        label = str(raw.get("tenant_id") or f"record {index + 1}")
+        try:
+            tenant = validator.check(to_tenant(raw))
+        except Exception as exc:  # every problem of every record, reported together
+            message = describe_error(exc)
+            if message is None:
+                raise
+            problems.append(f"{label}: {message}")
+            continue
+        if tenant.tenant_id in desired:
+            problems.append(f"{label}: listed more than once")
+            continue
+        desired[tenant.tenant_id] = tenant
+        if "version" in raw:
+            expected_versions[tenant.tenant_id] = tenant.version
+
+    current: dict[str, Tenant] = {}
+    skipped: list[str] = []
+    for found in tenants.list():
+        if isinstance(found, TenantInvalid):
+            skipped.append(str(found))
+        else:
+            current[found.tenant_id] = found
+
+    changes: list[Change] = []
+    for tenant_id, tenant in desired.items():
+        existing = current.get(tenant_id)
+        expected = expected_versions.get(tenant_id)
+        if expected and (existing is None or existing.version != expected):
+            now = f"is at version {existing.version}" if existing else "was removed"
+            problems.append(
+                f"{tenant_id}: the file has version {expected} but the tenant {now}: changed by someone "
+                "else since the export — export again and redo the edit"
+            )
+            continue
+        if existing is None:
+            changes.append(Change("create", tenant_id, None, tenant, field_changes(None, tenant)))
+            continue
+        fields = field_changes(existing, tenant)
+        changes.append(Change("update" if fields else "unchanged", tenant_id, existing, tenant, fields))
+    if prune:
+        changes += [
+            Change("remove", tenant_id, tenant, None)
+            for tenant_id, tenant in current.items()
+            if tenant_id not in desired
+        ]
+    ordered = _order_by_claims(changes, current, tenants, problems)
+    if problems:
+        raise CliError("import refused, nothing written: " + "; ".join(problems))
+    return ImportPlan(ordered, skipped)
+
+
+def _order_by_claims(
+    changes: list[Change], current: dict[str, Tenant], tenants: TenantStore, problems: list[str]
+) -> list[Change]:
+    owners = {account: t.tenant_id for t in current.values() for account in t.accounts()}
+    ordered = [c for c in changes if c.action in ("remove", "unchanged")]
+    for change in ordered:
+        if change.action == "remove" and change.current:
+            for account in change.current.accounts():
+                owners.pop(account, None)
+    waiting = [c for c in changes if c.action in ("create", "update")]
+    for change in waiting:
+        assert change.desired is not None
+        for account in change.desired.accounts():
+            if account not in owners:
+                owner = tenants.owner_of(account)  # a claim no valid record explains still counts
+                if owner is not None and owner not in current:
+                    owners[account] = owner
+    while waiting:
+        progressed = False
+        for change in list(waiting):
+            assert change.desired is not None
+            claimed = change.desired.accounts()
+            if any(owners.get(a, change.tenant_id) != change.tenant_id for a in claimed):
+                continue
+            released = (change.current.accounts() if change.current else frozenset()) - claimed
+            for account in released:
+                owners.pop(account, None)
+            owners.update(dict.fromkeys(claimed, change.tenant_id))
+            ordered.append(change)
+            waiting.remove(change)
+            progressed = True
+        if not progressed:
+            break
+    for change in waiting:
+        assert change.desired is not None
+        for account in sorted(change.desired.accounts()):
+            owner = owners.get(account, change.tenant_id)
+            if owner != change.tenant_id:
+                problems.append(
+                    f"{change.tenant_id}: account {account} is already claimed by tenant {owner}; "
+                    "a principal belongs to at most one tenant — remove it there first"
+                )
+    return ordered
+
+
+def apply_change(change: Change, tenants: TenantStore, actor: str) -> Tenant | None:
+    if change.action == "create":
+        assert change.desired is not None
+        return tenants.create(change.desired, actor)
+    if change.action == "update":
+        assert change.desired is not None
+        assert change.current is not None
+        return tenants.update(change.desired.model_copy(update={"version": change.current.version}), actor)
+    if change.action == "remove":
+        assert change.current is not None
+        tenants.remove(change.tenant_id, change.current.version)
+    return None

@@ -1,0 +1,531 @@
+"""`gatekeeper tenants …`: the tenant allow-list, validated before every write.
+
+Every write goes through TenantStore: a principal's account is claimed by one tenant in the same
+transaction as the record, and updates are conditional on the version that was read, so a
+concurrent edit or a principal owned elsewhere is refused and nothing is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.models import Tenant
+from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
+from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.output import JsonOption, YesOption, print_json, say, table, warn
+from gatekeeper_ops.cli.tenant_records import (
+    Action,
+    Change,
+    TenantValidator,
+    apply_change,
+    detect_format,
+    dump,
+    export_document,
+    field_changes,
+    load,
+    parse_assignments,
+    plan_import,
+)
+
+app = typer.Typer(
+    help="Tenant allow-list records: who may connect, to which services, under which template.",
+    no_args_is_help=True,
+)
+
+TenantId = Annotated[str, typer.Argument(help="Tenant id (lowercase letters, digits, '-').")]
+ExpectedVersion = Annotated[
+    int | None,
+    typer.Option(
+        "--expected-version",
+        help="Refuse unless the record is still at this version (optimistic lock; see `tenants show`).",
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")]
+
+
+def _validator(gk: Gatekeeper) -> TenantValidator:
+    return TenantValidator(gk.templates, gk.stack.managed_services)
+
+
+def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant) -> Tenant:
+    checked = validator.check(tenant)
+    unmanaged = validator.unmanaged_services(checked)
+    if unmanaged:
+        warn(
+            f"{', '.join(unmanaged)} not managed by stack {gk.stack.name} (EndpointServiceIds); "
+            "connections to it are not decided until it is — see `gatekeeper services attach`"
+        )
+    return checked
+
+
+def _record(tenant: Tenant) -> dict[str, Any]:
+    return tenant.model_dump(mode="json", exclude_none=True)
+
+
+def _changed(verb: str, before: Tenant | None, after: Tenant, json_output: bool) -> None:
+    if json_output:
+        print_json({"action": verb, "tenant": _record(after)})
+        return
+    say(f"{verb} tenant {after.tenant_id} (version {after.version}, by {after.updated_by})")
+    change = Change(
+        "update" if before else "create", after.tenant_id, before, after, field_changes(before, after)
+    )
+    for line in change.lines()[1:]:
+        say(line)
+
+
+def _preview(before: Tenant | None, after: Tenant, json_output: bool) -> None:
+    fields = field_changes(before, after)
+    action: Action = "create" if before is None else "update" if fields else "unchanged"
+    change = Change(action, after.tenant_id, before, after, fields)
+    if json_output:
+        print_json({"dry_run": True, "changes": [change.document()]})
+    else:
+        for line in change.lines():
+            say(line)
+        say("dry run: nothing written")
+
+
+# -- add ----------------------------------------------------------------------------------------
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants add acme --name 'Acme Corp' --principal 111122223333 "
+        "--service vpce-svc-0123456789abcdef0 --template standard --max-endpoints 3",
+        "gatekeeper tenants add globex --name Globex -p arn:aws:iam::222233334444:role/platform "
+        "-s '*' --template enterprise --param Regions=us-east-1,eu-west-1 --label tier=gold "
+        "--max-endpoints 10",
+    )
+)
+def add(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    *,
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    principals: Annotated[
+        list[str],
+        typer.Option(
+            "--principal", "-p", help="Account id or IAM ARN (root, role/x, user/x; no paths). Repeat."
+        ),
+    ],
+    services: Annotated[
+        list[str],
+        typer.Option("--service", "-s", help="Entitled endpoint service id (vpce-svc-…) or '*'. Repeat."),
+    ],
+    template: Annotated[str, typer.Option("--template", "-t", help="Policy template name.")],
+    max_endpoints: Annotated[int, typer.Option("--max-endpoints", help="Endpoints connected at once.")],
+    template_version: Annotated[
+        int | None, typer.Option("--template-version", help="Pin a template version (default: the latest).")
+    ] = None,
+    params: Annotated[
+        list[str] | None, typer.Option("--param", help="Template parameter override KEY=VALUE. Repeat.")
+    ] = None,
+    labels: Annotated[list[str] | None, typer.Option("--label", help="Label KEY=VALUE. Repeat.")] = None,
+    expires_at: Annotated[
+        datetime | None, typer.Option("--expires-at", help="Access ends at (ISO date/time, UTC).")
+    ] = None,
+    contact: Annotated[str | None, typer.Option("--contact", help="Who to call about this tenant.")] = None,
+    suspended: Annotated[bool, typer.Option("--suspended", help="Create it suspended.")] = False,
+    dry_run: DryRun = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Add a tenant. Validated first: account ids, principal ARNs, service ids, the template and the
+    parameter types; a principal already claimed by another tenant is refused, naming it."""
+    gk = gatekeeper(ctx)
+    tenant = Tenant.model_validate(
+        {
+            "tenant_id": tenant_id,
+            "display_name": name,
+            "status": "suspended" if suspended else "active",
+            "principals": principals,
+            "services": services,
+            "template": template,
+            "template_version": template_version,
+            "parameters": parse_assignments(params or [], "param"),
+            "max_endpoints": max_endpoints,
+            "expires_at": expires_at,
+            "contact": contact,
+            "labels": parse_assignments(labels or [], "label"),
+        }
+    )
+    tenant = _check(gk, _validator(gk), tenant)
+    if dry_run:
+        _preview(None, tenant, json_output)
+        return
+    stored = gk.tenants.create(tenant, gk.actor)
+    _changed("created", None, stored, json_output)
+
+
+# -- show / list ------------------------------------------------------------------------------------
+@app.command(epilog=examples("gatekeeper tenants show acme", "gatekeeper tenants show acme --json"))
+def show(ctx: typer.Context, tenant_id: TenantId, json_output: JsonOption = False) -> None:
+    """Show one tenant record, with its version and how many endpoints it has connected."""
+    gk = gatekeeper(ctx)
+    tenant = gk.tenants.get(tenant_id)
+    active = gk.decisions.active_endpoints(tenant_id)
+    if json_output:
+        print_json({"tenant": _record(tenant), "active_endpoints": active})
+        return
+    record = tenant.model_dump(mode="json")
+    rows: list[tuple[str, Any]] = [(name, record[name]) for name in Tenant.model_fields]
+    rows.insert(rows.index(("max_endpoints", record["max_endpoints"])) + 1, ("active_endpoints", active))
+    table(f"tenant {tenant.tenant_id}", ("field", "value"), rows)
+
+
+@app.command(
+    name="list",
+    epilog=examples("gatekeeper tenants list", "gatekeeper tenants list --status suspended --json"),
+)
+def list_tenants(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option("--status", help="Only active or suspended tenants.")] = None,
+    template: Annotated[str | None, typer.Option("--template", help="Only tenants on this template.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """List tenants. Records that no longer validate (e.g. edited in the console) are listed as
+    invalid, with why: the decision path holds their requests until they are fixed."""
+    gk = gatekeeper(ctx)
+    tenants: list[Tenant] = []
+    invalid: list[str] = []
+    for found in gk.tenants.list():
+        if isinstance(found, GatekeeperError):
+            invalid.append(str(found))
+        elif (status is None or found.status == status) and (template is None or found.template == template):
+            tenants.append(found)
+    tenants.sort(key=lambda t: t.tenant_id)
+    if json_output:
+        print_json({"tenants": export_document(tenants), "invalid": invalid})
+        return
+    table(
+        None,
+        (
+            "tenant",
+            "name",
+            "status",
+            "principals",
+            "services",
+            "template",
+            "max",
+            "expires",
+            "v",
+            "updated by",
+        ),
+        [
+            (
+                t.tenant_id,
+                t.display_name,
+                t.status,
+                t.principals,
+                t.services,
+                t.template + (f" v{t.template_version}" if t.template_version else ""),
+                t.max_endpoints,
+                t.expires_at,
+                t.version,
+                t.updated_by,
+            )
+            for t in tenants
+        ],
+    )
+    for problem in invalid:
+        warn(f"INVALID: {problem}")
+
+
+# -- update / suspend / resume --------------------------------------------------------------------
+def _read(gk: Gatekeeper, tenant_id: str, expected_version: int | None) -> Tenant:
+    """The current record, carrying the version the write will be conditional on."""
+    current = gk.tenants.get(tenant_id)
+    if expected_version is not None:
+        # The store's conditional write refuses it if it is not the current version: nothing is written.
+        return current.model_copy(update={"version": expected_version})
+    return current
+
+
+def _write(
+    gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, json_output: bool, verb: str
+) -> None:
+    if dry_run:
+        _preview(before, after, json_output)
+        return
+    if not field_changes(before, after):
+        if json_output:
+            print_json({"action": "unchanged", "tenant": _record(before)})
+        else:
+            say(f"tenant {before.tenant_id} unchanged (version {before.version})")
+        return
+    stored = gk.tenants.update(after, gk.actor)
+    _changed(verb, before, stored, json_output)
+
+
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants update acme --add-principal arn:aws:iam::111122223333:role/ci --max-endpoints 5",
+        "gatekeeper tenants update acme --param HomeRegions=us-east-1,eu-west-1 --expected-version 4 "
+        "--dry-run",
+        "gatekeeper tenants update acme --remove-service vpce-svc-0123456789abcdef0 --no-expiry",
+    )
+)
+def update(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    *,
+    name: Annotated[str | None, typer.Option("--name", help="New display name.")] = None,
+    add_principals: Annotated[list[str] | None, typer.Option("--add-principal", help="Repeat.")] = None,
+    remove_principals: Annotated[list[str] | None, typer.Option("--remove-principal", help="Repeat.")] = None,
+    add_services: Annotated[list[str] | None, typer.Option("--add-service", help="Repeat.")] = None,
+    remove_services: Annotated[list[str] | None, typer.Option("--remove-service", help="Repeat.")] = None,
+    template: Annotated[str | None, typer.Option("--template", "-t", help="Switch template.")] = None,
+    template_version: Annotated[
+        int | None, typer.Option("--template-version", help="Pin this version (0 = follow the latest).")
+    ] = None,
+    params: Annotated[
+        list[str] | None, typer.Option("--param", help="Set override KEY=VALUE. Repeat.")
+    ] = None,
+    unset_params: Annotated[list[str] | None, typer.Option("--unset-param", help="Drop an override.")] = None,
+    labels: Annotated[list[str] | None, typer.Option("--label", help="Set label KEY=VALUE. Repeat.")] = None,
+    unset_labels: Annotated[list[str] | None, typer.Option("--unset-label", help="Drop a label.")] = None,
+    max_endpoints: Annotated[int | None, typer.Option("--max-endpoints")] = None,
+    expires_at: Annotated[datetime | None, typer.Option("--expires-at", help="ISO date/time, UTC.")] = None,
+    no_expiry: Annotated[bool, typer.Option("--no-expiry", help="Remove the expiry.")] = False,
+    contact: Annotated[str | None, typer.Option("--contact")] = None,
+    expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Change a tenant. The write is conditional on the version read (or --expected-version): a
+    concurrent edit is refused and nothing is written."""
+    gk = gatekeeper(ctx)
+    before = _read(gk, tenant_id, expected_version)
+    record = before.model_dump()
+    if name is not None:
+        record["display_name"] = name
+    record["principals"] = _edit_list(record["principals"], add_principals, remove_principals, "principal")
+    record["services"] = _edit_list(record["services"], add_services, remove_services, "service")
+    if template is not None:
+        record["template"] = template
+    if template_version is not None:
+        record["template_version"] = template_version or None
+    record["parameters"] = _edit_map(
+        record["parameters"], parse_assignments(params or [], "param"), unset_params
+    )
+    record["labels"] = _edit_map(record["labels"], parse_assignments(labels or [], "label"), unset_labels)
+    if max_endpoints is not None:
+        record["max_endpoints"] = max_endpoints
+    if no_expiry:
+        record["expires_at"] = None
+    elif expires_at is not None:
+        record["expires_at"] = expires_at
+    if contact is not None:
+        record["contact"] = contact or None
+    after = _check(gk, _validator(gk), Tenant.model_validate(record))
+    _write(gk, before, after, dry_run=dry_run, json_output=json_output, verb="updated")
+
+
+def _edit_list(
+    values: tuple[str, ...], add: list[str] | None, remove: list[str] | None, what: str
+) -> list[str]:
+    result = list(values)
+    for value in remove or []:
+        if value not in result:
+            raise CliError(f"{what} {value} is not on the record ({', '.join(result)})")
+        result.remove(value)
+    result += [v for v in add or [] if v not in result]
+    return result
+
+
+def _edit_map(values: dict[str, Any], set_: dict[str, str], unset: list[str] | None) -> dict[str, Any]:
+    result = {**values, **set_}
+    for key in unset or []:
+        if key not in result:
+            raise CliError(f"{key} is not set on the record ({', '.join(result) or 'nothing is'})")
+        result.pop(key)
+    return result
+
+
+def _set_status(
+    ctx: typer.Context, tenant_id: str, status: str, expected: int | None, json_output: bool
+) -> None:
+    gk = gatekeeper(ctx)
+    before = _read(gk, tenant_id, expected)
+    if before.status == status:
+        raise CliError(f"tenant {tenant_id} is already {status}")
+    after = before.model_copy(update={"status": status})
+    verb = "suspended" if status == "suspended" else "resumed"
+    _write(gk, before, after, dry_run=False, json_output=json_output, verb=verb)
+
+
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants suspend globex", "gatekeeper tenants suspend globex --expected-version 7"
+    )
+)
+def suspend(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    expected_version: ExpectedVersion = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Suspend a tenant: its new requests are rejected (TenantSuspended). Connected endpoints stay
+    connected until revoked with `gatekeeper reject`."""
+    _set_status(ctx, tenant_id, "suspended", expected_version, json_output)
+
+
+@app.command(epilog=examples("gatekeeper tenants resume globex"))
+def resume(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    expected_version: ExpectedVersion = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Resume a suspended tenant."""
+    _set_status(ctx, tenant_id, "active", expected_version, json_output)
+
+
+# -- remove -------------------------------------------------------------------------------------
+@app.command(
+    epilog=examples("gatekeeper tenants remove initech", "gatekeeper tenants remove initech --yes --json")
+)
+def remove(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    expected_version: ExpectedVersion = None,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Remove a tenant and release its accounts' claims. Its connected endpoints are not closed:
+    revoke them with `gatekeeper reject`."""
+    gk = gatekeeper(ctx)
+    current = _read(gk, tenant_id, expected_version)
+    active = gk.decisions.active_endpoints(tenant_id)
+    if not yes:
+        typer.confirm(
+            f"Remove tenant {tenant_id} ({current.display_name}, {active} connected endpoint(s))?",
+            abort=True,
+            err=True,
+        )
+    gk.tenants.remove(tenant_id, current.version)
+    if json_output:
+        print_json(
+            {
+                "action": "removed",
+                "tenant_id": tenant_id,
+                "version": current.version,
+                "active_endpoints": active,
+            }
+        )
+        return
+    say(f"removed tenant {tenant_id} (was version {current.version}); its accounts are unclaimed")
+    if active:
+        warn(
+            f"{active} endpoint(s) of {tenant_id} stay connected; list them with "
+            f"`gatekeeper decisions --tenant {tenant_id}` and revoke with "
+            "`gatekeeper reject <vpce-id> --reason …`"
+        )
+
+
+# -- import / export ------------------------------------------------------------------------------
+@app.command(
+    name="import",
+    epilog=examples(
+        "gatekeeper tenants import tenants.yaml --dry-run",
+        "gatekeeper tenants import tenants.csv",
+        "gatekeeper tenants export > t.yaml && $EDITOR t.yaml && gatekeeper tenants import t.yaml",
+        "gatekeeper tenants import tenants.yaml --prune --yes",
+    ),
+)
+def import_tenants(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="YAML, JSON or CSV file ('-' for stdin).")],
+    *,
+    file_format: Annotated[
+        str | None, typer.Option("--format", "-f", help="yaml, json or csv (default: from the extension).")
+    ] = None,
+    prune: Annotated[bool, typer.Option("--prune", help="Remove tenants that are not in the file.")] = False,
+    dry_run: DryRun = False,
+    yes: YesOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Create and update tenants from a file (as `tenants export` writes it). Every record is
+    validated before anything is written; a record that carries `version` is refused if the tenant
+    changed since it was exported."""
+    gk = gatekeeper(ctx)
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    records = load(text, detect_format(path, file_format))
+    plan = plan_import(records, gk.tenants, _validator(gk), prune=prune)
+    for problem in plan.skipped_invalid:
+        warn(f"skipped invalid record in the table: {problem}")
+    if not dry_run and any(c.action == "remove" for c in plan.writes) and not yes:
+        removed = ", ".join(c.tenant_id for c in plan.writes if c.action == "remove")
+        typer.confirm(f"--prune removes {removed}. Continue?", abort=True, err=True)
+    applied: list[Change] = []
+    if not dry_run:
+        for change in plan.writes:
+            try:
+                apply_change(change, gk.tenants, gk.actor)
+            except Exception as exc:
+                message = describe_error(exc)
+                if message is None:
+                    raise
+                done = ", ".join(f"{c.action} {c.tenant_id}" for c in applied) or "none"
+                raise CliError(
+                    f"import stopped at {change.action} {change.tenant_id}: {message} — "
+                    f"applied before it: {done}; "
+                    "fix the file and import again (applied records then show as unchanged)"
+                ) from None
+            applied.append(change)
+    _report_import(plan.changes, dry_run, json_output)
+
+
+def _report_import(changes: list[Change], dry_run: bool, json_output: bool) -> None:
+    counts = {
+        a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "remove", "unchanged")
+    }
+    if json_output:
+        print_json({"dry_run": dry_run, "summary": counts, "changes": [c.document() for c in changes]})
+        return
+    for change in changes:
+        if change.action != "unchanged":
+            for line in change.lines():
+                say(line)
+    summary = ", ".join(f"{n} {a}" for a, n in counts.items())
+    say(f"dry run: {summary}; nothing written" if dry_run else f"imported: {summary}")
+
+
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants export > tenants.yaml",
+        "gatekeeper tenants export --format csv --output tenants.csv",
+        "gatekeeper tenants export --json | jq '.tenants[].tenant_id'",
+    )
+)
+def export(
+    ctx: typer.Context,
+    file_format: Annotated[
+        str | None, typer.Option("--format", "-f", help="yaml (default), csv or json.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file (default: stdout).")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Export every tenant (with its version, so a re-import refuses edits made meanwhile)."""
+    gk = gatekeeper(ctx)
+    fmt = detect_format(
+        str(output or ""), "json" if json_output else (file_format or ("yaml" if output is None else None))
+    )
+    tenants: list[Tenant] = []
+    for found in gk.tenants.list():
+        if isinstance(found, GatekeeperError):
+            warn(f"not exported, invalid record: {found}")
+        else:
+            tenants.append(found)
+    text = dump(tenants, fmt)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"exported {len(tenants)} tenant(s) to {output}", err=True)
