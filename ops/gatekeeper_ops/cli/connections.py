@@ -10,6 +10,7 @@ like any other decision.
 from __future__ import annotations
 
 import time
+from time import sleep
 from typing import Annotated, Any, Literal
 
 import typer
@@ -33,7 +34,6 @@ from gatekeeper_ops.cli.output import (
 )
 
 SIMULATED_ENDPOINT = "vpce-0000000000000000"
-_VERB = {"accepted": "accept", "rejected": "reject", "held": "hold", "revoked": "revoke"}
 EndpointId = Annotated[str, typer.Argument(help="The consumer's VPC endpoint id (vpce-…).")]
 
 
@@ -280,10 +280,9 @@ def _operator_decision(
     policy = gk.decision_service.assess(connection, "operator").decision
     revoke = connection.vpc_endpoint_state in ("pending", "available")
     if not yes:
-        if outcome == "accepted" and policy.decision != "accepted":
+        if outcome == "accepted" and policy.decision == "rejected":  # a hold is exactly what approve is for
             typer.confirm(
-                f"Policy would {_VERB[policy.decision]} {vpc_endpoint_id} ({', '.join(policy.reasons)}). "
-                "Approve anyway?",
+                f"Policy would reject {vpc_endpoint_id} ({', '.join(policy.reasons)}). Approve anyway?",
                 abort=True,
                 err=True,
             )
@@ -387,4 +386,4 @@ def _wait_for_decision(
                 f"the request was published but no decision was recorded within {seconds}s; check "
                 f"`gatekeeper decisions --endpoint {vpc_endpoint_id}` and the DecisionDeadLetterQueue"
             )
-        gk.sleep(1.0)
+        sleep(1.0)

@@ -9,9 +9,7 @@ a command needs it, so `templates validate` works with no credentials at all.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -120,8 +118,6 @@ class Gatekeeper:
     profile: str | None = None
     region: str | None = None
     debug: bool = False
-    # Seams for tests: how `--wait` pauses, and what the clock says.
-    sleep: Callable[[float], None] = field(default=time.sleep)
 
     @cached_property
     def session(self) -> boto3.Session:

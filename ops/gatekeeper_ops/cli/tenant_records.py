@@ -89,9 +89,7 @@ def parse_assignments(items: Iterable[str], what: str) -> dict[str, str]:
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise CliError(
-                f"{what} {item!r} is not KEY=VALUE (e.g. --{what} HomeRegions=us-east-1,eu-west-1)"
-            )
+            raise CliError(f"{what} {item!r} is not KEY=VALUE (e.g. HomeRegions=us-east-1,eu-west-1)")
         pairs[name.strip()] = value.strip()
     return pairs
 
@@ -242,7 +240,7 @@ def _load_csv(text: str) -> list[dict[str, Any]]:
             if name in ("principals", "services"):
                 record[name] = [v.strip() for v in value.split(";") if v.strip()]
             elif name in ("parameters", "labels"):
-                record[name] = parse_assignments([v for v in value.split(";") if v.strip()], name.rstrip("s"))
+                record[name] = parse_assignments([v for v in value.split(";") if v.strip()], f"CSV {name}")
             else:
                 record[name] = value
         records.append(record)

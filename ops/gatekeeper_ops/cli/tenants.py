@@ -146,11 +146,11 @@ def add(
             "services": services,
             "template": template,
             "template_version": template_version,
-            "parameters": parse_assignments(params or [], "param"),
+            "parameters": parse_assignments(params or [], "--param"),
             "max_endpoints": max_endpoints,
             "expires_at": expires_at,
             "contact": contact,
-            "labels": parse_assignments(labels or [], "label"),
+            "labels": parse_assignments(labels or [], "--label"),
         }
     )
     tenant = _check(gk, _validator(gk), tenant)
@@ -310,9 +310,9 @@ def update(
     if template_version is not None:
         record["template_version"] = template_version or None
     record["parameters"] = _edit_map(
-        record["parameters"], parse_assignments(params or [], "param"), unset_params
+        record["parameters"], parse_assignments(params or [], "--param"), unset_params
     )
-    record["labels"] = _edit_map(record["labels"], parse_assignments(labels or [], "label"), unset_labels)
+    record["labels"] = _edit_map(record["labels"], parse_assignments(labels or [], "--label"), unset_labels)
     if max_endpoints is not None:
         record["max_endpoints"] = max_endpoints
     if no_expiry:

@@ -12,6 +12,8 @@ from functools import cache
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 from moto import mock_aws
 from typer.testing import CliRunner, Result
@@ -26,6 +28,16 @@ ACME = "111122223333"  # active, standard template
 GLOBEX = "222233334444"  # suspended
 STRANGER = "999988887777"  # no tenant
 OPERATOR = "operator:arn:aws:sts::123456789012:user/moto"  # moto's caller identity
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_botocore_loader() -> Iterator[None]:
+    """Speed only: every CLI invocation builds a fresh boto3 Session, which re-reads the service
+    models from disk (EC2's is megabytes of JSON). A test module shares one loader; the data is static."""
+    shared = cache(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
 
 
 _load_template = stack.load_template
