@@ -25,6 +25,7 @@ from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     YesOption,
+    age,
     console,
     print_json,
     say,
@@ -184,17 +185,16 @@ def pending(
         return
     table(
         None,
-        ("endpoint", "owner", "region", "service", "requested", "status", "policy now", "tenant"),
+        ("endpoint", "tenant / owner", "region", "service", "age", "status", "policy now"),
         [
             (
                 r["vpc_endpoint_id"],
-                r["owner"],
+                r["now"]["tenant_id"] or r["owner"],
                 r["region"],
                 r["service_id"],
-                r["requested_at"],
+                age(r["requested_at"]),
                 r["status"] + (f" ({', '.join(r['recorded']['reasons'])})" if r["recorded"] else ""),
                 Text.assemble(styled_decision(r["now"]["decision"]), f" {', '.join(r['now']['reasons'])}"),
-                r["now"]["tenant_id"],
             )
             for r in rows
         ],

@@ -12,7 +12,7 @@ from rich.text import Text
 from gatekeeper.models import Decision, now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, print_json, say, styled_decision, table
+from gatekeeper_ops.cli.output import JsonOption, print_json, say, styled_decision, table, timestamp
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -58,7 +58,9 @@ def decisions(
         str | None, typer.Option("--decision", "-d", help="Only accepted, rejected, held or revoked.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Newest N decisions (0 = all).")] = 100,
-    explain: Annotated[bool, typer.Option("--explain", help="Show each decision's explanation.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="After the table, each decision's explanation.")
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """The audit trail: every decision (accepted, rejected, held, revoked) with tenant, reasons,
@@ -89,35 +91,30 @@ def decisions(
     if not selected:
         say("no decisions match")
         return
-    table(None, _columns(explain), [_row(d, explain) for d in selected])
-
-
-def _columns(explain: bool) -> tuple[str, ...]:
-    columns = (
-        "decided at",
-        "endpoint",
-        "owner",
-        "tenant",
-        "decision",
-        "reasons",
-        "template",
-        "actor",
-        "trigger",
+    table(
+        None,
+        ("decided at", "endpoint", "tenant / owner", "decision", "reasons", "template", "actor"),
+        [_row(d) for d in selected],
+        wrap=("actor",),
     )
-    return (*columns, "explanation") if explain else columns
+    if explain:
+        for decision in selected:
+            say(
+                f"\n{decision.vpc_endpoint_id} {decision.decision} at {timestamp(decision.decided_at)} "
+                f"({decision.trigger}, {decision.actor})"
+            )
+            for line in decision.explanation:
+                say(f"  {line}")
 
 
-def _row(decision: Decision, explain: bool) -> tuple[object, ...]:
+def _row(decision: Decision) -> tuple[object, ...]:
     template = f"{decision.template} v{decision.template_version}" if decision.template else None
-    row: tuple[object, ...] = (
+    return (
         decision.decided_at,
         decision.vpc_endpoint_id,
-        decision.vpc_endpoint_owner,
-        decision.tenant_id,
+        decision.tenant_id or decision.vpc_endpoint_owner,
         styled_decision(decision.decision),
         Text(", ".join(decision.reasons) or "-"),
         template,
         decision.actor,
-        decision.trigger,
     )
-    return (*row, decision.explanation) if explain else row

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -39,8 +40,9 @@ def _json_default(value: Any) -> Any:
 
 
 def say(message: str, markup: bool = False) -> None:
-    """A line of human output. Plain by default: ARNs look like rich markup (`[arn:…]`)."""
-    console().print(message, markup=markup)
+    """A line of human output. Plain by default: ARNs look like rich markup (`[arn:…]`). Never
+    hard-wrapped, so a long line stays one line when copied or grepped."""
+    console().print(message, markup=markup, soft_wrap=True)
 
 
 def warn(message: str) -> None:
@@ -48,20 +50,63 @@ def warn(message: str) -> None:
     typer.echo(f"warning: {' '.join(message.split())}", err=True)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    grid = Table(title=title, title_justify="left", header_style="bold")
-    for name in columns:
-        grid.add_column(name, overflow="fold")
-    for row in rows:
-        grid.add_row(*(value if isinstance(value, Text) else Text(cell(value)) for value in row))
-    console().print(grid)
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], wrap: Iterable[str] = ()
+) -> None:
+    """Identifiers stay whole on one line (copy-paste); only the `wrap` columns (prose) give way.
+    A table wider than the terminal is printed at its natural width: the terminal wraps lines,
+    nothing is cut short."""
+    prose = set(wrap)
+    cells = [[value if isinstance(value, Text) else Text(cell(value)) for value in row] for row in rows]
+    grid = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    needed = 0
+    for index, name in enumerate(columns):
+        if name in prose:
+            width = max(12, len(name))
+            grid.add_column(name, overflow="fold", min_width=width)
+        else:
+            lines = [len(line) for row in cells for line in row[index].plain.splitlines() or [""]]
+            width = max([len(name), *lines])
+            grid.add_column(name, no_wrap=True, min_width=width)
+        needed += width + 3  # padding and the column separator
+    for row in cells:
+        grid.add_row(*row)
+    out = console()
+    if needed > out.width:
+        out = Console(highlight=False, width=needed)
+    out.print(grid)
+
+
+def timestamp(value: datetime | str) -> str:
+    """UTC, to the second: `2026-05-01 12:00:00Z`."""
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    else:
+        moment = value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def age(moment: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, compactly: `40s`, `12m`, `5h`, `3d`."""
+    if moment is None:
+        return "-"
+    seconds = max(0, int(((now or datetime.now(UTC)) - moment).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def cell(value: Any) -> str:
-    if value is None or value in ((), []):
+    if value is None or value in ((), [], {}):
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S%z")
+        return timestamp(value)
     if isinstance(value, list | tuple):
         return "\n".join(str(v) for v in value)
     if isinstance(value, dict):

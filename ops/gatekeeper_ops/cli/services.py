@@ -141,7 +141,7 @@ def list_services(
             "managed",
             "acceptance",
             "notifies stack",
-            "allowed principals",
+            "principals",
             "regions",
             "connections",
         ),

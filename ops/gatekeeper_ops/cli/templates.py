@@ -26,7 +26,7 @@ from gatekeeper.policy import (
 )
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, console, print_json, say, table
+from gatekeeper_ops.cli.output import JsonOption, console, print_json, say, table, timestamp
 
 app = typer.Typer(
     help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.", no_args_is_help=True
@@ -115,11 +115,12 @@ def list_templates(
                 d["tenants"],
                 "no" if d["problems"] else "yes",
                 d["created_by"],
-                d["created_at"],
+                timestamp(d["created_at"]),
                 d["description"],
             )
             for d in documents
         ],
+        wrap=("description",),
     )
 
 

@@ -171,10 +171,10 @@ def show(ctx: typer.Context, tenant_id: TenantId, json_output: JsonOption = Fals
     if json_output:
         print_json({"tenant": _record(tenant), "active_endpoints": active})
         return
-    record = tenant.model_dump(mode="json")
+    record = tenant.model_dump()
     rows: list[tuple[str, Any]] = [(name, record[name]) for name in Tenant.model_fields]
-    rows.insert(rows.index(("max_endpoints", record["max_endpoints"])) + 1, ("active_endpoints", active))
-    table(f"tenant {tenant.tenant_id}", ("field", "value"), rows)
+    rows.insert([name for name, _ in rows].index("max_endpoints") + 1, ("active_endpoints", active))
+    table(f"tenant {tenant.tenant_id}", ("field", "value"), rows, wrap=("value",))
 
 
 @app.command(
@@ -213,7 +213,6 @@ def list_tenants(
             "max",
             "expires",
             "v",
-            "updated by",
         ),
         [
             (
@@ -224,12 +223,12 @@ def list_tenants(
                 t.services,
                 t.template + (f" v{t.template_version}" if t.template_version else ""),
                 t.max_endpoints,
-                t.expires_at,
+                t.expires_at.date() if t.expires_at else None,
                 t.version,
-                t.updated_by,
             )
             for t in tenants
         ],
+        wrap=("name",),
     )
     for problem in invalid:
         warn(f"INVALID: {problem}")
@@ -369,8 +368,9 @@ def suspend(
     expected_version: ExpectedVersion = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Suspend a tenant: its new requests are rejected (TenantSuspended). Connected endpoints stay
-    connected until revoked with `gatekeeper reject`."""
+    """Suspend a tenant: its new requests are rejected (TenantSuspended) and the stack's tenant
+    sync puts its open connections to the decision path for revocation; follow it with
+    `gatekeeper decisions --tenant <id>`."""
     _set_status(ctx, tenant_id, "suspended", expected_version, json_output)
 
 
@@ -381,7 +381,8 @@ def resume(
     expected_version: ExpectedVersion = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Resume a suspended tenant."""
+    """Resume a suspended tenant: new requests are decided by its template again, and the tenant
+    sync re-requests the ones held while it was suspended."""
     _set_status(ctx, tenant_id, "active", expected_version, json_output)
 
 
@@ -396,8 +397,8 @@ def remove(
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Remove a tenant and release its accounts' claims. Its connected endpoints are not closed:
-    revoke them with `gatekeeper reject`."""
+    """Remove a tenant and release its accounts' claims: new requests from its accounts are
+    unknown principals, and the tenant sync puts its open connections up for revocation."""
     gk = gatekeeper(ctx)
     current = _read(gk, tenant_id, expected_version)
     active = gk.decisions.active_endpoints(tenant_id)
@@ -421,9 +422,9 @@ def remove(
     say(f"removed tenant {tenant_id} (was version {current.version}); its accounts are unclaimed")
     if active:
         warn(
-            f"{active} endpoint(s) of {tenant_id} stay connected; list them with "
-            f"`gatekeeper decisions --tenant {tenant_id}` and revoke with "
-            "`gatekeeper reject <vpce-id> --reason …`"
+            f"{tenant_id} had {active} connected endpoint(s): the tenant sync revokes them; check with "
+            f"`gatekeeper decisions --tenant {tenant_id}` "
+            "(revoke by hand: `gatekeeper reject <vpce-id> --reason …`)"
         )
 
 

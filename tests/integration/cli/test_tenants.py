@@ -237,3 +237,12 @@ def test_remove_with_a_stale_version_is_refused(seeded, cli):
         "tenants", "remove", "acme", "--expected-version", "5", "--yes"
     )
     assert table_snapshot(seeded) == before
+
+
+def test_remove_of_a_tenant_with_connected_endpoints_says_what_happens_to_them(seeded, cli):
+    seeded.consumer(ACME).request_endpoint(seeded.service)
+    seeded.settle()
+    result = cli.run("tenants", "remove", "acme", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "acme had 1 connected endpoint(s): the tenant sync revokes them" in result.stderr
+    assert "removed tenant acme (was version" in result.stdout
