@@ -5,6 +5,13 @@ handlers, in-process, with Lambda's delivery semantics.
   retried; the queue's own redrive policy moves a message to its DLQ after maxReceiveCount.
 - EventBridge rules (async invoke): an event that raises is retried twice, then sent to the
   function's on-failure destination — as `EventInvokeConfig` in the template says.
+- Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
+  retried as its `EventInvokeConfig` says), as EventBridge would at the next tick.
+- DynamoDB streams: records after the mapping's checkpoint, filtered by its FilterCriteria, in
+  batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
+  record and retries from it; a function error retries the batch (halved when
+  BisectBatchOnFunctionError); after MaximumRetryAttempts the batch's metadata goes to the
+  on-failure queue and the records are skipped — as Lambda's event source mapping does.
 Nothing here decides anything; it only moves events the way AWS would.
 """
 
@@ -20,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
-from gatekeeper_ops.stack import EmulatedStack, FunctionBinding
+from gatekeeper_ops.stack import EmulatedStack, FunctionBinding, StreamSource
 
 ASYNC_ATTEMPTS = 3  # the first invoke + MaximumRetryAttempts 2
 
@@ -56,6 +64,30 @@ def reset_handler_caches() -> None:
     settings.settings.cache_clear()
     runtime.decision_service.cache_clear()
     runtime.announcer.cache_clear()
+    runtime.reconciler.cache_clear()
+    runtime.tenant_sync.cache_clear()
+
+
+@dataclass
+class StreamCursor:
+    """Where an event source mapping is in its stream, and how its current batch is faring."""
+
+    after: str | None = None  # sequence number of the last record done with
+    attempts: int = 0  # failed attempts of the batch starting after `after`
+    limit: int | None = None  # batch size while bisecting
+
+
+def matches_filter(pattern: Any, value: Any) -> bool:
+    """Lambda event filtering, the subset templates here use: nested keys and lists of exact values."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            key in value and matches_filter(sub, value[key]) for key, sub in pattern.items()
+        )
+    if isinstance(pattern, list):
+        if any(isinstance(option, dict) for option in pattern):
+            raise NotImplementedError(f"filter operator {pattern!r} is not emulated")
+        return value in pattern
+    raise ValueError(f"filter pattern values are lists or objects, not {pattern!r}")
 
 
 class LocalLambda:
@@ -68,6 +100,11 @@ class LocalLambda:
     ) -> None:
         self.stack = stack
         self.sqs = session.client("sqs")
+        # botocore sends stream calls to account-id endpoints (<account>.streams-ddb…), which moto
+        # does not route; the regional endpoint serves the same API.
+        self.streams = session.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
+        self._cursors: dict[tuple[str, str], StreamCursor] = {}
+        self._shards: dict[str, str] = {}
         self.invocations: list[Invocation] = []
         self._on_invocation = on_invocation
         os.environ.update(stack.environment())
@@ -114,7 +151,39 @@ class LocalLambda:
                 delivered += self._deliver_sqs(binding, binding.sqs_queue_url)
             for queue_url in binding.rules:
                 delivered += self._deliver_async(binding, queue_url)
+            for source in binding.streams:
+                delivered += self._deliver_stream(binding, source)
         return delivered
+
+    def run_schedule(self, logical_id: str, event_id: str | None = None) -> Invocation:
+        """Fire a function's schedule once: the event EventBridge sends at a tick, async invoke."""
+        binding = self.stack.functions[logical_id]
+        if not binding.schedules:
+            raise ValueError(f"{logical_id} has no Schedule event in template.yaml")
+        event_id = event_id or next(iter(binding.schedules))
+        rule = f"{self.stack.name}-{logical_id}{event_id}"
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": self.stack.account_id,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "region": self.stack.region,
+            "resources": [f"arn:aws:events:{self.stack.region}:{self.stack.account_id}:rule/{rule}"],
+            "detail": {},
+        }
+        for _ in range(1 + self._async_retries(logical_id)):
+            invocation = self.invoke(binding, event, "schedule")
+            if invocation.ok:
+                break
+        return invocation
+
+    def _async_retries(self, logical_id: str) -> int:
+        from gatekeeper_ops.stack import load_template
+
+        config = load_template()["Resources"][logical_id]["Properties"].get("EventInvokeConfig", {})
+        return int(config.get("MaximumRetryAttempts", ASYNC_ATTEMPTS - 1))
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Pump until nothing is left to deliver."""
@@ -202,3 +271,106 @@ class LocalLambda:
                     QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
         return len(messages)
+
+    # -- DynamoDB streams ----------------------------------------------------------------------
+    def _deliver_stream(self, binding: FunctionBinding, source: StreamSource) -> int:
+        cursor = self._cursors.setdefault((binding.logical_id, source.event_id), self._start(source))
+        batch, cursor.after = self._next_batch(source, cursor)
+        if not batch:
+            return 0
+        invocation = self.invoke(binding, {"Records": batch}, "dynamodb")
+        failed: set[str] = set()
+        if invocation.ok and source.report_batch_item_failures and isinstance(invocation.result, dict):
+            failed = {str(f["itemIdentifier"]) for f in invocation.result.get("batchItemFailures", [])}
+        if invocation.ok and not failed:
+            cursor.after, cursor.attempts, cursor.limit = _sequence(batch[-1]), 0, None
+            return len(batch)
+        first = 0
+        if invocation.ok:  # partial failure: checkpoint before the first failed record, retry from it
+            first = min(i for i, record in enumerate(batch) if _sequence(record) in failed)
+            if first:
+                cursor.after, cursor.attempts = _sequence(batch[first - 1]), 0
+        elif source.bisect_on_error and len(batch) > 1:
+            cursor.limit = len(batch) // 2
+            return len(batch)
+        cursor.attempts += 1
+        if 0 <= source.maximum_retry_attempts < cursor.attempts:
+            self._discard(binding, source, batch[first:], cursor.attempts)
+            cursor.after, cursor.attempts, cursor.limit = _sequence(batch[-1]), 0, None
+        return len(batch)
+
+    def _start(self, source: StreamSource) -> StreamCursor:
+        if source.starting_position == "TRIM_HORIZON":
+            return StreamCursor()
+        latest = self._read(source, None, 10_000)
+        return StreamCursor(after=_sequence(latest[-1]) if latest else None)
+
+    def _next_batch(
+        self, source: StreamSource, cursor: StreamCursor
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Up to a batch of records matching the filters; records filtered out are checkpointed past."""
+        size = cursor.limit or source.batch_size
+        after, batch = cursor.after, []
+        for record in self._read(source, after, 1000):
+            if not source.filters or any(matches_filter(p, record) for p in source.filters):
+                batch.append(record)
+                if len(batch) == size:
+                    break
+            elif not batch:
+                after = _sequence(record)
+        return batch, after
+
+    def _read(self, source: StreamSource, after: str | None, limit: int) -> list[dict[str, Any]]:
+        if source.stream_arn not in self._shards:
+            shards = self.streams.describe_stream(StreamArn=source.stream_arn)["StreamDescription"]["Shards"]
+            self._shards[source.stream_arn] = shards[0]["ShardId"]
+        kwargs: dict[str, Any] = {"StreamArn": source.stream_arn, "ShardId": self._shards[source.stream_arn]}
+        if after is None:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+        else:
+            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+        iterator = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        records = self.streams.get_records(ShardIterator=iterator, Limit=limit)["Records"]
+        return [self._as_lambda_record(record, source.stream_arn) for record in records]
+
+    def _as_lambda_record(self, record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+        """A GetRecords record → the shape Lambda delivers (epoch seconds, the source ARN, region)."""
+        stream = dict(record["dynamodb"])
+        created = stream.get("ApproximateCreationDateTime")
+        if created is not None and hasattr(created, "timestamp"):
+            stream["ApproximateCreationDateTime"] = int(created.timestamp())
+        return {**record, "dynamodb": stream, "awsRegion": self.stack.region, "eventSourceARN": stream_arn}
+
+    def _discard(
+        self, binding: FunctionBinding, source: StreamSource, records: list[dict[str, Any]], attempts: int
+    ) -> None:
+        """Retries exhausted: the batch's metadata (not the records) goes to the on-failure queue."""
+        if not source.on_failure_queue_url:
+            return
+        body = {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": binding.logical_id,
+                "condition": "RetryAttemptsExhausted",
+                "approximateInvokeCount": attempts,
+            },
+            "responseContext": {
+                "statusCode": 200,
+                "executedVersion": "$LATEST",
+                "functionError": "Unhandled",
+            },
+            "version": "1.0",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+            "DDBStreamBatchInfo": {
+                "shardId": self._shards[source.stream_arn],
+                "startSequenceNumber": _sequence(records[0]),
+                "endSequenceNumber": _sequence(records[-1]),
+                "batchSize": len(records),
+                "streamArn": source.stream_arn,
+            },
+        }
+        self.sqs.send_message(QueueUrl=source.on_failure_queue_url, MessageBody=json.dumps(body))
+
+
+def _sequence(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["SequenceNumber"])

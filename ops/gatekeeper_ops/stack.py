@@ -7,7 +7,10 @@ created in moto (no Docker); instead every function's triggers are wired so that
 (`gatekeeper_ops.local_lambda`) can deliver them to the real handler in-process:
 - an SQS event source: the function is bound to that queue;
 - an EventBridgeRule event: the rule is created on the bus with the template's own pattern and
-  an SQS target (a delivery queue standing in for the Lambda service's async invoke queue).
+  an SQS target (a delivery queue standing in for the Lambda service's async invoke queue);
+- a Schedule/ScheduleV2 event: recorded, so the local runtime can fire it (`run_schedule`);
+- a DynamoDB event: the function is bound to the table's stream with the mapping's settings
+  (batch size, filter criteria, retries, bisect, on-failure queue).
 """
 
 from __future__ import annotations
@@ -86,6 +89,23 @@ class FunctionBinding:
     sqs_queue_url: str | None = None
     sqs_batch_size: int = 10
     rules: list[str] = field(default_factory=list)  # delivery queue urls of its EventBridge rules
+    schedules: dict[str, str] = field(default_factory=dict)  # event id → schedule expression
+    streams: list[StreamSource] = field(default_factory=list)  # DynamoDB stream event sources
+
+
+@dataclass
+class StreamSource:
+    """A DynamoDB stream event source mapping, as the template declares it."""
+
+    event_id: str
+    stream_arn: str
+    batch_size: int = 100
+    starting_position: str = "LATEST"
+    filters: list[dict[str, Any]] = field(default_factory=list)  # FilterCriteria patterns, parsed
+    report_batch_item_failures: bool = False
+    bisect_on_error: bool = False
+    maximum_retry_attempts: int = -1  # -1: until the record expires, as Lambda's default
+    on_failure_queue_url: str | None = None
 
 
 @dataclass
@@ -446,9 +466,32 @@ class _Builder:
                 binding.sqs_batch_size = int(event_props.get("BatchSize", 10))
             elif event["Type"] == "EventBridgeRule":
                 binding.rules.append(self._rule(f"{logical_id}{event_id}", event_props))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                binding.schedules[event_id] = str(
+                    event_props.get("Schedule") or event_props["ScheduleExpression"]
+                )
+            elif event["Type"] == "DynamoDB":
+                binding.streams.append(self._stream_source(event_id, event_props))
         self.stack.functions[logical_id] = binding
         arn = f"arn:aws:lambda:{self.stack.region}:{self.stack.account_id}:function:{self.name(logical_id)}"
         return {"Ref": self.name(logical_id), "Arn": arn}
+
+    def _queue_url(self, queue_arn: str) -> str:
+        return str(next(p["Ref"] for p in self.stack.physical.values() if p.get("Arn") == queue_arn))
+
+    def _stream_source(self, event_id: str, props: dict[str, Any]) -> StreamSource:
+        on_failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        return StreamSource(
+            event_id=event_id,
+            stream_arn=str(props["Stream"]),
+            batch_size=int(props.get("BatchSize", 100)),
+            starting_position=str(props.get("StartingPosition", "LATEST")),
+            filters=[json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])],
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+            bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+            maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+            on_failure_queue_url=self._queue_url(on_failure) if on_failure else None,
+        )
 
     def _rule(self, rule_id: str, props: dict[str, Any]) -> str:
         """The rule with the template's pattern; its target is a delivery queue for the local runtime."""

@@ -21,7 +21,7 @@ from typing import Any
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.notifier import DecisionNotifier
-from gatekeeper.dal.decisions import DecisionStore, EndpointState, Slot, Status
+from gatekeeper.dal.decisions import IN_FLIGHT, DecisionStore, EndpointState, Slot, Status
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.errors import (
@@ -53,6 +53,8 @@ from gatekeeper.policy import (
     evaluate,
 )
 
+# Sources that may ask for a revocation; the decider re-checks the tenant record before it acts.
+SOURCE_TRIGGERS: frozenset[Trigger] = frozenset({"reconcile", "tenant-change"})
 _ACTION_OUTCOME: dict[Action, Outcome] = {"reject": "rejected", "hold": "held"}
 _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", "Review": "held"}
 
@@ -119,6 +121,8 @@ class DecisionService:
         if connection.service_id not in self.managed_services:
             logger.warning("Connection to an unmanaged service ignored", extra=_ids(connection))
             return None
+        if request.requested_decision == "rejected" and request.trigger in SOURCE_TRIGGERS:
+            return self.enforce(request)
         state = self.decisions.state(connection.vpc_endpoint_id)
         if state is not None:
             if state.status in ("accepting", "rejecting", "revoking"):
@@ -208,14 +212,58 @@ class DecisionService:
             return Assessment(_quota_exceeded(decision, limit), evaluation=evaluation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
 
+    def enforce(self, request: ConnectionRequested) -> Decision | None:
+        """A source's request to revoke (tenant sync, reconciler): revoke the connection unless the
+        tenant record, read now, still lets its owner use the service. A request made stale by a later
+        change (the tenant was re-enabled) revokes nothing; an invalid record never vouches for one."""
+        connection = request.connection
+        state = self.decisions.state(connection.vpc_endpoint_id)
+        if state is not None and state.status in IN_FLIGHT:
+            self._resume(state)  # raises while its decider may still be alive: retried later
+        current = self.endpoints.connection(connection.vpc_endpoint_id, connection.service_id)
+        if current is None or current.vpc_endpoint_state in CLOSED_STATES:
+            logger.info("Connection already closed; nothing to revoke", extra=_ids(connection))
+            return None
+        forbidden = self._forbidden(current)
+        if forbidden is None:
+            logger.info(
+                "Revocation request is stale: the tenant record allows the connection again",
+                extra={**_ids(connection), "requested_because": request.reason},
+            )
+            return None
+        reason, why, tenant_id = forbidden
+        return self.revoke(
+            current, why, request.actor, request.trigger, reasons=(reason,), tenant_id=tenant_id
+        )
+
+    def _forbidden(self, connection: VpcEndpointConnection) -> tuple[str, str, str | None] | None:
+        """Why the tenant record (now) forbids this connection, or None when it allows it."""
+        try:
+            tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
+        except TenantInvalid as exc:
+            owner = self.tenants.owner_of(connection.vpc_endpoint_owner)
+            return "TenantInvalid", f"the tenant record does not validate: {exc}", owner
+        if tenant is None:
+            why = f"account {connection.vpc_endpoint_owner} is no longer a principal of any tenant"
+            return "UnknownPrincipal", why, None
+        guard = _record_guard(tenant, connection.service_id, self.clock())
+        return None if guard is None else (*guard, tenant.tenant_id)
+
     def revoke(
-        self, connection: VpcEndpointConnection, reason: str, actor: str, trigger: Trigger
+        self,
+        connection: VpcEndpointConnection,
+        reason: str,
+        actor: str,
+        trigger: Trigger,
+        *,
+        reasons: tuple[str, ...] = ("Revoked",),
+        tenant_id: str | None = None,
     ) -> Decision | None:
         """Reject an accepted (or pending) connection: how access is taken away."""
         state = self.decisions.state(connection.vpc_endpoint_id)
         if state is not None and state.status in ("rejected", "revoked"):
             return None
-        tenant_id = state.decision.tenant_id if state else None
+        tenant_id = (state.decision.tenant_id if state else None) or tenant_id
         outcome: Outcome = (
             "revoked" if connection.vpc_endpoint_state in ("available", "pending") else "rejected"
         )
@@ -223,7 +271,7 @@ class DecisionService:
             update={
                 "decision": outcome,
                 "tenant_id": tenant_id,
-                "reasons": ("Revoked",),
+                "reasons": reasons,
                 "explanation": (reason,),
             }
         )

@@ -49,6 +49,10 @@ class ConnectionActionFailed(GatekeeperError):
         self.code = code
 
 
+class PermissionsNotChanged(GatekeeperError):
+    """ModifyVpcEndpointServicePermissions answered without making the change."""
+
+
 class ConnectionNotFound(GatekeeperError):
     pass
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from gatekeeper.adapters.alerts import OperatorAlerts
 from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.notifier import DecisionNotifier
@@ -15,8 +16,10 @@ from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.decision_service import DecisionService
+from gatekeeper.reconciler import Reconciler
 from gatekeeper.settings import Settings, settings
 from gatekeeper.sources import Announcer
+from gatekeeper.tenant_sync import TenantSync
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -74,3 +77,39 @@ def decision_service() -> DecisionService:
 def announcer() -> Announcer:
     config = settings()
     return Announcer(endpoint_service(), event_publisher(config), frozenset(config.endpoint_service_ids))
+
+
+def build_reconciler(config: Settings) -> Reconciler:
+    table_client = dynamodb()
+    endpoints = endpoint_service()
+    return Reconciler(
+        endpoints=endpoints,
+        decisions=DecisionStore(table_client, config.decisions_table),
+        tenants=TenantStore(table_client, config.tenants_table),
+        announcer=Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids)),
+        managed_services=config.endpoint_service_ids,
+        manage_allowed_principals=config.manage_allowed_principals,
+    )
+
+
+@cache
+def reconciler() -> Reconciler:
+    return build_reconciler(settings())
+
+
+def build_tenant_sync(config: Settings) -> TenantSync:
+    endpoints = endpoint_service()
+    sns: SNSClient | None = client("sns") if config.alarm_topic_arn else None
+    return TenantSync(
+        endpoints=endpoints,
+        decisions=DecisionStore(dynamodb(), config.decisions_table),
+        announcer=Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids)),
+        alerts=OperatorAlerts(sns, config.alarm_topic_arn),
+        managed_services=config.endpoint_service_ids,
+        manage_allowed_principals=config.manage_allowed_principals,
+    )
+
+
+@cache
+def tenant_sync() -> TenantSync:
+    return build_tenant_sync(settings())

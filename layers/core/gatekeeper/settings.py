@@ -23,6 +23,17 @@ class Settings(BaseModel):
     default_action: Action = Field(default="reject", alias="DEFAULT_ACTION")
     unknown_principal_action: Action = Field(default="reject", alias="UNKNOWN_PRINCIPAL_ACTION")
     region: str = Field(alias="AWS_REGION", min_length=1)
+    # Tenant sync and the reconciler: keep the services' allowed principals in step with the tenants.
+    manage_allowed_principals: bool = Field(default=True, alias="MANAGE_ALLOWED_PRINCIPALS")
+    # Where operators hear about what needs a person (e.g. a tenant record that does not validate).
+    alarm_topic_arn: str | None = Field(
+        default=None, alias="ALARM_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:"
+    )
+
+    @field_validator("alarm_topic_arn", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("endpoint_service_ids", mode="before")
     @classmethod

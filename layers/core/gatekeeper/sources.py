@@ -53,6 +53,20 @@ class Announcer:
         ]
         return self.bus.publish(REQUESTED, details) if details else 0
 
+    def revocations(self, connections: Iterable[tuple[VpcEndpointConnection, str]], trigger: Trigger) -> int:
+        """Ask the decision path to revoke connections whose tenant no longer allows them (with why).
+
+        A request to reject, from a source rather than an operator: the decider reads the tenant
+        record again and revokes only if it still forbids the connection (a stale request is a no-op).
+        """
+        details = [
+            ConnectionRequested(
+                connection=c, trigger=trigger, requested_decision="rejected", reason=reason
+            ).model_dump(mode="json", by_alias=True)
+            for c, reason in connections
+        ]
+        return self.bus.publish(REQUESTED, details) if details else 0
+
     def closed(self, connections: Iterable[VpcEndpointConnection], trigger: Trigger = "notification") -> int:
         details = [
             ConnectionClosed(connection=c, trigger=trigger).model_dump(mode="json", by_alias=True)

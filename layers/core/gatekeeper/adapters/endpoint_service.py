@@ -10,11 +10,12 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from gatekeeper.errors import ConnectionActionFailed
+from gatekeeper.errors import ConnectionActionFailed, PermissionsNotChanged
 from gatekeeper.models import VpcEndpointConnection
 
 if TYPE_CHECKING:
@@ -48,12 +49,14 @@ class EndpointService:
         return VpcEndpointConnection.model_validate(found[0]) if found else None
 
     def connections(
-        self, service_id: str, states: list[str] | None = None
+        self, service_id: str, states: list[str] | None = None, owners: list[str] | None = None
     ) -> Iterator[VpcEndpointConnection]:
-        """Every connection of a service, 1,000 a page."""
+        """Every connection of a service (of some states, of some consumer accounts), 1,000 a page."""
         filters: list[Any] = [{"Name": "service-id", "Values": [service_id]}]
         if states:
             filters.append({"Name": "vpc-endpoint-state", "Values": states})
+        if owners:
+            filters.append({"Name": "vpc-endpoint-owner", "Values": owners})
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
@@ -84,6 +87,38 @@ class EndpointService:
             )
         )
         _raise_unsuccessful("Reject", vpc_endpoint_id, response)
+
+    def allowed_principals(self, service_id: str) -> frozenset[str]:
+        """The principals allowed to create endpoints to the service (`*`: anyone)."""
+        principals: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"ServiceId": service_id, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(partial(self._client.describe_vpc_endpoint_service_permissions, **kwargs))
+            principals |= {p["Principal"] for p in page.get("AllowedPrincipals", []) if p.get("Principal")}
+            token = page.get("NextToken")
+            if not token:
+                return frozenset(principals)
+
+    def change_allowed_principals(
+        self, service_id: str, add: frozenset[str] = frozenset(), remove: frozenset[str] = frozenset()
+    ) -> None:
+        """Add and remove allowed principals in one call. Removing one closes no existing connection."""
+        if not add and not remove:
+            return
+        kwargs: dict[str, Any] = {"ServiceId": service_id}
+        if add:
+            kwargs["AddAllowedPrincipals"] = sorted(add)
+        if remove:
+            kwargs["RemoveAllowedPrincipals"] = sorted(remove)
+        response = self._call(partial(self._client.modify_vpc_endpoint_service_permissions, **kwargs))
+        if response.get("ReturnValue") is False:
+            raise PermissionsNotChanged(
+                f"EC2 answered ModifyVpcEndpointServicePermissions for {service_id} with ReturnValue "
+                "false; the allowed principals were not changed and the change will be retried"
+            )
 
     def _call(self, operation: Callable[[], T]) -> T:
         for attempt in range(1, self._max_attempts + 1):

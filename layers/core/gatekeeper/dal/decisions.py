@@ -219,12 +219,16 @@ class DecisionStore:
         return int(decode(response["Item"]).get("active", 0)) if "Item" in response else 0
 
     def slots(self, tenant_id: str) -> list[str]:
-        response = self._client.query(
+        """The endpoints holding one of the tenant's quota slots (every page)."""
+        found: list[str] = []
+        for page in self._client.get_paginator("query").paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :slot)",
             ExpressionAttributeValues={":pk": {"S": quota_pk(tenant_id)}, ":slot": {"S": "SLOT#"}},
-        )
-        return [str(item["sk"]["S"]).removeprefix("SLOT#") for item in response.get("Items", [])]
+            ProjectionExpression="sk",
+        ):
+            found += [str(item["sk"]["S"]).removeprefix("SLOT#") for item in page.get("Items", [])]
+        return found
 
     def release_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
         """Free an endpoint's slot once; False when it was already free."""

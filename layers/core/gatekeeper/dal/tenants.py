@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,20 @@ def tenant_from_item(item: dict[str, Any]) -> Tenant:
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
     body = tenant.model_dump(mode="json", exclude_none=True)
     return {"pk": tenant_pk(tenant.tenant_id), "sk": TENANT_SK, "item_type": "tenant", **body}
+
+
+@dataclass
+class TenantDirectory:
+    """The tenants table at one moment: valid records, invalid ones (with why), account claims."""
+
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    invalid: dict[str, str] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)  # account → tenant id
+
+    def owner(self, account: str) -> Tenant | None:
+        """The valid tenant whose record names this account (claim and record agree), if any."""
+        tenant = self.tenants.get(self.claims.get(account, ""))
+        return tenant if tenant is not None and account in tenant.accounts() else None
 
 
 class TenantStore:
@@ -103,6 +118,23 @@ class TenantStore:
                     yield tenant_from_item(decode(raw))
                 except TenantInvalid as exc:
                     yield exc
+
+    def directory(self) -> TenantDirectory:
+        """Every tenant record and account claim, in one scan (the reconciler's view of the table)."""
+        directory = TenantDirectory()
+        for page in self._client.get_paginator("scan").paginate(TableName=self._table):
+            for raw in page.get("Items", []):
+                item = decode(raw)
+                pk, sk = str(item.get("pk", "")), item.get("sk")
+                if sk == CLAIM_SK and isinstance(item.get("tenant_id"), str):
+                    directory.claims[pk.removeprefix("ACCOUNT#")] = item["tenant_id"]
+                elif sk == TENANT_SK:
+                    tenant_id = pk.removeprefix("TENANT#")
+                    try:
+                        directory.tenants[tenant_id] = tenant_from_item(item)
+                    except TenantInvalid as exc:
+                        directory.invalid[tenant_id] = str(exc)
+        return directory
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
