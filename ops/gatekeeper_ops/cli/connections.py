@@ -19,7 +19,14 @@ from rich.text import Text
 from gatekeeper.adapters.bus import REQUESTED
 from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
 from gatekeeper.decision_service import Assessment
-from gatekeeper.models import SERVICE_ID, ConnectionRequested, VpcEndpointConnection, account_of, now_utc
+from gatekeeper.models import (
+    CLOSED_STATES,
+    SERVICE_ID,
+    ConnectionRequested,
+    VpcEndpointConnection,
+    account_of,
+    now_utc,
+)
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -268,14 +275,20 @@ def _operator_decision(
     yes: bool,
     json_output: bool,
 ) -> None:
-    connection, state = _decidable(gk, vpc_endpoint_id, outcome)
-    if connection is None:  # already what was asked
+    connection, state, current = _decidable(gk, vpc_endpoint_id, outcome)
+    if connection is None:  # already what was asked: nothing to publish, not a failure
         if json_output:
             print_json(
-                {"vpc_endpoint_id": vpc_endpoint_id, "requested_decision": outcome, "published": False}
+                {
+                    "vpc_endpoint_id": vpc_endpoint_id,
+                    "requested_decision": outcome,
+                    "published": False,
+                    "state": current,
+                }
             )
         else:
-            say(f"{vpc_endpoint_id} is already accepted; nothing to do")
+            shown = f"accepted ({current})" if outcome == "accepted" else current
+            say(f"{vpc_endpoint_id} is already {shown}; nothing to do")
         return
     policy = gk.decision_service.assess(connection, "operator").decision
     revoke = connection.vpc_endpoint_state in ("pending", "available")
@@ -324,8 +337,9 @@ def _operator_decision(
 
 def _decidable(
     gk: Gatekeeper, vpc_endpoint_id: str, outcome: str
-) -> tuple[VpcEndpointConnection | None, EndpointState | None]:
-    """The connection if the decision path can act on the operator's request, else why not."""
+) -> tuple[VpcEndpointConnection | None, EndpointState | None, str]:
+    """The connection if the decision path can act on the operator's request (None when it is
+    already in the requested state), the recorded state and EC2's state; CliError saying why not."""
     stack = gk.stack
     connection = gk.endpoints.connection(vpc_endpoint_id)
     if connection is None:
@@ -345,7 +359,7 @@ def _decidable(
     current = connection.vpc_endpoint_state
     if outcome == "accepted":
         if current in ("pending", "available") and recorded in (None, "accepted"):
-            return None, state
+            return None, state, current
         if current != "pendingAcceptance":
             raise CliError(
                 f"{vpc_endpoint_id} is {current}; only a pendingAcceptance connection can be approved — "
@@ -360,16 +374,20 @@ def _decidable(
                 f"reject-vpc-endpoint-connections --service-id {connection.service_id} --vpc-endpoint-ids "
                 f"{vpc_endpoint_id}`"
             )
-        return connection, state
+        return connection, state, current
+    elif current in CLOSED_STATES:
+        return None, state, current
     elif current != "pendingAcceptance":
-        raise CliError(f"{vpc_endpoint_id} is already {current}; nothing to reject")
+        raise CliError(
+            f"{vpc_endpoint_id} is {current}; only pending or accepted connections can be rejected"
+        )
     if recorded not in (None, "held"):
         raise CliError(
             f"{vpc_endpoint_id} is pendingAcceptance but the gatekeeper recorded it {recorded}; "
             "the reconciler repairs such drift — check `gatekeeper decisions --endpoint "
             f"{vpc_endpoint_id}`"
         )
-    return connection, state
+    return connection, state, current
 
 
 def _wait_for_decision(

@@ -62,7 +62,7 @@ def table(
     needed = 0
     for index, name in enumerate(columns):
         if name in prose:
-            width = max(12, len(name))
+            width = max(16, len(name))
             grid.add_column(name, overflow="fold", min_width=width)
         else:
             lines = [len(line) for row in cells for line in row[index].plain.splitlines() or [""]]

@@ -44,8 +44,26 @@ def read_document(path: Path) -> dict[str, Any]:
     return document
 
 
+# The order an IAM policy is read in; other keys (condition operators, keys) alphabetically.
+_KEY_ORDER = {
+    key: rank
+    for rank, key in enumerate(
+        ("Name", "Description", "Parameters", "Statement", "Sid", "Effect", "Condition", "Type", "Default")
+    )
+}
+
+
+def _ordered(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _ordered(value[k]) for k in sorted(value, key=lambda k: (_KEY_ORDER.get(k, 99), k))}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
 def _canonical(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """One text per document, whatever key order it was written in: for show, diff and equality."""
+    return json.dumps(_ordered(document), indent=2, ensure_ascii=False) + "\n"
 
 
 def _summary(template: PolicyTemplate) -> str:
@@ -120,7 +138,7 @@ def list_templates(
             )
             for d in documents
         ],
-        wrap=("description",),
+        wrap=("created by", "description"),
     )
 
 
@@ -153,7 +171,8 @@ def show(
             }
         )
         return
-    say(f"template {stored.name} v{stored.version} — pushed by {stored.created_by} at {stored.created_at}")
+    pushed = f"pushed by {stored.created_by} at {timestamp(stored.created_at)}"
+    say(f"template {stored.name} v{stored.version} — {pushed}")
     for problem in problems:
         say(f"  INVALID: {problem}")
     typer.echo(_canonical(stored.document), nl=False)
@@ -327,4 +346,4 @@ def diff(
             if line.startswith("@")
             else ""
         )
-        out.print(Text(line, style=style))
+        out.print(Text(line, style=style), soft_wrap=True)

@@ -179,7 +179,7 @@ def test_approve_wait_times_out_in_one_line(seeded, cli, monkeypatch):
 def test_approve_refusals(seeded, cli):
     assert "no connection vpce-0123456789abcdef0" in cli.fails("approve", "vpce-0123456789abcdef0")
     accepted = accepted_request(seeded)
-    assert "already accepted; nothing to do" in cli.ok("approve", accepted).stdout
+    assert "is already accepted (pending); nothing to do" in cli.ok("approve", accepted).stdout
     stranger = seeded.consumer(STRANGER).request_endpoint(seeded.service)
     seeded.settle()  # rejected: unknown principal
     assert f"{stranger} is rejected; only a pendingAcceptance connection can be approved" in cli.fails(
@@ -205,6 +205,10 @@ def test_reject_of_an_accepted_connection_revokes_it(seeded, cli):
     assert seeded.decisions.active_endpoints("acme") == 0
     [notice] = seeded.received(notices)
     assert notice["explanation"] == ["contract ended"]
+    # Asking again is not an error: it is already what was asked, and nothing is published.
+    again = cli.json("reject", endpoint, "--reason", "contract ended")
+    assert (again["published"], again["state"]) == (False, "rejected")
+    assert seeded.settle() == 0
 
 
 def test_reject_of_a_held_request(seeded, cli):
