@@ -30,6 +30,10 @@ CONTENT_FIELDS: tuple[str, ...] = tuple(
 _SET_FIELDS = frozenset({"principals", "services"})  # order carries no meaning
 CSV_COLUMNS: tuple[str, ...] = (*CONTENT_FIELDS, "version", "updated_by", "updated_at")
 Format = Literal["yaml", "csv", "json"]
+YAML_HEADER = (
+    "# gatekeeper tenants export. Edit, then `gatekeeper tenants import <file> --dry-run` and import.\n"
+    "# Keep `version`: the import refuses a record someone else changed since this export.\n"
+)
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -172,7 +176,10 @@ def detect_format(path: str, given: str | None) -> Format:
 
 
 def export_document(tenants: list[Tenant]) -> list[dict[str, Any]]:
-    return [t.model_dump(mode="json", exclude_none=True) for t in sorted(tenants, key=lambda t: t.tenant_id)]
+    records = [
+        t.model_dump(mode="json", exclude_none=True) for t in sorted(tenants, key=lambda t: t.tenant_id)
+    ]
+    return [{k: v for k, v in record.items() if v != {}} for record in records]
 
 
 def dump(tenants: list[Tenant], fmt: Format) -> str:
@@ -183,7 +190,7 @@ def dump(tenants: list[Tenant], fmt: Format) -> str:
         import json
 
         return json.dumps({"tenants": records}, indent=2) + "\n"
-    return yaml.safe_dump({"tenants": records}, sort_keys=False, allow_unicode=True)
+    return YAML_HEADER + yaml.safe_dump({"tenants": records}, sort_keys=False, allow_unicode=True)
 
 
 def _dump_csv(records: list[dict[str, Any]]) -> str:
@@ -323,6 +330,11 @@ def plan_import(
     changes: list[Change] = []
     for tenant_id, tenant in desired.items():
         existing = current.get(tenant_id)
+        fields = field_changes(existing, tenant)
+        if existing is not None and not fields:
+            # Already as the file says (e.g. a re-run after a partial import): no write, no conflict.
+            changes.append(Change("unchanged", tenant_id, existing, tenant))
+            continue
         expected = expected_versions.get(tenant_id)
         if expected and (existing is None or existing.version != expected):
             now = f"is at version {existing.version}" if existing else "was removed"
@@ -331,11 +343,7 @@ def plan_import(
                 "else since the export — export again and redo the edit"
             )
             continue
-        if existing is None:
-            changes.append(Change("create", tenant_id, None, tenant, field_changes(None, tenant)))
-            continue
-        fields = field_changes(existing, tenant)
-        changes.append(Change("update" if fields else "unchanged", tenant_id, existing, tenant, fields))
+        changes.append(Change("update" if existing else "create", tenant_id, existing, tenant, fields))
     if prune:
         changes += [
             Change("remove", tenant_id, tenant, None)

@@ -74,6 +74,12 @@ def test_edited_yaml_dry_run_shows_the_diff_and_writes_nothing(seeded, cli, tmp_
     assert seeded.tenants.get("acme").max_endpoints == 9
     initech = seeded.tenants.get("initech")
     assert (initech.version, initech.updated_by) == (1, OPERATOR)
+    # Importing the same file again (say, after a partial failure) finds everything as it says:
+    # acme's file version is now behind, but nothing would be overwritten, so nothing is refused.
+    after = table_snapshot(seeded)
+    again = cli.json("tenants", "import", path)
+    assert again["summary"] == {"create": 0, "update": 0, "remove": 0, "unchanged": 3}
+    assert table_snapshot(seeded) == after
 
 
 def test_csv_import_creates_tenants_with_typed_overrides(producer, cli, tmp_path):
