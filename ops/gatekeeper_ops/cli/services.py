@@ -21,7 +21,9 @@ from gatekeeper_ops.cli.output import JsonOption, YesOption, print_json, say, ta
 
 app = typer.Typer(help="Endpoint services: what the stack manages, and attaching one.", no_args_is_help=True)
 
-NOTIFICATION_EVENTS = ["Connect", "Accept", "Reject", "Delete"]
+# The events the stack's own ConnectionNotification resources send (template.yaml; a test keeps
+# them equal): an Accept notification would only cost a Describe.
+NOTIFICATION_EVENTS = ["Connect", "Reject", "Delete"]
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gatekeeper_ops import stack
+from gatekeeper_ops.cli.services import NOTIFICATION_EVENTS
 from gatekeeper_ops.emulator.provisioning import create_endpoint_service
 
 from .conftest import ACME
@@ -79,7 +81,7 @@ def test_attach_requires_acceptance_creates_the_notification_and_reminds_about_t
     assert (
         notification["ConnectionNotificationArn"] == producer.stack.outputs["ConnectionNotificationTopicArn"]
     )
-    assert sorted(notification["ConnectionEvents"]) == ["Accept", "Connect", "Delete", "Reject"]
+    assert sorted(notification["ConnectionEvents"]) == ["Connect", "Delete", "Reject"]
     # Attached but not yet in EndpointServiceIds: requests now wait for acceptance, undecided.
     endpoint = producer.consumer(ACME).request_endpoint(second_service)
     producer.settle()
@@ -106,3 +108,13 @@ def test_attach_refusals_are_one_line(producer, cli):
         "services", "attach", "vpce-svc-0123456789abcdef0", "--yes"
     )
     assert "'svc-1' is not an endpoint service id" in cli.fails("services", "attach", "svc-1")
+
+
+def test_attach_subscribes_the_same_events_as_the_stacks_own_notifications():
+    template = stack.load_template()
+    events = {
+        tuple(resource["Properties"]["ConnectionEvents"])
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::EC2::VPCEndpointConnectionNotification"
+    }
+    assert events == {tuple(NOTIFICATION_EVENTS)}
