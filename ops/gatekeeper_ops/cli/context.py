@@ -35,7 +35,7 @@ from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.decision_service import DecisionService
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import GatekeeperError, TenantInvalid
 from gatekeeper.models import SERVICE_ID, Action
 from gatekeeper.policy import ParameterInvalid, PolicyError, TemplateInvalid
 
@@ -210,6 +210,11 @@ def describe_error(exc: BaseException) -> str | None:
 
 
 def _describe(exc: BaseException) -> str | None:
+    if isinstance(exc, TenantInvalid):
+        return (
+            f"{exc} — fix that attribute in the DynamoDB console, or remove the record with "
+            "`gatekeeper tenants remove <id> --expected-version <its version>` and add it again"
+        )
     if isinstance(exc, CliError | GatekeeperError):
         return str(exc)
     if isinstance(exc, ParameterInvalid):

@@ -15,7 +15,7 @@ import typer
 from rich.text import Text
 
 from gatekeeper.dal.templates import StoredTemplate
-from gatekeeper.errors import GatekeeperError, TemplateNotFound
+from gatekeeper.errors import TemplateNotFound
 from gatekeeper.models import Tenant
 from gatekeeper.policy import (
     ParameterInvalid,
@@ -24,7 +24,7 @@ from gatekeeper.policy import (
     parse_template,
     resolve_parameters,
 )
-from gatekeeper_ops.cli.context import CliError, gatekeeper
+from gatekeeper_ops.cli.context import CliError, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import JsonOption, console, print_json, say, table, timestamp
 
@@ -223,13 +223,13 @@ def validate(
 # -- push ---------------------------------------------------------------------------------------
 @app.command(
     epilog=examples(
-        "gatekeeper templates push policy-templates/standard.json",
+        "gatekeeper templates push policy-templates/*.json",
         "gatekeeper templates diff standard standard.json && gatekeeper templates push standard.json",
     )
 )
 def push(
     ctx: typer.Context,
-    path: TemplateFile,
+    paths: Annotated[list[Path], typer.Argument(help="Template documents (JSON).", dir_okay=False)],
     force: Annotated[
         bool,
         typer.Option(
@@ -238,48 +238,62 @@ def push(
     ] = False,
     json_output: JsonOption = False,
 ) -> None:
-    """Validate a template and store it as the next version (stored versions never change).
-    Tenants that do not pin a version use it for their next request."""
+    """Validate templates and store each as its next version (stored versions never change); a
+    document identical to the latest version is skipped. All files are checked before anything is
+    pushed. Tenants that do not pin a version use the new one for their next request."""
     gk = gatekeeper(ctx)
-    document = read_document(path)
-    template = parse_template(document)
-    try:
-        latest: StoredTemplate | None = gk.templates.get(template.name)
-    except TemplateNotFound:
-        latest = None
-    if latest is not None and _canonical(latest.document) == _canonical(document):
-        if json_output:
-            print_json({"action": "unchanged", "name": latest.name, "version": latest.version})
-        else:
-            say(f"template {latest.name} v{latest.version} is identical; nothing pushed")
-        return
-    broken = _broken_tenants(gk.tenants.list(), template)
-    if broken and not force:
+    parsed: list[tuple[dict[str, Any], PolicyTemplate]] = []
+    for path in paths:
+        document = read_document(path)
+        try:
+            parsed.append((document, parse_template(document)))
+        except TemplateInvalid as exc:
+            raise CliError(f"{describe_error(exc)} ({path}; nothing pushed)") from None
+    names = [template.name for _, template in parsed]
+    if len(set(names)) != len(names):
+        raise CliError(f"two files hold the same template name ({', '.join(names)}); nothing pushed")
+    tenants = [t for t in gk.tenants.list() if isinstance(t, Tenant)]
+    results: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    refusals: list[str] = []
+    for document, template in parsed:
+        try:
+            latest: StoredTemplate | None = gk.templates.get(template.name)
+        except TemplateNotFound:
+            latest = None
+        if latest is not None and _canonical(latest.document) == _canonical(document):
+            results.append({"action": "unchanged", "name": latest.name, "version": latest.version})
+            continue
+        broken = _broken_tenants(tenants, template)
+        if broken and not force:
+            refusals.append(
+                f"{template.name} would break tenants whose overrides no longer fit: {'; '.join(broken)}"
+            )
+        result: dict[str, Any] = {"action": "pushed", "name": template.name, "broken_tenants": broken}
+        results.append(result)
+        pending.append((document, result))
+    if refusals:
         raise CliError(
-            f"pushing {template.name} would break tenants whose overrides no longer fit: "
-            f"{'; '.join(broken)} — fix their overrides (`gatekeeper tenants update … --param`), pin them "
-            "to the current version, or pass --force (their requests would be held)"
+            f"{' | '.join(refusals)} — fix their overrides (`gatekeeper tenants update … --param`), pin them "
+            "to the current version, or pass --force (their requests would be held); nothing pushed"
         )
-    stored = gk.templates.push(document, gk.actor)
+    for document, result in pending:
+        stored = gk.templates.push(document, gk.actor)
+        result.update(version=stored.version, created_by=stored.created_by, created_at=stored.created_at)
     if json_output:
-        print_json(
-            {
-                "action": "pushed",
-                "name": stored.name,
-                "version": stored.version,
-                "created_by": stored.created_by,
-                "created_at": stored.created_at,
-                "broken_tenants": broken,
-            }
-        )
-    else:
-        say(f"pushed template {stored.name} v{stored.version} (by {stored.created_by})")
+        print_json({"templates": results})
+        return
+    for result in results:
+        if result["action"] == "unchanged":
+            say(f"template {result['name']} v{result['version']} is identical; nothing pushed")
+        else:
+            say(f"pushed template {result['name']} v{result['version']} (by {result['created_by']})")
 
 
-def _broken_tenants(tenants: Any, template: PolicyTemplate) -> list[str]:
+def _broken_tenants(tenants: list[Tenant], template: PolicyTemplate) -> list[str]:
     broken: list[str] = []
     for tenant in tenants:
-        if isinstance(tenant, GatekeeperError) or tenant.template != template.name or tenant.template_version:
+        if tenant.template != template.name or tenant.template_version:
             continue
         try:
             resolve_parameters(template, tenant.parameters)

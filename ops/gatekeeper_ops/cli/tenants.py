@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gatekeeper.errors import GatekeeperError
+from gatekeeper.errors import GatekeeperError, TenantInvalid
 from gatekeeper.models import Tenant
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
@@ -398,28 +398,42 @@ def remove(
     json_output: JsonOption = False,
 ) -> None:
     """Remove a tenant and release its accounts' claims: new requests from its accounts are
-    unknown principals, and the tenant sync puts its open connections up for revocation."""
+    unknown principals, and the tenant sync puts its open connections up for revocation. A record
+    that no longer validates can be removed too, given --expected-version (then add it again)."""
     gk = gatekeeper(ctx)
-    current = _read(gk, tenant_id, expected_version)
+    try:
+        current = _read(gk, tenant_id, expected_version)
+        version, name = current.version, current.display_name
+    except TenantInvalid:
+        if expected_version is None:
+            raise
+        # Its claims stay with this tenant id: adding it again under the same id takes them back.
+        version, name = expected_version, "invalid record"
     active = gk.decisions.active_endpoints(tenant_id)
     if not yes:
         typer.confirm(
-            f"Remove tenant {tenant_id} ({current.display_name}, {active} connected endpoint(s))?",
+            f"Remove tenant {tenant_id} ({name}, {active} connected endpoint(s))?",
             abort=True,
             err=True,
         )
-    gk.tenants.remove(tenant_id, current.version)
+    gk.tenants.remove(tenant_id, version)
     if json_output:
         print_json(
             {
                 "action": "removed",
                 "tenant_id": tenant_id,
-                "version": current.version,
+                "version": version,
                 "active_endpoints": active,
             }
         )
         return
-    say(f"removed tenant {tenant_id} (was version {current.version}); its accounts are unclaimed")
+    if name == "invalid record":
+        say(
+            f"removed the invalid record of {tenant_id}; "
+            f"its accounts stay claimed for {tenant_id}: add it again"
+        )
+    else:
+        say(f"removed tenant {tenant_id} (was version {version}); its accounts are unclaimed")
     if active:
         warn(
             f"{tenant_id} had {active} connected endpoint(s): the tenant sync revokes them; check with "

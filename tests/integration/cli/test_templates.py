@@ -76,7 +76,7 @@ def test_list_and_show(producer, cli):
 
 def test_push_stores_a_new_immutable_version_attributed_to_the_caller(producer, cli, tmp_path):
     path = edited_standard(tmp_path, Description="Paying tenants, revised")
-    pushed = cli.json("templates", "push", path)
+    [pushed] = cli.json("templates", "push", path)["templates"]
     assert (pushed["action"], pushed["version"], pushed["created_by"]) == ("pushed", 2, OPERATOR)
     assert producer.templates.get("standard", 1).document["Description"].startswith("Paying tenants: up to 3")
     assert producer.templates.get("standard").document["Description"] == "Paying tenants, revised"
@@ -109,9 +109,10 @@ def test_push_that_would_break_a_tenants_overrides_needs_force(seeded, cli, tmp_
     path.write_text(json.dumps(document))
     before = table_snapshot(seeded, "TemplatesTableName")
     error = cli.fails("templates", "push", path)
-    assert "would break tenants whose overrides no longer fit: acme (override 'HomeRegions'" in error
+    assert "standard would break tenants whose overrides no longer fit: acme (override 'HomeRegions'" in error
     assert table_snapshot(seeded, "TemplatesTableName") == before
-    assert cli.json("templates", "push", path, "--force")["broken_tenants"]
+    [pushed] = cli.json("templates", "push", path, "--force")["templates"]
+    assert pushed["broken_tenants"]
 
 
 def test_diff_between_versions_and_against_a_file(producer, cli, tmp_path):
@@ -135,3 +136,21 @@ def test_template_commands_against_a_missing_stack_fail_in_one_line(producer, cl
     )
     for command in (["list"], ["show", "standard"], ["push", STANDARD], ["diff", "standard", STANDARD]):
         assert cli.fails("--stack-name", "nope", "templates", *command) == expected, command
+
+
+def test_push_several_files_checks_all_before_pushing_any(producer, cli, tmp_path):
+    trial = json.loads((BUILTIN_TEMPLATES / "trial.json").read_text())
+    trial["Description"] = "Trials, revised"
+    revised = tmp_path / "trial.json"
+    revised.write_text(json.dumps(trial))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(BROKEN))
+    before = table_snapshot(producer, "TemplatesTableName")
+    error = cli.fails("templates", "push", revised, broken)
+    assert error.endswith(f"({broken}; nothing pushed)")
+    assert table_snapshot(producer, "TemplatesTableName") == before
+    results = cli.json("templates", "push", STANDARD, revised)["templates"]
+    assert [(r["name"], r["action"], r["version"]) for r in results] == [
+        ("standard", "unchanged", 1),
+        ("trial", "pushed", 2),
+    ]

@@ -246,3 +246,20 @@ def test_remove_of_a_tenant_with_connected_endpoints_says_what_happens_to_them(s
     assert result.exit_code == 0, result.output
     assert "acme had 1 connected endpoint(s): the tenant sync revokes them" in result.stderr
     assert "removed tenant acme (was version" in result.stdout
+
+
+def test_a_record_broken_in_the_console_is_explained_and_can_be_removed_and_added_again(seeded, cli):
+    seeded.client("dynamodb").update_item(
+        TableName=seeded.stack.outputs["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#globex"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="SET principals = :bad",
+        ExpressionAttributeValues={":bad": {"L": [{"S": f"arn:aws:iam::{GLOBEX}:role/a/b"}]}},
+    )
+    error = cli.fails("tenants", "update", "globex", "--name", "Globex")
+    assert "tenant record TENANT#globex is invalid: principals" in error
+    assert "gatekeeper tenants remove <id> --expected-version <its version>" in error
+    assert "is invalid" in cli.fails("tenants", "remove", "globex", "--yes")
+    out = cli.ok("tenants", "remove", "globex", "--expected-version", "1", "--yes").stdout
+    assert "its accounts stay claimed for globex: add it again" in out
+    cli.ok(*add_args(seeded.service.service_id, tenant_id="globex", principal=GLOBEX))
+    assert seeded.tenants.find_by_account(GLOBEX).tenant_id == "globex"
