@@ -1,0 +1,388 @@
+"""`gatekeeper-demo` (`make demo`): the whole flow on an emulated producer account in this process.
+
+moto's server with the PrivateLink emulator listens on 127.0.0.1; this process's environment
+points every boto3 client at it (ours, the handlers', anyone's with the printed variables). The
+stack is provisioned from template.yaml, seeded from demo-seed.yaml, and then consumer accounts
+create endpoints: notification → SNS → SQS → ingest_notifications → bus → rule →
+evaluate_connection → EC2 → SNS, the real handlers invoked in-process when their trigger fires.
+
+Exit status 0 when every outcome is the one the seed expects, 1 otherwise: a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+from gatekeeper_ops.sandbox import render
+from gatekeeper_ops.sandbox.embedded import (
+    DemoProducer,
+    aws_environment,
+    create_producer,
+    emulated_aws,
+    handler_logs_to,
+    output_to,
+)
+from gatekeeper_ops.sandbox.load import LoadReport, LoadScenario
+from gatekeeper_ops.sandbox.scenario import DecisionWatch, ScenarioOutcome, ScriptedScenario, seed_account
+from gatekeeper_ops.sandbox.seed import DEFAULT_SEED, DemoSeed, load_seed
+
+STACK_NAME = "vpce-gatekeeper"
+OK, OUTCOMES_DIFFER = 0, 1
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    requests: int = 0
+    in_flight: int = 10
+    keep_running: bool = False
+    seed: Path = DEFAULT_SEED
+    port: int = 0
+    log_file: Path | None = None
+
+
+@dataclass
+class DemoResult:
+    exit_code: int
+    scenario: ScenarioOutcome | None = None
+    load: LoadReport | None = None
+    log_path: str = ""
+
+
+def parse_args(argv: list[str] | None = None) -> DemoOptions:
+    parser = argparse.ArgumentParser(
+        prog="gatekeeper-demo",
+        description="vpce-gatekeeper on an emulated AWS account in this process "
+        "(moto + the PrivateLink emulator).",
+        epilog="Exit status 1 when an outcome differs from the seed's expectations. "
+        "Examples: gatekeeper-demo --requests 1000 | gatekeeper-demo --keep-running --port 5000",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the scripted scenario, N endpoint requests from many consumer accounts; "
+        "reports decisions/s and p50/p99 decision latency",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=DemoOptions.in_flight,
+        metavar="W",
+        help="with --requests: at most W requests undecided at once (default %(default)s)",
+    )
+    parser.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="afterwards, keep the emulated account up, keep deciding, and print the environment "
+        "variables that point boto3, the AWS CLI and the gatekeeper CLI at it (Ctrl-C stops)",
+    )
+    parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="seed file (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    parser.add_argument(
+        "--log-file", type=Path, help="where handler logs and metrics go (default: a temp file)"
+    )
+    args = parser.parse_args(argv)
+    if args.requests < 0 or args.in_flight < 1:
+        parser.error("--requests must be >= 0 and --in-flight >= 1")
+    return DemoOptions(args.requests, args.in_flight, args.keep_running, args.seed, args.port, args.log_file)
+
+
+def make_console() -> Console:
+    # Pinned to the real stdout: while the demo runs, sys.stdout/stderr carry handler output to the log.
+    console = Console(file=sys.stdout, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 140  # CI logs: wide enough for the request table
+    return console
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    return run(options, make_console()).exit_code
+
+
+def run(
+    options: DemoOptions,
+    console: Console,
+    seed: DemoSeed | None = None,
+    stop: threading.Event | None = None,
+) -> DemoResult:
+    """Start the emulated account, play the scenario (or the load), report; with keep_running,
+    stay up until Ctrl-C (or until `stop` is set)."""
+    seed = seed or load_seed(options.seed)
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        log_path = _log_path(options)
+        log = stack.enter_context(log_path.open("a", encoding="utf-8"))
+        watch = DecisionWatch()
+        with console.status("Starting moto with the PrivateLink emulator on 127.0.0.1…"):
+            url = stack.enter_context(emulated_aws(seed.region, options.port))
+            stack.enter_context(output_to(log))
+        with console.status("Provisioning the stack from template.yaml and seeding demo-seed.yaml…"):
+            producer = create_producer(seed, on_invocation=watch.on_invocation, stack_name=STACK_NAME)
+            # After the local Lambda service set the handlers' environment (POWERTOOLS_*).
+            stack.enter_context(handler_logs_to(log))
+            seed_account(producer, seed)
+            producer.account.settle()  # what seeding sets off (tenant-table stream), before the clock runs
+            _warm_handlers(producer)
+        console.print(render.header(_header_rows(producer, seed, options, url, log_path)))
+        result = DemoResult(OK, log_path=str(log_path))
+        if options.requests:
+            result.load = _play_load(
+                producer, seed, watch, options=options, console=console, log_path=log_path
+            )
+            failed = bool(result.load.problems) or any(_dead_letters(producer).values())
+        else:
+            result.scenario = _play_scenario(
+                producer, seed, watch, console=console, log_path=log_path, started=started
+            )
+            failed = not result.scenario.ok or any(_dead_letters(producer).values())
+        result.exit_code = OUTCOMES_DIFFER if failed else OK
+        if options.keep_running:
+            _keep_running(
+                producer, watch, seed, url=url, result=result, console=console, stop=stop or threading.Event()
+            )
+    return result
+
+
+# ------------------------------------------------------------------------ setup
+def _log_path(options: DemoOptions) -> Path:
+    if options.log_file:
+        return options.log_file
+    handle, name = tempfile.mkstemp(prefix="gatekeeper-demo-", suffix=".log")
+    os.close(handle)
+    return Path(name)
+
+
+def _warm_handlers(producer: DemoProducer) -> None:
+    """Import every handler up front, as a warm Lambda container has: latencies then show the
+    decision path, not Python's first import of Powertools and pydantic."""
+    for binding in producer.account.stack.functions.values():
+        importlib.import_module(binding.module)
+
+
+def _header_rows(
+    producer: DemoProducer, seed: DemoSeed, options: DemoOptions, url: str, log_path: Path
+) -> dict[str, str]:
+    stack = producer.account.stack
+    services = " · ".join(f"{s.key} [dim]{producer.services[s.key].service_id}[/]" for s in seed.services)
+    return {
+        "Emulated AWS": f"{url}  [dim](moto server + PrivateLink emulator, in this process)[/]",
+        "Producer": f"account {stack.account_id}, {stack.region} · stack [bold]{stack.name}[/] "
+        f"[dim](resources from template.yaml)[/]",
+        "Endpoint services": f"{services}  [dim](internal NLB, acceptance required)[/]",
+        "Handlers": ", ".join(b.module.split(".")[-2] for b in stack.functions.values())
+        + "  [dim](the real ones, invoked in-process when their trigger fires)[/]",
+        "Seed": f"{len(seed.tenants)} tenants, templates {', '.join(seed.templates)}  "
+        f"[dim]({options.seed.name})[/]",
+        "Playing": (
+            f"{options.requests} endpoint requests, at most {options.in_flight} in flight"
+            if options.requests
+            else f"{len(seed.scenario)} scripted steps, {len(seed.subscribers)} decision subscribers"
+        ),
+        "Handler logs": str(log_path),
+    }
+
+
+def _dead_letters(producer: DemoProducer) -> dict[str, int]:
+    outputs = producer.account.stack.outputs
+    return {
+        name.removesuffix("Url"): producer.account.queue_depth(name)
+        for name in sorted(outputs)
+        if name.endswith("DeadLetterQueueUrl")
+    }
+
+
+def _invocation_counts(producer: DemoProducer) -> tuple[dict[str, int], int]:
+    counts: dict[str, int] = {}
+    failed = 0
+    for invocation in producer.account.lambdas.invocations:
+        counts[invocation.function] = counts.get(invocation.function, 0) + 1
+        failed += 0 if invocation.ok else 1
+    return counts, failed
+
+
+# ------------------------------------------------------------------------ the scenario
+def _play_scenario(
+    producer: DemoProducer,
+    seed: DemoSeed,
+    watch: DecisionWatch,
+    *,
+    console: Console,
+    log_path: Path,
+    started: float,
+) -> ScenarioOutcome:
+    names = {s.key: s.name for s in seed.services}
+    scenario = ScriptedScenario(producer, seed, watch)
+    with Live(
+        render.scenario_table(scenario.rows, names),
+        console=console,
+        refresh_per_second=12,
+        redirect_stdout=False,  # sys.stdout goes to the handler log meanwhile
+        redirect_stderr=False,
+    ) as live:
+        scenario.on_change = lambda rows: live.update(render.scenario_table(rows, names), refresh=True)
+        outcome = scenario.play()
+    row_problems = [p for r in outcome.steps for p in r.problems]
+    if row_problems:
+        console.print(render.problems_panel([f"{r.step.id}: {p}" for r in outcome.steps for p in r.problems]))
+    console.print()
+    console.rule("[bold]Decision notifications, as SQS subscribers of the decision topic receive them")
+    console.print(render.notifications(outcome.subscribers))
+    counts, failed = _invocation_counts(producer)
+    console.print(
+        render.summary(
+            outcome,
+            invocations=counts,
+            failed_invocations=failed,
+            dead_letters=_dead_letters(producer),
+            log_path=str(log_path),
+            total_seconds=time.perf_counter() - started,
+        )
+    )
+    return outcome
+
+
+# ------------------------------------------------------------------------ the load
+def _play_load(
+    producer: DemoProducer,
+    seed: DemoSeed,
+    watch: DecisionWatch,
+    *,
+    options: DemoOptions,
+    console: Console,
+    log_path: Path,
+) -> LoadReport:
+    load = LoadScenario(producer, seed, watch, requests=options.requests, in_flight=options.in_flight)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, redirect_stdout=False, redirect_stderr=False) as progress:
+        setup_started = time.perf_counter()
+        accounts = progress.add_task("Consumer accounts", total=None, rate="")
+        requests = load.prepare(lambda done, total: progress.update(accounts, completed=done, total=total))
+        setup_seconds = time.perf_counter() - setup_started
+        decided = progress.add_task("Decisions", total=len(requests), rate="")
+        run_started = time.perf_counter()
+
+        def advance(count: int) -> None:
+            progress.advance(decided, count)
+            done = progress.tasks[decided].completed
+            progress.update(decided, rate=f"{done / max(1e-9, time.perf_counter() - run_started):.1f}/s")
+
+        report = load.run(requests, advance)
+    report.setup_seconds = setup_seconds
+    console.print(render.load_report(report, _dead_letters(producer), str(log_path)))
+    return report
+
+
+# ------------------------------------------------------------------------ keep running
+def _keep_running(
+    producer: DemoProducer,
+    watch: DecisionWatch,
+    seed: DemoSeed,
+    *,
+    url: str,
+    result: DemoResult,
+    console: Console,
+    stop: threading.Event,
+) -> None:
+    account = producer.account
+
+    def announce(endpoint: str, decision: dict[str, Any]) -> None:
+        reasons = ", ".join(decision.get("reasons") or [])
+        line = Text.assemble(
+            (datetime.now().strftime("%H:%M:%S "), "dim"),
+            (f"{endpoint} ", "bold"),
+            render.decision_text(str(decision.get("decision"))),
+            (f"  {reasons}", "dim"),
+        )
+        console.print(line)
+
+    def deliver() -> None:
+        while not stop.is_set():
+            try:
+                delivered = account.lambdas.pump()
+            except Exception as exc:  # the server going away at Ctrl-C, or a bug: say it, keep going
+                console.print(f"[red]local Lambda delivery failed: {type(exc).__name__}: {exc}[/]")
+                delivered = 0
+            if not delivered:
+                stop.wait(0.2)
+
+    watch.listeners.append(announce)
+    environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
+    console.print(render.environment_lines(environment, _examples(producer, seed, result)))
+    worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
+    worker.start()
+    try:
+        with _stopped_by_signals(stop):
+            while not stop.wait(0.5):
+                pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("[dim]Stopping the emulated account…[/]")
+        stop.set()
+        worker.join(timeout=10)
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM set `stop`, also when the shell started the demo in the
+    background with SIGINT ignored. Signal handlers belong to the main thread; elsewhere (tests)
+    only `stop` ends it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in handled}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _examples(producer: DemoProducer, seed: DemoSeed, result: DemoResult) -> list[str]:
+    service = producer.account.service
+    held = [
+        r.endpoint
+        for r in (result.scenario.steps if result.scenario else [])
+        if r.decision is not None and r.decision.decision == "held" and r.endpoint
+    ]
+    examples = [
+        "aws cloudformation describe-stacks --stack-name $GATEKEEPER_STACK --query 'Stacks[0].Outputs'",
+        "aws ec2 describe-vpc-endpoint-connections --output table \\\n"
+        "    --query 'VpcEndpointConnections[].[VpcEndpointId,VpcEndpointOwner,VpcEndpointState]'",
+        "gatekeeper pending",
+    ]
+    if held:
+        examples.append(f"gatekeeper approve {held[0]}")
+    examples.append(
+        "# a new request from the producer account itself (no tenant claims it: rejected)\n"
+        f"aws ec2 create-vpc-endpoint --vpc-endpoint-type Interface --vpc-id {service.vpc_id} \\\n"
+        f"    --subnet-ids {service.subnet_ids[0]} --service-name {service.service_name}"
+    )
+    return examples

@@ -1,0 +1,280 @@
+"""The demo's scripted scenario: seed the emulated account, play each step the real way (a
+consumer's CreateVpcEndpoint, then the local Lambda service delivers what follows), and judge
+every outcome against the seed's expectations — the decision, its reason, what the consumer's
+EC2 shows, and which subscribers were told.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from gatekeeper.dal.decisions import DecisionStore
+from gatekeeper.models import Decision
+from gatekeeper_ops.local_lambda import Invocation
+from gatekeeper_ops.sandbox.account import BUILTIN_TEMPLATES
+from gatekeeper_ops.sandbox.embedded import DemoProducer
+from gatekeeper_ops.sandbox.seed import DemoSeed, StepSeed, SubscriberSeed
+
+# What the consumer's own DescribeVpcEndpoints shows once a decision is carried out.
+CONSUMER_STATES: dict[str, frozenset[str]] = {
+    "accepted": frozenset({"pending", "available"}),  # pending is normal right after an accept
+    "rejected": frozenset({"rejected"}),
+    "revoked": frozenset({"rejected"}),
+    "held": frozenset({"pendingAcceptance"}),
+}
+
+
+class DecisionWatch:
+    """Times decisions: from the consumer's CreateVpcEndpoint (or the operator's change) to the
+    moment the handler that recorded and announced the decision returned.
+
+    Its `on_invocation` is the local Lambda service's callback; it sees every invocation."""
+
+    def __init__(self) -> None:
+        self.decided: dict[str, list[tuple[float, str]]] = defaultdict(list)
+        self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+    def on_invocation(self, invocation: Invocation) -> None:
+        result: Any = invocation.result
+        if not invocation.ok or not isinstance(result, dict):
+            return
+        endpoint, decision = result.get("vpc_endpoint_id"), result.get("decision")
+        if isinstance(endpoint, str) and isinstance(decision, str):
+            self.decided[endpoint].append((time.perf_counter(), decision))
+            for listener in self.listeners:
+                listener(endpoint, result)
+
+    def latency(self, endpoint: str, since: float) -> float | None:
+        times = [at for at, _ in self.decided.get(endpoint, []) if at >= since]
+        return min(times) - since if times else None
+
+
+Status = Literal["waiting", "requested", "decided", "skipped"]
+
+
+@dataclass
+class StepResult:
+    step: StepSeed
+    tenant_id: str | None
+    service_key: str | None
+    region: str
+    status: Status = "waiting"
+    endpoint: str | None = None
+    decision: Decision | None = None
+    latency: float | None = None
+    consumer_state: str | None = None
+    note: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("decided", "skipped") and not self.problems
+
+
+@dataclass
+class SubscriberResult:
+    subscriber: SubscriberSeed
+    queue_url: str
+    received: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioOutcome:
+    steps: list[StepResult]
+    subscribers: list[SubscriberResult]
+    seconds: float
+
+    @property
+    def problems(self) -> list[str]:
+        found = [f"{r.step.id}: {p}" for r in self.steps for p in r.problems]
+        found += [f"{s.subscriber.name}: {p}" for s in self.subscribers for p in s.problems]
+        return found
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def seed_account(producer: DemoProducer, seed: DemoSeed) -> None:
+    """The seed's templates (built-ins, as version 1) and tenants, through the stores the CLI uses."""
+    account = producer.account
+    for name in seed.templates:
+        account.push_template(BUILTIN_TEMPLATES / f"{name}.json", actor="demo-seed")
+    now = datetime.now(UTC)
+    for tenant in seed.tenants:
+        account.add_tenant(tenant.to_tenant(producer.service_ids, now), actor="demo-seed")
+
+
+def why(decision: Decision) -> str:
+    """One line a person reads: the condition that decided, or the guard's own message."""
+    reason = decision.reasons[0] if decision.reasons else ""
+    if reason == "QuotaExceeded":
+        return decision.explanation[-1] if decision.explanation else reason
+    for line in decision.explanation:
+        if line.startswith(("Allow ", "Deny ", "Review ")) and f" {reason} matched: " in line:
+            detail = line.split(" matched: ", 1)[1]
+            if detail == "no condition":
+                return f"no Deny or Review statement of {decision.template} matched"
+            return detail
+    return decision.explanation[0] if decision.explanation else reason
+
+
+class ScriptedScenario:
+    """Plays the seed's scenario on a seeded producer; `on_change` sees the rows after each move."""
+
+    def __init__(
+        self,
+        producer: DemoProducer,
+        seed: DemoSeed,
+        watch: DecisionWatch,
+        on_change: Callable[[list[StepResult]], None] = lambda rows: None,
+    ) -> None:
+        self.producer = producer
+        self.account = producer.account
+        self.seed = seed
+        self.watch = watch
+        self.on_change = on_change
+        self.decisions = DecisionStore(
+            self.account.client("dynamodb"), self.account.stack.outputs["DecisionsTableName"]
+        )
+        self.rows = [self._row(step) for step in seed.scenario]
+        self._by_id = {row.step.id: row for row in self.rows}
+
+    def _row(self, step: StepSeed) -> StepResult:
+        if step.is_request:
+            assert step.account is not None
+            return StepResult(
+                step, self.seed.tenant_of(step.account), step.service, step.region or self.seed.region
+            )
+        earlier = next(s for s in self.seed.scenario if s.id == step.endpoint_of)
+        return StepResult(step, step.suspend, earlier.service, earlier.region or self.seed.region)
+
+    def subscribe(self) -> list[SubscriberResult]:
+        return [
+            SubscriberResult(s, self.account.subscribe_decisions(s.name, dict(s.filter_policy)))
+            for s in self.seed.subscribers
+        ]
+
+    def play(self) -> ScenarioOutcome:
+        started = time.perf_counter()
+        subscribers = self.subscribe()
+        self.on_change(self.rows)
+        for row in self.rows:
+            if row.step.needs and row.step.needs not in self.account.stack.functions:
+                row.status = "skipped"
+                row.note = f"hook: waits for {row.step.needs} (issue 6) in template.yaml"
+            elif row.step.is_request:
+                self._request(row)
+            else:
+                self._suspend(row)
+            self.on_change(self.rows)
+        self._consumers_settled()
+        self.on_change(self.rows)
+        for subscriber in subscribers:
+            self._check_subscriber(subscriber)
+        return ScenarioOutcome(self.rows, subscribers, time.perf_counter() - started)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _request(self, row: StepResult) -> None:
+        step = row.step
+        assert step.account is not None
+        assert step.service is not None
+        consumer = self.account.consumer(step.account, row.region)
+        service = self.producer.services[step.service]
+        since = time.perf_counter()
+        row.endpoint = consumer.request_endpoint(service, service_region=self.seed.region)
+        row.status = "requested"
+        self.on_change(self.rows)
+        self.account.settle()
+        self._judge(row, since)
+        row.consumer_state = consumer.endpoint_state(row.endpoint)
+        self._check_consumer_state(row)
+
+    def _suspend(self, row: StepResult) -> None:
+        step = row.step
+        assert step.suspend is not None
+        assert step.endpoint_of is not None
+        earlier = self._by_id[step.endpoint_of]
+        row.endpoint = earlier.endpoint
+        tenants = self.account.tenants
+        since = time.perf_counter()
+        tenants.update(tenants.get(step.suspend).model_copy(update={"status": "suspended"}), actor="demo")
+        row.status = "requested"
+        self.on_change(self.rows)
+        self.account.settle()
+        self._judge(row, since)
+        if row.endpoint and earlier.step.account:
+            consumer = self.account.consumer(earlier.step.account, earlier.region)
+            row.consumer_state = consumer.endpoint_state(row.endpoint)
+            self._check_consumer_state(row)
+
+    def _judge(self, row: StepResult, since: float) -> None:
+        expect = row.step.expect
+        recorded = self.decisions.decisions_for_endpoint(row.endpoint) if row.endpoint else []
+        if not recorded:
+            row.status = "decided"
+            row.problems.append(f"no decision recorded; expected {expect.describe()}")
+            return
+        row.decision = max(recorded, key=lambda d: d.decided_at)
+        row.latency = self.watch.latency(row.endpoint or "", since)
+        row.status = "decided"
+        decision = row.decision
+        if decision.decision != expect.decision:
+            row.problems.append(f"decision {decision.decision}, expected {expect.describe()}")
+        elif expect.reason and expect.reason not in decision.reasons:
+            row.problems.append(f"reasons {list(decision.reasons)}, expected {expect.reason}")
+        if decision.tenant_id != row.tenant_id:
+            row.problems.append(f"tenant {decision.tenant_id}, expected {row.tenant_id}")
+
+    def _check_consumer_state(self, row: StepResult) -> None:
+        allowed = CONSUMER_STATES[row.step.expect.decision]
+        if row.consumer_state not in allowed:
+            row.problems.append(
+                f"consumer sees {row.consumer_state}, expected {' or '.join(sorted(allowed))}"
+            )
+
+    def _consumers_settled(self) -> None:
+        """What each consumer sees at the end. After an accept it sees `pending` once; by now every
+        accepted endpoint that no later step took away must be `available`."""
+        taken_away = {r.step.endpoint_of for r in self.rows if r.step.endpoint_of and r.status == "decided"}
+        for row in self.rows:
+            accepted = row.decision is not None and row.decision.decision == "accepted"
+            if not (row.step.is_request and accepted and row.endpoint):
+                continue
+            assert row.step.account is not None
+            assert row.endpoint is not None
+            consumer = self.account.consumer(row.step.account, row.region)
+            row.consumer_state = consumer.endpoint_state(row.endpoint)
+            if row.step.id not in taken_away and row.consumer_state != "available":
+                row.problems.append(f"consumer endpoint is {row.consumer_state}, expected available")
+
+    # -- subscribers -----------------------------------------------------------------------------
+    def _check_subscriber(self, subscriber: SubscriberResult) -> None:
+        subscriber.received = self.account.received(subscriber.queue_url)
+        expected: list[tuple[str, str]] = []
+        for row in self.rows:
+            if row.status != "decided" or row.endpoint is None:
+                continue
+            attributes = {
+                "decision": row.step.expect.decision,
+                "tenant_id": row.tenant_id or "unknown",
+                "service_id": self.producer.service_ids[row.service_key or ""],
+            }
+            if subscriber.subscriber.matches(attributes):
+                expected.append((row.endpoint, row.step.expect.decision))
+        got = [(str(d.get("vpc_endpoint_id")), str(d.get("decision"))) for d in subscriber.received]
+        for item in expected:
+            if item not in got:
+                subscriber.problems.append(f"did not receive {item[1]} for {item[0]}")
+        for item in got:
+            if item not in expected:
+                subscriber.problems.append(f"received {item[1]} for {item[0]}, which its filter excludes")
+        duplicates = {item for item in got if got.count(item) > 1}
+        for item in sorted(duplicates):
+            subscriber.problems.append(f"received {item[1]} for {item[0]} {got.count(item)} times")

@@ -1,0 +1,209 @@
+"""The sandbox demo (`make demo`) as a smoke test, run in-process: moto's server with the emulator
+on a loopback port, the stack from template.yaml, the real handlers. Its exit status is what CI
+relies on, so a wrong expectation must turn it non-zero."""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from rich.console import Console
+
+from gatekeeper_ops.sandbox.demo import DemoOptions, DemoResult, main, run
+from gatekeeper_ops.sandbox.seed import DemoSeed, Expectation, load_seed
+
+pytestmark = pytest.mark.server
+
+
+def quiet_console() -> Console:
+    return Console(file=io.StringIO(), width=160, force_terminal=False)
+
+
+def output(console: Console) -> str:
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
+
+
+@pytest.fixture(scope="module")
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Console, Path]:
+    console = quiet_console()
+    log = tmp_path_factory.mktemp("demo") / "handlers.log"
+    return run(DemoOptions(log_file=log), console), console, log
+
+
+def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
+    result, _, _ = scripted
+    assert result.exit_code == 0, result.scenario and result.scenario.problems
+    assert result.scenario is not None
+    decided = {
+        row.step.id: (row.decision.decision, row.decision.reasons[0], row.decision.tenant_id)
+        for row in result.scenario.steps
+        if row.decision is not None
+    }
+    assert {k: v for k, v in decided.items() if k != "hooli-suspended"} == {
+        "acme": ("accepted", "Accept", "acme"),
+        "stranger": ("rejected", "UnknownPrincipal", None),
+        "globex": ("rejected", "TenantSuspended", "globex"),
+        "initech": ("rejected", "TenantExpired", "initech"),
+        "hooli-first": ("accepted", "Accept", "hooli"),
+        "hooli-second": ("rejected", "QuotaExceeded", "hooli"),
+        "umbrella": ("rejected", "ServiceNotEntitled", "umbrella"),
+        "soylent": ("accepted", "Accept", "soylent"),
+        "acme-west": ("held", "OtherRegion", "acme"),
+    }
+    every_decided_request = [r for r in result.scenario.steps if r.step.is_request]
+    assert all(r.latency is not None and r.latency > 0 for r in every_decided_request)
+
+
+def test_consumers_see_what_was_decided(scripted):
+    result, _, _ = scripted
+    states = {row.step.id: row.consumer_state for row in result.scenario.steps if row.step.is_request}
+    [hook] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
+    revoked_later = hook.status == "decided"
+    assert states == {
+        "acme": "available",
+        "stranger": "rejected",
+        "globex": "rejected",
+        "initech": "rejected",
+        "hooli-first": "rejected" if revoked_later else "available",
+        "hooli-second": "rejected",
+        "umbrella": "rejected",
+        "soylent": "available",
+        "acme-west": "pendingAcceptance",
+    }
+
+
+def test_subscribers_receive_exactly_what_their_filter_policy_lets_through(scripted):
+    result, _, _ = scripted
+    received = {
+        s.subscriber.name: sorted((d["tenant_id"], d["decision"]) for d in s.received)
+        for s in result.scenario.subscribers
+    }
+    assert received == {
+        "acme-tenant": [("acme", "accepted"), ("acme", "held")],
+        "operators-held": [("acme", "held")],
+    }
+
+
+def test_suspension_step_waits_for_sync_tenants_or_revokes(scripted):
+    result, _, _ = scripted
+    [hook] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
+    if hook.status == "skipped":  # issue 6 has not landed: the hook says what it waits for
+        assert "SyncTenantsFunction" in (hook.note or "")
+    else:
+        assert hook.decision is not None
+        assert hook.decision.decision == "revoked"
+        assert hook.consumer_state == "rejected"
+
+
+def test_handler_output_goes_to_the_log_file_not_the_console(scripted):
+    _, console, log = scripted
+    shown = output(console)
+    assert "Endpoint connection requests" in shown
+    assert "Every outcome is the one demo-seed.yaml expects" in shown
+    assert '"level":' not in shown
+    assert "_aws" not in shown
+    assert '"message":"Connection decided"' in log.read_text()
+
+
+def test_the_process_environment_is_restored():
+    before = dict(os.environ)
+    run(DemoOptions(), quiet_console(), minimal_seed())
+    assert dict(os.environ) == before
+    assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def minimal_seed(expect: Expectation | None = None) -> DemoSeed:
+    seed = load_seed()
+    [first] = [s for s in seed.scenario if s.id == "acme"]
+    if expect is not None:
+        first = first.model_copy(update={"expect": expect})
+    return seed.model_copy(update={"scenario": (first,), "subscribers": ()})
+
+
+def test_a_wrong_expectation_makes_the_exit_status_non_zero():
+    console = quiet_console()
+    result = run(
+        DemoOptions(), console, minimal_seed(Expectation(decision="rejected", reason="TenantSuspended"))
+    )
+    assert result.exit_code != 0
+    assert result.scenario is not None
+    assert result.scenario.problems == [
+        "acme: decision accepted, expected rejected (TenantSuspended)",
+        "acme: consumer sees pending, expected rejected",  # EC2 did what was decided, not what was expected
+    ]
+    assert "differ from demo-seed.yaml" in output(console)
+
+
+def test_a_wrong_reason_alone_is_caught():
+    result = run(
+        DemoOptions(), quiet_console(), minimal_seed(Expectation(decision="accepted", reason="OtherRegion"))
+    )
+    assert result.exit_code != 0
+    assert result.scenario is not None
+    assert result.scenario.problems == ["acme: reasons ['Accept'], expected OtherRegion"]
+
+
+def test_load_reports_throughput_and_latency_percentiles():
+    console = quiet_console()
+    result = run(DemoOptions(requests=30, in_flight=5), console)
+    assert result.exit_code == 0
+    report = result.load
+    assert report is not None
+    assert len(report.decided) == 30
+    assert report.outcomes == {"accepted": 24, "rejected": 6}
+    assert report.per_second > 0
+    assert 0 < report.percentile(50) <= report.percentile(99)
+    assert "decisions/s" in output(console)
+
+
+def test_keep_running_keeps_deciding_and_prints_the_environment():
+    console = quiet_console()
+    stop = threading.Event()
+    seed = load_seed().model_copy(update={"scenario": (), "subscribers": ()})
+    results: list[DemoResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(run(DemoOptions(keep_running=True), console, seed, stop)), daemon=True
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "The emulated account stays up" not in output(console):
+            assert time.monotonic() < deadline, output(console)
+            time.sleep(0.1)
+        shown = output(console)
+        for variable in (
+            "AWS_ENDPOINT_URL=http://127.0.0.1:",
+            "AWS_ACCESS_KEY_ID=",
+            "GATEKEEPER_STACK=vpce-gatekeeper",
+        ):
+            assert f"export {variable}" in shown
+        # Someone with the printed environment (here: this process's) creates an endpoint from the
+        # producer account, which no tenant claims.
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        service = ec2.describe_vpc_endpoint_service_configurations()["ServiceConfigurations"][0]
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+        endpoint = ec2.create_vpc_endpoint(
+            VpcEndpointType="Interface", VpcId=vpc, SubnetIds=[subnet], ServiceName=service["ServiceName"]
+        )["VpcEndpoint"]["VpcEndpointId"]
+        while f"{endpoint} ✘ rejected" not in output(console):
+            assert time.monotonic() < deadline, output(console)
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+    assert [r.exit_code for r in results] == [0]
+
+
+def test_bad_arguments_are_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--requests", "-1"])
+    assert exit_info.value.code == 2
+    assert "--requests must be >= 0" in capsys.readouterr().err
