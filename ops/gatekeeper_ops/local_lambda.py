@@ -173,17 +173,11 @@ class LocalLambda:
             "resources": [f"arn:aws:events:{self.stack.region}:{self.stack.account_id}:rule/{rule}"],
             "detail": {},
         }
-        for _ in range(1 + self._async_retries(logical_id)):
+        for _ in range(1 + binding.async_retry_attempts):
             invocation = self.invoke(binding, event, "schedule")
             if invocation.ok:
                 break
         return invocation
-
-    def _async_retries(self, logical_id: str) -> int:
-        from gatekeeper_ops.stack import load_template
-
-        config = load_template()["Resources"][logical_id]["Properties"].get("EventInvokeConfig", {})
-        return int(config.get("MaximumRetryAttempts", ASYNC_ATTEMPTS - 1))
 
     def drain(self, max_rounds: int = 1000) -> int:
         """Pump until nothing is left to deliver."""

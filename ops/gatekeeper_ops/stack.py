@@ -90,6 +90,7 @@ class FunctionBinding:
     sqs_batch_size: int = 10
     rules: list[str] = field(default_factory=list)  # delivery queue urls of its EventBridge rules
     schedules: dict[str, str] = field(default_factory=dict)  # event id → schedule expression
+    async_retry_attempts: int = 2  # EventInvokeConfig.MaximumRetryAttempts (Lambda's default: 2)
     streams: list[StreamSource] = field(default_factory=list)  # DynamoDB stream event sources
 
 
@@ -455,6 +456,9 @@ class _Builder:
             handler=handler,
             environment={k: str(v) for k, v in environment.items()},
             timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
+        )
+        binding.async_retry_attempts = int(
+            props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", binding.async_retry_attempts)
         )
         for event_id, event in props.get("Events", {}).items():
             event_props = event["Properties"]

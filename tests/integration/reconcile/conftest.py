@@ -1,0 +1,169 @@
+"""The reconciler and the tenant sync on an emulated producer account running the real stack:
+moto + the PrivateLink emulator, resources from template.yaml, the handlers delivered in-process
+(schedules fired with `run_schedule`, the tenants table's stream delivered by `settle()`)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+from moto import mock_aws
+
+from gatekeeper import runtime
+from gatekeeper.models import Tenant
+from gatekeeper_ops import stack
+from gatekeeper_ops.emulator import privatelink_emulator
+from gatekeeper_ops.emulator.provisioning import account_root
+from gatekeeper_ops.local_lambda import Invocation
+from gatekeeper_ops.sandbox.account import ProducerAccount
+
+from . import fast_moto
+
+ACME = "111122223333"  # active tenant, standard template
+NEWCO = "666677778888"  # an account that joins acme later
+STRANGER = "999988887777"  # no tenant
+
+MakeProducer = Callable[..., ProducerAccount]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_botocore_loader() -> Iterator[None]:
+    """Speed only: consumer sessions share one botocore loader (service models are static data)."""
+    shared = cache(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
+
+
+_load_template = stack.load_template
+
+
+@cache
+def _parsed_template() -> dict[str, Any]:
+    return _load_template()
+
+
+@pytest.fixture
+def make_producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeProducer]:
+    """A factory: the producer's service is created with the allowed principals a test needs."""
+    monkeypatch.setattr(stack, "load_template", lambda path=stack.TEMPLATE: copy.deepcopy(_parsed_template()))
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    fast_moto.install(monkeypatch)
+    with contextlib.ExitStack() as scope:
+        scope.enter_context(mock_aws())
+        scope.enter_context(privatelink_emulator())
+
+        def make(
+            *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None
+        ) -> ProducerAccount:
+            account = ProducerAccount.create(
+                boto3.Session(region_name="us-east-1"),
+                allowed_principals=allowed_principals,
+                parameters=parameters,
+            )
+            account.push_builtin_templates()
+            return account
+
+        yield make
+
+
+def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
+    fields: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "display_name": tenant_id.title(),
+        "principals": (account,),
+        "services": (service,),
+        "template": "standard",
+        "max_endpoints": 3,
+    }
+    return Tenant.model_validate({**fields, **changes})
+
+
+@pytest.fixture
+def producer(make_producer: MakeProducer) -> ProducerAccount:
+    """The service open to anyone (acceptance decides), tenant acme active and synced."""
+    account = make_producer()
+    account.add_tenant(tenant("acme", ACME, account.service.service_id))
+    account.settle()
+    return account
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def sweep(producer: ProducerAccount) -> dict[str, Any]:
+    """One reconcile tick: the schedule fires the real handler."""
+    invocation = producer.lambdas.run_schedule("ReconcileConnectionsFunction")
+    assert invocation.ok, invocation.error
+    return dict(invocation.result)
+
+
+def lose_notifications(producer: ProducerAccount) -> int:
+    """Drop every connection notification waiting in the queue, as if SNS never delivered it."""
+    sqs = producer.client("sqs")
+    queue = producer.stack.outputs["NotificationQueueUrl"]
+    lost = 0
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            lost += 1
+    return lost
+
+
+def outcomes(producer: ProducerAccount, endpoint: str) -> list[str]:
+    return [d.decision for d in producer.decisions.decisions_for_endpoint(endpoint)]
+
+
+def invocations(producer: ProducerAccount, function: str, trigger: str | None = None) -> list[Invocation]:
+    return [
+        i
+        for i in producer.lambdas.invocations
+        if i.function == function and (trigger is None or i.trigger == trigger)
+    ]
+
+
+def allowed_principals(producer: ProducerAccount) -> set[str]:
+    answer = producer.client("ec2").describe_vpc_endpoint_service_permissions(
+        ServiceId=producer.service.service_id
+    )
+    return {p["Principal"] for p in answer["AllowedPrincipals"]}
+
+
+def subscribe_alarms(producer: ProducerAccount) -> str:
+    """An SQS queue subscribed to the stack's alarm topic (operators' alerts); returns its url."""
+    sqs, sns = producer.client("sqs"), producer.client("sns")
+    url = sqs.create_queue(QueueName=f"{producer.stack.name}-operators")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=producer.stack.outputs["AlarmTopicArn"], Protocol="sqs", Endpoint=arn)
+    return str(url)
+
+
+def alerts(producer: ProducerAccount, queue_url: str) -> list[dict[str, Any]]:
+    sqs = producer.client("sqs")
+    found = []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            found.append(json.loads(json.loads(message["Body"])["Message"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return found
+
+
+def travel(days: float) -> datetime:
+    """Move the deciders' and the reconciler's clocks (the handlers' cached services) forward."""
+    moment = datetime.now(UTC) + timedelta(days=days)
+    for service in (runtime.decision_service(), runtime.reconciler(), runtime.tenant_sync()):
+        service.clock = lambda: moment
+    return moment
+
+
+def root(account: str) -> str:
+    return account_root(account)

@@ -1,0 +1,307 @@
+"""Tenant changes through the tenants table's stream: allow-lists follow the records, revocation
+works, held requests get a second chance, and a record written by hand never widens access."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from gatekeeper.dal.codec import encode
+from gatekeeper.dal.tenants import tenant_to_item
+from gatekeeper.models import Tenant
+from gatekeeper.tenant_sync import TenantChange, TenantSync
+from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.integration.reconcile.conftest import (
+    ACME,
+    NEWCO,
+    MakeProducer,
+    alerts,
+    allowed_principals,
+    invocations,
+    outcomes,
+    root,
+    subscribe_alarms,
+    sweep,
+    tenant,
+)
+
+OTHER_SERVICE = "vpce-svc-0fffffffffffffff0"
+PRODUCER = "123456789012"  # moto's account: the producer's own principal on its allow-list
+
+
+def accepted_endpoint(producer: ProducerAccount, account: str = ACME) -> str:
+    endpoint = producer.consumer(account).request_endpoint(producer.service)
+    producer.settle()
+    assert outcomes(producer, endpoint) == ["accepted"]
+    return endpoint
+
+
+def held_endpoint(producer: ProducerAccount) -> str:
+    """acme asks from us-west-2: the standard template holds other regions for review."""
+    endpoint = producer.consumer(ACME, "us-west-2").request_endpoint(
+        producer.service, service_region="us-east-1"
+    )
+    producer.settle()
+    assert outcomes(producer, endpoint) == ["held"]
+    return endpoint
+
+
+def change(producer: ProducerAccount, tenant_id: str = "acme", **fields: Any) -> Tenant:
+    """An operator's edit through the store (what the CLI does): a new version of the record."""
+    current = producer.tenants.get(tenant_id)
+    return producer.tenants.update(current.model_copy(update=fields), "operator:arn:aws:iam::123:user/ops")
+
+
+def write_by_hand(producer: ProducerAccount, tenant_id: str, **fields: Any) -> None:
+    """A console edit: the item is put as typed, no validation, no claims, same version."""
+    item = tenant_to_item(producer.tenants.get(tenant_id))
+    item.update(fields)
+    producer.client("dynamodb").put_item(
+        TableName=producer.stack.outputs["TenantsTableName"], Item=encode(item)
+    )
+
+
+# -- revocation ------------------------------------------------------------------------------------
+def test_suspension_rejects_the_tenants_connections_and_the_consumer_sees_its_endpoint_rejected(producer):
+    inbox = producer.subscribe_decisions("acme", {"tenant_id": ["acme"]})
+    available = accepted_endpoint(producer)
+    waiting = held_endpoint(producer)
+    producer.received(inbox)
+    assert producer.decisions.active_endpoints("acme") == 1
+
+    change(producer, status="suspended")
+    producer.settle()
+
+    assert producer.consumer(ACME).endpoint_state(available) == "rejected"
+    assert producer.consumer(ACME, "us-west-2").endpoint_state(waiting) == "rejected"
+    [_, revoked] = producer.decisions.decisions_for_endpoint(available)
+    assert (revoked.decision, revoked.reasons, revoked.trigger) == (
+        "revoked",
+        ("TenantSuspended",),
+        "tenant-change",
+    )
+    assert outcomes(producer, waiting) == ["held", "rejected"]
+    notices = sorted((n["vpc_endpoint_id"], n["decision"]) for n in producer.received(inbox))
+    assert notices == sorted([(available, "revoked"), (waiting, "rejected")])
+    assert producer.decisions.active_endpoints("acme") == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        ("removed", "UnknownPrincipal"),
+        ("no-longer-entitled", "ServiceNotEntitled"),
+        ("expired", "TenantExpired"),
+    ],
+)
+def test_removed_unentitled_or_expired_tenant_loses_its_connections_and_allow_list_entry(
+    make_producer: MakeProducer, edit, reason
+):
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.settle()
+    assert root(ACME) in allowed_principals(producer)
+    endpoint = accepted_endpoint(producer)
+
+    if edit == "removed":
+        producer.tenants.remove("acme", producer.tenants.get("acme").version)
+    elif edit == "no-longer-entitled":
+        change(producer, services=(OTHER_SERVICE,))
+    else:
+        change(producer, expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    producer.settle()
+
+    [_, revoked] = producer.decisions.decisions_for_endpoint(endpoint)
+    assert (revoked.decision, revoked.reasons) == ("revoked", (reason,))
+    assert producer.consumer(ACME).endpoint_state(endpoint) == "rejected"
+    # An expired tenant stays on the allow-list (its requests are rejected, with a reason it can read).
+    expected = {root(PRODUCER), root(ACME)} if edit == "expired" else {root(PRODUCER)}
+    assert allowed_principals(producer) == expected
+
+
+def test_revocation_request_made_stale_by_a_later_change_revokes_nothing(producer):
+    endpoint = accepted_endpoint(producer)
+    change(producer, status="suspended")
+    change(producer, status="active")  # re-enabled before anything was delivered
+    producer.settle()
+    assert [i.result["decision"] for i in invocations(producer, "EvaluateConnectionFunction")][-1] is None
+    assert outcomes(producer, endpoint) == ["accepted"]
+    assert producer.consumer(ACME).endpoint_state(endpoint) == "available"
+
+
+# -- allowed principals ---------------------------------------------------------------------------
+def test_principal_added_to_a_tenant_appears_in_allowed_principals_and_that_account_can_create_its_endpoint(
+    make_producer: MakeProducer,
+):
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.settle()
+    newco = producer.consumer(NEWCO)
+    with pytest.raises(ClientError, match="InvalidServiceName"):
+        newco.request_endpoint(producer.service)
+
+    change(producer, principals=(ACME, NEWCO))
+    producer.settle()
+
+    assert allowed_principals(producer) == {root(PRODUCER), root(ACME), root(NEWCO)}
+    endpoint = newco.request_endpoint(producer.service)
+    producer.settle()
+    [decision] = producer.decisions.decisions_for_endpoint(endpoint)
+    assert (decision.decision, decision.tenant_id) == ("accepted", "acme")
+
+
+def test_principal_taken_off_a_tenant_leaves_the_allow_list_and_its_connections_are_revoked(
+    make_producer: MakeProducer,
+):
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id, principals=(ACME, NEWCO)))
+    producer.settle()
+    kept, dropped = accepted_endpoint(producer, ACME), accepted_endpoint(producer, NEWCO)
+
+    change(producer, principals=(ACME,))
+    producer.settle()
+
+    assert allowed_principals(producer) == {root(PRODUCER), root(ACME)}
+    assert producer.consumer(NEWCO).endpoint_state(dropped) == "rejected"
+    assert producer.decisions.decisions_for_endpoint(dropped)[-1].reasons == ("UnknownPrincipal",)
+    assert producer.consumer(ACME).endpoint_state(kept) == "available"
+    assert producer.decisions.active_endpoints("acme") == 1
+
+
+def test_allow_list_is_left_alone_when_the_stack_does_not_manage_it(make_producer: MakeProducer):
+    producer = make_producer(
+        allowed_principals=(root(PRODUCER),), parameters={"ManageAllowedPrincipals": "false"}
+    )
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id, principals=(ACME, NEWCO)))
+    producer.settle()
+    assert allowed_principals(producer) == {root(PRODUCER)}
+    assert sweep(producer)["principals_added"] == 0
+    assert allowed_principals(producer) == {root(PRODUCER)}
+
+
+# -- held requests get a second chance ------------------------------------------------------------
+def test_reenabling_a_tenant_gets_its_pending_request_accepted(make_producer: MakeProducer):
+    """acme is flagged for review (enterprise template: its requests wait for an operator); clearing
+    the flag re-enables automatic acceptance, and the request already waiting is accepted."""
+    producer = make_producer()
+    flagged = tenant(
+        "acme", ACME, producer.service.service_id, template="enterprise", labels={"review": "true"}
+    )
+    producer.add_tenant(flagged)
+    endpoint = producer.consumer(ACME).request_endpoint(producer.service)
+    producer.settle()
+    assert producer.decisions.decisions_for_endpoint(endpoint)[0].reasons == ("FlaggedForReview",)
+
+    change(producer, labels={})
+    producer.settle()
+
+    [held, accepted] = producer.decisions.decisions_for_endpoint(endpoint)
+    assert held.decision == "held"
+    assert (accepted.decision, accepted.trigger) == ("accepted", "tenant-change")
+    assert producer.consumer(ACME).endpoint_state(endpoint) in ("pending", "available")
+
+
+def test_fixing_a_hand_broken_record_gets_the_requests_it_held_accepted(producer):
+    write_by_hand(producer, "acme", max_endpoints="lots")
+    producer.settle()
+    endpoint = producer.consumer(ACME).request_endpoint(producer.service)
+    producer.settle()
+    assert producer.decisions.decisions_for_endpoint(endpoint)[0].reasons == ("TenantInvalid",)
+
+    fixed = tenant("acme", ACME, producer.service.service_id, version=1)
+    producer.tenants.update(fixed, "operator:arn:aws:iam::123:user/ops")
+    producer.settle()
+
+    assert outcomes(producer, endpoint) == ["held", "accepted"]
+
+
+# -- records written by hand ----------------------------------------------------------------------
+def test_hand_written_invalid_record_changes_no_access(make_producer: MakeProducer):
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.settle()
+    operators = subscribe_alarms(producer)
+    available = accepted_endpoint(producer)
+    before = allowed_principals(producer)
+
+    # In the console: another account added, and a quota that is not a number.
+    write_by_hand(producer, "acme", principals=[ACME, NEWCO], max_endpoints="lots")
+    producer.settle()
+
+    [alert] = alerts(producer, operators)
+    assert (alert["alert"], alert["tenant_id"]) == ("TenantRecordInvalid", "acme")
+    assert "max_endpoints" in alert["problem"]
+    # Nothing widened: NEWCO is not allowed and cannot connect; acme's new request is held...
+    assert allowed_principals(producer) == before
+    with pytest.raises(ClientError, match="InvalidServiceName"):
+        producer.consumer(NEWCO).request_endpoint(producer.service)
+    waiting = producer.consumer(ACME).request_endpoint(producer.service)
+    producer.settle()
+    assert outcomes(producer, waiting) == ["held"]
+    assert producer.connection_state(waiting) == "pendingAcceptance"
+    # ...and nothing it does not clearly ask for is taken away, by the sync or the sweep.
+    assert producer.consumer(ACME).endpoint_state(available) in ("pending", "available")
+    report = sweep(producer)
+    assert (report["invalid_tenants"], report["revocations_requested"], report["announced"]) == (1, 0, 0)
+    producer.settle()
+    assert producer.consumer(ACME).endpoint_state(available) == "available"
+
+
+def test_hand_written_record_that_disables_the_tenant_revokes_its_access(producer):
+    operators = subscribe_alarms(producer)
+    endpoint = accepted_endpoint(producer)
+    write_by_hand(producer, "acme", status="Disabled")  # not a status the model knows, but clear
+    producer.settle()
+    [alert] = alerts(producer, operators)
+    assert "status" in alert["problem"]
+    [_, revoked] = producer.decisions.decisions_for_endpoint(endpoint)
+    assert (revoked.decision, revoked.reasons) == ("revoked", ("TenantInvalid",))
+    assert producer.consumer(ACME).endpoint_state(endpoint) == "rejected"
+
+
+# -- the stream source ------------------------------------------------------------------------------
+def test_a_tenant_change_that_keeps_failing_goes_to_the_dlq_and_the_rest_of_the_batch_is_synced(
+    make_producer: MakeProducer, monkeypatch
+):
+    from functions.sync_tenants import app
+
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    service = producer.service.service_id
+    apply, parse = TenantSync.apply, app.change_from_stream
+    delivered: list[dict[str, Any]] = []
+
+    def fail_for_globex(self: TenantSync, change: TenantChange):
+        if change.tenant_id == "globex":
+            raise RuntimeError("EC2 is unavailable")
+        return apply(self, change)
+
+    def record_keys(record: dict[str, Any]):
+        delivered.append(record["dynamodb"]["Keys"])
+        return parse(record)
+
+    monkeypatch.setattr(TenantSync, "apply", fail_for_globex)
+    monkeypatch.setattr(app, "change_from_stream", record_keys)
+    producer.add_tenant(tenant("globex", "222233334444", service))
+    producer.add_tenant(tenant("acme", ACME, service))
+    producer.settle()
+
+    # acme, in the same batch after the failing record, was synced on every retry of the batch.
+    assert allowed_principals(producer) == {root(PRODUCER), root(ACME)}
+    syncs = invocations(producer, "SyncTenantsFunction")
+    assert len(syncs) == 1 + 10  # the first try and MaximumRetryAttempts retries from globex on
+    assert all(i.ok and len(i.result["batchItemFailures"]) == 1 for i in syncs)
+    sqs = producer.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=producer.stack.outputs["TenantSyncDeadLetterQueueUrl"])[
+        "Messages"
+    ]
+    info = json.loads(message["Body"])["DDBStreamBatchInfo"]
+    assert info["batchSize"] == 2
+    assert info["streamArn"].startswith(f"arn:aws:dynamodb:us-east-1:{PRODUCER}:table/")
+    assert producer.settle() == 0  # the stream moved on
+    # Account claims never reach the function: the event filter keeps tenant records only.
+    assert delivered
+    assert all(keys["sk"] == {"S": "TENANT"} for keys in delivered)
