@@ -170,11 +170,12 @@ class Reconciler:
         for connection in view.connections:
             endpoint = connection.vpc_endpoint_id
             state = view.states.get(endpoint)
+            if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
+                self._count_pending(connection, at, report)
             if state is not None and state.status in IN_FLIGHT:
                 report.in_flight += 1  # its decider (or a retry of it) finishes the job
                 continue
             if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
-                self._count_pending(connection, at, report)
                 if state is None:
                     announce.append(connection)
                 elif state.status == "held":
