@@ -46,7 +46,7 @@ def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
         for row in result.scenario.steps
         if row.decision is not None
     }
-    assert {k: v for k, v in decided.items() if k != "hooli-suspended"} == {
+    assert decided == {
         "acme": ("accepted", "Accept", "acme"),
         "stranger": ("rejected", "UnknownPrincipal", None),
         "globex": ("rejected", "TenantSuspended", "globex"),
@@ -56,6 +56,7 @@ def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
         "umbrella": ("rejected", "ServiceNotEntitled", "umbrella"),
         "soylent": ("accepted", "Accept", "soylent"),
         "acme-west": ("held", "OtherRegion", "acme"),
+        "hooli-suspended": ("revoked", "TenantSuspended", "hooli"),
     }
     every_decided_request = [r for r in result.scenario.steps if r.step.is_request]
     assert all(r.latency is not None and r.latency > 0 for r in every_decided_request)
@@ -64,14 +65,12 @@ def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
 def test_consumers_see_what_was_decided(scripted):
     result, _, _ = scripted
     states = {row.step.id: row.consumer_state for row in result.scenario.steps if row.step.is_request}
-    [hook] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
-    revoked_later = hook.status == "decided"
     assert states == {
         "acme": "available",
         "stranger": "rejected",
         "globex": "rejected",
         "initech": "rejected",
-        "hooli-first": "rejected" if revoked_later else "available",
+        "hooli-first": "rejected",  # revoked by the suspension step
         "hooli-second": "rejected",
         "umbrella": "rejected",
         "soylent": "available",
@@ -91,15 +90,15 @@ def test_subscribers_receive_exactly_what_their_filter_policy_lets_through(scrip
     }
 
 
-def test_suspension_step_waits_for_sync_tenants_or_revokes(scripted):
+def test_suspending_a_tenant_revokes_its_live_endpoint(scripted):
     result, _, _ = scripted
-    [hook] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
-    if hook.status == "skipped":  # issue 6 has not landed: the hook says what it waits for
-        assert "SyncTenantsFunction" in (hook.note or "")
-    else:
-        assert hook.decision is not None
-        assert hook.decision.decision == "revoked"
-        assert hook.consumer_state == "rejected"
+    [suspension] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
+    assert suspension.decision is not None
+    assert (suspension.decision.decision, suspension.decision.reasons) == ("revoked", ("TenantSuspended",))
+    [first] = [row for row in result.scenario.steps if row.step.id == "hooli-first"]
+    assert suspension.endpoint == first.endpoint
+    assert suspension.consumer_state == "rejected"
+    assert suspension.latency is not None
 
 
 def test_handler_output_goes_to_the_log_file_not_the_console(scripted):

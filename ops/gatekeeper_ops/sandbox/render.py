@@ -79,9 +79,6 @@ def scenario_table(rows: Iterable[StepResult], service_names: Mapping[str, str])
             decision = Text("·", style="dim")
         elif row.status == "requested":
             decision = Spinner("dots", text=Text(" deciding", style="dim"))
-        elif row.status == "skipped":
-            decision = Text("— hook", style="dim")
-            reason = Text(row.note or "", style="dim")
         elif row.decision is None:
             decision = Text("none", style="bold red")
         else:
@@ -90,7 +87,7 @@ def scenario_table(rows: Iterable[StepResult], service_names: Mapping[str, str])
                 (", ".join(row.decision.reasons), "bold"), "\n", (why(row.decision), "dim")
             )
             latency = seconds(row.latency)
-        if row.status in ("decided", "skipped"):
+        if row.status == "decided":
             mark = "[green]✓[/]" if row.ok else "[bold red]✗[/]"
         table.add_row(str(number), row.step.title, tenant, service, decision, reason, latency, mark)
     return table
@@ -154,7 +151,6 @@ def summary(
 ) -> Panel:
     decided = [r for r in outcome.steps if r.decision is not None]
     counts = Counter(r.decision.decision for r in decided if r.decision)
-    hooks = [r for r in outcome.steps if r.status == "skipped"]
     latencies = [r.latency for r in decided if r.latency is not None]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -164,8 +160,6 @@ def summary(
         for d in ("accepted", "rejected", "held", "revoked")
         if counts[d]
     ]
-    if hooks:
-        parts.append(f"[dim]{len(hooks)} hook waiting for issue 6[/]")
     grid.add_row("Requests", " · ".join(parts))
     if latencies:
         grid.add_row(

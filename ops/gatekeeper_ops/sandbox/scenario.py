@@ -54,7 +54,7 @@ class DecisionWatch:
         return min(times) - since if times else None
 
 
-Status = Literal["waiting", "requested", "decided", "skipped"]
+Status = Literal["waiting", "requested", "decided"]
 
 
 @dataclass
@@ -68,12 +68,11 @@ class StepResult:
     decision: Decision | None = None
     latency: float | None = None
     consumer_state: str | None = None
-    note: str | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("decided", "skipped") and not self.problems
+        return self.status == "decided" and not self.problems
 
 
 @dataclass
@@ -166,10 +165,7 @@ class ScriptedScenario:
         subscribers = self.subscribe()
         self.on_change(self.rows)
         for row in self.rows:
-            if row.step.needs and row.step.needs not in self.account.stack.functions:
-                row.status = "skipped"
-                row.note = f"hook: waits for {row.step.needs} (issue 6) in template.yaml"
-            elif row.step.is_request:
+            if row.step.is_request:
                 self._request(row)
             else:
                 self._suspend(row)

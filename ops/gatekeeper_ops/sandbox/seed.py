@@ -70,8 +70,6 @@ class StepSeed(_Seed):
     # a tenant change, judged by what happens to an earlier step's endpoint
     suspend: str | None = None
     endpoint_of: str | None = None
-    # the logical id of a function this step needs in the stack (a hook for work not landed yet)
-    needs: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
