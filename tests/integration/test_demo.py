@@ -30,6 +30,11 @@ def output(console: Console) -> str:
     return file.getvalue()
 
 
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    return tmp_path / "handlers.log"
+
+
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Console, Path]:
     console = quiet_console()
@@ -111,9 +116,9 @@ def test_handler_output_goes_to_the_log_file_not_the_console(scripted):
     assert '"message":"Connection decided"' in log.read_text()
 
 
-def test_the_process_environment_is_restored():
+def test_the_process_environment_is_restored(log_file):
     before = dict(os.environ)
-    run(DemoOptions(), quiet_console(), minimal_seed())
+    run(DemoOptions(log_file=log_file), quiet_console(), minimal_seed())
     assert dict(os.environ) == before
     assert "AWS_ENDPOINT_URL" not in os.environ
 
@@ -126,10 +131,12 @@ def minimal_seed(expect: Expectation | None = None) -> DemoSeed:
     return seed.model_copy(update={"scenario": (first,), "subscribers": ()})
 
 
-def test_a_wrong_expectation_makes_the_exit_status_non_zero():
+def test_a_wrong_expectation_makes_the_exit_status_non_zero(log_file):
     console = quiet_console()
     result = run(
-        DemoOptions(), console, minimal_seed(Expectation(decision="rejected", reason="TenantSuspended"))
+        DemoOptions(log_file=log_file),
+        console,
+        minimal_seed(Expectation(decision="rejected", reason="TenantSuspended")),
     )
     assert result.exit_code != 0
     assert result.scenario is not None
@@ -140,18 +147,20 @@ def test_a_wrong_expectation_makes_the_exit_status_non_zero():
     assert "differ from demo-seed.yaml" in output(console)
 
 
-def test_a_wrong_reason_alone_is_caught():
+def test_a_wrong_reason_alone_is_caught(log_file):
     result = run(
-        DemoOptions(), quiet_console(), minimal_seed(Expectation(decision="accepted", reason="OtherRegion"))
+        DemoOptions(log_file=log_file),
+        quiet_console(),
+        minimal_seed(Expectation(decision="accepted", reason="OtherRegion")),
     )
     assert result.exit_code != 0
     assert result.scenario is not None
     assert result.scenario.problems == ["acme: reasons ['Accept'], expected OtherRegion"]
 
 
-def test_load_reports_throughput_and_latency_percentiles():
+def test_load_reports_throughput_and_latency_percentiles(log_file):
     console = quiet_console()
-    result = run(DemoOptions(requests=30, in_flight=5), console)
+    result = run(DemoOptions(requests=30, in_flight=5, log_file=log_file), console)
     assert result.exit_code == 0
     report = result.load
     assert report is not None
@@ -162,13 +171,16 @@ def test_load_reports_throughput_and_latency_percentiles():
     assert "decisions/s" in output(console)
 
 
-def test_keep_running_keeps_deciding_and_prints_the_environment():
+def test_keep_running_keeps_deciding_and_prints_the_environment(log_file):
     console = quiet_console()
     stop = threading.Event()
     seed = load_seed().model_copy(update={"scenario": (), "subscribers": ()})
     results: list[DemoResult] = []
     worker = threading.Thread(
-        target=lambda: results.append(run(DemoOptions(keep_running=True), console, seed, stop)), daemon=True
+        target=lambda: results.append(
+            run(DemoOptions(keep_running=True, log_file=log_file), console, seed, stop)
+        ),
+        daemon=True,
     )
     worker.start()
     try:
