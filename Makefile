@@ -17,7 +17,7 @@ export AWS_SAM_CLI_TELEMETRY := 0
 export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
-.PHONY: help python dev tools lint format typecheck unit integration test-py test demo bench \
+.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench \
         validate build lock layer-requirements deploy destroy e2e pr clean
 
 help: ## list targets
@@ -94,7 +94,10 @@ demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000",
 bench: dev ## cold import time + memory per handler, AWS API calls per accepted request, reconcile sweep
 	$(PY) -m tests.perf.bench $(ARGS)
 
-test: lint typecheck test-py validate build ## everything CI runs
+demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from demo-seed.yaml
+	$(BIN)/gatekeeper-demo
+
+test: lint typecheck test-py demo-smoke validate build ## everything CI runs
 
 pr: test ## alias: what CI runs
 
