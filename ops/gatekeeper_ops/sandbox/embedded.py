@@ -20,6 +20,7 @@ from gatekeeper_ops.emulator.provisioning import ProducerService, create_endpoin
 from gatekeeper_ops.local_lambda import Invocation, LocalLambda, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.sandbox.seed import DemoSeed
+from gatekeeper_ops.sandbox.transactions import item_level_transactions
 from gatekeeper_ops.stack import ROOT, provision, register_outputs
 
 FAKE_ACCESS_KEY_ID = "testing"
@@ -61,36 +62,6 @@ def process_environment(values: dict[str, str], remove: tuple[str, ...] = ()) ->
 
 
 @contextlib.contextmanager
-def dynamodb_transaction_copies_released() -> Iterator[None]:
-    """Stop moto from keeping every table copy TransactWriteItems makes.
-
-    moto's TransactWriteItems deep-copies each table once per action so that it can roll back,
-    and its model tracker (`instances_tracked`, read only by moto's server dashboard) keeps every
-    copied Table and Item alive until a reset: memory grows with transactions x table size
-    (1.3 GB after 300 decisions; a 1000-request load would need ~15 GB). The tracker of DynamoDB
-    models is emptied after each transaction; the copying itself, a CPU cost that also grows with
-    table size, is moto's and stays (docs/quickstart.md, "Load").
-    """
-    from moto.core.model_instances import model_data
-    from moto.dynamodb.models import DynamoDBBackend
-
-    original = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        try:
-            original(self, transact_items)
-        finally:
-            for model in model_data["dynamodb"].values():
-                model.instances_tracked.clear()  # type: ignore[attr-defined]
-
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        DynamoDBBackend.transact_write_items = original  # type: ignore[method-assign]
-
-
-@contextlib.contextmanager
 def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     """moto's server with the emulator on 127.0.0.1 (a free port unless given), this process's
     environment pointing at it; yields the endpoint URL."""
@@ -111,7 +82,7 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     try:
         with (
             process_environment(environment, remove=_FOREIGN),
-            dynamodb_transaction_copies_released(),
+            item_level_transactions(),
             emulated_moto_server(settings, port=port) as url,
         ):
             os.environ["AWS_ENDPOINT_URL"] = url
