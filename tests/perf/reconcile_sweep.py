@@ -1,0 +1,183 @@
+"""A reconcile sweep of 10,000 connections in one invocation: AWS API calls by operation, calls per
+connection, and seconds — measured against the PrivateLink emulator (moto, in-process).
+
+Two sweeps of the same 10,000 connections (spread over 100 tenants):
+- cold:   every connection `pendingAcceptance` and undecided — a notification outage, the worst
+          case: each one is announced (PutEvents, ten a call);
+- steady: every connection `available`, accepted, its quota slot in place — a normal sweep.
+Only the reconcile handler's own calls are counted (a botocore `before-call` hook on the session its
+clients come from); seeding is not. The events it puts on the bus are not delivered to the decider:
+deciding 10,000 requests is the decision path's cost, not the sweep's. Seconds are wall time of the
+handler in this process, split into time inside the (emulated) AWS calls and time in the handler
+itself; the emulator's calls cost nothing like real ones (moto's Query scans its table in memory),
+so an estimate at an assumed in-region latency per call is printed too. Nothing here asserts a time.
+
+Run: `.venv/bin/python -m tests.perf.reconcile_sweep [--connections N] [--tenants T]` (or `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="bench",
+    AWS_SECRET_ACCESS_KEY="bench",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    POWERTOOLS_SERVICE_NAME="vpce-gatekeeper",
+    POWERTOOLS_METRICS_NAMESPACE="VpceGatekeeper",
+    MOTO_EC2_LOAD_DEFAULT_AMIS="false",
+)
+for _variable in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_variable, None)
+
+import boto3  # noqa: E402
+import pytest  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from gatekeeper import runtime  # noqa: E402
+from gatekeeper.models import Tenant  # noqa: E402
+from gatekeeper.observability import logger  # noqa: E402
+from gatekeeper_ops.emulator import privatelink_emulator, seed_connections  # noqa: E402
+from gatekeeper_ops.local_lambda import reset_handler_caches  # noqa: E402
+from gatekeeper_ops.sandbox.account import ProducerAccount  # noqa: E402
+from tests.integration.reconcile import fast_moto  # noqa: E402
+
+FUNCTION = "ReconcileConnectionsFunction"
+ASSUMED_CALL_SECONDS = 0.025  # a Describe/BatchGetItem/PutEvents from Lambda, same region (estimate)
+
+
+def account(n: int) -> str:
+    return f"{100000000000 + n:012d}"
+
+
+def producer_with_tenants(tenants: int, per_tenant: int) -> ProducerAccount:
+    producer = ProducerAccount.create(boto3.Session(region_name="us-east-1"))
+    producer.push_builtin_templates()
+    service = producer.service.service_id
+    for n in range(tenants):
+        producer.add_tenant(
+            Tenant(
+                tenant_id=f"tenant-{n:03d}",
+                display_name=f"Tenant {n}",
+                principals=(account(n),),
+                services=(service,),
+                template="standard",
+                max_endpoints=per_tenant,
+            )
+        )
+    producer.settle()  # the tenant sync puts the tenants' principals on the allow-list
+    # Announcements are put on the bus but not delivered: the sweep is measured, not the decisions.
+    events = producer.client("events")
+    bus = producer.stack.outputs["EventBusName"]
+    for rule in events.list_rules(EventBusName=bus)["Rules"]:
+        targets = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+        events.remove_targets(Rule=rule["Name"], EventBusName=bus, Ids=[t["Id"] for t in targets])
+    return producer
+
+
+@dataclass
+class Measured:
+    calls: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    in_calls: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def counted_sweep(producer: ProducerAccount) -> Measured:
+    """Run the handler once with its clients on a session that counts and times every call."""
+    measured = Measured()
+
+    def before(model: Any, context: dict[str, Any], **_: Any) -> None:
+        measured.calls.update([f"{model.service_model.service_name}:{model.name}"])
+        context["started"] = time.perf_counter()
+
+    def after(context: dict[str, Any], **_: Any) -> None:
+        measured.in_calls += time.perf_counter() - context.pop("started", time.perf_counter())
+
+    boto3.setup_default_session(region_name="us-east-1")
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.register("before-call", before)
+    boto3.DEFAULT_SESSION.events.register("after-call", after)
+    reset_handler_caches()
+    runtime.reconciler()  # the container is warm: settings read, clients built (the init phase)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the handler's logs and metrics
+        invocation = producer.lambdas.run_schedule(FUNCTION)
+    measured.seconds = time.perf_counter() - started
+    assert invocation.ok, invocation.error
+    measured.result = dict(invocation.result)
+    return measured
+
+
+def report(title: str, connections: int, measured: Measured) -> None:
+    total = sum(measured.calls.values())
+    handler = measured.seconds - measured.in_calls
+    result = measured.result
+    print(f"  {title}")
+    print(
+        f"    {total:,} API calls = {total / connections:.3f} per connection   "
+        f"(announced {result['announced']:,}, repairs {result['repairs']:,}, "
+        f"stopped early: {result['stopped_early']})"
+    )
+    print(
+        f"    {measured.seconds:.1f} s on the emulator: {measured.in_calls:.1f} s inside emulated calls, "
+        f"{handler:.1f} s in the handler; at {ASSUMED_CALL_SECONDS * 1000:.0f} ms a call in AWS "
+        f"≈ {handler + total * ASSUMED_CALL_SECONDS:.0f} s"
+    )
+    for name, count in sorted(measured.calls.items(), key=lambda item: -item[1]):
+        print(f"      {name:48} {count:6,}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--connections", type=int, default=10_000)
+    parser.add_argument("--tenants", type=int, default=100)
+    args = parser.parse_args()
+    per_tenant = args.connections // args.tenants
+    connections = per_tenant * args.tenants
+    print(
+        f"Reconcile sweep of {connections:,} connections ({args.tenants} tenants x {per_tenant}), "
+        "one invocation of the real handler on the emulator:"
+    )
+    logger.setLevel("ERROR")  # the handlers' info logs would drown the numbers
+    patch = pytest.MonkeyPatch()
+    fast_moto.install(patch)  # seeding 10,000 quota slots through TransactWriteItems, quickly
+    quiet = contextlib.redirect_stdout(io.StringIO())  # the setup's handler logs and metrics
+    try:
+        with mock_aws(), privatelink_emulator():
+            with quiet:
+                producer = producer_with_tenants(args.tenants, per_tenant)
+                service, owner = producer.service.service_id, producer.stack.account_id
+                for n in range(args.tenants):
+                    seed_connections(service, per_tenant, account_id=owner, consumer_account_id=account(n))
+            report("cold: all pendingAcceptance, undecided", connections, counted_sweep(producer))
+
+        with mock_aws(), privatelink_emulator():
+            with quiet:
+                producer = producer_with_tenants(args.tenants, per_tenant)
+                service, owner = producer.service.service_id, producer.stack.account_id
+                for n in range(args.tenants):
+                    endpoints = seed_connections(
+                        service,
+                        per_tenant,
+                        account_id=owner,
+                        consumer_account_id=account(n),
+                        state="available",
+                    )
+                    for endpoint in endpoints:
+                        producer.decisions.record_slot(f"tenant-{n:03d}", endpoint)
+            report("steady: all available, slots in place", connections, counted_sweep(producer))
+    finally:
+        patch.undo()
+
+
+if __name__ == "__main__":
+    main()
