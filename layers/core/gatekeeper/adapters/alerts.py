@@ -28,7 +28,10 @@ class OperatorAlerts:
             "tenant_id": tenant_id,
             "problem": problem,
             "effect": effect,
-            "fix": f"correct the record (gatekeeper tenants show {tenant_id}; edit and save it again)",
+            "fix": (
+                f"correct item TENANT#{tenant_id} in the console, or write a valid record with the "
+                "gatekeeper CLI; its held requests are then decided again"
+            ),
         }
         logger.error("Tenant record is invalid", extra=body)
         if self._client is None or self._topic_arn is None:
