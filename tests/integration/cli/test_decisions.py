@@ -76,3 +76,14 @@ def test_parse_since():
     assert parse_since("2026-04-01T10:00:00+02:00") == datetime(2026, 4, 1, 8, tzinfo=UTC)
     with pytest.raises(CliError):
         parse_since("soon")
+
+
+def test_human_time_formats():
+    from gatekeeper_ops.cli.output import age, cell, timestamp
+
+    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
+    assert [age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 200000)] == ["5s", "2m", "2h", "2d"]
+    assert age(None) == "-"
+    assert timestamp("2026-05-01T14:00:00+02:00") == "2026-05-01 12:00:00Z"
+    assert timestamp("not a time") == "not a time"
+    assert (cell(None), cell({}), cell(["a", "b"]), cell({"k": "v"})) == ("-", "-", "a\nb", "k=v")

@@ -154,3 +154,29 @@ def test_push_several_files_checks_all_before_pushing_any(producer, cli, tmp_pat
         ("standard", "unchanged", 1),
         ("trial", "pushed", 2),
     ]
+
+
+def test_a_stored_version_broken_in_the_console_is_reported_not_hidden(producer, cli):
+    producer.client("dynamodb").put_item(
+        TableName=producer.stack.outputs["TemplatesTableName"],
+        Item={
+            "pk": {"S": "TEMPLATE#standard"},
+            "sk": {"S": "V#000002"},
+            "name": {"S": "standard"},
+            "version": {"N": "2"},
+            "document": {
+                "S": json.dumps({"Name": "standard", "Statement": [{"Sid": "A", "Effect": "Accept"}]})
+            },
+            "created_by": {"S": "console"},
+            "created_at": {"S": "2026-01-01T00:00:00+00:00"},
+        },
+    )
+    [standard] = [t for t in cli.json("templates", "list")["templates"] if t["name"] == "standard"]
+    assert standard["version"] == 2
+    assert "Statement[0] 'A': Effect 'Accept' is not one of Allow" in standard["problems"][0]
+    shown = cli.ok("templates", "show", "standard").stdout
+    assert "INVALID: template standard v2: Statement[0] 'A'" in shown
+    # A tenant cannot be put on it: it would only ever be held.
+    args = ["--name", "T", "-p", "123456789012", "-s", "*", "-t", "standard", "--max-endpoints", "1"]
+    error = cli.fails("tenants", "add", "t1", *args)
+    assert "template standard v2 is invalid" in error
