@@ -55,6 +55,7 @@ class Invocation:
     result: Any = None
     error: str | None = None
     seconds: float = 0.0
+    event: Any = None  # what the function was given
 
 
 def reset_handler_caches() -> None:
@@ -137,6 +138,7 @@ class LocalLambda:
         except Exception as exc:
             invocation = Invocation(binding.logical_id, trigger, False, error=f"{type(exc).__name__}: {exc}")
         invocation.seconds = time.perf_counter() - started
+        invocation.event = event
         self.invocations.append(invocation)
         if self._on_invocation:
             self._on_invocation(invocation)
@@ -268,7 +270,10 @@ class LocalLambda:
 
     # -- DynamoDB streams ----------------------------------------------------------------------
     def _deliver_stream(self, binding: FunctionBinding, source: StreamSource) -> int:
-        cursor = self._cursors.setdefault((binding.logical_id, source.event_id), self._start(source))
+        key = (binding.logical_id, source.event_id)
+        if key not in self._cursors:
+            self._cursors[key] = self._start(source)
+        cursor = self._cursors[key]
         batch, cursor.after = self._next_batch(source, cursor)
         if not batch:
             return 0

@@ -305,3 +305,32 @@ def test_a_tenant_change_that_keeps_failing_goes_to_the_dlq_and_the_rest_of_the_
     # Account claims never reach the function: the event filter keeps tenant records only.
     assert delivered
     assert all(keys["sk"] == {"S": "TENANT"} for keys in delivered)
+
+
+def test_a_batch_that_crashes_the_function_is_bisected_down_to_the_record_at_fault(
+    make_producer: MakeProducer, monkeypatch
+):
+    from functions.sync_tenants import app
+
+    producer = make_producer(allowed_principals=(root(PRODUCER),))
+    service = producer.service.service_id
+    handler = app.lambda_handler
+
+    def crashes_on_globex(event: dict[str, Any], context: Any):
+        if any(r["dynamodb"]["Keys"]["pk"] == {"S": "TENANT#globex"} for r in event["Records"]):
+            raise MemoryError("the function ran out of memory")
+        return handler(event, context)
+
+    monkeypatch.setattr(app, "lambda_handler", crashes_on_globex)
+    for tenant_id, account in (("acme", ACME), ("globex", "222233334444"), ("initech", NEWCO)):
+        producer.add_tenant(tenant(tenant_id, account, service))
+    producer.settle()
+
+    assert allowed_principals(producer) == {root(PRODUCER), root(ACME), root(NEWCO)}
+    batches = [len(i.event["Records"]) for i in invocations(producer, "SyncTenantsFunction")]
+    # [acme, globex, initech] crashes → halves: [acme] ok, [globex, initech] crashes → [globex]
+    # alone, tried 1 + 10 times, then discarded → [initech] ok.
+    assert batches == [3, 1, 2] + [1] * 11 + [1]
+    dlq = producer.stack.outputs["TenantSyncDeadLetterQueueUrl"]
+    [message] = producer.client("sqs").receive_message(QueueUrl=dlq)["Messages"]
+    assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
