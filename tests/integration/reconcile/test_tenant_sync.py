@@ -15,6 +15,7 @@ from gatekeeper.dal.tenants import tenant_to_item
 from gatekeeper.models import Tenant
 from gatekeeper.tenant_sync import TenantChange, TenantSync
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from gatekeeper_ops.stack import ROOT
 from tests.integration.reconcile.conftest import (
     ACME,
     NEWCO,
@@ -334,3 +335,13 @@ def test_a_batch_that_crashes_the_function_is_bisected_down_to_the_record_at_fau
     dlq = producer.stack.outputs["TenantSyncDeadLetterQueueUrl"]
     [message] = producer.client("sqs").receive_message(QueueUrl=dlq)["Messages"]
     assert json.loads(message["Body"])["DDBStreamBatchInfo"]["batchSize"] == 1
+
+
+def test_the_sample_stream_batch_is_processed_and_its_hand_edit_reported(producer):
+    operators = subscribe_alarms(producer)
+    binding = producer.stack.functions["SyncTenantsFunction"]
+    sample = json.loads((ROOT / "events/sync_tenants.json").read_text())
+    invocation = producer.lambdas.invoke(binding, sample, "sample")
+    assert invocation.ok, invocation.error
+    assert invocation.result == {"batchItemFailures": []}
+    assert [a["tenant_id"] for a in alerts(producer, operators)] == ["initech"]
