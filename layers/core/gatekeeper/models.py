@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -31,20 +31,7 @@ ConnectionState = Literal[
     "expired",
     "partial",
 ]
-_STATES: dict[str, ConnectionState] = {
-    s.lower(): s
-    for s in (
-        "pendingAcceptance",
-        "pending",
-        "available",
-        "deleting",
-        "deleted",
-        "rejected",
-        "failed",
-        "expired",
-        "partial",
-    )
-}
+_STATES: dict[str, ConnectionState] = {state.lower(): state for state in get_args(ConnectionState)}
 CLOSED_STATES: frozenset[str] = frozenset({"deleting", "deleted", "rejected", "failed", "expired"})
 
 Trigger = Literal["notification", "reconcile", "tenant-change", "operator"]
