@@ -39,16 +39,15 @@ for _variable in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS
     os.environ.pop(_variable, None)
 
 import boto3  # noqa: E402
-import pytest  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from gatekeeper import runtime  # noqa: E402
 from gatekeeper.models import Tenant  # noqa: E402
 from gatekeeper.observability import logger  # noqa: E402
 from gatekeeper_ops.emulator import privatelink_emulator, seed_connections  # noqa: E402
+from gatekeeper_ops.fast_moto import faster_moto  # noqa: E402
 from gatekeeper_ops.local_lambda import reset_handler_caches  # noqa: E402
 from gatekeeper_ops.sandbox.account import ProducerAccount  # noqa: E402
-from tests.integration.reconcile import fast_moto  # noqa: E402
 
 FUNCTION = "ReconcileConnectionsFunction"
 ASSUMED_CALL_SECONDS = 0.025  # a Describe/BatchGetItem/PutEvents from Lambda, same region (estimate)
@@ -148,10 +147,9 @@ def main() -> None:
         "one invocation of the real handler on the emulator:"
     )
     logger.setLevel("ERROR")  # the handlers' info logs would drown the numbers
-    patch = pytest.MonkeyPatch()
-    fast_moto.install(patch)  # seeding 10,000 quota slots through TransactWriteItems, quickly
     quiet = contextlib.redirect_stdout(io.StringIO())  # the setup's handler logs and metrics
-    try:
+    # faster_moto: seeding 10,000 quota slots through TransactWriteItems, quickly.
+    with faster_moto():
         with mock_aws(), privatelink_emulator():
             with quiet:
                 producer = producer_with_tenants(args.tenants, per_tenant)
@@ -175,8 +173,6 @@ def main() -> None:
                     for endpoint in endpoints:
                         producer.decisions.record_slot(f"tenant-{n:03d}", endpoint)
             report("steady: all available, slots in place", connections, counted_sweep(producer))
-    finally:
-        patch.undo()
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import boto3
 
 from gatekeeper_ops.emulator import EmulatorSettings, emulated_moto_server, reset_moto_server
 from gatekeeper_ops.emulator.provisioning import ProducerService, create_endpoint_service
+from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, LocalLambda, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.sandbox.seed import DemoSeed
-from gatekeeper_ops.sandbox.transactions import item_level_transactions
 from gatekeeper_ops.stack import ROOT, provision, register_outputs
 
 FAKE_ACCESS_KEY_ID = "testing"
@@ -82,7 +82,7 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     try:
         with (
             process_environment(environment, remove=_FOREIGN),
-            item_level_transactions(),
+            faster_moto(),
             emulated_moto_server(settings, port=port) as url,
         ):
             os.environ["AWS_ENDPOINT_URL"] = url

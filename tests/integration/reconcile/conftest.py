@@ -23,10 +23,9 @@ from gatekeeper.models import Tenant
 from gatekeeper_ops import stack
 from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.emulator.provisioning import account_root
+from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import ProducerAccount
-
-from . import fast_moto
 
 ACME = "111122223333"  # active tenant, standard template
 NEWCO = "666677778888"  # an account that joins acme later
@@ -59,8 +58,8 @@ def make_producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeProducer]:
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    fast_moto.install(monkeypatch)
     with contextlib.ExitStack() as scope:
+        scope.enter_context(faster_moto())
         scope.enter_context(mock_aws())
         scope.enter_context(privatelink_emulator())
 
