@@ -58,7 +58,7 @@ def test_tenant_claims_stay_unique(fast):
 
 def test_a_write_that_fails_while_applying_is_undone(fast):
     table = fast.names["DecisionsTableName"]
-    with pytest.raises(ClientError, match="ValidationException|TransactionCanceled"):
+    with pytest.raises(ClientError, match=r"ValidationException|TransactionCanceled"):
         fast.client.transact_write_items(
             TransactItems=[
                 {"Put": {"TableName": table, "Item": {"pk": {"S": "A"}, "sk": {"S": "1"}}}},
