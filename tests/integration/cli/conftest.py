@@ -4,25 +4,17 @@ under its default name so the CLI finds it exactly as it would in a real account
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-import boto3
-import botocore.loaders
-import botocore.session
 import pytest
-from moto import mock_aws
 from typer.testing import CliRunner, Result
 
-from gatekeeper.models import Tenant
-from gatekeeper_ops import stack
 from gatekeeper_ops.cli.app import app
-from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.integration.conftest import MakeProducer, tenant
 
 ACME = "111122223333"  # active, standard template
 GLOBEX = "222233334444"  # suspended
@@ -30,49 +22,9 @@ STRANGER = "999988887777"  # no tenant
 OPERATOR = "operator:arn:aws:sts::123456789012:user/moto"  # moto's caller identity
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_botocore_loader() -> Iterator[None]:
-    """Speed only: every CLI invocation builds a fresh boto3 Session, which re-reads the service
-    models from disk (EC2's is megabytes of JSON). A test module shares one loader; the data is static."""
-    shared = cache(botocore.loaders.create_loader)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(botocore.session, "create_loader", shared)
-        yield
-
-
-_load_template = stack.load_template
-
-
-@cache
-def _parsed_template() -> dict[str, Any]:
-    return _load_template()
-
-
 @pytest.fixture
-def producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProducerAccount]:
-    # Speed only: template.yaml is parsed once per session (pure-Python YAML is slow), every
-    # account still gets its own copy, provisioned as before.
-    monkeypatch.setattr(stack, "load_template", lambda path=stack.TEMPLATE: copy.deepcopy(_parsed_template()))
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
-    monkeypatch.delenv("GATEKEEPER_STACK", raising=False)
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~1 s per test of AMIs nobody uses
-    with mock_aws(), privatelink_emulator():
-        account = ProducerAccount.create(boto3.Session(region_name="us-east-1"))
-        account.push_builtin_templates()
-        yield account
-
-
-def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
-    fields: dict[str, object] = {
-        "tenant_id": tenant_id,
-        "display_name": tenant_id.title(),
-        "principals": (account,),
-        "services": (service,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})
+def producer(producer_factory: Callable[..., MakeProducer]) -> ProducerAccount:
+    return producer_factory()()
 
 
 @pytest.fixture

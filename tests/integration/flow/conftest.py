@@ -3,16 +3,13 @@ resources from template.yaml, the real handlers delivered in-process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from gatekeeper.models import Tenant
-from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.integration.conftest import MakeProducer, tenant
 
 ACME = "111122223333"  # entitled, active, standard template
 GLOBEX = "222233334444"  # suspended
@@ -24,25 +21,8 @@ OTHER_SERVICE = "vpce-svc-0fffffffffffffff0"
 
 
 @pytest.fixture
-def producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[ProducerAccount]:
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
-    with mock_aws(), privatelink_emulator():
-        account = ProducerAccount.create(boto3.Session(region_name="us-east-1"))
-        account.push_builtin_templates()
-        yield account
-
-
-def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
-    fields: dict[str, object] = {
-        "tenant_id": tenant_id,
-        "display_name": tenant_id.title(),
-        "principals": (account,),
-        "services": (service,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})
+def producer(producer_factory: Callable[..., MakeProducer]) -> ProducerAccount:
+    return producer_factory()()
 
 
 @pytest.fixture

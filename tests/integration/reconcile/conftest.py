@@ -4,89 +4,29 @@ moto + the PrivateLink emulator, resources from template.yaml, the handlers deli
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from typing import Any
 
-import boto3
-import botocore.loaders
-import botocore.session
 import pytest
-from moto import mock_aws
 
 from gatekeeper import runtime
-from gatekeeper.models import Tenant
-from gatekeeper_ops import stack
-from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.emulator.provisioning import account_root
-from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.integration.conftest import MakeProducer, tenant
 
 ACME = "111122223333"  # active tenant, standard template
 NEWCO = "666677778888"  # an account that joins acme later
 STRANGER = "999988887777"  # no tenant
 
-MakeProducer = Callable[..., ProducerAccount]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _shared_botocore_loader() -> Iterator[None]:
-    """Speed only: consumer sessions share one botocore loader (service models are static data)."""
-    shared = cache(botocore.loaders.create_loader)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(botocore.session, "create_loader", shared)
-        yield
-
-
-_load_template = stack.load_template
-
-
-@cache
-def _parsed_template() -> dict[str, Any]:
-    return _load_template()
-
 
 @pytest.fixture
-def make_producer(monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeProducer]:
-    """A factory: the producer's service is created with the allowed principals a test needs."""
-    monkeypatch.setattr(stack, "load_template", lambda path=stack.TEMPLATE: copy.deepcopy(_parsed_template()))
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
-    with contextlib.ExitStack() as scope:
-        scope.enter_context(faster_moto())
-        scope.enter_context(mock_aws())
-        scope.enter_context(privatelink_emulator())
-
-        def make(
-            *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None
-        ) -> ProducerAccount:
-            account = ProducerAccount.create(
-                boto3.Session(region_name="us-east-1"),
-                allowed_principals=allowed_principals,
-                parameters=parameters,
-            )
-            account.push_builtin_templates()
-            return account
-
-        yield make
-
-
-def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
-    fields: dict[str, object] = {
-        "tenant_id": tenant_id,
-        "display_name": tenant_id.title(),
-        "principals": (account,),
-        "services": (service,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})
+def make_producer(producer_factory: Callable[..., MakeProducer]) -> MakeProducer:
+    """A factory: the producer's service is created with the allowed principals a test needs
+    (with gatekeeper_ops.fast_moto: some tests here make thousands of decisions)."""
+    return producer_factory(fast=True)
 
 
 @pytest.fixture

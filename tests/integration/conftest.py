@@ -1,0 +1,91 @@
+"""What every integration suite shares: an emulated producer account running the real stack
+(moto + the PrivateLink emulator, resources from template.yaml, the handlers delivered in-process),
+a tenant record builder, and the speed-ups that change nothing but time."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+import pytest
+from moto import mock_aws
+
+from gatekeeper.models import Tenant
+from gatekeeper_ops import stack
+from gatekeeper_ops.emulator import privatelink_emulator
+from gatekeeper_ops.fast_moto import faster_moto
+from gatekeeper_ops.sandbox.account import ProducerAccount
+
+MakeProducer = Callable[..., ProducerAccount]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_botocore_loader() -> Iterator[None]:
+    """Speed only: every boto3 Session re-reads the service models from disk (EC2's is megabytes of
+    JSON); a test module shares one loader. The data is static."""
+    shared = cache(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
+
+
+_load_template = stack.load_template
+
+
+@cache
+def _parsed_template() -> dict[str, Any]:
+    return _load_template()
+
+
+@pytest.fixture
+def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MakeProducer]]:
+    """`producer_factory(fast=False)` → `make(allowed_principals=…, parameters=…)`: producer accounts
+    on one emulated AWS for the test, built-in templates pushed. `fast` adds gatekeeper_ops.fast_moto
+    (for tests that make thousands of decisions)."""
+    # Speed only: template.yaml is parsed once per session; every account gets its own copy.
+    monkeypatch.setattr(stack, "load_template", lambda path=stack.TEMPLATE: copy.deepcopy(_parsed_template()))
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    monkeypatch.delenv("GATEKEEPER_STACK", raising=False)
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~1 s per test of AMIs nobody uses
+    with contextlib.ExitStack() as scope:
+
+        def factory(fast: bool = False) -> MakeProducer:
+            if fast:
+                scope.enter_context(faster_moto())
+            scope.enter_context(mock_aws())
+            scope.enter_context(privatelink_emulator())
+
+            def make(
+                *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None
+            ) -> ProducerAccount:
+                account = ProducerAccount.create(
+                    boto3.Session(region_name="us-east-1"),
+                    allowed_principals=allowed_principals,
+                    parameters=parameters,
+                )
+                account.push_builtin_templates()
+                return account
+
+            return make
+
+        yield factory
+
+
+def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
+    """A valid tenant record (standard template, three endpoints) with `changes` applied."""
+    fields: dict[str, object] = {
+        "tenant_id": tenant_id,
+        "display_name": tenant_id.title(),
+        "principals": (account,),
+        "services": (service,),
+        "template": "standard",
+        "max_endpoints": 3,
+    }
+    return Tenant.model_validate({**fields, **changes})
