@@ -31,8 +31,6 @@ from botocore.config import Config
 
 from gatekeeper_ops.stack import EmulatedStack, FunctionBinding, StreamSource
 
-ASYNC_ATTEMPTS = 3  # the first invoke + MaximumRetryAttempts 2
-
 
 @dataclass
 class LambdaContext:
@@ -112,20 +110,6 @@ class LocalLambda:
         os.environ.update(extra_environment or {})
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = stack.region
         reset_handler_caches()
-        self._failure_destination = self._destinations()
-
-    def _destinations(self) -> dict[str, str]:
-        """function logical id → on-failure queue url (EventInvokeConfig)."""
-        from gatekeeper_ops.stack import load_template
-
-        template = load_template()
-        found: dict[str, str] = {}
-        for logical_id in self.stack.functions:
-            config = template["Resources"][logical_id]["Properties"].get("EventInvokeConfig", {})
-            target = config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-            if isinstance(target, dict) and "Fn::GetAtt" in target:
-                found[logical_id] = self.stack.ref(target["Fn::GetAtt"][0])
-        return found
 
     # -- invoking ------------------------------------------------------------------------------
     def invoke(self, binding: FunctionBinding, event: dict[str, Any], trigger: str) -> Invocation:
@@ -245,10 +229,10 @@ class LocalLambda:
             event.setdefault("account", self.stack.account_id)
             invocation = self.invoke(binding, event, str(event.get("detail-type", "event")))
             attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            if invocation.ok or attempts >= ASYNC_ATTEMPTS:
-                if not invocation.ok and binding.logical_id in self._failure_destination:
+            if invocation.ok or attempts >= 1 + binding.async_retry_attempts:
+                if not invocation.ok and binding.on_failure_queue_url:
                     self.sqs.send_message(
-                        QueueUrl=self._failure_destination[binding.logical_id],
+                        QueueUrl=binding.on_failure_queue_url,
                         MessageBody=json.dumps(
                             {
                                 "requestContext": {

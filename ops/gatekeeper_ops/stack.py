@@ -91,6 +91,7 @@ class FunctionBinding:
     rules: list[str] = field(default_factory=list)  # delivery queue urls of its EventBridge rules
     schedules: dict[str, str] = field(default_factory=dict)  # event id → schedule expression
     async_retry_attempts: int = 2  # EventInvokeConfig.MaximumRetryAttempts (Lambda's default: 2)
+    on_failure_queue_url: str | None = None  # EventInvokeConfig's OnFailure destination (async invokes)
     streams: list[StreamSource] = field(default_factory=list)  # DynamoDB stream event sources
 
 
@@ -457,9 +458,12 @@ class _Builder:
             environment={k: str(v) for k, v in environment.items()},
             timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
         )
+        invoke_config = props.get("EventInvokeConfig", {})
         binding.async_retry_attempts = int(
-            props.get("EventInvokeConfig", {}).get("MaximumRetryAttempts", binding.async_retry_attempts)
+            invoke_config.get("MaximumRetryAttempts", binding.async_retry_attempts)
         )
+        on_failure = invoke_config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        binding.on_failure_queue_url = self._queue_url(on_failure) if on_failure else None
         for event_id, event in props.get("Events", {}).items():
             event_props = event["Properties"]
             if event["Type"] == "SQS":
