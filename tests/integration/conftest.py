@@ -1,6 +1,6 @@
 """What every integration suite shares: an emulated producer account running the real stack
 (moto + the PrivateLink emulator, resources from template.yaml, the handlers delivered in-process),
-a tenant record builder, and the speed-ups that change nothing but time."""
+and the speed-ups that change nothing but time."""
 
 from __future__ import annotations
 
@@ -16,11 +16,13 @@ import botocore.session
 import pytest
 from moto import mock_aws
 
-from gatekeeper.models import Tenant
 from gatekeeper_ops import stack
 from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.builders import tenant
+
+__all__ = ["MakeProducer", "tenant"]
 
 MakeProducer = Callable[..., ProducerAccount]
 
@@ -76,16 +78,3 @@ def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
             return make
 
         yield factory
-
-
-def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:
-    """A valid tenant record (standard template, three endpoints) with `changes` applied."""
-    fields: dict[str, object] = {
-        "tenant_id": tenant_id,
-        "display_name": tenant_id.title(),
-        "principals": (account,),
-        "services": (service,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})

@@ -12,6 +12,7 @@ from gatekeeper.dal.decisions import EndpointState
 from gatekeeper.dal.tenants import TenantDirectory
 from gatekeeper.models import Decision, Tenant, VpcEndpointConnection
 from gatekeeper.reconciler import Reconciler, desired_principals, revocation_reason
+from tests.builders import tenant
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 OTHER = "vpce-svc-0fffffffffffffff0"
@@ -34,15 +35,7 @@ def connection(n: int, state: str = "pendingAcceptance", owner: str = ACME, age_
 
 
 def acme(**changes: object) -> Tenant:
-    fields: dict[str, object] = {
-        "tenant_id": "acme",
-        "display_name": "Acme",
-        "principals": (ACME,),
-        "services": (SERVICE,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})
+    return Tenant.model_validate({**dict(tenant("acme", ACME, SERVICE)), **changes})
 
 
 def state(n: int, status: str, tenant_id: str | None = "acme", owner: str = ACME) -> EndpointState:

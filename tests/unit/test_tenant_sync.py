@@ -20,6 +20,7 @@ from gatekeeper.decision_service import DecisionService
 from gatekeeper.errors import DecisionInProgress, PermissionsNotChanged
 from gatekeeper.models import ConnectionRequested, Decision, Tenant, VpcEndpointConnection
 from gatekeeper.tenant_sync import TenantChange, TenantImage, TenantSync, change_from_stream, plan_change
+from tests.builders import tenant
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 OTHER = "vpce-svc-0fffffffffffffff0"
@@ -29,15 +30,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "events/sync_tenants.json"
 
 
 def acme(**changes: object) -> Tenant:
-    fields: dict[str, object] = {
-        "tenant_id": "acme",
-        "display_name": "Acme",
-        "principals": (ACME,),
-        "services": (SERVICE,),
-        "template": "standard",
-        "max_endpoints": 3,
-    }
-    return Tenant.model_validate({**fields, **changes})
+    return Tenant.model_validate({**dict(tenant("acme", ACME, SERVICE)), **changes})
 
 
 def image(tenant: Tenant | None = None, **raw: Any) -> TenantImage:
