@@ -406,7 +406,11 @@ def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
         operator("accepted", "customer confirmed", requested_by="arn:aws:iam::1:user/op")
     )
     # The actor is the principal the bus lets put operator events, never what the payload says.
-    assert (approved.decision, approved.actor, approved.reasons) == ("accepted", OPERATOR, ("OperatorDecision",))
+    assert (approved.decision, approved.actor, approved.reasons) == (
+        "accepted",
+        OPERATOR,
+        ("OperatorDecision",),
+    )
     assert "requested by arn:aws:iam::1:user/op, as stated by the caller" in approved.explanation[0]
     assert outcomes(world) == ["held", "accepted"]
 

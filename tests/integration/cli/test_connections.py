@@ -128,9 +128,16 @@ def test_approve_of_a_held_request_is_accepted_and_notified_after_settle(seeded,
     assert seeded.connection_state(endpoint) in ("pending", "available")
     assert seeded.decisions.active_endpoints("acme") == 1
     [notice] = seeded.received(notices)
-    assert (notice["decision"], notice["actor"], notice["trigger"]) == ("accepted", decider_actor(), "operator")
+    assert (notice["decision"], notice["actor"], notice["trigger"]) == (
+        "accepted",
+        decider_actor(),
+        "operator",
+    )
     assert notice["reasons"] == ["OperatorDecision"]
-    assert notice["explanation"][0] == f"eu expansion, OPS-42 (requested by {REQUESTER}, as stated by the caller)"
+    assert (
+        notice["explanation"][0]
+        == f"eu expansion, OPS-42 (requested by {REQUESTER}, as stated by the caller)"
+    )
     trail = cli.json("decisions", "--endpoint", endpoint)
     assert [(d["decision"], d["actor"]) for d in trail] == [("accepted", decider_actor()), ("held", "auto")]
 
