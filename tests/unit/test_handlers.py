@@ -88,7 +88,8 @@ def test_reconcile_takes_the_sam_cli_schedule_sample_without_version(handler, mo
     event = sample("reconcile_connections")
     event.pop("version", None)  # `sam local generate-event cloudwatch scheduled-event` has none
     result = app.lambda_handler(event, Context())
-    assert swept and result["stale_claims"] == 0
+    assert swept
+    assert result["stale_claims"] == 0
 
 
 def test_operator_decisions_from_another_source_are_refused(handler):
