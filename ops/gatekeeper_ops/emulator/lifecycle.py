@@ -465,6 +465,7 @@ def seed_connections(
     state: ConnectionState | str = ConnectionState.PENDING_ACCEPTANCE,
     vpc_endpoint_region: str | None = None,
     tags: Mapping[str, str] | None = None,
+    transit_gateway_attachment_id: str | None = None,
 ) -> list[str]:
     """Put ``count`` connections straight into a producer's store; return their endpoint ids.
 
@@ -503,6 +504,7 @@ def seed_connections(
                 network_load_balancer_arns=list(service.config.network_load_balancer_arns),
                 gateway_load_balancer_arns=list(service.config.gateway_load_balancer_arns),
                 tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+                transit_gateway_attachment_id=transit_gateway_attachment_id,
             )
             endpoint_ids.append(endpoint_id)
         return endpoint_ids
