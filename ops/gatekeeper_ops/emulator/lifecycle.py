@@ -577,7 +577,10 @@ def _start_lag(
     consistency = settings.eventual_consistency
     if consistency is None or (consistency.stale_reads == 0 and consistency.stale_seconds == 0):
         return
-    still_shown = connection.lag.shown if connection.lag is not None else shown
+    lag = connection.lag
+    stale = lag is not None and (lag.reads_left > 0 or now < lag.until)
+    # A change during a lag keeps showing the older view: readers have not caught up with either.
+    still_shown = lag.shown if lag is not None and stale else shown
     connection.lag = ConsistencyLag(
         shown=still_shown, reads_left=consistency.stale_reads, until=now + consistency.stale_seconds
     )
