@@ -3,9 +3,6 @@ later and possibly reordered — seeded, so every run is the same."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import pytest
 
 from gatekeeper_ops.emulator import (
@@ -14,27 +11,15 @@ from gatekeeper_ops.emulator import (
     deliver_notifications,
     published_notifications,
 )
-from gatekeeper_ops.emulator import clock as emulator_clock
 from gatekeeper_ops.emulator.provisioning import create_interface_endpoint
-from tests.integration.emulator.conftest import PRODUCER, REGION, Consumer, Producer, Subscription
-
-
-@dataclass
-class FakeClock:
-    at: float
-
-    def now(self) -> float:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += seconds
-
-
-@pytest.fixture
-def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock(time.time())
-    monkeypatch.setattr(emulator_clock, "now", fake.now)
-    return fake
+from tests.integration.emulator.conftest import (
+    PRODUCER,
+    REGION,
+    Consumer,
+    FakeClock,
+    Producer,
+    Subscription,
+)
 
 
 def lagging(**consistency: float | int | bool) -> EmulatorSettings:
