@@ -253,6 +253,24 @@ def wrap_create_vpc_endpoint_service_configuration(original: Handler) -> Handler
     return create_vpc_endpoint_service_configuration
 
 
+def wrap_modify_vpc_endpoint_service_configuration(original: Handler) -> Handler:
+    """Apply ``Add/RemoveSupportedIpAddressTypes`` (moto drops them) to what the emulator keeps."""
+
+    def modify_vpc_endpoint_service_configuration(self: Any) -> ActionResult:
+        result = original(self)
+        add = list(self._get_param("AddSupportedIpAddressTypes", []))
+        remove = set(self._get_param("RemoveSupportedIpAddressTypes", []))
+        config = self.ec2_backend.configurations.get(self._get_param("ServiceId"))
+        if config is not None and (add or remove):
+            with LOCK:
+                current = getattr(config, SUPPORTED_IP_ADDRESS_TYPES_ATTRIBUTE, None) or ("ipv4",)
+                kept = [t for t in dict.fromkeys([*current, *add]) if t not in remove]
+                setattr(config, SUPPORTED_IP_ADDRESS_TYPES_ATTRIBUTE, tuple(kept))
+        return result
+
+    return modify_vpc_endpoint_service_configuration
+
+
 WRAPPED_ACTIONS: dict[str, Callable[[Handler], Handler]] = {
     "create_vpc_endpoint": wrap_create_vpc_endpoint,
     "delete_vpc_endpoints": wrap_delete_vpc_endpoints,
@@ -261,6 +279,7 @@ WRAPPED_ACTIONS: dict[str, Callable[[Handler], Handler]] = {
     "describe_vpc_endpoint_service_permissions": wrap_describe_vpc_endpoint_service_permissions,
     "delete_vpc_endpoint_service_configurations": wrap_delete_vpc_endpoint_service_configurations,
     "create_vpc_endpoint_service_configuration": wrap_create_vpc_endpoint_service_configuration,
+    "modify_vpc_endpoint_service_configuration": wrap_modify_vpc_endpoint_service_configuration,
 }
 
 

@@ -98,3 +98,12 @@ def test_emulator_state_is_reset_with_moto(pristine: None) -> None:
 def test_settings_are_validated(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
         EmulatorSettings(**bad)
+
+
+def test_the_emulator_clock_reads_time_time_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So a virtual clock that patches time.time (time-machine) moves the emulator's lifecycle."""
+    from gatekeeper_ops.emulator import clock
+
+    monkeypatch.setattr(clock.time, "time", lambda: 1_000_000.0)
+
+    assert clock.now() == 1_000_000.0

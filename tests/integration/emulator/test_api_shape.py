@@ -116,6 +116,21 @@ def test_a_dual_stack_service_takes_every_ip_address_type(producer: Producer, co
     assert shown == {endpoint_id: kind for kind, endpoint_id in made.items()}
 
 
+def test_supported_ip_address_types_can_be_changed(producer: Producer, consumer: Consumer) -> None:
+    service_name = service_with_ip_types(producer, ["ipv4"])
+    service_id = service_name.rsplit(".", 1)[1]
+
+    producer.ec2.modify_vpc_endpoint_service_configuration(
+        ServiceId=service_id, AddSupportedIpAddressTypes=["ipv6"], RemoveSupportedIpAddressTypes=["ipv4"]
+    )
+    ipv6 = endpoint_with_ip_type(consumer, service_name, "ipv6")
+    with pytest.raises(ClientError) as refused:
+        endpoint_with_ip_type(consumer, service_name, "ipv4")
+
+    assert ipv6.startswith("vpce-")
+    assert refused.value.response["Error"]["Code"] == "InvalidParameter"
+
+
 # -- deleting a service ----------------------------------------------------------------------------
 
 
