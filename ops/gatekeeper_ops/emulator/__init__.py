@@ -16,16 +16,23 @@ For moto's server, call ``install()`` in the process that starts ``ThreadedMotoS
 """
 
 from gatekeeper_ops.emulator.activation import install, is_installed, privatelink_emulator, uninstall
-from gatekeeper_ops.emulator.lifecycle import inject_unsuccessful, published_notifications, seed_connections
+from gatekeeper_ops.emulator.lifecycle import (
+    deliver_notifications,
+    inject_unsuccessful,
+    published_notifications,
+    seed_connections,
+)
 from gatekeeper_ops.emulator.models import ConnectionEvent, ConnectionState, PublishedNotification
 from gatekeeper_ops.emulator.server import emulated_moto_server, reset_moto_server
-from gatekeeper_ops.emulator.settings import EmulatorSettings
+from gatekeeper_ops.emulator.settings import EmulatorSettings, EventualConsistency
 
 __all__ = [
     "ConnectionEvent",
     "ConnectionState",
     "EmulatorSettings",
+    "EventualConsistency",
     "PublishedNotification",
+    "deliver_notifications",
     "emulated_moto_server",
     "inject_unsuccessful",
     "install",

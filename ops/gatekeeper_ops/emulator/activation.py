@@ -2,8 +2,8 @@
 
 One class serves both ways of running moto — ``mock_aws()`` in-process and ``ThreadedMotoServer``
 (every request builds a fresh ``EC2Response``) — so patching it once covers both. ``install()``
-adds the new actions and wraps three existing ones; ``uninstall()`` puts the class back exactly as
-it was. Both are idempotent and thread-safe.
+adds the new actions and wraps some existing ones (and SNS ``Publish`` on ``SNSResponse``);
+``uninstall()`` puts the classes back exactly as they were. Both are idempotent and thread-safe.
 """
 
 from __future__ import annotations
@@ -11,15 +11,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from moto.ec2.responses import EC2Response
+from moto.sns.responses import SNSResponse
 
-from gatekeeper_ops.emulator.responses import NEW_ACTIONS, WRAPPED_ACTIONS
+from gatekeeper_ops.emulator.responses import NEW_ACTIONS, SNS_WRAPPED_ACTIONS, WRAPPED_ACTIONS
 from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings, replace_settings
 
 _lock = threading.Lock()
-# What EC2Response itself (not its bases) defined before install, per patched name; absent = nothing.
-_saved: dict[str, object] = {}
+# What each class itself (not its bases) defined before install, per patched name; absent = nothing.
+_saved: dict[tuple[type, str], object] = {}
+_PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
+    (EC2Response, NEW_ACTIONS, False),
+    (EC2Response, WRAPPED_ACTIONS, True),
+    (SNSResponse, SNS_WRAPPED_ACTIONS, True),
+)
 _installed = False
 
 
@@ -35,14 +42,12 @@ def install(settings: EmulatorSettings | None = None) -> None:
         replace_settings(settings or EmulatorSettings())
         if _installed:
             return
-        for name in (*NEW_ACTIONS, *WRAPPED_ACTIONS):
-            if name in EC2Response.__dict__:
-                _saved[name] = EC2Response.__dict__[name]
-        for name, handler in NEW_ACTIONS.items():
-            setattr(EC2Response, name, handler)
-        for name, wrap in WRAPPED_ACTIONS.items():
-            # getattr finds moto's implementation wherever it sits in EC2Response's bases.
-            setattr(EC2Response, name, wrap(getattr(EC2Response, name)))
+        for cls, handlers, wraps in _PATCHES:
+            for name, handler in handlers.items():
+                if name in cls.__dict__:
+                    _saved[(cls, name)] = cls.__dict__[name]
+                # getattr finds moto's implementation wherever it sits in the class's bases.
+                setattr(cls, name, handler(getattr(cls, name)) if wraps else handler)
         _installed = True
 
 
@@ -52,11 +57,12 @@ def uninstall() -> None:
     with _lock:
         if not _installed:
             return
-        for name in (*NEW_ACTIONS, *WRAPPED_ACTIONS):
-            if name in _saved:
-                setattr(EC2Response, name, _saved.pop(name))
-            else:
-                delattr(EC2Response, name)
+        for cls, handlers, _ in reversed(_PATCHES):
+            for name in handlers:
+                if (cls, name) in _saved:
+                    setattr(cls, name, _saved.pop((cls, name)))
+                else:
+                    delattr(cls, name)
         _installed = False
 
 

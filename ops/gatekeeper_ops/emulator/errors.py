@@ -107,3 +107,28 @@ def unsuccessful_wrong_state(endpoint_id: str, state: str, action: str) -> dict[
         "InvalidState",
         f"Endpoint '{endpoint_id}' is in state '{state}' and cannot be {action}",
     )
+
+
+def ip_address_type_not_supported(
+    service_id: str, ip_address_type: str, supported: frozenset[str]
+) -> EmulatorRequestError:
+    # AWS does not document this error's wording; the code is EC2's generic parameter error.
+    return EmulatorRequestError(
+        "InvalidParameter",
+        f"The VPC endpoint service {service_id} does not support IP address type {ip_address_type}; "
+        f"it supports {', '.join(sorted(supported))}",
+    )
+
+
+def invalid_principal(principal: str) -> EmulatorRequestError:
+    # EC2's answer, e.g. "InvalidPrincipal: Invalid Principal: 'arn:aws:sts::…:assumed-role/…'".
+    return EmulatorRequestError("InvalidPrincipal", f"Invalid Principal: '{principal}'")
+
+
+def unsuccessful_service_has_connections(service_id: str) -> dict[str, object]:
+    # The API reference: reject Available or PendingAcceptance connections before deleting a service.
+    return unsuccessful(
+        service_id,
+        "ExistingVpcEndpointConnections",
+        f"Service {service_id} has existing active VPC Endpoint connections",
+    )

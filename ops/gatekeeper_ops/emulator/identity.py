@@ -8,10 +8,45 @@ principal AWS would match against a service's allowed principals: the account ro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from moto.iam.models import iam_backends
 from moto.utilities.utils import get_partition
+
+from gatekeeper_ops.emulator import errors
+
+_PARTITION = r"aws(?:-cn|-us-gov)?"
+_NAME = r"[\w+=,.@-]{1,64}"
+#: The allowed-principal forms EC2 accepts, and the ``PrincipalType`` it reports for each.
+PRINCIPAL_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("All", re.compile(r"\*")),
+    ("Account", re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:root")),
+    ("Role", re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:role/{_NAME}")),
+    ("User", re.compile(rf"arn:{_PARTITION}:iam::\d{{12}}:user/{_NAME}")),
+    ("Service", re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.amazonaws\.com(?:\.cn)?")),
+    (
+        "OrganizationUnit",
+        re.compile(
+            rf"arn:{_PARTITION}:organizations::\d{{12}}:"
+            r"(?:organization/o-[a-z0-9]{10,32}|ou/o-[a-z0-9]{10,32}/ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})"
+        ),
+    ),
+)
+
+
+def principal_type(principal: str) -> str:
+    """The ``PrincipalType`` of an allowed principal, or ``InvalidPrincipal`` as EC2 answers.
+
+    IAM ARNs must name an account root, a role or a user without a path (``role/a/b`` is refused:
+    PrivateLink does not accept principal ARNs with paths), assumed-role session ARNs
+    (``arn:aws:sts::…:assumed-role/…``) are refused, and service principals, organizations and
+    OUs are accepted.
+    """
+    for kind, form in PRINCIPAL_FORMS:
+        if form.fullmatch(principal):
+            return kind
+    raise errors.invalid_principal(principal)
 
 
 def caller_principals(account_id: str, region: str, access_key_id: str) -> frozenset[str]:

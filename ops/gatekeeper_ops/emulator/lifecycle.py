@@ -3,17 +3,24 @@
 This is the emulator's behaviour, independent of HTTP: the response handlers in ``responses`` parse
 a request, call one function here and render the result. States move as on AWS::
 
-    CreateVpcEndpoint ─► pendingAcceptance ─accept─► pending ─(next describe)─► available
+    CreateVpcEndpoint ─► pendingAcceptance ─accept─► pending ─(time or reads)─► available
                      └─► available   (service without AcceptanceRequired)
     reject: pendingAcceptance | pending | available ─► rejected       (rejecting available = revoke)
-    consumer DeleteVpcEndpoints: any open state ─► deleted
+    consumer DeleteVpcEndpoints: any open state ─► deleting ─(time or reads)─► deleted
+    deleted, rejected ─(closed_retention_seconds)─► gone from DescribeVpcEndpointConnections
 
-The ``pending`` rule (deterministic, so tests can rely on it): an accept puts the connection in
-``pending`` with ``EmulatorSettings.pending_reads`` describe reads left (default 1). Every describe
-— the producer's ``DescribeVpcEndpointConnections`` or the consumer's ``DescribeVpcEndpoints`` —
-first turns ``pending`` connections whose reads are used up into ``available``, then counts one
-read for each ``pending`` connection it returns. So with the default the first describe after an
-accept, from either side, shows ``pending`` and every later one ``available``.
+The transition rule for the transient states ``pending`` and ``deleting``: the state lasts
+``pending_seconds`` / ``deleting_seconds`` of ``clock.now()`` time, or — when ``pending_reads`` /
+``deleting_reads`` is not ``None`` — until that many describes have shown it, whichever ends first.
+Every describe (the producer's ``DescribeVpcEndpointConnections`` or the consumer's
+``DescribeVpcEndpoints``) first settles what is due, then counts one read for each transient
+connection it returns. With the defaults (1 s, 1 read) the first describe right after an accept
+shows ``pending``, and every later one, or any describe a second later, ``available``.
+
+Eventual consistency (``EmulatorSettings.eventual_consistency``, off by default): after a
+connection is created or changes state, the producer's describe keeps showing the previous view for
+a while, and notifications are queued and delivered later, possibly reordered
+(``deliver_notifications``).
 
 The consumer's endpoint object in moto carries the same state as the connection, so
 ``DescribeVpcEndpoints`` follows the producer's decisions.
@@ -24,35 +31,49 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.ec2.utils import random_vpc_ep_id
+from moto.utilities.utils import get_partition
 
-from gatekeeper_ops.emulator import errors
+from gatekeeper_ops.emulator import clock, errors
 from gatekeeper_ops.emulator.identity import principal_allowed
 from gatekeeper_ops.emulator.models import (
     ACCEPTABLE_STATES,
+    CLOSED_STATES,
     CONNECTION_FILTERS,
+    LIVE_STATES,
     NOTIFICATION_FILTERS,
     OPEN_STATES,
     REJECTABLE_STATES,
     ConnectionEvent,
     ConnectionNotification,
     ConnectionState,
+    ConsistencyLag,
     PublishedNotification,
     VpcEndpointConnection,
 )
-from gatekeeper_ops.emulator.notifications import deliver, topic, topic_allows_vpce
-from gatekeeper_ops.emulator.settings import current_settings
+from gatekeeper_ops.emulator.notifications import (
+    NotificationSource,
+    deliver,
+    message_body,
+    topic,
+    topic_allows_vpce,
+)
+from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings
 from gatekeeper_ops.emulator.store import (
     LOCK,
     EndpointService,
     PrivateLinkStore,
+    QueuedNotification,
     ServiceRef,
+    all_stores,
     consumer_endpoint,
     ec2_backend,
     existing_store,
@@ -68,6 +89,12 @@ SERVICE_NAME = re.compile(r"com\.amazonaws\.vpce\.(?P<region>[a-z0-9-]+)\.(?P<se
 
 CONNECTIONS_PAGE_MIN = 5
 CONNECTIONS_PAGE_MAX = 1000
+#: What an endpoint's ``IpAddressType`` needs from the service's ``SupportedIpAddressTypes``.
+IP_ADDRESS_TYPE_NEEDS = {
+    "ipv4": frozenset({"ipv4"}),
+    "ipv6": frozenset({"ipv6"}),
+    "dualstack": frozenset({"ipv4", "ipv6"}),
+}
 
 Filters = Mapping[str, Sequence[str]]
 
@@ -82,6 +109,7 @@ def authorize_connection(
     caller: frozenset[str],
     service_name: str | None,
     service_region: str | None,
+    ip_address_type: str | None = None,
 ) -> EndpointService | None:
     """The endpoint service a CreateVpcEndpoint connects to, or ``None`` for an AWS service name.
 
@@ -105,6 +133,11 @@ def authorize_connection(
             caller, service.allowed_principals
         ):
             raise errors.service_name_not_found(service_name)
+        wanted = IP_ADDRESS_TYPE_NEEDS.get(ip_address_type or "ipv4")
+        if wanted is None or not wanted <= service.supported_ip_address_types:
+            raise errors.ip_address_type_not_supported(
+                service.service_id, ip_address_type or "ipv4", service.supported_ip_address_types
+            )
         return service
 
 
@@ -119,6 +152,7 @@ def register_connection(
     """Record the connection moto's new endpoint makes to ``service`` and announce ``Connect``."""
     with LOCK:
         producer = store_for(service.account_id, service.region)
+        now = clock.now()
         connection = VpcEndpointConnection(
             sequence=producer.next_sequence(),
             connection_id=new_connection_id(),
@@ -137,7 +171,9 @@ def register_connection(
             dns_entries=[_dns_entry(entry) for entry in endpoint.dns_entries or []],
             network_load_balancer_arns=list(service.config.network_load_balancer_arns),
             gateway_load_balancer_arns=list(service.config.gateway_load_balancer_arns),
+            state_since=now,
         )
+        _start_lag(connection, None, current_settings(), now)
         producer.connections[connection.vpc_endpoint_id] = connection
         store_for(consumer_account, consumer_region).outbound[connection.vpc_endpoint_id] = ServiceRef(
             account_id=service.account_id, region=service.region, service_id=service.service_id
@@ -165,16 +201,17 @@ def endpoints_deleted(consumer_account: str, consumer_region: str, endpoint_ids:
             connection = producer.connections.get(endpoint_id)
             if connection is None or connection.state not in OPEN_STATES:
                 continue
-            connection.state = ConnectionState.DELETED
-            connection.pending_reads_left = 0
+            settings = current_settings()
+            _enter(connection, ConnectionState.DELETING, settings, reads=settings.deleting_reads)
             _notify(ConnectionEvent.DELETE, connection, producer)
 
 
 def settle_consumer_endpoints(consumer_account: str, consumer_region: str) -> None:
     """Apply the pending rule to a consumer's connected endpoints before moto describes them."""
     with LOCK:
+        settings, now = current_settings(), clock.now()
         for connection in _consumer_connections(consumer_account, consumer_region, None):
-            _settle(connection)
+            _settle(connection, settings, now)
 
 
 def observe_consumer_endpoints(
@@ -201,22 +238,45 @@ def describe_connections(
     _check_filters(filters, CONNECTION_FILTERS)
     if max_results is not None and max_results < CONNECTIONS_PAGE_MIN:
         raise errors.max_results_invalid(max_results, f"greater than {CONNECTIONS_PAGE_MIN}")
-    if max_results is not None and max_results > CONNECTIONS_PAGE_MAX:
-        raise errors.max_results_invalid(max_results, f"less than or equal to {CONNECTIONS_PAGE_MAX}")
+    if max_results is not None:
+        # The API reference: "if MaxResults is given a value larger than 1,000, only 1,000 results
+        # are returned".
+        max_results = min(max_results, CONNECTIONS_PAGE_MAX)
     settings = current_settings()
     page_size = max_results if max_results is not None else settings.default_page_size
     after = _decode_token(next_token) if next_token else 0
     with LOCK:
         producer = store_for(account_id, region)
-        ordered = list(producer.connections.values())
-        for connection in ordered:
-            _settle(connection)
-        matching = [c for c in ordered if c.sequence > after and _connection_matches(c, filters)]
-        page = matching if page_size is None else matching[:page_size]
-        token = _encode_token(page[-1].sequence) if len(page) < len(matching) else None
-        for connection in page:
-            _observe(connection)
-        return [connection.to_api(settings.state_casing) for connection in page], token
+        now = clock.now()
+        _settle_store(producer, settings, now)
+        visible: list[tuple[VpcEndpointConnection, VpcEndpointConnection]] = []
+        for connection in producer.connections.values():
+            if connection.sequence <= after:
+                continue
+            view = _consistent_view(connection, now)
+            if view is not connection and _connection_matches(connection, filters):
+                # A describe that would have returned the truth uses up one stale read.
+                _count_stale_read(connection)
+            if view is not None and _connection_matches(view, filters):
+                visible.append((connection, view))
+        page = visible if page_size is None else visible[:page_size]
+        token = _encode_token(page[-1][0].sequence) if len(page) < len(visible) else None
+        for connection, view in page:
+            if view is connection:
+                _observe(connection)
+        return [view.to_api(settings.state_casing) for _, view in page], token
+
+
+def service_has_live_connections(account_id: str, region: str, service_id: str) -> bool:
+    """Whether a service still has connections that keep it from being deleted."""
+    with LOCK:
+        producer = existing_store(account_id, region)
+        if producer is None:
+            return False
+        _settle_store(producer, current_settings(), clock.now())
+        return any(
+            c.service_id == service_id and c.state in LIVE_STATES for c in producer.connections.values()
+        )
 
 
 def accept_connections(
@@ -238,10 +298,14 @@ def _decide(
 ) -> list[dict[str, object]]:
     if not service_id:
         raise errors.missing_parameter("ServiceId")
+    if not endpoint_ids:
+        # An empty VpcEndpointIds list reaches EC2 as no parameter at all, which it refuses.
+        raise errors.missing_parameter("VpcEndpointId")
     with LOCK:
         if owned_service(account_id, region, service_id) is None:
             raise errors.service_id_not_found(service_id)
         producer = store_for(account_id, region)
+        settings, now = current_settings(), clock.now()
         allowed, target, event, verb = (
             (ACCEPTABLE_STATES, ConnectionState.PENDING, ConnectionEvent.ACCEPT, "accepted")
             if accept
@@ -255,6 +319,8 @@ def _decide(
                 unsuccessful.append(errors.unsuccessful(endpoint_id, *queued.pop(0)))
                 continue
             connection = producer.connections.get(endpoint_id)
+            if connection is not None:
+                _settle(connection, settings, now)
             if connection is None or connection.service_id != service_id:
                 unsuccessful.append(errors.unsuccessful_unknown_endpoint(endpoint_id, service_id))
                 continue
@@ -263,9 +329,7 @@ def _decide(
                     errors.unsuccessful_wrong_state(endpoint_id, connection.state.value, verb)
                 )
                 continue
-            connection.state = target
-            connection.pending_reads_left = current_settings().pending_reads if accept else 0
-            _sync_endpoint(connection)
+            _enter(connection, target, settings, reads=settings.pending_reads if accept else 0)
             _notify(event, connection, producer)
         return unsuccessful
 
@@ -322,10 +386,11 @@ def create_notification(
         target = topic(topic_arn)
         if target is None:
             raise errors.topic_unusable(topic_arn, "the topic does not exist")
-        if current_settings().require_topic_permission and not topic_allows_vpce(target.policy, account_id):
-            raise errors.topic_unusable(
-                topic_arn, "the topic policy does not allow vpce.amazonaws.com to publish"
-            )
+        if current_settings().require_topic_permission:
+            source = _notification_source(account_id, region, service_id, vpc_endpoint_id)
+            verdict = topic_allows_vpce(target.policy, topic_arn=topic_arn, source=source)
+            if not verdict.allowed:
+                raise errors.topic_unusable(topic_arn, verdict.reason)
         store = store_for(account_id, region)
         notification = ConnectionNotification(
             sequence=store.next_sequence(),
@@ -400,6 +465,7 @@ def seed_connections(
     state: ConnectionState | str = ConnectionState.PENDING_ACCEPTANCE,
     vpc_endpoint_region: str | None = None,
     tags: Mapping[str, str] | None = None,
+    transit_gateway_attachment_id: str | None = None,
 ) -> list[str]:
     """Put ``count`` connections straight into a producer's store; return their endpoint ids.
 
@@ -428,6 +494,7 @@ def seed_connections(
                 vpc_endpoint_region=vpc_endpoint_region or region,
                 state=initial,
                 created_at=created_at,
+                state_since=clock.now(),
                 dns_entries=[
                     {
                         "DnsName": f"{endpoint_id}.{service_id}.{region}.vpce.amazonaws.com",
@@ -437,6 +504,7 @@ def seed_connections(
                 network_load_balancer_arns=list(service.config.network_load_balancer_arns),
                 gateway_load_balancer_arns=list(service.config.gateway_load_balancer_arns),
                 tags=[{"Key": key, "Value": value} for key, value in (tags or {}).items()],
+                transit_gateway_attachment_id=transit_gateway_attachment_id,
             )
             endpoint_ids.append(endpoint_id)
         return endpoint_ids
@@ -445,15 +513,95 @@ def seed_connections(
 # --- internals ------------------------------------------------------------------------------------
 
 
-def _settle(connection: VpcEndpointConnection) -> None:
-    if connection.state is ConnectionState.PENDING and connection.pending_reads_left <= 0:
-        connection.state = ConnectionState.AVAILABLE
+def _enter(
+    connection: VpcEndpointConnection,
+    state: ConnectionState,
+    settings: EmulatorSettings,
+    *,
+    reads: int | None,
+) -> None:
+    """Move a connection to ``state`` (an API-driven change: eventual consistency may hide it)."""
+    now = clock.now()
+    _start_lag(connection, connection.state, settings, now)
+    connection.state = state
+    connection.state_since = now
+    connection.pending_reads_left = reads
+    _sync_endpoint(connection)
+
+
+def _settle(connection: VpcEndpointConnection, settings: EmulatorSettings, now: float) -> None:
+    """End a transient state (``pending``, ``deleting``) whose time or reads are used up."""
+    if connection.state is ConnectionState.PENDING:
+        duration, following = settings.pending_seconds, ConnectionState.AVAILABLE
+    elif connection.state is ConnectionState.DELETING:
+        duration, following = settings.deleting_seconds, ConnectionState.DELETED
+    else:
+        return
+    reads_used_up = connection.pending_reads_left is not None and connection.pending_reads_left <= 0
+    due = connection.state_since + duration
+    if reads_used_up or now >= due:
+        connection.state = following
+        connection.state_since = min(now, due)
+        connection.pending_reads_left = 0
         _sync_endpoint(connection)
 
 
+def _settle_store(producer: PrivateLinkStore, settings: EmulatorSettings, now: float) -> None:
+    """Settle every connection and drop closed ones older than ``closed_retention_seconds``."""
+    retention = settings.closed_retention_seconds
+    for connection in list(producer.connections.values()):
+        _settle(connection, settings, now)
+        if (
+            retention is not None
+            and connection.state in CLOSED_STATES
+            and now - connection.state_since >= retention
+        ):
+            del producer.connections[connection.vpc_endpoint_id]
+
+
 def _observe(connection: VpcEndpointConnection) -> None:
-    if connection.state is ConnectionState.PENDING:
+    if (
+        connection.state in (ConnectionState.PENDING, ConnectionState.DELETING)
+        and connection.pending_reads_left is not None
+    ):
         connection.pending_reads_left -= 1
+
+
+def _start_lag(
+    connection: VpcEndpointConnection,
+    shown: ConnectionState | None,
+    settings: EmulatorSettings,
+    now: float,
+) -> None:
+    """Under eventual consistency, keep describe showing ``shown`` (or an older stale view)."""
+    consistency = settings.eventual_consistency
+    if consistency is None or (consistency.stale_reads == 0 and consistency.stale_seconds == 0):
+        return
+    lag = connection.lag
+    stale = lag is not None and (lag.reads_left > 0 or now < lag.until)
+    # A change during a lag keeps showing the older view: readers have not caught up with either.
+    still_shown = lag.shown if lag is not None and stale else shown
+    connection.lag = ConsistencyLag(
+        shown=still_shown, reads_left=consistency.stale_reads, until=now + consistency.stale_seconds
+    )
+
+
+def _consistent_view(connection: VpcEndpointConnection, now: float) -> VpcEndpointConnection | None:
+    """What describe shows: the connection, its stale view, or ``None`` (not visible yet)."""
+    lag = connection.lag
+    if lag is None:
+        return connection
+    if lag.reads_left <= 0 and now >= lag.until:
+        connection.lag = None
+        return connection
+    if lag.shown is None:
+        return None
+    return replace(connection, state=lag.shown, lag=None)
+
+
+def _count_stale_read(connection: VpcEndpointConnection) -> None:
+    if connection.lag is not None and connection.lag.reads_left > 0:
+        connection.lag.reads_left -= 1
 
 
 def _sync_endpoint(connection: VpcEndpointConnection) -> None:
@@ -483,26 +631,107 @@ def _consumer_connections(
 
 
 def _notify(event: ConnectionEvent, connection: VpcEndpointConnection, producer: PrivateLinkStore) -> None:
-    """Send ``event`` to the service's notifications (producer) and the endpoint's (consumer)."""
+    """Send ``event`` to the service's notifications (producer) and the endpoint's (consumer).
+
+    Synchronous by default; under eventual consistency the notification is queued with a seeded
+    delay and goes out from ``deliver_notifications``.
+    """
     owners: list[PrivateLinkStore] = [producer]
     consumer = existing_store(connection.vpc_endpoint_owner, connection.vpc_endpoint_region)
     if consumer is not None and consumer is not producer:
         owners.append(consumer)
     settings = current_settings()
+    consistency = settings.eventual_consistency
+    now = clock.now()
+    service_name = f"com.amazonaws.vpce.{connection.service_region}.{connection.service_id}"
     for owner in owners:
         for notification in list(owner.notifications.values()):
             if not notification.wants(event, connection):
                 continue
-            owner.published.append(
-                deliver(
-                    notification,
-                    event,
-                    connection,
-                    service_name=f"com.amazonaws.vpce.{connection.service_region}.{connection.service_id}",
-                    producer_account=producer.account_id,
-                    require_topic_permission=settings.require_topic_permission,
+            body = message_body(event, connection, notification, service_name=service_name)
+            source = _notification_source(
+                owner.account_id, owner.region, notification.service_id, notification.vpc_endpoint_id
+            )
+            if consistency is None:
+                owner.published.append(
+                    deliver(
+                        notification,
+                        event,
+                        connection,
+                        body=body,
+                        source=source,
+                        enforce_permissions=settings.enforce_notification_permissions,
+                    )
+                )
+                continue
+            rng = _random(owner, consistency.seed)
+            _queue_state["anything_queued"] = True
+            owner.queued.append(
+                QueuedNotification(
+                    sequence=owner.next_sequence(),
+                    due=now + rng.uniform(0, consistency.max_delivery_delay_seconds),
+                    order=rng.random() if consistency.reorder else 0.0,
+                    notification=notification,
+                    event=event,
+                    connection=replace(connection, lag=None),
+                    body=body,
+                    source=source,
                 )
             )
+
+
+def deliver_notifications(now: float | None = None) -> int:
+    """Deliver queued notifications that are due (eventual consistency); return how many went out.
+
+    Every emulated EC2 call runs this first, so a caller that keeps talking to EC2 sees them
+    arrive; a test or a local runtime that only drains queues calls it itself.
+    """
+    if not _queue_state["anything_queued"]:
+        return 0  # the common case (no eventual consistency): every EC2 call passes through here
+    settings = current_settings()
+    moment = clock.now() if now is None else now
+    sent = 0
+    with LOCK:
+        for owner in all_stores():
+            due = sorted((q for q in owner.queued if q.due <= moment), key=lambda q: (q.order, q.sequence))
+            if not due:
+                continue
+            owner.queued = [q for q in owner.queued if q.due > moment]
+            for queued in due:
+                owner.published.append(
+                    deliver(
+                        queued.notification,
+                        queued.event,
+                        queued.connection,
+                        body=queued.body,
+                        source=queued.source,
+                        enforce_permissions=settings.enforce_notification_permissions,
+                    )
+                )
+                sent += 1
+        _queue_state["anything_queued"] = any(owner.queued for owner in all_stores())
+    return sent
+
+
+# Whether any store may hold queued notifications (stale True after a moto reset is harmless).
+_queue_state = {"anything_queued": False}
+
+
+def _random(owner: PrivateLinkStore, seed: int) -> random.Random:
+    if owner.rng is None:
+        # One generator per account/region, reset with moto: the same calls give the same run.
+        owner.rng = random.Random(f"{seed}:{owner.account_id}:{owner.region}")  # noqa: S311 - not crypto
+    return owner.rng
+
+
+def _notification_source(
+    account_id: str, region: str, service_id: str | None, vpc_endpoint_id: str | None
+) -> NotificationSource:
+    """``aws:SourceAccount``/``aws:SourceArn`` of vpce's publish: the notification's owner and its
+    service (``vpc-endpoint-service/<id>``) or endpoint (``vpc-endpoint/<id>``)."""
+    partition = get_partition(region)
+    resource = f"vpc-endpoint-service/{service_id}" if service_id else f"vpc-endpoint/{vpc_endpoint_id}"
+    return NotificationSource(account=account_id, arn=f"arn:{partition}:ec2:{region}:{account_id}:{resource}")
 
 
 def _check_filters(filters: Filters, supported: frozenset[str]) -> None:
@@ -512,20 +741,23 @@ def _check_filters(filters: Filters, supported: frozenset[str]) -> None:
 
 
 def _connection_matches(connection: VpcEndpointConnection, filters: Filters) -> bool:
-    return _matches(connection.filter_values, filters)
+    for name, wanted in filters.items():
+        if name == "vpc-endpoint-region" and "cross-region" in wanted and connection.cross_region:
+            continue  # the documented value that matches every connection from another region
+        if not _matches(connection.filter_values, {name: wanted}):
+            return False
+    return True
 
 
 def _matches(values_of: Callable[[str], tuple[str, ...]], filters: Filters) -> bool:
     """Filters AND together; the values of one filter OR together.
 
-    States compare case-insensitively, since AWS documents them in camelCase and boto3 in PascalCase.
+    Values compare exactly, as EC2's do: a state filter must say ``pendingAcceptance`` (the wire
+    spelling), and ``PendingAcceptance`` (the SDK enum spelling) matches nothing.
     """
     for name, wanted in filters.items():
         have = values_of(name)
-        if name == "vpc-endpoint-state":
-            if not {value.casefold() for value in have} & {value.casefold() for value in wanted}:
-                return False
-        elif not any(value in have for value in wanted):
+        if not any(value in have for value in wanted):
             return False
     return True
 

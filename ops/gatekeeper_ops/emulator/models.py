@@ -31,8 +31,9 @@ class ConnectionState(StrEnum):
     def rendered(self, casing: StateCasing) -> str:
         """The state as a describe call shows it.
 
-        AWS has been seen answering both ``pendingAcceptance`` and ``PendingAcceptance`` (the
-        botocore enum spelling); ``PascalCase`` lets tests prove a caller normalises case.
+        The EC2 API emits camelCase (``pendingAcceptance``); only the SDK enums (botocore's model,
+        the SDK docs) spell it ``PendingAcceptance``. ``PascalCase`` lets tests prove a caller
+        normalises case anyway; filter values must be sent camelCase.
         """
         if casing == "PascalCase":
             return self.value[0].upper() + self.value[1:]
@@ -60,6 +61,12 @@ class ConnectionEvent(StrEnum):
 #: States from which the producer may still accept or reject, and from which a reject revokes access.
 ACCEPTABLE_STATES = frozenset({ConnectionState.PENDING_ACCEPTANCE})
 REJECTABLE_STATES = frozenset(
+    {ConnectionState.PENDING_ACCEPTANCE, ConnectionState.PENDING, ConnectionState.AVAILABLE}
+)
+#: States that age out of DescribeVpcEndpointConnections after ``closed_retention_seconds``.
+CLOSED_STATES = frozenset({ConnectionState.DELETED, ConnectionState.REJECTED})
+#: States in which the service still has a live connection (it cannot be deleted meanwhile).
+LIVE_STATES = frozenset(
     {ConnectionState.PENDING_ACCEPTANCE, ConnectionState.PENDING, ConnectionState.AVAILABLE}
 )
 #: States in which a consumer's delete closes the connection (a deleted one stays deleted).
@@ -98,8 +105,15 @@ class VpcEndpointConnection:
     network_load_balancer_arns: list[str] = field(default_factory=list)
     gateway_load_balancer_arns: list[str] = field(default_factory=list)
     tags: list[dict[str, str]] = field(default_factory=list)
-    #: Describe calls left that still show ``pending`` after an accept (see lifecycle's pending rule).
-    pending_reads_left: int = 0
+    #: Describe calls left that still show a transient state (``pending``, ``deleting``); ``None``:
+    #: no read limit, time alone ends it (see lifecycle's transition rule).
+    pending_reads_left: int | None = 0
+    #: When the connection entered its current state (``clock.now()``), for timed transitions and
+    #: the age-out of closed connections.
+    state_since: float = 0.0
+    transit_gateway_attachment_id: str | None = None
+    #: Eventual consistency: what describe still shows instead of the truth (``None`` = not there).
+    lag: ConsistencyLag | None = None
 
     def to_api(self, casing: StateCasing = "camelCase") -> dict[str, object]:
         """The ``VpcEndpointConnection`` shape of DescribeVpcEndpointConnections."""
@@ -127,12 +141,31 @@ class VpcEndpointConnection:
             "vpc-endpoint-state": (self.state.value,),
             "vpc-endpoint-region": (self.vpc_endpoint_region,),
             "ip-address-type": (self.ip_address_type,),
+            "transit-gateway-attachment-id": (
+                (self.transit_gateway_attachment_id,) if self.transit_gateway_attachment_id else ()
+            ),
         }
         return values[name]
+
+    @property
+    def cross_region(self) -> bool:
+        return self.vpc_endpoint_region != self.service_region
+
+
+@dataclass
+class ConsistencyLag:
+    """A connection's stale view under eventual consistency: the state describe still shows
+    (``None``: the connection is not visible yet) for ``reads_left`` more describes and until
+    ``until`` (``clock.now()`` seconds), whichever lasts longer."""
+
+    shown: ConnectionState | None
+    reads_left: int
+    until: float
 
 
 CONNECTION_FILTERS = frozenset(
     {
+        "transit-gateway-attachment-id",
         "service-id",
         "vpc-endpoint-id",
         "vpc-endpoint-owner",

@@ -10,9 +10,12 @@ SQS fan-out and filter policies behave as they do for any other message.
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.kms.models import kms_backends
 from moto.sns.models import sns_backends
 from moto.utilities.arns import parse_arn
 
@@ -22,7 +25,9 @@ from gatekeeper_ops.emulator.models import (
     PublishedNotification,
     VpcEndpointConnection,
 )
+from gatekeeper_ops.emulator.policy import Request, Verdict, evaluate
 
+LOGGER = logging.getLogger("gatekeeper_ops.emulator")
 VPCE_SERVICE_PRINCIPAL = "vpce.amazonaws.com"
 
 
@@ -70,49 +75,88 @@ def topic(topic_arn: str) -> Any | None:
     return backend.topics.get(topic_arn)
 
 
-def topic_allows_vpce(topic_policy: str, producer_account: str) -> bool:
-    """Whether a topic policy lets ``vpce.amazonaws.com`` publish on behalf of ``producer_account``.
+@dataclass(frozen=True)
+class NotificationSource:
+    """On whose behalf vpce publishes: the notification owner's account and the service (or
+    endpoint) ARN, the values AWS puts in ``aws:SourceAccount`` and ``aws:SourceArn``."""
 
-    An approximation of IAM, enough to catch a missing or mis-scoped statement: some ``Allow``
-    statement must name the vpce service principal (or ``*``) for ``sns:Publish``, and an
-    ``aws:SourceAccount`` condition on it, if present, must name the producer. Deny statements and
-    other conditions are not evaluated.
+    account: str
+    arn: str
+
+    def context(self) -> dict[str, str]:
+        return {"aws:SourceAccount": self.account, "aws:SourceArn": self.arn}
+
+
+def topic_allows_vpce(topic_policy: str | None, *, topic_arn: str, source: NotificationSource) -> Verdict:
+    """Whether a topic policy lets ``vpce.amazonaws.com`` publish to ``topic_arn`` for ``source``."""
+    verdict = evaluate(
+        topic_policy,
+        Request(VPCE_SERVICE_PRINCIPAL, "sns:Publish", topic_arn, source.context()),
+    )
+    return Verdict(verdict.allowed, f"topic policy: {verdict.reason}")
+
+
+def key_allows_vpce(target: Any, *, topic_arn: str, source: NotificationSource) -> Verdict:
+    """For a KMS-encrypted topic, whether the key policy lets vpce generate data keys and decrypt.
+
+    An unencrypted topic needs nothing. The AWS managed key ``alias/aws/sns`` never admits a
+    service principal (its policy is AWS's and cannot be changed), so a topic encrypted with it
+    receives nothing from vpce.
     """
-    try:
-        policy = json.loads(topic_policy)
-    except ValueError:
-        return False
-    statements = policy.get("Statement", [])
-    if isinstance(statements, dict):
-        statements = [statements]
-    return any(_statement_allows(statement, producer_account) for statement in statements)
+    key_id = str(getattr(target, "kms_master_key_id", "") or "")
+    if not key_id:
+        return Verdict(True, "the topic is not encrypted")
+    if key_id.startswith("alias/aws/") or ":alias/aws/" in key_id:
+        return Verdict(
+            False, f"KMS key {key_id} is AWS managed; its policy does not admit {VPCE_SERVICE_PRINCIPAL}"
+        )
+    key = _kms_key(key_id, topic_arn)
+    if key is None:
+        return Verdict(False, f"KMS key {key_id} does not exist")
+    if getattr(key, "key_state", "Enabled") != "Enabled":
+        return Verdict(False, f"KMS key {key_id} is {key.key_state}")
+    for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+        verdict = evaluate(
+            getattr(key, "policy", None),
+            Request(
+                VPCE_SERVICE_PRINCIPAL,
+                action,
+                str(key.arn),
+                {**source.context(), "kms:EncryptionContext:aws:sns:topicArn": topic_arn},
+            ),
+        )
+        if not verdict.allowed:
+            return Verdict(False, f"key policy of {key_id}: {verdict.reason}")
+    return Verdict(True, f"key policy of {key_id} allows {VPCE_SERVICE_PRINCIPAL}")
 
 
-def _statement_allows(statement: dict[str, Any], producer_account: str) -> bool:
-    if statement.get("Effect") != "Allow":
-        return False
-    actions = {action.lower() for action in _as_list(statement.get("Action"))}
-    if not actions & {"sns:publish", "sns:*", "*"}:
-        return False
-    principal = statement.get("Principal")
-    if principal != "*":
-        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
-        if VPCE_SERVICE_PRINCIPAL not in services:
-            return False
-    for operator, conditions in (statement.get("Condition") or {}).items():
-        for key, values in conditions.items():
-            scoped = key.lower() == "aws:sourceaccount" and operator.lower() == "stringequals"
-            if scoped and producer_account not in _as_list(values):
-                return False
-    return True
+def _kms_key(key_id: str, topic_arn: str) -> Any | None:
+    """moto's KMS key for a topic's ``KmsMasterKeyId`` (id, key ARN, alias or alias ARN)."""
+    topic = parse_arn(topic_arn)
+    account, region = topic.account, topic.region
+    if key_id.startswith("arn:"):
+        try:
+            key_arn = parse_arn(key_id)
+        except ValueError:
+            return None
+        account, region = key_arn.account or account, key_arn.region or region
+    account_backends = kms_backends.get(account)
+    backend = dict(account_backends.items()).get(region) if account_backends is not None else None
+    if backend is None:
+        return None
+    name = backend.get_alias_name(key_id)
+    raw_id = backend.get_key_id(name)
+    if raw_id.startswith("alias/"):
+        raw_id = next((k.id for k in backend.keys.values() if raw_id in k.aliases), "")
+    return backend.keys.get(raw_id)
 
 
-def _as_list(value: object) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return [str(item) for item in value]
-    return [str(value)]
+def delivery_verdict(target: Any, *, topic_arn: str, source: NotificationSource) -> Verdict:
+    """Both gates AWS applies before a notification reaches the topic: topic policy, then key policy."""
+    verdict = topic_allows_vpce(getattr(target, "policy", None), topic_arn=topic_arn, source=source)
+    if not verdict.allowed:
+        return verdict
+    return key_allows_vpce(target, topic_arn=topic_arn, source=source)
 
 
 def deliver(
@@ -120,25 +164,35 @@ def deliver(
     event: ConnectionEvent,
     connection: VpcEndpointConnection,
     *,
-    service_name: str,
-    producer_account: str,
-    require_topic_permission: bool,
+    body: str,
+    source: NotificationSource,
+    enforce_permissions: bool,
 ) -> PublishedNotification:
     """Publish one notification; a topic that is gone or refuses vpce is recorded, not raised.
 
     AWS delivers notifications asynchronously, so a delivery problem never fails the EC2 call that
-    caused the event; the record lets a test see what happened.
+    caused the event, and a refused one simply never arrives. The record (and a warning in the
+    ``gatekeeper_ops.emulator`` log) says what happened.
     """
-    body = message_body(event, connection, notification, service_name=service_name)
     target = topic(notification.topic_arn)
     reason = ""
     if target is None:
         reason = "topic does not exist"
-    elif require_topic_permission and not topic_allows_vpce(target.policy, producer_account):
-        reason = f"topic policy does not allow {VPCE_SERVICE_PRINCIPAL} to publish"
+    elif enforce_permissions:
+        verdict = delivery_verdict(target, topic_arn=notification.topic_arn, source=source)
+        reason = "" if verdict.allowed else verdict.reason
     if not reason:
         arn = parse_arn(notification.topic_arn)
         sns_backends[arn.account][arn.region].publish(body, arn=notification.topic_arn)
+    else:
+        LOGGER.warning(
+            "connection notification %s (%s of %s) to %s dropped: %s",
+            notification.notification_id,
+            event.value,
+            connection.vpc_endpoint_id,
+            notification.topic_arn,
+            reason,
+        )
     return PublishedNotification(
         notification_id=notification.notification_id,
         topic_arn=notification.topic_arn,

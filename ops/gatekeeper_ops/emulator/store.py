@@ -11,7 +11,9 @@ concurrently and a transition touches two accounts' state.
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +21,18 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.utils import random_resource_id
 
 from gatekeeper_ops.emulator.models import (
+    ConnectionEvent,
     ConnectionNotification,
     PublishedNotification,
     VpcEndpointConnection,
 )
+from gatekeeper_ops.emulator.notifications import NotificationSource
 
 LOCK = threading.RLock()
 
 # The attribute name on moto's EC2Backend; private enough not to collide with moto's own fields.
 _STORE_ATTRIBUTE = "_gatekeeper_privatelink_store"
+SUPPORTED_IP_ADDRESS_TYPES_ATTRIBUTE = "_gatekeeper_supported_ip_address_types"
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,20 @@ class ServiceRef:
     account_id: str
     region: str
     service_id: str
+
+
+@dataclass
+class QueuedNotification:
+    """A notification waiting for delivery under eventual consistency."""
+
+    sequence: int
+    due: float
+    order: float
+    notification: ConnectionNotification
+    event: ConnectionEvent
+    connection: VpcEndpointConnection
+    body: str
+    source: NotificationSource
 
 
 @dataclass
@@ -54,6 +73,8 @@ class PrivateLinkStore:
     notifications: dict[str, ConnectionNotification] = field(default_factory=dict)
     outbound: dict[str, ServiceRef] = field(default_factory=dict)
     published: list[PublishedNotification] = field(default_factory=list)
+    queued: list[QueuedNotification] = field(default_factory=list)
+    rng: random.Random | None = None
     # Injected faults: (action, endpoint id) → queued (code, message) answers, for resilience tests.
     faults: dict[tuple[str, str], list[tuple[str, str]]] = field(default_factory=dict)
     _sequence: int = 0
@@ -88,6 +109,15 @@ def existing_store(account_id: str, region: str) -> PrivateLinkStore | None:
     return store if isinstance(store, PrivateLinkStore) else None
 
 
+def all_stores() -> Iterator[PrivateLinkStore]:
+    """Every existing store, without creating moto backends (copies: the server adds accounts)."""
+    for account_backends in list(ec2_backends.values()):
+        for backend in list(dict(account_backends.items()).values()):
+            store = getattr(backend, _STORE_ATTRIBUTE, None)
+            if isinstance(store, PrivateLinkStore):
+                yield store
+
+
 @dataclass(frozen=True)
 class EndpointService:
     """A moto endpoint-service configuration together with the account and region that own it."""
@@ -112,6 +142,11 @@ class EndpointService:
     @property
     def allowed_principals(self) -> frozenset[str]:
         return frozenset(self.config.principals)
+
+    @property
+    def supported_ip_address_types(self) -> frozenset[str]:
+        # moto ignores SupportedIpAddressTypes; the emulator keeps it on the config (default ipv4).
+        return frozenset(getattr(self.config, SUPPORTED_IP_ADDRESS_TYPES_ATTRIBUTE, None) or ("ipv4",))
 
     @property
     def supported_regions(self) -> frozenset[str]:

@@ -8,6 +8,7 @@ credentials, so nothing can reach real AWS.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from moto import mock_aws
 
 from gatekeeper_ops.emulator import EmulatorSettings, privatelink_emulator
+from gatekeeper_ops.emulator import clock as emulator_clock
 from gatekeeper_ops.emulator.provisioning import (
     ConsumerNetwork,
     ProducerService,
@@ -190,3 +192,23 @@ def subscribe_queue(producer: Producer, name: str = "connection-notifications") 
 def subscription(producer: Producer) -> Subscription:
     """A topic with the vpce publish policy and an SQS queue subscribed to it."""
     return subscribe_queue(producer)
+
+
+@dataclass
+class FakeClock:
+    """The emulator's clock, moved by hand (moto and botocore keep the real one)."""
+
+    at: float
+
+    def now(self) -> float:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += seconds
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock(time.time())
+    monkeypatch.setattr(emulator_clock, "now", fake.now)
+    return fake

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 from moto import mock_aws
 from moto.ec2.responses import EC2Response
+from moto.sns.responses import SNSResponse
 
 from gatekeeper_ops.emulator import (
     EmulatorSettings,
@@ -31,7 +32,8 @@ def pristine() -> Iterator[None]:
 
 
 def moto_methods() -> dict[str, object]:
-    return {name: getattr(EC2Response, name, None) for name in PATCHED}
+    methods: dict[str, object] = {name: getattr(EC2Response, name, None) for name in PATCHED}
+    return {**methods, "sns.publish": SNSResponse.publish}
 
 
 def test_install_and_uninstall_are_idempotent_and_restore_moto(pristine: None) -> None:
@@ -45,6 +47,7 @@ def test_install_and_uninstall_are_idempotent_and_restore_moto(pristine: None) -
     assert moto_methods() == patched
     assert patched["describe_vpc_endpoint_connections"] is not None
     assert patched["create_vpc_endpoint"] is not original["create_vpc_endpoint"]
+    assert patched["sns.publish"] is not original["sns.publish"]
 
     uninstall()
     uninstall()
@@ -98,3 +101,12 @@ def test_emulator_state_is_reset_with_moto(pristine: None) -> None:
 def test_settings_are_validated(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="must be"):
         EmulatorSettings(**bad)
+
+
+def test_the_emulator_clock_reads_time_time_at_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So a virtual clock that patches time.time (time-machine) moves the emulator's lifecycle."""
+    from gatekeeper_ops.emulator import clock
+
+    monkeypatch.setattr(clock.time, "time", lambda: 1_000_000.0)
+
+    assert clock.now() == 1_000_000.0

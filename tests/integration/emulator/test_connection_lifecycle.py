@@ -334,7 +334,7 @@ def test_accepting_for_an_unknown_service_fails_the_request(producer: Producer) 
 
 
 @pytest.mark.parametrize("accept_first", [False, True])
-def test_consumer_delete_marks_the_connection_deleted(
+def test_consumer_delete_makes_the_connection_deleting_then_deleted(
     producer: Producer, consumer: Consumer, accept_first: bool
 ) -> None:
     endpoint_id = create_interface_endpoint(consumer.ec2, producer.service.service_name, consumer.network)
@@ -346,8 +346,9 @@ def test_consumer_delete_marks_the_connection_deleted(
     answer = consumer.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
 
     assert answer["Unsuccessful"] == []
-    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleted"
+    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleting"  # AWS: deleting first
     assert consumer.endpoint(endpoint_id)["State"] == "deleted"
+    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleted"
     late = producer.ec2.accept_vpc_endpoint_connections(
         ServiceId=producer.service.service_id, VpcEndpointIds=[endpoint_id]
     )

@@ -61,7 +61,7 @@ def test_accepting_a_cross_region_connection_reaches_the_remote_endpoint(
 
     assert [remote.endpoint(endpoint_id)["State"] for _ in range(2)] == ["pending", "available"]
     remote.ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id])
-    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleted"
+    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleting"
 
 
 def test_a_consumer_in_a_region_the_service_does_not_support_is_refused(producer: Producer) -> None:

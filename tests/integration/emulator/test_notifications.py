@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gatekeeper_ops.emulator import ConnectionEvent, EmulatorSettings, published_notifications
-from gatekeeper_ops.emulator.notifications import topic_allows_vpce
+from gatekeeper_ops.emulator.notifications import NotificationSource, topic_allows_vpce
 from gatekeeper_ops.emulator.provisioning import (
     create_endpoint_service,
     create_interface_endpoint,
@@ -79,7 +79,7 @@ def test_accept_reject_and_delete_are_announced_in_order(
         ("Connect", rejected, "pendingAcceptance"),
         ("Accept", accepted, "pending"),
         ("Reject", rejected, "rejected"),
-        ("Delete", accepted, "deleted"),
+        ("Delete", accepted, "deleting"),
     ]
 
 
@@ -139,6 +139,11 @@ def test_a_consumer_can_be_notified_about_its_own_endpoint(producer: Producer, c
     endpoint_id = create_interface_endpoint(consumer.ec2, producer.service.service_name, consumer.network)
     sns, sqs = consumer.session.client("sns"), consumer.session.client("sqs")
     topic_arn = sns.create_topic(Name="my-endpoint")["TopicArn"]
+    sns.set_topic_attributes(
+        TopicArn=topic_arn,
+        AttributeName="Policy",
+        AttributeValue=notification_topic_policy(topic_arn, consumer.account_id),
+    )
     queue_url = sqs.create_queue(QueueName="my-endpoint")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -303,34 +308,118 @@ def test_a_deleted_topic_is_recorded_as_undelivered_without_failing_the_ec2_call
     assert record.reason == "topic does not exist"
 
 
+TOPIC = "arn:aws:sns:us-east-1:123456789012:t"
+SERVICE_ARN = "arn:aws:ec2:us-east-1:123456789012:vpc-endpoint-service/vpce-svc-0123abcd"
+VPCE = {"Service": "vpce.amazonaws.com"}
+
+
+def statement(**fields: object) -> dict[str, object]:
+    return {"Effect": "Allow", "Principal": VPCE, "Action": "sns:Publish", "Resource": TOPIC, **fields}
+
+
 @pytest.mark.parametrize(
     ("policy", "allowed"),
     [
-        (notification_topic_policy("arn:aws:sns:us-east-1:123456789012:t", PRODUCER), True),
-        (notification_topic_policy("arn:aws:sns:us-east-1:123456789012:t", "999999999999"), False),
-        (json.dumps({"Statement": {"Effect": "Allow", "Principal": "*", "Action": "SNS:*"}}), True),
-        (
-            json.dumps(
-                {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Publish"}]}
-            ),
+        pytest.param(notification_topic_policy(TOPIC, PRODUCER), True, id="the-helper-policy"),
+        pytest.param(notification_topic_policy(TOPIC, "999999999999"), False, id="another-account"),
+        pytest.param(
+            {"Statement": {"Effect": "Allow", "Principal": "*", "Action": "SNS:*"}}, True, id="star"
+        ),
+        pytest.param(
+            {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sns:Publish"}]},
             False,
+            id="aws-star-is-not-a-service-principal",
         ),
-        (json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sns:Publish"}]}), False),
-        (
-            json.dumps(
-                {
-                    "Statement": [
-                        {"Effect": "Allow", "Principal": {"Service": ["vpce.amazonaws.com"]}, "Action": "*"}
-                    ]
-                }
-            ),
+        pytest.param(
+            {"Statement": [statement(), {"Effect": "Deny", "Principal": "*", "Action": "sns:Publish"}]},
+            False,
+            id="explicit-deny-wins",
+        ),
+        pytest.param({"Statement": [statement(Action="*")]}, True, id="any-action"),
+        pytest.param(
+            {"Statement": [statement(Resource="arn:aws:sns:us-east-1:123456789012:other")]},
+            False,
+            id="other-topic",
+        ),
+        pytest.param(
+            {
+                "Statement": [
+                    statement(Condition={"ArnLike": {"aws:SourceArn": SERVICE_ARN.replace("0123abcd", "*")}})
+                ]
+            },
             True,
+            id="arnlike-source-arn",
         ),
-        ("not json", False),
+        pytest.param(
+            {"Statement": [statement(Condition={"ArnEquals": {"aws:SourceArn": [SERVICE_ARN, "arn:x"]}})]},
+            True,
+            id="arnequals-list",
+        ),
+        pytest.param(
+            {
+                "Statement": [
+                    statement(
+                        Condition={
+                            "ArnLike": {
+                                "aws:SourceArn": "arn:aws:ec2:*:*:vpc-endpoint-service/vpce-svc-other"
+                            }
+                        }
+                    )
+                ]
+            },
+            False,
+            id="another-service",
+        ),
+        pytest.param(
+            {"Statement": [statement(Condition={"StringEquals": {"AWS:SOURCEACCOUNT": [PRODUCER, "1"]}})]},
+            True,
+            id="keys-ignore-case-and-values-or",
+        ),
+        pytest.param(
+            {"Statement": [statement(Condition={"StringEqualsFancy": {"aws:SourceAccount": PRODUCER}})]},
+            False,
+            id="unknown-operator-fails-closed-in-an-allow",
+        ),
+        pytest.param(
+            {
+                "Statement": [
+                    statement(),
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "sns:Publish",
+                        "Condition": {"NumericWeird": {"aws:SourceAccount": "1"}},
+                    },
+                ]
+            },
+            False,
+            id="unknown-operator-fails-closed-in-a-deny",
+        ),
+        pytest.param(
+            {"Statement": [statement(Condition={"StringNotEquals": {"aws:SourceAccount": PRODUCER}})]},
+            False,
+            id="string-not-equals",
+        ),
+        pytest.param(
+            {"Statement": [statement(Condition={"StringEqualsIfExists": {"aws:PrincipalOrgID": "o-1"}})]},
+            True,
+            id="if-exists-on-a-missing-key",
+        ),
+        pytest.param(
+            {"Statement": [statement(Condition={"StringEquals": {"aws:PrincipalOrgID": "o-1"}})]},
+            False,
+            id="missing-key",
+        ),
+        pytest.param("not json", False, id="not-json"),
     ],
 )
-def test_topic_policy_check(policy: str, allowed: bool) -> None:
-    assert topic_allows_vpce(policy, PRODUCER) is allowed
+def test_topic_policy_evaluation(policy: str | dict[str, object], allowed: bool) -> None:
+    document = policy if isinstance(policy, str) else json.dumps(policy)
+    source = NotificationSource(account=PRODUCER, arn=SERVICE_ARN)
+
+    verdict = topic_allows_vpce(document, topic_arn=TOPIC, source=source)
+
+    assert verdict.allowed is allowed, verdict.reason
 
 
 def test_connections_made_by_other_consumers_are_announced_too(

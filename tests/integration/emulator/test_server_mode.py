@@ -59,7 +59,7 @@ def test_the_whole_lifecycle_over_http(server_url: str, remote_producer: Produce
     assert [c["VpcEndpointId"] for c in pending] == [endpoint_id]
     assert [item["ResourceId"] for item in answer["Unsuccessful"]] == ["vpce-0123456789abcdef0"]
     assert states == ["pending", "available"]
-    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleted"
+    assert producer.connection(endpoint_id)["VpcEndpointState"] == "deleting"
     events = [body["EventType"] for body in subscription.received(expected=3)]
     assert events == ["Connect", "Accept", "Delete"]
 
