@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ReadTimeoutError
 
+from gatekeeper.adapters.load_balancers import DataPlane
 from gatekeeper.dal.decisions import Slot
 from gatekeeper.decision_service import DecisionService
 from gatekeeper.errors import (
     ConnectionActionFailed,
     ConnectionNotVisible,
+    DataPlaneUnreadable,
     DecisionInProgress,
     OutcomeUnknown,
 )
@@ -25,6 +27,7 @@ from gatekeeper.models import (
     EvaluationRequest,
     OperatorRequest,
     RevocationRequest,
+    ServiceAccess,
     Tenant,
     VpcEndpointConnection,
 )
@@ -79,6 +82,42 @@ class FakeEndpoints:
     def state(self, value: str) -> None:
         assert self.current is not None
         self.current = self.current.model_copy(update={"vpc_endpoint_state": value})
+
+
+@dataclass
+class FakeLoadBalancers:
+    """The service's NLB: healthy in both zones unless a test says otherwise; `fail` makes reads raise."""
+
+    healthy_zones: tuple[str, ...] = ("us-east-1a", "us-east-1b")
+    fail: bool = False
+    fail_access: bool = False
+    reads: list[str] = field(default_factory=list)
+
+    def data_plane(self, service_id: str, load_balancer_arns: object = ()) -> DataPlane:
+        self.reads.append("data_plane")
+        if self.fail:
+            raise DataPlaneUnreadable("elbv2: AccessDenied")
+        return DataPlane(
+            service_id=service_id,
+            load_balancer_arns=("arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/n/1",),
+            zones=("us-east-1a", "us-east-1b"),
+            healthy_zones=self.healthy_zones,
+            registered_targets=2,
+            healthy_targets=len(self.healthy_zones),
+            cross_zone=False,
+        )
+
+    def service_access(self, service_id: str, load_balancer_arns: object = ()) -> ServiceAccess:
+        self.reads.append("service_access")
+        if self.fail_access:
+            raise RuntimeError("boom")
+        return ServiceAccess(
+            service_name=f"com.amazonaws.vpce.us-east-1.{service_id}",
+            ports=(443,),
+            private_dns_name="api.example.com",
+            private_dns_name_state="verified",
+            healthy_zones=self.healthy_zones,
+        )
 
 
 @dataclass
@@ -137,6 +176,7 @@ def world(tables):
         "op",
     )
     endpoints, notifier, bus, clock = FakeEndpoints(connection()), Recorder(), Recorder(), Clock()
+    load_balancers = FakeLoadBalancers()
     service = DecisionService(
         tenants=tables.tenants,
         templates=tables.templates,
@@ -148,6 +188,7 @@ def world(tables):
         service_region="us-east-1",
         operator_actor=OPERATOR,
         clock=clock,
+        load_balancers=load_balancers,
     )
     return type(
         "World",
@@ -159,6 +200,7 @@ def world(tables):
             "bus": bus,
             "clock": clock,
             "tables": tables,
+            "load_balancers": load_balancers,
         },
     )
 
@@ -496,3 +538,96 @@ def test_decision_documents_name_template_and_version(world):
     decision = world.service.handle(requested())
     assert isinstance(decision, Decision)
     assert (decision.template, decision.template_version, decision.actor) == ("standard", 1, "auto")
+
+
+# -- the data plane (issue 12) -----------------------------------------------------------------
+def test_no_healthy_targets_holds_with_the_zones_named(world):
+    world.load_balancers.healthy_zones = ()
+    decision = world.service.handle(requested())
+    assert (decision.decision, decision.reasons) == ("held", ("NoHealthyTargets",))
+    assert world.ec2.calls == []
+    assert any("no healthy target serving us-east-1a, us-east-1b" in line for line in decision.explanation)
+    assert world.tables.decisions.active_endpoints("acme") == 0
+
+
+def test_an_unreadable_load_balancer_never_accepts(world):
+    world.load_balancers.fail = True
+    decision = world.service.handle(requested())
+    assert (decision.decision, decision.reasons) == ("held", ("DataPlaneUnknown",))
+    assert world.ec2.calls == []
+    assert any("could not be read: elbv2: AccessDenied" in line for line in decision.explanation)
+
+
+def test_a_decider_without_a_load_balancer_reader_holds_templates_that_test_it(world):
+    world.service.load_balancers = None
+    decision = world.service.handle(requested())
+    assert (decision.decision, decision.reasons) == ("held", ("DataPlaneUnknown",))
+
+
+def test_a_template_handling_the_absent_key_decides_itself(world):
+    template = {
+        **STANDARD,
+        "Name": "strict",
+        "Statement": [
+            {
+                "Sid": "HealthUnknown",
+                "Effect": "Deny",
+                "Condition": {"Null": {"endpoint:HealthyTargets": "true"}},
+            },
+            *STANDARD["Statement"],
+        ],
+    }
+    world.tables.templates.push(template, "op")
+    tenant = world.tables.tenants.get("acme")
+    world.tables.tenants.update(tenant.model_copy(update={"template": "strict"}), "op")
+    world.load_balancers.fail = True
+    decision = world.service.handle(requested())
+    assert (decision.decision, decision.reasons) == ("rejected", ("HealthUnknown",))
+
+
+def test_a_template_that_does_not_test_the_data_plane_costs_no_load_balancer_read(world):
+    template = {
+        **STANDARD,
+        "Name": "plain",
+        "Statement": [s for s in STANDARD["Statement"] if s["Sid"] != "NoHealthyTargets"],
+    }
+    world.tables.templates.push(template, "op")
+    tenant = world.tables.tenants.get("acme")
+    world.tables.tenants.update(tenant.model_copy(update={"template": "plain"}), "op")
+    world.load_balancers.healthy_zones = ()
+    assessment = world.service.assess(connection())
+    assert assessment.decision.decision == "accepted"
+    assert world.load_balancers.reads == []
+
+
+def test_an_accepted_notice_carries_service_access(world):
+    decision = world.service.handle(requested())
+    assert decision.decision == "accepted"
+    assert decision.service_access == ServiceAccess(
+        service_name=f"com.amazonaws.vpce.us-east-1.{SERVICE}",
+        ports=(443,),
+        private_dns_name="api.example.com",
+        private_dns_name_state="verified",
+        healthy_zones=("us-east-1a", "us-east-1b"),
+    )
+    [(published,)] = world.notifier.sent
+    assert published.service_access == decision.service_access
+    [(_, [detail])] = world.bus.sent
+    assert detail["service_access"]["ports"] == [443]
+    [recorded] = world.tables.decisions.decisions_for_endpoint(ENDPOINT)
+    assert recorded.service_access == decision.service_access
+
+
+def test_a_notice_that_cannot_be_read_never_fails_the_accept(world):
+    world.load_balancers.fail_access = True
+    decision = world.service.handle(requested())
+    assert decision.decision == "accepted"
+    assert decision.service_access is None
+    assert len(world.notifier.sent) == 1
+    assert world.tables.decisions.state(ENDPOINT).notified
+
+
+def test_only_accepted_decisions_read_service_access(world):
+    world.load_balancers.healthy_zones = ()
+    world.service.handle(requested())
+    assert "service_access" not in world.load_balancers.reads

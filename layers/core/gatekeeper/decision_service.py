@@ -13,14 +13,18 @@ Order of work (each step safe to repeat, and every state has an owner that finis
 1. read the endpoint's decision state; a final decision or an unchanged hold makes a duplicate a
    no-op (re-announcing it if its announcer died);
 2. read the connection from EC2 (not yet listed: raise, the event is delivered again later);
-3. assess: tenant record guards, then the tenant's policy template (pure engine);
+3. assess: tenant record guards, then the tenant's policy template (pure engine). The service's
+   load balancer health is read (cached) only for a template that tests it, and a template that
+   tests it never accepts while it cannot be read (held, `DataPlaneUnknown`);
 4. claim the endpoint (+ a quota slot for an accept) with one conditional transaction;
 5. Accept/Reject in EC2. EC2 is read again after any failure: an effect it shows is kept and
    recorded; a definite refusal rolls the claim back; anything else leaves the claim in flight
    and raises, and whoever resumes it (the event's retry, or the reconciler's sweep once the claim
    is older than `stale_after`) re-reads EC2 and finishes it;
 6. record the outcome, then publish it to SNS and the bus, then mark it notified. A decision whose
-   announcer died stays in the `Unsettled` index until the sweep has it announced.
+   announcer died stays in the `Unsettled` index until the sweep has it announced. An accepted
+   decision carries what the tenant needs to connect (`service_access`) when it can be read;
+   it is informational, so a failure to read it is logged and the decision goes out without it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.adapters.load_balancers import DataPlane, LoadBalancers
 from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore, EndpointState, Slot, Status
 from gatekeeper.dal.templates import TemplateStore
@@ -39,6 +44,7 @@ from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.errors import (
     ConnectionActionFailed,
     ConnectionNotVisible,
+    DataPlaneUnreadable,
     DecisionInProgress,
     OutcomeUnknown,
     QuotaExceeded,
@@ -64,6 +70,7 @@ from gatekeeper.models import (
 )
 from gatekeeper.observability import logger
 from gatekeeper.policy import (
+    DATA_PLANE_KEYS,
     ContextValue,
     Evaluation,
     PolicyError,
@@ -122,6 +129,16 @@ def connection_context(
     return {k: v for k, v in context.items() if v is not None}
 
 
+def data_plane_context(data_plane: DataPlane | DataPlaneUnreadable | None) -> dict[str, ContextValue]:
+    """The load balancer keys (DATA_PLANE_KEYS): absent when not read, or unreadable."""
+    if not isinstance(data_plane, DataPlane):
+        return {}
+    return {
+        "endpoint:HealthyTargets": data_plane.has_healthy_targets,
+        "endpoint:HealthyTargetZones": list(data_plane.healthy_zones),
+    }
+
+
 @dataclass
 class DecisionService:
     tenants: TenantStore
@@ -140,6 +157,9 @@ class DecisionService:
     # A claim older than this belongs to an invocation that died: longer than the function's timeout,
     # shorter than Lambda's first async retry (~1 min), so that retry finishes the job.
     stale_after: timedelta = field(default=timedelta(seconds=45))
+    # The services' load balancers: health for templates that test it, and the accepted notice. None
+    # (a caller that cannot read elbv2): such templates hold with DataPlaneUnknown, notices go bare.
+    load_balancers: LoadBalancers | None = None
 
     # -- the three kinds of request ----------------------------------------------------------
     def handle(self, request: DecisionRequest) -> Decision | None:
@@ -277,12 +297,14 @@ class DecisionService:
             template = stored.parse()
             active = self.decisions.active_endpoints(tenant.tenant_id)
             context = connection_context(connection, tenant, active, at, self.service_region)
+            data_plane = self._data_plane(connection, template.referenced_keys)
+            context.update(data_plane_context(data_plane))
             evaluation = evaluate(template, context, tenant.parameters)
         except (TemplateNotFound, PolicyError) as exc:
             # Fail closed: an unusable template holds the request and operators are told why.
             reason = "PolicyEvaluationError" if isinstance(exc, PolicyEvaluationError) else "TemplateInvalid"
             return Assessment(_with(base, "held", (reason,), (str(exc),)))
-        explanation = tuple(evaluation.explain())
+        explanation = (*evaluation.explain(), *_data_plane_explanation(connection, data_plane))
         if evaluation.effect is None:
             outcome = _ACTION_OUTCOME[self.default_action]
             decision = _with(base, outcome, ("NoStatementMatched",), explanation)
@@ -291,10 +313,29 @@ class DecisionService:
         decision = _with(base, outcome, evaluation.deciding_sids, explanation)
         if outcome != "accepted":
             return Assessment(decision, evaluation=evaluation)
+        if isinstance(data_plane, DataPlaneUnreadable):
+            # Fail closed: the template tests the load balancer and it cannot be read. Its own
+            # Deny/Review statements for an absent key (Null, …IfExists) decided above.
+            return Assessment(_with(base, "held", ("DataPlaneUnknown",), explanation), evaluation=evaluation)
         limit = _quota_limit(tenant, evaluation.parameters)
         if active >= limit:
             return Assessment(_quota_exceeded(decision, limit), evaluation=evaluation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
+
+    def _data_plane(
+        self, connection: VpcEndpointConnection, keys: frozenset[str]
+    ) -> DataPlane | DataPlaneUnreadable | None:
+        """The service's load balancer health, read only for a template that tests it (None)."""
+        if not keys & DATA_PLANE_KEYS:
+            return None
+        if self.load_balancers is None:
+            return DataPlaneUnreadable("this decider has no load balancer reader")
+        try:
+            arns = connection.network_load_balancer_arns
+            return self.load_balancers.data_plane(connection.service_id, arns)
+        except DataPlaneUnreadable as exc:
+            logger.warning("Load balancer health unreadable", extra={**_ids(connection), "error": str(exc)})
+            return exc
 
     def _read(self, ref: ConnectionRef) -> VpcEndpointConnection:
         """The connection as EC2 describes it now. Describe is eventually consistent: a connection a
@@ -375,6 +416,8 @@ class DecisionService:
             # done it (an earlier attempt may have). Only EC2 can say; never assume.
             if not self._after_failure(claimed, previous, slot, exc):
                 return None
+        if decision.decision == "accepted":
+            decision = self._with_access(decision)
         final = self.decisions.finalise(claimed, decision, release_slot=_frees_slot(claimed), at=self.clock())
         self._notify(final)
         return decision
@@ -412,6 +455,21 @@ class DecisionService:
         if isinstance(exc, ConnectionActionFailed | OutcomeUnknown):
             raise exc
         raise OutcomeUnknown(f"{decision.vpc_endpoint_id}: {type(exc).__name__}: {exc}") from exc
+
+    def _with_access(self, decision: Decision) -> Decision:
+        """An accepted decision with what the tenant needs to connect. Informational: the connection
+        is already accepted, so nothing about this read may fail or hold the decision."""
+        if self.load_balancers is None:
+            return decision
+        try:
+            access = self.load_balancers.service_access(decision.service_id)
+        except Exception as exc:  # a notice without access details beats no notice
+            logger.warning(
+                "Service access details unreadable; notifying without them",
+                extra={**_ids(decision), "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return decision
+        return decision.model_copy(update={"service_access": access})
 
     def _settle_in_flight(self, state: EndpointState | None) -> EndpointState | None:
         """Finish a claim a dead invocation left (raises while its decider may still be alive); the
@@ -468,6 +526,16 @@ def _with(
     decision: Decision, outcome: Outcome, reasons: tuple[str, ...], explanation: tuple[str, ...]
 ) -> Decision:
     return decision.model_copy(update={"decision": outcome, "reasons": reasons, "explanation": explanation})
+
+
+def _data_plane_explanation(
+    connection: VpcEndpointConnection, data_plane: DataPlane | DataPlaneUnreadable | None
+) -> tuple[str, ...]:
+    if data_plane is None:
+        return ()
+    if isinstance(data_plane, DataPlaneUnreadable):
+        return (f"the load balancer of {connection.service_id} could not be read: {data_plane}",)
+    return (data_plane.describe(),)
 
 
 def _took_effect(decision: Decision, state: str | None) -> bool:

@@ -72,3 +72,8 @@ class PublishFailed(GatekeeperError):
 
 class NotificationUnparseable(GatekeeperError):
     """An SQS message that holds no usable connection notification; retrying will not help."""
+
+
+class DataPlaneUnreadable(GatekeeperError):
+    """The load balancer behind an endpoint service could not be read (elbv2 or EC2 refused, timed
+    out or answered something unexpected). Never read as "healthy": the decision holds."""

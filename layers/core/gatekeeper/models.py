@@ -165,8 +165,24 @@ class Tenant(BaseModel):
         return self.status == "active" and not self.is_expired(at) and self.is_entitled(service_id)
 
 
+class ServiceAccess(BaseModel):
+    """What a tenant needs to use an accepted connection; informational, so every field is optional
+    except the service name (a part that could not be read is left out, never guessed)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service_name: str  # com.amazonaws.vpce.<region>.vpce-svc-…
+    ports: tuple[int, ...] | None = None  # the NLB's listener ports
+    private_dns_name: str | None = None
+    private_dns_name_state: str | None = None  # pendingVerification | verified | failed
+    healthy_zones: tuple[str, ...] | None = None  # the service's zones that reach a healthy target
+
+
 class Decision(BaseModel):
-    """One decision about one endpoint connection: the audit record and the notification body."""
+    """One decision about one endpoint connection: the audit record and the notification body.
+
+    `service_access` is set on accepted decisions when it could be read (optional: consumers that
+    predate it keep parsing)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -183,6 +199,7 @@ class Decision(BaseModel):
     actor: str = "auto"
     trigger: Trigger = "notification"
     decided_at: datetime = Field(default_factory=now_utc)
+    service_access: ServiceAccess | None = None
 
     @model_validator(mode="after")
     def _actor(self) -> Decision:

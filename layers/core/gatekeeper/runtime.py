@@ -12,6 +12,7 @@ from botocore.config import Config
 from gatekeeper.adapters.alerts import OperatorAlerts
 from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.adapters.load_balancers import LoadBalancers
 from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 # gets more attempts.
 _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
 _EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5})
+# Load balancer health and the accepted notice: cached, and a failure holds (or leaves the notice
+# bare) instead of waiting, so shorter timeouts and fewer attempts than the calls that decide.
+_ELBV2_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
 
 
 def client(service: str, config: Config = _CONFIG) -> Any:
@@ -47,6 +51,12 @@ def dynamodb() -> DynamoDBClient:
 def endpoint_service() -> EndpointService:
     ec2: EC2Client = client("ec2", _EC2_CONFIG)
     return EndpointService(ec2)
+
+
+def load_balancers() -> LoadBalancers:
+    """Reads the services' NLBs (elbv2) and service configurations (EC2); cached per container."""
+    ec2: EC2Client = client("ec2", _ELBV2_CONFIG)
+    return LoadBalancers(client("elbv2", _ELBV2_CONFIG), ec2)
 
 
 def event_publisher(config: Settings) -> EventPublisher:
@@ -70,6 +80,7 @@ def build_decision_service(config: Settings) -> DecisionService:
         unknown_principal_action=config.unknown_principal_action,
         operator_actor=config.operator_actor,
         stale_after=timedelta(seconds=config.claim_stale_seconds),
+        load_balancers=load_balancers(),
     )
 
 

@@ -7,12 +7,13 @@ the engine fails closed. See the README section "Policy template reference" for 
 
 from .engine import ConditionResult, ContextValue, Evaluation, StatementResult, evaluate
 from .errors import ParameterInvalid, PolicyError, PolicyEvaluationError, TemplateInvalid
-from .keys import CONDITION_KEYS, ConditionKey, KeyType
+from .keys import CONDITION_KEYS, DATA_PLANE_KEYS, ConditionKey, KeyType
 from .parameters import ParameterSpec, ParamType, ParamValue, resolve_parameters
 from .template import Effect, PolicyTemplate, Statement, parse_template
 
 __all__ = [
     "CONDITION_KEYS",
+    "DATA_PLANE_KEYS",
     "ConditionKey",
     "ConditionResult",
     "ContextValue",

@@ -106,7 +106,7 @@ _IF_EXISTS: Final = "IfExists"
 _FAMILY_KEY_TYPES: Final[Mapping[Family, frozenset[KeyType]]] = {
     Family.NUMERIC: frozenset({KeyType.NUMBER, KeyType.LABEL}),
     Family.DATE: frozenset({KeyType.DATE, KeyType.LABEL}),
-    Family.BOOL: frozenset({KeyType.LABEL}),
+    Family.BOOL: frozenset({KeyType.BOOL, KeyType.LABEL}),
 }
 _FAMILY_NOUN: Final[Mapping[Family, str]] = {
     Family.NUMERIC: "numbers",

@@ -19,6 +19,7 @@ class KeyType(StrEnum):
     STRING_LIST = "StringList"
     NUMBER = "Number"
     DATE = "Date"
+    BOOL = "Bool"
     LABEL = "Label"  # tenant-defined string; may hold a number, date or boolean as text
 
 
@@ -45,6 +46,18 @@ _KEYS: Final = (
     ConditionKey("endpoint:IpAddressType", KeyType.STRING, "ipv4 | ipv6 | dualstack"),
     ConditionKey("endpoint:State", KeyType.STRING, "the connection state, e.g. pendingAcceptance"),
     ConditionKey("endpoint:CreatedAt", KeyType.DATE, "when the endpoint was created"),
+    ConditionKey(
+        "endpoint:HealthyTargets",
+        KeyType.BOOL,
+        "the service's NLB has a healthy target serving at least one of its zones (cross-zone counted); "
+        "absent when the load balancer could not be read",
+    ),
+    ConditionKey(
+        "endpoint:HealthyTargetZones",
+        KeyType.STRING_LIST,
+        "the NLB's zones whose traffic reaches a healthy target (cross-zone counted); "
+        "absent when the load balancer could not be read",
+    ),
     ConditionKey("tenant:Id", KeyType.STRING, "the tenant that owns the requesting principal"),
     ConditionKey("tenant:Status", KeyType.STRING, "active | suspended"),
     ConditionKey("tenant:Services", KeyType.STRING_LIST, "service ids (or patterns) the tenant may use"),
@@ -54,6 +67,10 @@ _KEYS: Final = (
     ConditionKey("tenant:MaxEndpoints", KeyType.NUMBER, "the tenant record's endpoint quota"),
     ConditionKey("gatekeeper:CurrentTime", KeyType.DATE, "the decision time, supplied by the caller"),
 )
+
+DATA_PLANE_KEYS: Final = frozenset({"endpoint:HealthyTargets", "endpoint:HealthyTargetZones"})
+"""Keys read from the load balancer (elbv2) behind the service: computed only for a template that
+references one, so other templates cost no load balancer calls."""
 
 CONDITION_KEYS: Final = MappingProxyType({key.name: key for key in _KEYS})
 """Every condition key, by canonical name (``tenant:Labels/<key>`` stands for all labels)."""

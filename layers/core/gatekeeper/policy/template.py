@@ -115,6 +115,18 @@ class PolicyTemplate(BaseModel):
     def _validate_document(cls, data: Any) -> Any:
         return _check_document(data)
 
+    @property
+    def referenced_keys(self) -> frozenset[str]:
+        """Every condition key the template reads (canonical names): the keys its conditions test
+        and the ``${…}`` context references in their values. A caller computes only these."""
+        keys: set[str] = set()
+        for statement in self.statements:
+            for condition in statement.conditions:
+                keys.add(condition.key)
+                for value in condition.values:
+                    keys.update(r.name for r in value.references if r.is_context)
+        return frozenset(keys)
+
     def statement(self, sid: str) -> Statement:
         for statement in self.statements:
             if statement.sid == sid:
@@ -339,8 +351,8 @@ def _unknown_key(location: str, key: str) -> str:
 _WHOLE_REFERENCE_TYPES: Final[Mapping[Family, tuple[frozenset[str], frozenset[KeyType]]]] = {
     Family.NUMERIC: (frozenset({"Number"}), frozenset({KeyType.NUMBER, KeyType.LABEL})),
     Family.DATE: (frozenset({"Date", "Number"}), frozenset({KeyType.DATE, KeyType.LABEL})),
-    Family.BOOL: (frozenset({"Boolean"}), frozenset({KeyType.LABEL})),
-    Family.NULL: (frozenset({"Boolean"}), frozenset({KeyType.LABEL})),
+    Family.BOOL: (frozenset({"Boolean"}), frozenset({KeyType.BOOL, KeyType.LABEL})),
+    Family.NULL: (frozenset({"Boolean"}), frozenset({KeyType.BOOL, KeyType.LABEL})),
 }
 
 
