@@ -53,10 +53,10 @@ def endpoint_service() -> EndpointService:
     return EndpointService(ec2)
 
 
-def load_balancers() -> LoadBalancers:
+def load_balancers(config: Settings) -> LoadBalancers:
     """Reads the services' NLBs (elbv2) and service configurations (EC2); cached per container."""
     ec2: EC2Client = client("ec2", _ELBV2_CONFIG)
-    return LoadBalancers(client("elbv2", _ELBV2_CONFIG), ec2)
+    return LoadBalancers(client("elbv2", _ELBV2_CONFIG), ec2, ttl_seconds=config.data_plane_cache_seconds)
 
 
 def event_publisher(config: Settings) -> EventPublisher:
@@ -80,7 +80,7 @@ def build_decision_service(config: Settings) -> DecisionService:
         unknown_principal_action=config.unknown_principal_action,
         operator_actor=config.operator_actor,
         stale_after=timedelta(seconds=config.claim_stale_seconds),
-        load_balancers=load_balancers(),
+        load_balancers=load_balancers(config),
     )
 
 

@@ -37,6 +37,8 @@ class Settings(BaseModel):
     # A claim older than this belongs to an invocation that died. Longer than the decider's timeout,
     # shorter than Lambda's first async retry (~60 s), so that retry finishes it (template.yaml).
     claim_stale_seconds: int = Field(default=45, alias="DECISION_CLAIM_STALE_SECONDS", ge=1, le=900)
+    # How long a decider reuses what it read about a service's load balancer (0: read every time).
+    data_plane_cache_seconds: float = Field(default=30, alias="DATA_PLANE_CACHE_SECONDS", ge=0, le=300)
 
     @field_validator("alarm_topic_arn", "operator_role_arn", mode="before")
     @classmethod

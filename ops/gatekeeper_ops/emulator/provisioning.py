@@ -34,6 +34,9 @@ class ProducerService:
     load_balancer_arn: str
     vpc_id: str
     subnet_ids: tuple[str, ...]
+    target_group_arn: str | None = None
+    target_instance_ids: tuple[str, ...] = ()  # one per subnet, registered in the target group
+    listener_port: int = 443
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,15 @@ def create_endpoint_service(
     allowed_principals: Iterable[str] = (),
     supported_regions: Iterable[str] = (),
     cidr: str = "10.0.0.0/16",
+    targets: bool = True,
+    listener_port: int = 443,
 ) -> ProducerService:
-    """A VPC with two subnets, an internal NLB in them and an endpoint service in front of it."""
+    """A VPC with two subnets, an internal NLB in them and an endpoint service in front of it.
+
+    With `targets`, the NLB also gets a TCP listener forwarding to an instance target group with one
+    running instance per subnet, so DescribeTargetHealth reports a healthy target in every zone
+    (moto reports a registered running instance healthy, a stopped one `unused`:
+    see `set_targets_running`)."""
     vpc_id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     zones = [zone["ZoneName"] for zone in ec2.describe_availability_zones()["AvailabilityZones"]][:2]
     prefix = cidr.split(".")[:2]
@@ -81,6 +91,12 @@ def create_endpoint_service(
             Name=f"{name}-nlb", Type="network", Scheme="internal", Subnets=list(subnet_ids)
         )["LoadBalancers"][0]["LoadBalancerArn"]
     )
+    target_group_arn: str | None = None
+    instance_ids: tuple[str, ...] = ()
+    if targets:
+        target_group_arn, instance_ids = _add_targets(
+            ec2, load_balancers, load_balancer_arn, vpc_id, subnet_ids, name, listener_port
+        )
     regions = list(supported_regions)
     request: dict[str, Any] = {
         "AcceptanceRequired": acceptance_required,
@@ -98,11 +114,55 @@ def create_endpoint_service(
         load_balancer_arn=load_balancer_arn,
         vpc_id=vpc_id,
         subnet_ids=subnet_ids,
+        target_group_arn=target_group_arn,
+        target_instance_ids=instance_ids,
+        listener_port=listener_port,
     )
     principals = list(allowed_principals)
     if principals:
         allow_principals(ec2, service.service_id, principals)
     return service
+
+
+def _add_targets(
+    ec2: EC2Client,
+    elbv2: Any,
+    load_balancer_arn: str,
+    vpc_id: str,
+    subnet_ids: tuple[str, ...],
+    name: str,
+    port: int,
+) -> tuple[str, tuple[str, ...]]:
+    group_arn = str(
+        elbv2.create_target_group(
+            Name=f"{name}-targets"[:32], Protocol="TCP", Port=port, VpcId=vpc_id, TargetType="instance"
+        )["TargetGroups"][0]["TargetGroupArn"]
+    )
+    instance_ids = tuple(
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0][
+            "InstanceId"
+        ]
+        for subnet in subnet_ids
+    )
+    elbv2.register_targets(TargetGroupArn=group_arn, Targets=[{"Id": i, "Port": port} for i in instance_ids])
+    elbv2.create_listener(
+        LoadBalancerArn=load_balancer_arn,
+        Protocol="TCP",
+        Port=port,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}],
+    )
+    return group_arn, instance_ids
+
+
+def set_targets_running(ec2: EC2Client, service: ProducerService, running: bool) -> None:
+    """Make the service's targets healthy (running) or not (stopped: `unused`, Target.InvalidState,
+    as AWS reports a stopped instance target). Sandbox and tests only."""
+    if not service.target_instance_ids:
+        raise ValueError(f"{service.service_id} was created without targets")
+    if running:
+        ec2.start_instances(InstanceIds=list(service.target_instance_ids))
+    else:
+        ec2.stop_instances(InstanceIds=list(service.target_instance_ids))
 
 
 def allow_principals(ec2: EC2Client, service_id: str, principals: Iterable[str]) -> None:

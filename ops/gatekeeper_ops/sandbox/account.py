@@ -30,6 +30,7 @@ from gatekeeper_ops.emulator.provisioning import (
     create_consumer_network,
     create_endpoint_service,
     create_interface_endpoint,
+    set_targets_running,
 )
 from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.stack import ROOT, EmulatedStack, provision, register_outputs
@@ -131,6 +132,10 @@ class ProducerAccount:
             network = create_consumer_network(session.client("ec2"))
             self._consumers[(account_id, region)] = Consumer(account_id, region, session, network)
         return self._consumers[(account_id, region)]
+
+    def set_targets_healthy(self, healthy: bool) -> None:
+        """Start (healthy) or stop (not healthy) every target behind the service's NLB."""
+        set_targets_running(self.client("ec2"), self.service, healthy)
 
     def connection_state(self, vpc_endpoint_id: str) -> str:
         found = self.client("ec2").describe_vpc_endpoint_connections(
