@@ -95,7 +95,13 @@ def create_endpoint_service(
     instance_ids: tuple[str, ...] = ()
     if targets:
         target_group_arn, instance_ids = _add_targets(
-            ec2, load_balancers, load_balancer_arn, vpc_id, subnet_ids, name, listener_port
+            ec2,
+            load_balancers,
+            load_balancer_arn=load_balancer_arn,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            name=name,
+            port=listener_port,
         )
     regions = list(supported_regions)
     request: dict[str, Any] = {
@@ -127,6 +133,7 @@ def create_endpoint_service(
 def _add_targets(
     ec2: EC2Client,
     elbv2: Any,
+    *,
     load_balancer_arn: str,
     vpc_id: str,
     subnet_ids: tuple[str, ...],
