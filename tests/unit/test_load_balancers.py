@@ -261,3 +261,12 @@ def test_service_access_needs_the_service_configuration(aws):
     )
     with pytest.raises(DataPlaneUnreadable, match="does not describe"):
         aws.reader.service_access(SERVICE)
+
+
+def test_a_slow_notice_leaves_out_what_it_has_no_time_left_to_read(aws):
+    ticks = iter(range(1000, 2000, 4))  # every look at the clock is 4 s later: the budget is 3 s
+    aws.reader._clock = lambda: float(next(ticks))
+    configuration(aws.ec2)
+    listeners(aws.elb, 443)
+    access = aws.reader.service_access(SERVICE)  # no load balancer stubs: a read would fail the test
+    assert (access.ports, access.healthy_zones) == ((443,), None)

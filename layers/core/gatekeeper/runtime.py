@@ -37,7 +37,7 @@ _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard"
 _EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5})
 # Load balancer health and the accepted notice: cached, and a failure holds (or leaves the notice
 # bare) instead of waiting, so shorter timeouts and fewer attempts than the calls that decide.
-_ELBV2_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+_ELBV2_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 2})
 
 
 def client(service: str, config: Config = _CONFIG) -> Any:

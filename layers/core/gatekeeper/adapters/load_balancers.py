@@ -32,6 +32,9 @@ DEFAULT_TTL_SECONDS = 30.0
 # A failure is remembered briefly too, so one decision (assess, then the accepted notice) or a burst
 # does not wait on a failing elbv2 again and again; the next look after it tries again.
 FAILURE_TTL_SECONDS = 5.0
+# The accepted notice is informational and read after the accept: once reading it has taken this
+# long (a slow or hanging elbv2), the parts not read yet are left out rather than waited for.
+ACCESS_BUDGET_SECONDS = 3.0
 _CROSS_ZONE = "load_balancing.cross_zone.enabled"
 
 
@@ -119,6 +122,10 @@ class LoadBalancers:
             raise failure from exc
         self._cache[key] = (now + self._ttl, value)
         return value
+
+    def _fresh(self, key: tuple[str, ...]) -> bool:
+        hit = self._cache.get(key)
+        return hit is not None and hit[0] > self._clock()
 
     def _service_configuration(self, service_id: str) -> dict[str, Any]:
         found = self._ec2.describe_vpc_endpoint_service_configurations(ServiceIds=[service_id])
@@ -229,6 +236,7 @@ class LoadBalancers:
                 return zones
 
     def _read_access(self, service_id: str, given: tuple[str, ...]) -> ServiceAccess:
+        started = self._clock()
         configuration = self._service_configuration(service_id)
         arns = given or tuple(configuration.get("NetworkLoadBalancerArns", []))
         dns = configuration.get("PrivateDnsNameConfiguration") or {}
@@ -239,6 +247,9 @@ class LoadBalancers:
         except (ClientError, BotoCoreError, KeyError) as exc:
             logger.warning("Listener ports unreadable; left out of the notice", extra={"error": str(exc)})
         try:
+            spent = self._clock() - started > ACCESS_BUDGET_SECONDS
+            if spent and not self._fresh(("data-plane", service_id)):
+                raise DataPlaneUnreadable("not read: the notice's time budget is spent")
             healthy_zones = self.data_plane(service_id, arns).healthy_zones
         except DataPlaneUnreadable as exc:
             logger.warning("Target health unreadable; left out of the notice", extra={"error": str(exc)})
