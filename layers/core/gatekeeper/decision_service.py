@@ -329,7 +329,7 @@ class DecisionService:
         if not keys & DATA_PLANE_KEYS:
             return None
         if self.load_balancers is None:
-            return DataPlaneUnreadable("this decider has no load balancer reader")
+            return DataPlaneUnreadable("no load balancer reader was given to this decision service")
         try:
             arns = connection.network_load_balancer_arns
             return self.load_balancers.data_plane(connection.service_id, arns)

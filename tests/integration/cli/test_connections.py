@@ -74,6 +74,7 @@ def test_simulate_explains_an_accept_and_has_no_side_effects(seeded, cli):
     assert len(seeded.lambdas.invocations) == invocations
 
 
+@NEEDS_CLI_LOAD_BALANCERS
 def test_simulate_outcomes(seeded, cli):
     cases = [
         (ACME, "us-west-2", "held", ["OtherRegion"]),
