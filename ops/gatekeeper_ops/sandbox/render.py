@@ -79,6 +79,13 @@ def scenario_table(rows: Iterable[StepResult], service_names: Mapping[str, str])
             decision = Text("·", style="dim")
         elif row.status == "requested":
             decision = Spinner("dots", text=Text(" deciding", style="dim"))
+        elif row.refused is not None:
+            decision = Text("⛔ refused", style="bold")
+            reason = Text.assemble(
+                (row.refused, "bold"),
+                "\n",
+                ("EC2 refused CreateVpcEndpoint: not an allowed principal", "dim"),
+            )
         elif row.decision is None:
             decision = Text("none", style="bold red")
         else:
@@ -160,6 +167,9 @@ def summary(
         for d in ("accepted", "rejected", "held", "revoked")
         if counts[d]
     ]
+    refused = sum(1 for r in outcome.steps if r.refused is not None)
+    if refused:
+        parts.append(f"{refused} refused by EC2 (not an allowed principal)")
     grid.add_row("Requests", " · ".join(parts))
     if latencies:
         grid.add_row(
