@@ -16,7 +16,7 @@ from gatekeeper.models import now_utc
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import OutputFormat, QueryOption, Rendering, age, say, table
+from gatekeeper_ops.cli.output import OutputFormat, QueryOption, Rendering, age, rendering, say, table
 from gatekeeper_ops.cli.usage import (
     OPEN_STATES,
     Endpoint,
@@ -70,6 +70,7 @@ def _emit(
     query: str | None,
     columns: dict[str, str],
     empty: str,
+    wrap: tuple[str, ...] = (),
 ) -> None:
     if query is not None or fmt is ReportFormat.json:
         Rendering(OutputFormat.json, query).emit(document)  # --query prints JSON, as elsewhere
@@ -84,7 +85,12 @@ def _emit(
     if not rows:
         say(empty)
         return
-    table(None, list(columns.values()), [[_human(key, row.get(key)) for key in columns] for row in rows])
+    table(
+        None,
+        list(columns.values()),
+        [[_human(key, row.get(key)) for key in columns] for row in rows],
+        wrap=wrap,
+    )
 
 
 def _csv(value: Any) -> str:
@@ -146,6 +152,7 @@ def usage(
     connections and resets sent over the period, from the AWS/PrivateLinkServices metrics
     (dimensions Service Id + VPC Endpoint Id). Endpoints that no tenant claims are listed under
     tenant (none). Cross-Region consumers have no metrics: AWS publishes none for them."""
+    rendering(None, query)  # a --query that does not parse is refused before any AWS call
     if by not in ("tenant", "endpoint"):
         raise CliError(f"--by {by!r} is not one of tenant, endpoint")
     end = parse_since(until) if until else now_utc()
@@ -187,9 +194,7 @@ def usage(
     document = {"period": period, "tenants": tenants}
     _emit(tenants, document, fmt=output, query=query, columns=columns, empty="no open endpoints")
     if output is ReportFormat.table and query is None and tenants:
-        say(
-            f"from {start:%Y-%m-%d %H:%M}Z to {end:%Y-%m-%d %H:%M}Z; peak active is the sum of each endpoint's peak"
-        )
+        say(f"{start:%Y-%m-%d %H:%M}Z to {end:%Y-%m-%d %H:%M}Z; peak active: the sum of endpoint peaks")
 
 
 # -- orphans ------------------------------------------------------------------------------------
@@ -215,6 +220,7 @@ def orphans_report(
     (no-tenant), the gatekeeper has no decision for them (no-decision — accepted outside it), or
     they carried no traffic for --idle-days (idle; since creation if younger — see its age).
     Revoke with `gatekeeper reject <vpce-id> --reason …` after talking to the tenant."""
+    rendering(None, query)
     now = now_utc()
     start = now - timedelta(days=idle_days)
     gk = gatekeeper(ctx)
@@ -239,4 +245,5 @@ def orphans_report(
         query=query,
         columns=columns,
         empty=f"no orphans among {len(endpoints)} open endpoint(s)",
+        wrap=("detail",),
     )
