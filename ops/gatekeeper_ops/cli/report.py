@@ -16,7 +16,16 @@ from gatekeeper.models import now_utc
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import OutputFormat, QueryOption, Rendering, age, rendering, say, table
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    OutputFormat,
+    QueryOption,
+    Rendering,
+    age,
+    rendering,
+    say,
+    table,
+)
 from gatekeeper_ops.cli.usage import (
     OPEN_STATES,
     Endpoint,
@@ -48,6 +57,14 @@ ReportOutput = Annotated[
 ServiceOption = Annotated[
     str | None, typer.Option("--service", "-s", help="Only this managed service (default: all of them).")
 ]
+
+
+def _format(output: ReportFormat, query: str | None, json_output: bool) -> ReportFormat:
+    """--json is --output json; a --query that does not parse is refused before any AWS call."""
+    if json_output and output is ReportFormat.csv:
+        raise CliError("--json and --output csv disagree; give one of them")
+    rendering(None, query)
+    return ReportFormat.json if json_output else output
 
 
 def _open_endpoints(gk: Gatekeeper, service: str | None) -> list[Endpoint]:
@@ -147,12 +164,13 @@ def usage(
     service: ServiceOption = None,
     output: ReportOutput = ReportFormat.table,
     query: QueryOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Per tenant (or per endpoint): open endpoints, bytes processed, new connections, peak active
     connections and resets sent over the period, from the AWS/PrivateLinkServices metrics
     (dimensions Service Id + VPC Endpoint Id). Endpoints that no tenant claims are listed under
     tenant (none). Cross-Region consumers have no metrics: AWS publishes none for them."""
-    rendering(None, query)  # a --query that does not parse is refused before any AWS call
+    output = _format(output, query, json_output)
     if by not in ("tenant", "endpoint"):
         raise CliError(f"--by {by!r} is not one of tenant, endpoint")
     end = parse_since(until) if until else now_utc()
@@ -215,12 +233,13 @@ def orphans_report(
     service: ServiceOption = None,
     output: ReportOutput = ReportFormat.table,
     query: QueryOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Accepted endpoints that look abandoned or unexplained: no tenant claims their account
     (no-tenant), the gatekeeper has no decision for them (no-decision — accepted outside it), or
     they carried no traffic for --idle-days (idle; since creation if younger — see its age).
     Revoke with `gatekeeper reject <vpce-id> --reason …` after talking to the tenant."""
-    rendering(None, query)
+    output = _format(output, query, json_output)
     now = now_utc()
     start = now - timedelta(days=idle_days)
     gk = gatekeeper(ctx)

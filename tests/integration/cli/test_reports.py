@@ -174,6 +174,7 @@ def test_reports_without_endpoints_say_so(seeded, cli):
     assert "no open endpoints" in cli.ok("report", "usage").stdout
     assert "no orphans among 0 open endpoint(s)" in cli.ok("report", "orphans").stdout
     assert _json(cli, "report", "usage")["tenants"] == []
+    assert cli.json("report", "orphans") == {"idle_days": 14, "checked": 0, "endpoints": []}  # --json
 
 
 @pytest.mark.parametrize(
