@@ -83,9 +83,11 @@ class Series:
 
 
 def _period(start: datetime, end: datetime) -> int:
-    """The whole range as one slice: a multiple of 60 s, as GetMetricData requires."""
+    """The whole range as one slice. GetMetricData wants a multiple of 60 s, and of 300 s / 3600 s
+    once the range reaches back past 15 / 63 days (CloudWatch keeps coarser data there)."""
     seconds = max(60, int((end - start).total_seconds()))
-    return -(-seconds // 60) * 60
+    step = 3600 if seconds > 63 * 86400 else 300 if seconds > 15 * 86400 else 60
+    return -(-seconds // step) * step
 
 
 def batches(

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.dal.tenants import TenantDirectory
+from gatekeeper.models import VpcEndpointConnection
 from gatekeeper_ops.cli import context
-from gatekeeper_ops.cli.usage import MetricQuery, fetch
+from gatekeeper_ops.cli.usage import MetricQuery, Series, fetch, inventory, orphans, usage_queries
 
 from .conftest import ACME, INITECH, STRANGER, UMBRELLA, Traffic, table_snapshot
 
@@ -192,3 +194,24 @@ def test_report_refusals_are_one_line(seeded, cli, args, expected):
     result = cli.run("report", *args)
     assert result.exit_code != 0
     assert expected in result.output
+
+
+def test_cross_region_consumers_are_never_called_idle_nor_counted_as_silent():
+    # AWS publishes no AWS/PrivateLinkServices metrics for cross-Region consumers: silence there
+    # says nothing about use.
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    connection = VpcEndpointConnection.model_validate(
+        {
+            "ServiceId": "vpce-svc-0123456789abcdef0",
+            "VpcEndpointId": "vpce-0123456789abcdef0",
+            "VpcEndpointOwner": ACME,
+            "VpcEndpointState": "available",
+            "CreationTimestamp": now - timedelta(days=40),
+            "VpcEndpointRegion": "eu-west-1",
+        }
+    )
+    endpoints = inventory([connection], TenantDirectory(), {})
+    rows = orphans(endpoints, [Series()], idle_days=14, now=now, service_region="us-east-1")
+    assert [row["reasons"] for row in rows] == [["no-tenant", "no-decision"]]  # not "idle"
+    [query, *_] = usage_queries(endpoints, now - timedelta(days=90), now)
+    assert query.period_seconds % 3600 == 0  # data older than 63 days comes in hours
