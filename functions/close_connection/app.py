@@ -1,14 +1,14 @@
-"""`Endpoint Connection Closed` → release the tenant's quota slot, exactly once."""
+"""`Endpoint Connection Closed` → release the tenant's quota slot, exactly once, once EC2 confirms
+the connection is closed (a forged or stale event frees nothing)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.events import ConnectionClosedEvent
+from gatekeeper.events import connection_closed
 from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import decision_service
 
@@ -16,11 +16,11 @@ from gatekeeper.runtime import decision_service
 decision_service()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_parser(model=ConnectionClosedEvent)
-def lambda_handler(event: ConnectionClosedEvent, context: LambdaContext) -> dict[str, Any]:
-    released = decision_service().release(event.detail)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    closed = connection_closed(event)
+    released = decision_service().release(closed)
     if released:
         metrics.add_metric(name="QuotaSlotsReleased", unit=MetricUnit.Count, value=1)
-    return {"vpc_endpoint_id": event.detail.connection.vpc_endpoint_id, "released": released}
+    return {"vpc_endpoint_id": closed.connection.vpc_endpoint_id, "released": released}

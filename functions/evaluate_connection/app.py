@@ -1,7 +1,11 @@
-"""`Endpoint Connection Requested` → the decision path (accept, reject or hold; record; notify).
+"""Decision requests on the bus → the decision path (accept, reject or hold; record; notify).
 
-Errors propagate: EventBridge's async invoke retries, then the function's on-failure DLQ; the
-decision state makes every retry safe.
+Three rules deliver here: `Endpoint Connection Requested` and `Endpoint Connection Revocation
+Requested` from `vpce.gatekeeper` (the stack's own functions), and `Endpoint Connection Operator
+Decision` from `vpce.gatekeeper.operator` (only the operator principals may put that source).
+Errors propagate: EventBridge's async invoke retries (~1 and ~2 minutes later), then the function's
+on-failure DLQ; the decision state makes every retry safe, and the reconciler finishes anything a
+dead invocation left.
 """
 
 from __future__ import annotations
@@ -9,10 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.events import ConnectionRequestedEvent
+from gatekeeper.events import decision_request
 from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import decision_service
 
@@ -20,16 +23,16 @@ from gatekeeper.runtime import decision_service
 decision_service()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@event_parser(model=ConnectionRequestedEvent)
-def lambda_handler(event: ConnectionRequestedEvent, context: LambdaContext) -> dict[str, Any]:
-    request = event.detail
-    logger.append_keys(vpc_endpoint_id=request.connection.vpc_endpoint_id, trigger=request.trigger)
-    decision = decision_service().decide(request)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = decision_request(event)
+    endpoint = request.connection.vpc_endpoint_id
+    logger.append_keys(vpc_endpoint_id=endpoint, request=type(request).__name__)
+    decision = decision_service().handle(request)
     if decision is None:
         metrics.add_metric(name="DuplicateRequests", unit=MetricUnit.Count, value=1)
-        return {"vpc_endpoint_id": request.connection.vpc_endpoint_id, "decision": None}
+        return {"vpc_endpoint_id": endpoint, "decision": None}
     metrics.add_metric(name=f"Connections{decision.decision.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "Connection decided",

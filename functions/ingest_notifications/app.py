@@ -1,7 +1,9 @@
 """SQS batch of SNS connection notifications → `Endpoint Connection Requested/Closed` on the bus.
 
-One bad message fails only itself (partial batch response); after the queue's maxReceiveCount it
-lands in the DLQ. An unparseable one is logged with the reason on each attempt.
+One bad message fails only itself (partial batch response), even when every message of the
+batch fails (no function error); after the queue's maxReceiveCount it lands in the DLQ. An
+unparseable one is logged with the reason on each attempt. A connection EC2 does not list yet is
+retried by the queue's redelivery (the visibility timeout is the backoff).
 """
 
 from __future__ import annotations
@@ -14,18 +16,22 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.errors import NotificationUnparseable
+from gatekeeper.errors import ConnectionNotVisible, NotificationUnparseable
 from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import announcer
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A batch of junk is item failures too, not a function error (Powertools raises by default).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 # Init phase: settings are validated and clients built once per container, before any event.
 announcer()
 
 
 def record_handler(record: SQSRecord) -> str:
     try:
-        routed = announcer().ingest(record.body)
+        routed = announcer().ingest(record.body, attempt=int(record.attributes.approximate_receive_count))
+    except ConnectionNotVisible:
+        metrics.add_metric(name="NotificationsNotYetVisible", unit=MetricUnit.Count, value=1)
+        raise
     except NotificationUnparseable as exc:
         logger.error(
             "Unparseable connection notification; it goes to the DLQ after its retries",

@@ -11,8 +11,6 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.parser import event_parser
-from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatekeeper.observability import logger, metrics
@@ -24,8 +22,9 @@ reconciler()
 
 @logger.inject_lambda_context
 @metrics.log_metrics
-@event_parser(model=EventBridgeModel)
-def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # The event is only a tick: what it says (a schedule's, `sam local generate-event`'s, an
+    # operator's `gatekeeper reconcile`) changes nothing about the sweep.
     sweep = replace(reconciler(), time_left=lambda: context.get_remaining_time_in_millis() / 1000)
     report = sweep.sweep()
     for name, value in (
@@ -36,10 +35,13 @@ def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str,
         ("RepairsMade", report.repairs),
         ("InvalidTenantRecords", report.invalid_tenants),
         ("SweepsStoppedEarly", int(report.stopped_early)),
+        ("StaleClaims", report.stale_claims),
+        ("UnannouncedDecisions", report.unannounced),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     metrics.add_metric(
         name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=report.oldest_pending_age
     )
+    metrics.add_metric(name="OldestHeldAgeSeconds", unit=MetricUnit.Seconds, value=report.oldest_held_age)
     logger.info("Sweep done", extra=asdict(report))
     return {**asdict(report), "repairs": report.repairs}

@@ -19,7 +19,9 @@ from gatekeeper.observability import logger, metrics
 from gatekeeper.runtime import tenant_sync
 from gatekeeper.tenant_sync import change_from_stream
 
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# A batch whose every record fails is item failures too, not a function error (Powertools raises
+# by default, which would make Lambda bisect and retry records that did not fail).
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 # Init phase: settings are validated and clients built once per container, before any event.
 tenant_sync()
 

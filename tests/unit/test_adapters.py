@@ -3,6 +3,7 @@ from datetime import UTC, datetime
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -31,10 +32,6 @@ def ec2():
         yield client, stubber
 
 
-def throttled(stubber, operation):
-    stubber.add_client_error(operation, service_error_code="RequestLimitExceeded", http_status_code=503)
-
-
 def test_accept_reads_unsuccessful_items(ec2):
     client, stubber = ec2
     stubber.add_response(
@@ -58,30 +55,68 @@ def test_reject_succeeds_when_nothing_unsuccessful(ec2):
     stubber.assert_no_pending_responses()
 
 
-def test_throttling_is_retried_with_growing_jittered_delays(ec2):
-    client, stubber = ec2
-    for _ in range(3):
-        throttled(stubber, "accept_vpc_endpoint_connections")
-    stubber.add_response("accept_vpc_endpoint_connections", {"Unsuccessful": []})
-    delays: list[float] = []
-    EndpointService(client, base_delay=1.0, max_delay=100, sleep=delays.append).accept(SERVICE, ENDPOINT)
-    assert len(delays) == 3
-    assert all(0 <= d <= 2 ** (i + 1) for i, d in enumerate(delays))
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: object):
+        yield self._body
 
 
-def test_throttling_gives_up_after_max_attempts(ec2):
-    client, stubber = ec2
-    for _ in range(2):
-        throttled(stubber, "describe_vpc_endpoint_connections")
+def _ec2_answers(codes: list[str]):
+    """A before-send hook: each call answers with the next throttling code, then a real empty page."""
+    sent: list[str] = []
+
+    def answer(request, **_):
+        sent.append(request.url)
+        if len(sent) <= len(codes):
+            body = (
+                f"<Response><Errors><Error><Code>{codes[len(sent) - 1]}</Code><Message>slow down</Message>"
+                "</Error></Errors><RequestID>r</RequestID></Response>"
+            ).encode()
+            return AWSResponse(request.url, 503, {}, _Raw(body))
+        body = (
+            b'<DescribeVpcEndpointConnectionsResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+            b"<requestId>r</requestId><vpcEndpointConnectionSet/></DescribeVpcEndpointConnectionsResponse>"
+        )
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    return sent, answer
+
+
+@pytest.mark.parametrize("code", ["RequestLimitExceeded", "EC2ThrottledException"])
+def test_ec2_throttling_is_retried_once_by_botocore_standard_mode(monkeypatch, code):
+    from gatekeeper.runtime import _EC2_CONFIG
+
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
+    client = boto3.client(
+        "ec2", region_name="us-east-1", config=_EC2_CONFIG, aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    sent, answer = _ec2_answers([code] * 3)
+    client.meta.events.register("before-send.ec2.*", answer)
+    assert EndpointService(client).connection(ENDPOINT) is None
+    assert len(sent) == 4  # three throttled tries and the answer: no second layer multiplies them
+
+
+def test_ec2_throttling_gives_up_after_the_configured_attempts(monkeypatch):
+    from gatekeeper.runtime import _EC2_CONFIG
+
+    monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
+    client = boto3.client(
+        "ec2", region_name="us-east-1", config=_EC2_CONFIG, aws_access_key_id="a", aws_secret_access_key="b"
+    )
+    sent, answer = _ec2_answers(["RequestLimitExceeded"] * 10)
+    client.meta.events.register("before-send.ec2.*", answer)
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
-        EndpointService(client, max_attempts=2, sleep=lambda _: None).connection(ENDPOINT)
+        EndpointService(client).connection(ENDPOINT)
+    assert len(sent) == 6  # _EC2_CONFIG: standard mode, max_attempts 5 retries after the first try
 
 
 def test_other_errors_are_not_retried(ec2):
     client, stubber = ec2
     stubber.add_client_error("reject_vpc_endpoint_connections", service_error_code="UnauthorizedOperation")
     with pytest.raises(ClientError, match="UnauthorizedOperation"):
-        EndpointService(client, sleep=pytest.fail).reject(SERVICE, ENDPOINT)
+        EndpointService(client).reject(SERVICE, ENDPOINT)
 
 
 def test_connection_is_read_and_normalised(ec2):

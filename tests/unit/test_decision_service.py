@@ -8,29 +8,58 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
 from gatekeeper.dal.decisions import Slot
 from gatekeeper.decision_service import DecisionService
-from gatekeeper.errors import ConnectionActionFailed, DecisionInProgress
-from gatekeeper.models import ConnectionClosed, ConnectionRequested, Decision, Tenant, VpcEndpointConnection
+from gatekeeper.errors import (
+    ConnectionActionFailed,
+    ConnectionNotVisible,
+    DecisionInProgress,
+    OutcomeUnknown,
+)
+from gatekeeper.models import (
+    ConnectionClosed,
+    ConnectionRef,
+    Decision,
+    EvaluationRequest,
+    OperatorRequest,
+    RevocationRequest,
+    Tenant,
+    VpcEndpointConnection,
+)
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 ENDPOINT = "vpce-0a1b2c3d4e5f60718"
 ACCOUNT = "111111111111"
+OPERATOR = "operator:arn:aws:iam::123456789012:role/gatekeeper-operator"
 STANDARD = json.loads(Path("policy-templates/standard.json").read_text())
+REF = ConnectionRef(vpc_endpoint_id=ENDPOINT, service_id=SERVICE)
 
 
 @dataclass
 class FakeEndpoints:
-    state: str = "pendingAcceptance"
-    fail: list[str] = field(default_factory=list)  # error codes for the next calls
+    """EC2 as the decider sees it: one connection, and failures to inject into the next actions.
+
+    `fail` items are either an Unsuccessful error code (nothing applied) or an exception; an
+    exception in `lost` is raised *after* the action was applied (the response was lost)."""
+
+    current: VpcEndpointConnection | None = None
+    fail: list[object] = field(default_factory=list)
+    lost: list[Exception] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
 
     def _act(self, action: str, new_state: str) -> None:
         self.calls.append(action)
         if self.fail:
-            raise ConnectionActionFailed(action, ENDPOINT, self.fail.pop(0), "refused")
-        self.state = new_state
+            failure = self.fail.pop(0)
+            if isinstance(failure, Exception):
+                raise failure
+            raise ConnectionActionFailed(action, ENDPOINT, str(failure), "refused")
+        assert self.current is not None
+        self.current = self.current.model_copy(update={"vpc_endpoint_state": new_state})
+        if self.lost:
+            raise self.lost.pop(0)
 
     def accept(self, service_id: str, vpc_endpoint_id: str) -> None:
         self._act("Accept", "pending")
@@ -38,8 +67,18 @@ class FakeEndpoints:
     def reject(self, service_id: str, vpc_endpoint_id: str) -> None:
         self._act("Reject", "rejected")
 
-    def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection:
-        return connection(self.state)
+    def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection | None:
+        return self.current
+
+    @property
+    def state(self) -> str:
+        assert self.current is not None
+        return self.current.vpc_endpoint_state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        assert self.current is not None
+        self.current = self.current.model_copy(update={"vpc_endpoint_state": value})
 
 
 @dataclass
@@ -71,8 +110,16 @@ def connection(
     )
 
 
-def requested(trigger="notification", **changes) -> ConnectionRequested:
-    return ConnectionRequested(connection=changes.pop("conn", connection()), trigger=trigger, **changes)
+def requested(trigger="notification") -> EvaluationRequest:
+    return EvaluationRequest(connection=REF, trigger=trigger)
+
+
+def operator(decision: str, reason: str = "asked", requested_by: str | None = None) -> OperatorRequest:
+    return OperatorRequest(connection=REF, decision=decision, reason=reason, requested_by=requested_by)
+
+
+def timeout() -> ReadTimeoutError:
+    return ReadTimeoutError(endpoint_url="https://ec2.us-east-1.amazonaws.com")
 
 
 @pytest.fixture
@@ -89,7 +136,7 @@ def world(tables):
         ),
         "op",
     )
-    endpoints, notifier, bus, clock = FakeEndpoints(), Recorder(), Recorder(), Clock()
+    endpoints, notifier, bus, clock = FakeEndpoints(connection()), Recorder(), Recorder(), Clock()
     service = DecisionService(
         tenants=tables.tenants,
         templates=tables.templates,
@@ -99,6 +146,7 @@ def world(tables):
         bus=bus,
         managed_services=frozenset({SERVICE}),
         service_region="us-east-1",
+        operator_actor=OPERATOR,
         clock=clock,
     )
     return type(
@@ -120,7 +168,7 @@ def outcomes(world) -> list[str]:
 
 
 def test_accept_records_notifies_and_takes_a_slot(world):
-    decision = world.service.decide(requested())
+    decision = world.service.handle(requested())
     assert decision.decision == "accepted"
     assert world.ec2.calls == ["Accept"]
     assert outcomes(world) == ["accepted"]
@@ -130,65 +178,124 @@ def test_accept_records_notifies_and_takes_a_slot(world):
 
 
 def test_duplicate_delivery_does_nothing_visible(world):
-    world.service.decide(requested())
-    assert world.service.decide(requested()) is None
-    assert world.service.decide(requested(trigger="reconcile")) is None
+    world.service.handle(requested())
+    assert world.service.handle(requested()) is None
+    assert world.service.handle(requested(trigger="reconcile")) is None
     assert world.ec2.calls == ["Accept"]
     assert len(world.notifier.sent) == 1
 
 
 def test_unmanaged_service_and_non_pending_connections_are_ignored(world):
-    other = VpcEndpointConnection(
-        ServiceId="vpce-svc-0ffffffffffffffff",
-        VpcEndpointId=ENDPOINT,
-        VpcEndpointOwner=ACCOUNT,
-        VpcEndpointState="pendingAcceptance",
+    other = EvaluationRequest(
+        connection=ConnectionRef(vpc_endpoint_id=ENDPOINT, service_id="vpce-svc-0ffffffffffffffff")
     )
-    assert world.service.decide(requested(conn=other)) is None
-    assert world.service.decide(requested(conn=connection("available"))) is None
+    assert world.service.handle(other) is None
+    world.ec2.state = "available"
+    assert world.service.handle(requested()) is None
     assert world.ec2.calls == []
 
 
-def test_unsuccessful_accept_rolls_back_and_raises(world):
-    world.ec2.fail = ["InvalidState"]
+def test_unsuccessful_accept_keeps_the_claim_for_a_retry_and_raises(world):
+    # EC2 still shows it waiting: the error is transient or EC2's read is behind. Nothing is
+    # recorded or announced, the slot stays reserved, and the retry (or the sweep) finishes it.
+    world.ec2.fail = ["InternalError"]
     with pytest.raises(ConnectionActionFailed):
-        world.service.decide(requested())
+        world.service.handle(requested())
     assert outcomes(world) == []
-    assert world.tables.decisions.state(ENDPOINT) is None
-    assert world.tables.decisions.active_endpoints("acme") == 0
+    assert world.tables.decisions.state(ENDPOINT).status == "accepting"
+    assert world.tables.decisions.active_endpoints("acme") == 1
     assert world.notifier.sent == []
 
 
 def test_accept_of_a_connection_deleted_meanwhile_is_dropped_without_retry(world):
-    world.ec2.fail = ["InvalidState"]
-    world.ec2.state = "deleted"
-    assert world.service.decide(requested()) is None
+    def deleted_during_the_claim(service_id, vpc_endpoint_id):
+        world.ec2.state = "deleted"
+        raise ConnectionActionFailed("Accept", ENDPOINT, "InvalidState", "deleted")
+
+    world.ec2.accept = deleted_during_the_claim
+    assert world.service.handle(requested()) is None
     assert outcomes(world) == []
     assert world.tables.decisions.state(ENDPOINT) is None
     assert world.tables.decisions.active_endpoints("acme") == 0
 
 
-def test_reject_refused_while_still_pending_is_retried(world):
+def test_rollback_after_close_connection_released_the_slot_does_not_get_stuck(world):
+    # The consumer deletes its endpoint during the claim; close_connection frees the slot first.
+    def deleted_and_released(service_id, vpc_endpoint_id):
+        world.ec2.state = "deleted"
+        assert world.service.release(ConnectionClosed(connection=REF)) is True
+        raise ConnectionActionFailed("Accept", ENDPOINT, "InvalidState", "deleted")
+
+    world.ec2.accept = deleted_and_released
+    assert world.service.handle(requested()) is None
+    assert world.tables.decisions.state(ENDPOINT) is None
+    assert world.tables.decisions.active_endpoints("acme") == 0
+    assert world.tables.decisions.slots("acme") == []
+
+
+def test_revocation_finalised_after_the_slot_was_released_meanwhile(world):
+    world.service.handle(requested())
+    world.ec2.state = "available"
+    world.tables.decisions.release_slot("acme", ENDPOINT)  # e.g. a reconciler repair raced us
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    revocation = RevocationRequest(connection=REF, trigger="tenant-change", reason="suspended")
+    assert world.service.handle(revocation).decision == "revoked"
+    assert world.tables.decisions.state(ENDPOINT).status == "revoked"
+    assert world.tables.decisions.active_endpoints("acme") == 0
+
+
+def test_reject_refused_while_still_pending_is_resumed_by_the_retry(world):
+    world.ec2.current = connection(owner="999999999999")
     world.ec2.fail = ["Throttled"]
     with pytest.raises(ConnectionActionFailed):
-        world.service.decide(requested(conn=connection(owner="999999999999")))
-    assert world.service.decide(requested(conn=connection(owner="999999999999"))).decision == "rejected"
+        world.service.handle(requested())
+    world.clock.now += timedelta(seconds=60)  # Lambda's first async retry
+    assert world.service.handle(requested()) is None  # resumed: the claim is finished, not re-decided
+    assert world.tables.decisions.state(ENDPOINT).status == "rejected"
+    assert outcomes(world) == ["rejected"]
+    assert len(world.notifier.sent) == 1
 
 
 def test_unsuccessful_because_an_earlier_attempt_already_accepted_is_completed(world):
-    world.ec2.fail = ["InvalidState"]
-    world.ec2.state = "available"
-    assert world.service.decide(requested()).decision == "accepted"
+    def already_accepted(service_id, vpc_endpoint_id):
+        world.ec2.state = "available"
+        raise ConnectionActionFailed("Accept", ENDPOINT, "InvalidState", "already accepted")
+
+    world.ec2.accept = already_accepted
+    assert world.service.handle(requested()).decision == "accepted"
     assert outcomes(world) == ["accepted"]
 
 
-def test_retry_after_rollback_succeeds(world):
-    world.ec2.fail = ["Throttled"]
-    with pytest.raises(ConnectionActionFailed):
-        world.service.decide(requested())
-    assert world.service.decide(requested()).decision == "accepted"
+def test_an_accept_applied_but_whose_answer_was_lost_is_recorded(world):
+    world.ec2.lost = [timeout()]
+    assert world.service.handle(requested()).decision == "accepted"
     assert outcomes(world) == ["accepted"]
     assert world.tables.decisions.active_endpoints("acme") == 1
+    assert len(world.notifier.sent) == 1
+
+
+def test_an_unanswered_accept_is_never_rolled_back_on_a_guess(world):
+    world.ec2.fail = [timeout()]
+    with pytest.raises(OutcomeUnknown):
+        world.service.handle(requested())
+    state = world.tables.decisions.state(ENDPOINT)
+    assert (state.status, world.tables.decisions.active_endpoints("acme")) == ("accepting", 1)
+    # Meanwhile EC2 turns out to have applied it after all: the resume records it, no second Accept.
+    world.ec2.state = "available"
+    world.clock.now += timedelta(seconds=60)
+    world.service.handle(requested())
+    assert outcomes(world) == ["accepted"]
+    assert world.ec2.calls == ["Accept", "Accept"]  # the resume re-sends; EC2 answers, state confirms
+
+
+def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
+    world.ec2.current = None
+    with pytest.raises(ConnectionNotVisible):
+        world.service.handle(requested())
+    assert world.tables.decisions.state(ENDPOINT) is None
+    assert world.ec2.calls == []
 
 
 def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(world):
@@ -197,9 +304,10 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
         claimed_decision, "accepting", None, Slot("acme", ENDPOINT, 2), world.clock()
     )
     with pytest.raises(DecisionInProgress):
-        world.service.decide(requested())
-    world.clock.now += timedelta(minutes=5)
-    assert world.service.decide(requested()).decision == "accepted"
+        world.service.handle(requested())
+    world.clock.now += timedelta(seconds=60)  # Lambda's first async retry comes after ~1 minute
+    world.service.handle(requested())
+    assert outcomes(world) == ["accepted"]
     assert world.ec2.calls == ["Accept"]
     assert world.tables.decisions.active_endpoints("acme") == 1
 
@@ -207,23 +315,25 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
 def test_a_lost_notification_is_sent_by_a_later_duplicate_once_stale(world):
     world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
-        world.service.decide(requested())
+        world.service.handle(requested())
     assert outcomes(world) == ["accepted"]
     world.notifier.publish = Recorder().publish
     sent = Recorder()
     world.notifier.publish = sent.publish
-    assert world.service.decide(requested()) is None
+    assert world.service.handle(requested()) is None
     assert sent.sent == []  # the first sender may still be working
-    world.clock.now += timedelta(minutes=5)
-    world.service.decide(requested())
+    world.clock.now += timedelta(seconds=60)
+    world.service.handle(requested())
     assert len(sent.sent) == 1
-    world.service.decide(requested())
+    world.service.handle(requested())
     assert len(sent.sent) == 1
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == []
 
 
 def test_unknown_principal_follows_the_stack_parameter(world):
     world.service.unknown_principal_action = "hold"
-    decision = world.service.decide(requested(conn=connection(owner="999999999999")))
+    world.ec2.current = connection(owner="999999999999")
+    decision = world.service.handle(requested())
     assert (decision.decision, decision.reasons) == ("held", ("UnknownPrincipal",))
     assert world.ec2.calls == []
 
@@ -242,7 +352,7 @@ def test_no_statement_matched_follows_the_default_action(world):
         },
         "op",
     )
-    decision = world.service.decide(requested())
+    decision = world.service.handle(requested())
     assert (decision.decision, decision.reasons) == ("rejected", ("NoStatementMatched",))
     assert any("OnlyEu did not match" in line for line in decision.explanation)
 
@@ -269,7 +379,7 @@ def test_a_template_that_fails_validation_holds_and_never_accepts(world):
             }
         },
     )
-    decision = world.service.decide(requested())
+    decision = world.service.handle(requested())
     assert (decision.decision, decision.reasons) == ("held", ("TemplateInvalid",))
     assert "StringEqulas" in decision.explanation[0]
     assert world.ec2.calls == []
@@ -280,52 +390,69 @@ def test_a_missing_template_holds(world):
     world.tables.tenants.update(
         world.tables.tenants.get("acme").model_copy(update={"template_version": 9}), "op"
     )
-    assert world.service.decide(requested()).reasons == ("TemplateInvalid",)
+    assert world.service.handle(requested()).reasons == ("TemplateInvalid",)
 
 
 def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
-    held = world.service.decide(requested(conn=connection(region="eu-west-1")))
+    world.ec2.current = connection(region="eu-west-1")
+    held = world.service.handle(requested())
     assert held.decision == "held"
-    assert world.service.decide(requested(conn=connection(region="eu-west-1"), trigger="reconcile")) is None
+    assert world.service.handle(requested(trigger="reconcile")) is None
     # A tenant change re-evaluates it; the same hold for the same reasons says nothing new.
-    assert (
-        world.service.decide(requested(conn=connection(region="eu-west-1"), trigger="tenant-change")) is None
-    )
+    assert world.service.handle(requested(trigger="tenant-change")) is None
     assert len(world.notifier.sent) == 1
     world.clock.now += timedelta(seconds=1)
-    approved = world.service.decide(
-        requested(
-            conn=connection(region="eu-west-1"),
-            trigger="operator",
-            actor="operator:arn:aws:iam::1:user/op",
-            requested_decision="accepted",
-            reason="customer confirmed",
-        )
+    approved = world.service.handle(
+        operator("accepted", "customer confirmed", requested_by="arn:aws:iam::1:user/op")
     )
+    # The actor is the principal the bus lets put operator events, never what the payload says.
     assert (approved.decision, approved.actor, approved.reasons) == (
         "accepted",
-        "operator:arn:aws:iam::1:user/op",
+        OPERATOR,
         ("OperatorDecision",),
     )
+    assert "requested by arn:aws:iam::1:user/op, as stated by the caller" in approved.explanation[0]
     assert outcomes(world) == ["held", "accepted"]
 
 
-def test_operator_reject_of_an_accepted_connection_revokes_it(world):
-    world.service.decide(requested())
-    world.ec2.state = "available"
-    revoked = world.service.decide(
-        requested(
-            conn=connection("available"),
-            trigger="operator",
-            actor="operator:arn:aws:iam::1:user/op",
-            requested_decision="rejected",
-            reason="contract ended",
-        )
+def test_the_connection_is_read_from_ec2_never_from_the_event(world):
+    # A forged event naming a stranger's endpoint as acme's: EC2 says whose it is.
+    world.ec2.current = connection(owner="999999999999")
+    forged = EvaluationRequest.model_validate(
+        {
+            "connection": {
+                "VpcEndpointId": ENDPOINT,
+                "ServiceId": SERVICE,
+                "VpcEndpointOwner": ACCOUNT,
+                "VpcEndpointState": "pendingAcceptance",
+            },
+            "trigger": "notification",
+        }
     )
-    assert revoked.decision == "revoked"
+    decision = world.service.handle(forged)
+    assert (decision.decision, decision.reasons, decision.vpc_endpoint_owner) == (
+        "rejected",
+        ("UnknownPrincipal",),
+        "999999999999",
+    )
+
+
+def test_a_revocation_request_revokes_only_what_the_record_forbids(world):
+    world.service.handle(requested())
+    world.ec2.state = "available"
+    stale = RevocationRequest(connection=REF, trigger="reconcile", reason="believed suspended")
+    assert world.service.handle(stale) is None  # acme is active: nothing is taken away
+    assert world.ec2.calls == ["Accept"]
+
+
+def test_operator_reject_of_an_accepted_connection_revokes_it(world):
+    world.service.handle(requested())
+    world.ec2.state = "available"
+    revoked = world.service.handle(operator("rejected", "contract ended"))
+    assert (revoked.decision, revoked.actor) == ("revoked", OPERATOR)
     assert world.ec2.calls == ["Accept", "Reject"]
     assert world.tables.decisions.active_endpoints("acme") == 0
-    assert world.service.revoke(connection("rejected"), "again", "auto", "tenant-change") is None
+    assert world.service.handle(operator("rejected", "again")) is None
 
 
 def test_quota_taken_by_a_concurrent_request_turns_accept_into_reject(world):
@@ -339,12 +466,18 @@ def test_quota_taken_by_a_concurrent_request_turns_accept_into_reject(world):
 
 
 def test_release_frees_the_slot_once(world):
-    world.service.decide(requested())
-    closed = ConnectionClosed(connection=connection("deleted"))
+    world.service.handle(requested())
+    world.ec2.state = "deleted"
+    closed = ConnectionClosed(connection=REF)
     assert world.service.release(closed) is True
     assert world.service.release(closed) is False
-    stranger = ConnectionClosed(connection=connection("deleted", owner="999999999999"))
-    assert world.service.release(stranger) is False
+
+
+def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):
+    world.service.handle(requested())
+    world.ec2.state = "available"
+    assert world.service.release(ConnectionClosed(connection=REF)) is False
+    assert world.tables.decisions.active_endpoints("acme") == 1
 
 
 def test_invalid_tenant_record_holds(world):
@@ -354,12 +487,12 @@ def test_invalid_tenant_record_holds(world):
         UpdateExpression="SET max_endpoints = :m",
         ExpressionAttributeValues={":m": {"S": "lots"}},
     )
-    decision = world.service.decide(requested())
+    decision = world.service.handle(requested())
     assert (decision.decision, decision.reasons) == ("held", ("TenantInvalid",))
     assert world.ec2.calls == []
 
 
 def test_decision_documents_name_template_and_version(world):
-    decision = world.service.decide(requested())
+    decision = world.service.handle(requested())
     assert isinstance(decision, Decision)
     assert (decision.template, decision.template_version, decision.actor) == ("standard", 1, "auto")

@@ -76,6 +76,11 @@ class FakeAnnouncer:
         self.requested_ids += [c.vpc_endpoint_id for c in connections]
         return len(connections)
 
+    def requested_again(self, endpoints, trigger) -> int:
+        assert trigger == "reconcile"
+        self.again = getattr(self, "again", []) + [e for e, _ in endpoints]
+        return len(endpoints)
+
     def revocations(self, items, trigger) -> int:
         assert trigger == "reconcile"
         self.revoked += [(c.vpc_endpoint_id, reason) for c, reason in items]
@@ -164,6 +169,21 @@ def test_desired_principals_are_the_entitled_tenants_principals_as_arns():
 
 
 # -- the sweep -------------------------------------------------------------------------------------
+def test_claims_and_announcements_a_dead_invocation_left_are_put_back_on_the_decision_path(world):
+    world.tables.tenants.create(acme(), "op")
+    old = NOW - timedelta(seconds=46)
+    stuck = state(1, "accepting").decision
+    world.tables.decisions.claim(stuck, "accepting", None, at=old)  # its invocation died
+    claimed = world.tables.decisions.claim(state(2, "accepting").decision, "accepting", None, at=old)
+    world.tables.decisions.finalise(claimed, state(2, "accepted").decision, at=old)  # never announced
+    fresh = state(3, "accepting").decision
+    world.tables.decisions.claim(fresh, "accepting", None, at=NOW - timedelta(seconds=10))  # alive
+    world.ec2.listed[SERVICE] = [connection(1), connection(2, "available"), connection(3)]
+    report = world.reconciler.sweep()
+    assert sorted(world.announcer.again) == [endpoint_id(1), endpoint_id(2)]
+    assert (report.stale_claims, report.unannounced, report.in_flight) == (1, 1, 2)
+
+
 def test_only_undecided_pending_connections_are_announced(world):
     world.tables.tenants.create(acme(), "op")
     world.ec2.listed[SERVICE] = [

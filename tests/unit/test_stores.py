@@ -111,6 +111,43 @@ def test_hand_edited_invalid_record_fails_closed(tables):
     assert isinstance(listed[0], TenantInvalid)
 
 
+@pytest.mark.parametrize(
+    ("attribute", "value", "why"),
+    [
+        ("principals", {"SS": ["111111111111"]}, "principals: is a string set (SS), must be a list (L)"),
+        ("max_endpoints", {"S": "3"}, "max_endpoints: is a string (S), must be a number (N)"),
+        ("services", {"L": [{"N": "1"}]}, "services: every element must be a string (S)"),
+        ("labels", {"M": {"tier": {"N": "1"}}}, "labels: every value must be a string (S)"),
+        ("tenant_id", {"S": "globex"}, "tenant_id: is 'globex' but the record's key is 'TENANT#acme'"),
+    ],
+    ids=["string-set", "number-as-string", "number-in-list", "number-label", "other-tenant-id"],
+)
+def test_hand_edited_record_with_wrong_types_or_key_is_refused_never_coerced(tables, attribute, value, why):
+    tables.tenants.create(tenant(), "op")
+    tables.client.update_item(
+        TableName=tables.names["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": value},
+    )
+    with pytest.raises(TenantInvalid) as refused:
+        tables.tenants.find_by_account("111111111111")
+    assert why in str(refused.value)
+    assert "acme" in tables.tenants.directory().invalid
+
+
+def test_a_record_without_a_version_is_refused(tables):
+    tables.tenants.create(tenant(), "op")
+    tables.client.update_item(
+        TableName=tables.names["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="REMOVE version",
+    )
+    with pytest.raises(TenantInvalid, match="version: missing"):
+        tables.tenants.get("acme")
+
+
 def test_claim_without_record_is_unknown(tables):
     tables.client.put_item(
         TableName=tables.names["TenantsTableName"],
@@ -252,6 +289,27 @@ def test_batch_state_reads(tables):
     states = tables.decisions.states(ids)
     assert len(states) == 120
     assert set(states) == set(ids[:120])
+
+
+def test_unsettled_index_holds_claims_and_unannounced_decisions_until_announced(tables):
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    first, second = "vpce-00000000000000001", "vpce-00000000000000002"
+    in_flight = tables.decisions.claim(decision(first), "accepting", None, at=at)
+    claimed = tables.decisions.claim(decision(second), "accepting", None, at=at)
+    final = tables.decisions.finalise(claimed, decision(second), at=at + timedelta(seconds=1))
+    found = {s.vpc_endpoint_id: s for s in tables.decisions.unsettled(at + timedelta(minutes=1))}
+    assert (found[first].status, found[second].status) == ("accepting", "accepted")
+    assert tables.decisions.unsettled(at) == []  # only what was claimed before the moment asked
+    assert tables.decisions.mark_notified(final) is True
+    assert [s.vpc_endpoint_id for s in tables.decisions.unsettled(at + timedelta(minutes=1))] == [first]
+    assert in_flight.in_flight
+
+
+def test_mark_notified_after_a_takeover_is_not_an_error(tables):
+    claimed = tables.decisions.claim(decision(), "accepting", None)
+    final = tables.decisions.finalise(claimed, decision())
+    tables.decisions.take_over_notification(final)
+    assert tables.decisions.mark_notified(final) is False
 
 
 def test_notification_takeover_is_exclusive(tables):

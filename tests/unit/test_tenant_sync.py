@@ -15,10 +15,11 @@ import pytest
 from botocore.stub import Stubber
 
 from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.dal.codec import encode
 from gatekeeper.dal.tenants import tenant_to_item
 from gatekeeper.decision_service import DecisionService
 from gatekeeper.errors import DecisionInProgress, PermissionsNotChanged
-from gatekeeper.models import ConnectionRequested, Decision, Tenant, VpcEndpointConnection
+from gatekeeper.models import ConnectionRef, Decision, RevocationRequest, Tenant, VpcEndpointConnection
 from gatekeeper.tenant_sync import TenantChange, TenantImage, TenantSync, change_from_stream, plan_change
 from tests.builders import tenant
 
@@ -37,7 +38,7 @@ def image(tenant: Tenant | None = None, **raw: Any) -> TenantImage:
     """A valid image from a Tenant, or a hand-written one: the record with `raw` fields written over."""
     item = tenant_to_item(tenant or acme())
     item.update(raw)
-    return TenantImage.read("acme", item)
+    return TenantImage.read("acme", encode(item))
 
 
 def root(account: str) -> str:
@@ -390,11 +391,11 @@ def decider(tables):
     return type("Decider", (), {"service": service, "ec2": ec2, "tables": tables})
 
 
-def revocation_request(reason: str = "tenant acme is suspended") -> ConnectionRequested:
-    return ConnectionRequested(
-        connection=endpoint(1, "available"),
+def revocation_request(reason: str = "tenant acme is suspended") -> RevocationRequest:
+    connection = endpoint(1, "available")
+    return RevocationRequest(
+        connection=ConnectionRef(vpc_endpoint_id=connection.vpc_endpoint_id, service_id=SERVICE),
         trigger="tenant-change",
-        requested_decision="rejected",
         reason=reason,
     )
 
@@ -406,7 +407,7 @@ def set_tenant(tables, **changes: Any) -> None:
 
 def test_a_revocation_request_is_carried_out_when_the_record_still_forbids_it(decider):
     set_tenant(decider.tables, status="suspended")
-    decision = decider.service.decide(revocation_request())
+    decision = decider.service.handle(revocation_request())
     assert decision is not None
     assert (decision.decision, decision.reasons, decision.tenant_id) == (
         "revoked",
@@ -418,7 +419,7 @@ def test_a_revocation_request_is_carried_out_when_the_record_still_forbids_it(de
 
 
 def test_a_stale_revocation_request_revokes_nothing(decider):
-    assert decider.service.decide(revocation_request()) is None  # acme is active again
+    assert decider.service.handle(revocation_request()) is None  # acme is active again
     assert decider.ec2.calls == []
 
 
@@ -430,7 +431,7 @@ def test_an_invalid_record_never_vouches_for_a_connection(decider):
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":s": {"S": "Disabled"}},
     )
-    decision = decider.service.decide(revocation_request())
+    decision = decider.service.handle(revocation_request())
     assert decision is not None
     assert decision.reasons == ("TenantInvalid",)
     assert decision.tenant_id == "acme"
@@ -439,7 +440,7 @@ def test_an_invalid_record_never_vouches_for_a_connection(decider):
 def test_a_closed_connection_is_not_revoked_again(decider):
     set_tenant(decider.tables, status="suspended")
     decider.ec2.state = "deleted"
-    assert decider.service.decide(revocation_request()) is None
+    assert decider.service.handle(revocation_request()) is None
     assert decider.ec2.calls == []
 
 
@@ -453,14 +454,14 @@ def test_a_revocation_request_waits_for_a_decision_in_flight(decider):
     )
     decider.tables.decisions.claim(pending, "accepting", None, at=NOW)
     with pytest.raises(DecisionInProgress):
-        decider.service.decide(revocation_request())
+        decider.service.handle(revocation_request())
     assert decider.ec2.calls == []
 
 
 def test_an_expired_record_is_read_at_decision_time(decider):
     set_tenant(decider.tables, expires_at=NOW + timedelta(hours=1))
-    assert decider.service.decide(revocation_request("expired")) is None
+    assert decider.service.handle(revocation_request("expired")) is None
     decider.service.clock = lambda: NOW + timedelta(hours=2)
-    decision = decider.service.decide(revocation_request("expired"))
+    decision = decider.service.handle(revocation_request("expired"))
     assert decision is not None
     assert decision.reasons == ("TenantExpired",)

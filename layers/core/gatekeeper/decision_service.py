@@ -1,14 +1,26 @@
 """The one decision path: assess a connection request, carry the decision out in EC2, record it,
 and announce it — exactly once per endpoint, failing closed.
 
-Order of work for a request (each step safe to repeat):
-1. read the endpoint's decision state; a final decision or a hold makes a duplicate a no-op;
-2. assess: tenant record guards, then the tenant's policy template (pure engine);
-3. claim the endpoint (+ a quota slot for an accept) with one conditional transaction;
-4. Accept/Reject in EC2 — an `Unsuccessful` answer rolls the claim back and raises, so the
-   event is retried and nothing is recorded as accepted that EC2 did not accept;
-5. record the outcome, then publish it to SNS and the bus, then mark it notified.
-A crash between steps leaves a claim that a later delivery resumes once it is stale.
+Three kinds of request reach it, each with one small entry point:
+- `evaluate` (EvaluationRequest): decide a waiting connection by policy;
+- `enforce` (RevocationRequest): a source believes the tenant record no longer allows a connection;
+  revoke it if the record, read now, still forbids it;
+- `operator` (OperatorRequest): an operator approves or rejects/revokes, overriding policy.
+An event names the endpoint and nothing else is trusted from it: the connection is read from EC2,
+the tenant from the table, and an operator's identity from the source only operators may use.
+
+Order of work (each step safe to repeat, and every state has an owner that finishes it):
+1. read the endpoint's decision state; a final decision or an unchanged hold makes a duplicate a
+   no-op (re-announcing it if its announcer died);
+2. read the connection from EC2 (not yet listed: raise, the event is delivered again later);
+3. assess: tenant record guards, then the tenant's policy template (pure engine);
+4. claim the endpoint (+ a quota slot for an accept) with one conditional transaction;
+5. Accept/Reject in EC2. EC2 is read again after any failure: an effect it shows is kept and
+   recorded; a definite refusal rolls the claim back; anything else leaves the claim in flight
+   and raises, and whoever resumes it (the event's retry, or the reconciler's sweep once the claim
+   is older than `stale_after`) re-reads EC2 and finishes it;
+6. record the outcome, then publish it to SNS and the bus, then mark it notified. A decision whose
+   announcer died stays in the `Unsettled` index until the sweep has it announced.
 """
 
 from __future__ import annotations
@@ -21,12 +33,14 @@ from typing import Any
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.notifier import DecisionNotifier
-from gatekeeper.dal.decisions import IN_FLIGHT, DecisionStore, EndpointState, Slot, Status
+from gatekeeper.dal.decisions import DecisionStore, EndpointState, Slot, Status
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.errors import (
     ConnectionActionFailed,
+    ConnectionNotVisible,
     DecisionInProgress,
+    OutcomeUnknown,
     QuotaExceeded,
     TemplateNotFound,
     TenantInvalid,
@@ -36,9 +50,13 @@ from gatekeeper.models import (
     CLOSED_STATES,
     Action,
     ConnectionClosed,
-    ConnectionRequested,
+    ConnectionRef,
     Decision,
+    DecisionRequest,
+    EvaluationRequest,
+    OperatorRequest,
     Outcome,
+    RevocationRequest,
     Tenant,
     Trigger,
     VpcEndpointConnection,
@@ -53,10 +71,17 @@ from gatekeeper.policy import (
     evaluate,
 )
 
-# Sources that may ask for a revocation; the decider re-checks the tenant record before it acts.
-SOURCE_TRIGGERS: frozenset[Trigger] = frozenset({"reconcile", "tenant-change"})
 _ACTION_OUTCOME: dict[Action, Outcome] = {"reject": "rejected", "hold": "held"}
 _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", "Review": "held"}
+_CLAIM_STATUS: dict[Outcome, Status] = {
+    "accepted": "accepting",
+    "rejected": "rejecting",
+    "revoked": "revoking",
+    "held": "held",
+}
+OPEN_STATES = frozenset({"pending", "available"})  # accepted: has, or is getting, access
+# EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
+NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
 
 @dataclass(frozen=True)
@@ -109,50 +134,124 @@ class DecisionService:
     service_region: str
     default_action: Action = "reject"
     unknown_principal_action: Action = "reject"
+    # Who an operator request is recorded as: the principal the bus policy lets put operator events.
+    operator_actor: str = "operator:unknown"
     clock: Callable[[], datetime] = now_utc
-    # A claim older than this belongs to an invocation that died (> the function timeout).
-    stale_after: timedelta = field(default=timedelta(seconds=90))
+    # A claim older than this belongs to an invocation that died: longer than the function's timeout,
+    # shorter than Lambda's first async retry (~1 min), so that retry finishes the job.
+    stale_after: timedelta = field(default=timedelta(seconds=45))
 
-    # -- the decision path -------------------------------------------------------------------
-    def decide(self, request: ConnectionRequested) -> Decision | None:
-        """Decide one requested connection. None when nothing visible was done (duplicate, race,
-        not ours, not pending)."""
-        connection = request.connection
-        if connection.service_id not in self.managed_services:
-            logger.warning("Connection to an unmanaged service ignored", extra=_ids(connection))
+    # -- the three kinds of request ----------------------------------------------------------
+    def handle(self, request: DecisionRequest) -> Decision | None:
+        """Decide one request. None when nothing visible was done (duplicate, race, not ours)."""
+        if request.connection.service_id not in self.managed_services:
+            logger.warning("Request for an unmanaged service ignored", extra=_ids(request.connection))
             return None
-        if request.requested_decision == "rejected" and request.trigger in SOURCE_TRIGGERS:
-            return self.enforce(request)
-        state = self.decisions.state(connection.vpc_endpoint_id)
-        if state is not None:
-            if state.status in ("accepting", "rejecting", "revoking"):
-                return self._resume(state)
-            operator_revoke = request.requested_decision == "rejected" and state.status == "accepted"
-            reopen = state.status == "held" and (
-                request.trigger in ("tenant-change", "operator") or request.requested_decision is not None
-            )
-            if not (operator_revoke or reopen):
-                self._ensure_notified(state)
-                return None
-            if operator_revoke:
-                return self.revoke(
-                    connection, request.reason or "revoked by operator", request.actor, "operator"
-                )
+        match request:
+            case EvaluationRequest():
+                return self.evaluate(request)
+            case RevocationRequest():
+                return self.enforce(request)
+            case OperatorRequest():
+                return self.operator(request)
+        raise TypeError(f"not a decision request: {request!r}")  # pragma: no cover - exhaustive
+
+    def evaluate(self, request: EvaluationRequest) -> Decision | None:
+        ref = request.connection
+        state = self._settle_in_flight(self.decisions.state(ref.vpc_endpoint_id))
+        if state is not None and not (state.status == "held" and request.trigger == "tenant-change"):
+            self._ensure_notified(state)
+            return None
+        connection = self._read(ref)
         if connection.vpc_endpoint_state != "pendingAcceptance":
-            logger.info("Connection is not pending acceptance; nothing to decide", extra=_ids(connection))
+            logger.info("Connection is not pending acceptance; nothing to decide", extra=_ids(ref))
             return None
-        if request.requested_decision is not None:
-            assessment = self._operator_decision(request)
-        else:
-            assessment = self.assess(connection, request.trigger, request.actor)
-            if (
-                state is not None
-                and assessment.decision.decision == "held"
-                and state.decision.reasons == assessment.decision.reasons
-            ):
-                return None  # re-evaluated, same hold for the same reasons: nothing new to say
+        assessment = self.assess(connection, request.trigger)
+        if (
+            state is not None
+            and assessment.decision.decision == "held"
+            and state.decision.reasons == assessment.decision.reasons
+        ):
+            return None  # re-evaluated, same hold for the same reasons: nothing new to say
         return self._carry_out(assessment, state)
 
+    def enforce(self, request: RevocationRequest) -> Decision | None:
+        """Revoke a connection unless the tenant record, read now, still lets its owner use the
+        service. A request made stale by a later change (the tenant was re-enabled) revokes nothing;
+        an invalid record never vouches for one."""
+        ref = request.connection
+        state = self._settle_in_flight(self.decisions.state(ref.vpc_endpoint_id))
+        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        if connection is None or connection.vpc_endpoint_state in CLOSED_STATES:
+            logger.info("Connection already closed; nothing to revoke", extra=_ids(ref))
+            return None
+        forbidden = self._forbidden(connection)
+        if forbidden is None:
+            logger.info(
+                "Revocation request is stale: the tenant record allows the connection again",
+                extra={**_ids(ref), "requested_because": request.reason},
+            )
+            return None
+        reason, why, tenant_id = forbidden
+        actor = "reconcile" if request.trigger == "reconcile" else "auto"
+        return self._revoke(
+            connection, state, why, actor, request.trigger, reasons=(reason,), tenant_id=tenant_id
+        )
+
+    def operator(self, request: OperatorRequest) -> Decision | None:
+        """An operator's approval (of a waiting or held request) or rejection (of a waiting one, or
+        revocation of an open one). Overrides policy, not bookkeeping: an approval takes a slot."""
+        ref = request.connection
+        state = self._settle_in_flight(self.decisions.state(ref.vpc_endpoint_id))
+        connection = self._read(ref)
+        why = request.reason or f"{request.decision} by an operator"
+        if request.requested_by:
+            why = f"{why} (requested by {request.requested_by}, as stated by the caller)"
+        if request.decision == "rejected":
+            if connection.vpc_endpoint_state in CLOSED_STATES:
+                return None
+            reasons = ("OperatorDecision",)
+            return self._revoke(connection, state, why, self.operator_actor, "operator", reasons=reasons)
+        if connection.vpc_endpoint_state != "pendingAcceptance" or (
+            state is not None and state.status != "held"
+        ):
+            logger.info("Nothing to approve: already decided", extra=_ids(ref))
+            return None
+        policy = self.assess(connection, "operator", self.operator_actor).decision
+        decision = policy.model_copy(
+            update={
+                "decision": "accepted",
+                "reasons": ("OperatorDecision",),
+                "explanation": (why, *policy.explanation),
+            }
+        )
+        slot = Slot(decision.tenant_id, ref.vpc_endpoint_id, None) if decision.tenant_id else None
+        return self._carry_out(Assessment(decision, slot), state)
+
+    def release(self, closed: ConnectionClosed) -> bool:
+        """Free the quota slot of an endpoint EC2 reports closed (or no longer lists), exactly once."""
+        ref = closed.connection
+        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        if connection is not None and connection.vpc_endpoint_state not in CLOSED_STATES:
+            logger.warning(
+                "Closed event for a connection EC2 reports open; no slot released",
+                extra={**_ids(ref), "state": connection.vpc_endpoint_state},
+            )
+            return False
+        state = self.decisions.state(ref.vpc_endpoint_id)
+        tenant_id = state.slot_tenant if state else None
+        if tenant_id is None and connection is not None:
+            tenant_id = self.tenants.owner_of(connection.vpc_endpoint_owner)
+        if tenant_id is None:
+            return False
+        released = self.decisions.release_slot(tenant_id, ref.vpc_endpoint_id)
+        logger.info(
+            "Quota slot released" if released else "No quota slot held",
+            extra={**_ids(ref), "tenant_id": tenant_id},
+        )
+        return released
+
+    # -- reading -----------------------------------------------------------------------------
     def assess(
         self, connection: VpcEndpointConnection, trigger: Trigger = "operator", actor: str = "auto"
     ) -> Assessment:
@@ -162,26 +261,16 @@ class DecisionService:
         try:
             tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
         except TenantInvalid as exc:
-            return Assessment(
-                base.model_copy(
-                    update={"decision": "held", "reasons": ("TenantInvalid",), "explanation": (str(exc),)}
-                )
-            )
+            return Assessment(_with(base, "held", ("TenantInvalid",), (str(exc),)))
         if tenant is None:
-            outcome = _ACTION_OUTCOME[self.unknown_principal_action]
             why = f"account {connection.vpc_endpoint_owner} is not a principal of any tenant"
-            return Assessment(
-                base.model_copy(
-                    update={"decision": outcome, "reasons": ("UnknownPrincipal",), "explanation": (why,)}
-                )
-            )
+            outcome = _ACTION_OUTCOME[self.unknown_principal_action]
+            return Assessment(_with(base, outcome, ("UnknownPrincipal",), (why,)))
         base = base.model_copy(update={"tenant_id": tenant.tenant_id})
         guard = _record_guard(tenant, connection.service_id, at)
         if guard is not None:
             reason, why = guard
-            return Assessment(
-                base.model_copy(update={"decision": "rejected", "reasons": (reason,), "explanation": (why,)})
-            )
+            return Assessment(_with(base, "rejected", (reason,), (why,)))
         try:
             stored = self.templates.get(tenant.template, tenant.template_version)
             base = base.model_copy(update={"template": stored.name, "template_version": stored.version})
@@ -192,19 +281,14 @@ class DecisionService:
         except (TemplateNotFound, PolicyError) as exc:
             # Fail closed: an unusable template holds the request and operators are told why.
             reason = "PolicyEvaluationError" if isinstance(exc, PolicyEvaluationError) else "TemplateInvalid"
-            held = {"decision": "held", "reasons": (reason,), "explanation": (str(exc),)}
-            return Assessment(base.model_copy(update=held))
+            return Assessment(_with(base, "held", (reason,), (str(exc),)))
         explanation = tuple(evaluation.explain())
         if evaluation.effect is None:
             outcome = _ACTION_OUTCOME[self.default_action]
-            decision = base.model_copy(
-                update={"decision": outcome, "reasons": ("NoStatementMatched",), "explanation": explanation}
-            )
+            decision = _with(base, outcome, ("NoStatementMatched",), explanation)
             return Assessment(decision, evaluation=evaluation)
         outcome = _EFFECT_OUTCOME[evaluation.effect]
-        decision = base.model_copy(
-            update={"decision": outcome, "reasons": evaluation.deciding_sids, "explanation": explanation}
-        )
+        decision = _with(base, outcome, evaluation.deciding_sids, explanation)
         if outcome != "accepted":
             return Assessment(decision, evaluation=evaluation)
         limit = _quota_limit(tenant, evaluation.parameters)
@@ -212,29 +296,16 @@ class DecisionService:
             return Assessment(_quota_exceeded(decision, limit), evaluation=evaluation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
 
-    def enforce(self, request: ConnectionRequested) -> Decision | None:
-        """A source's request to revoke (tenant sync, reconciler): revoke the connection unless the
-        tenant record, read now, still lets its owner use the service. A request made stale by a later
-        change (the tenant was re-enabled) revokes nothing; an invalid record never vouches for one."""
-        connection = request.connection
-        state = self.decisions.state(connection.vpc_endpoint_id)
-        if state is not None and state.status in IN_FLIGHT:
-            self._resume(state)  # raises while its decider may still be alive: retried later
-        current = self.endpoints.connection(connection.vpc_endpoint_id, connection.service_id)
-        if current is None or current.vpc_endpoint_state in CLOSED_STATES:
-            logger.info("Connection already closed; nothing to revoke", extra=_ids(connection))
-            return None
-        forbidden = self._forbidden(current)
-        if forbidden is None:
-            logger.info(
-                "Revocation request is stale: the tenant record allows the connection again",
-                extra={**_ids(connection), "requested_because": request.reason},
+    def _read(self, ref: ConnectionRef) -> VpcEndpointConnection:
+        """The connection as EC2 describes it now. Describe is eventually consistent: a connection a
+        source has just seen may not be listed yet, so its absence is retried, never decided on."""
+        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        if connection is None:
+            raise ConnectionNotVisible(
+                f"EC2 does not list {ref.vpc_endpoint_id} of {ref.service_id} (yet); the request is "
+                "retried, and the reconciler finds the connection if it is still waiting"
             )
-            return None
-        reason, why, tenant_id = forbidden
-        return self.revoke(
-            current, why, request.actor, request.trigger, reasons=(reason,), tenant_id=tenant_id
-        )
+        return connection
 
     def _forbidden(self, connection: VpcEndpointConnection) -> tuple[str, str, str | None] | None:
         """Why the tenant record (now) forbids this connection, or None when it allows it."""
@@ -249,69 +320,41 @@ class DecisionService:
         guard = _record_guard(tenant, connection.service_id, self.clock())
         return None if guard is None else (*guard, tenant.tenant_id)
 
-    def revoke(
+    # -- carrying a decision out -----------------------------------------------------------
+    def _revoke(
         self,
         connection: VpcEndpointConnection,
-        reason: str,
+        state: EndpointState | None,
+        why: str,
         actor: str,
         trigger: Trigger,
         *,
-        reasons: tuple[str, ...] = ("Revoked",),
+        reasons: tuple[str, ...],
         tenant_id: str | None = None,
     ) -> Decision | None:
-        """Reject an accepted (or pending) connection: how access is taken away."""
-        state = self.decisions.state(connection.vpc_endpoint_id)
+        """Reject a waiting connection, or revoke an accepted one: how access is taken away."""
         if state is not None and state.status in ("rejected", "revoked"):
+            self._ensure_notified(state)
             return None
         tenant_id = (state.decision.tenant_id if state else None) or tenant_id
-        outcome: Outcome = (
-            "revoked" if connection.vpc_endpoint_state in ("available", "pending") else "rejected"
-        )
-        decision = _decision(connection, trigger, actor, self.clock()).model_copy(
-            update={
-                "decision": outcome,
-                "tenant_id": tenant_id,
-                "reasons": reasons,
-                "explanation": (reason,),
-            }
-        )
+        if tenant_id is None:
+            tenant_id = self.tenants.owner_of(connection.vpc_endpoint_owner)
+        outcome: Outcome = "revoked" if connection.vpc_endpoint_state in OPEN_STATES else "rejected"
+        decision = _with(
+            _decision(connection, trigger, actor, self.clock()), outcome, reasons, (why,)
+        ).model_copy(update={"tenant_id": tenant_id})
         return self._carry_out(Assessment(decision), state)
 
-    def release(self, closed: ConnectionClosed) -> bool:
-        """Free the quota slot of a deleted/rejected endpoint, exactly once."""
-        state = self.decisions.state(closed.connection.vpc_endpoint_id)
-        tenant_id = state.slot_tenant if state else None
-        if tenant_id is None:
-            owner = self.tenants.owner_of(closed.connection.vpc_endpoint_owner)
-            tenant_id = owner
-        if tenant_id is None:
-            return False
-        released = self.decisions.release_slot(tenant_id, closed.connection.vpc_endpoint_id)
-        logger.info(
-            "Quota slot released" if released else "No quota slot held",
-            extra={**_ids(closed.connection), "tenant_id": tenant_id},
-        )
-        return released
-
-    # -- carrying a decision out -----------------------------------------------------------
     def _carry_out(self, assessment: Assessment, previous: EndpointState | None) -> Decision | None:
         decision, slot = assessment.decision, assessment.slot
-        status: Status = {
-            "accepted": "accepting",
-            "rejected": "rejecting",
-            "revoked": "revoking",
-            "held": "held",
-        }[decision.decision]  # type: ignore[assignment]
+        status = _CLAIM_STATUS[decision.decision]
         try:
             claimed = self.decisions.claim(decision, status, previous, slot, self.clock())
         except QuotaExceeded:
-            limit = slot.limit if slot else 0
+            limit = slot.limit if slot and slot.limit is not None else 0
             return self._carry_out(Assessment(_quota_exceeded(decision, limit)), previous)
         except WriteConflict:
-            logger.info(
-                "Another delivery is deciding this endpoint",
-                extra={"vpc_endpoint_id": decision.vpc_endpoint_id},
-            )
+            logger.info("Another delivery is deciding this endpoint", extra=_ids(decision))
             return None
         if status == "held":
             self._notify(claimed)
@@ -322,37 +365,59 @@ class DecisionService:
         self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None
     ) -> Decision | None:
         decision = claimed.decision
-        action = "Accept" if decision.decision == "accepted" else "Reject"
         try:
-            if action == "Accept":
+            if decision.decision == "accepted":
                 self.endpoints.accept(decision.service_id, decision.vpc_endpoint_id)
             else:
                 self.endpoints.reject(decision.service_id, decision.vpc_endpoint_id)
-        except ConnectionActionFailed as exc:
-            current = self.endpoints.connection(decision.vpc_endpoint_id, decision.service_id)
-            state = current.vpc_endpoint_state if current else "deleted"
-            if not _took_effect(decision, state):
-                self.decisions.rollback(claimed, previous, slot)
-                if state in CLOSED_STATES and action == "Accept":
-                    # The consumer deleted it meanwhile: nothing left to decide, nothing to retry.
-                    logger.warning("Connection closed before it could be accepted", extra={"state": state})
-                    return None
-                logger.error(
-                    "EC2 refused the decision; rolled back for retry",
-                    extra={"error": str(exc), "code": exc.code, "state": state},
-                )
-                raise
-        except Exception:
-            self.decisions.rollback(claimed, previous, slot)
-            raise
-        release = decision.decision == "revoked" or (
-            decision.decision == "rejected" and claimed.slot_tenant is not None
-        )
-        final = self.decisions.finalise(claimed, decision, release_slot=release, at=self.clock())
+        except Exception as exc:
+            # Unsuccessful, timeout, reset, 5xx, a crash of this very call: EC2 may or may not have
+            # done it (an earlier attempt may have). Only EC2 can say; never assume.
+            if not self._after_failure(claimed, previous, slot, exc):
+                return None
+        final = self.decisions.finalise(claimed, decision, release_slot=_frees_slot(claimed), at=self.clock())
         self._notify(final)
         return decision
 
-    def _resume(self, state: EndpointState) -> Decision | None:
+    def _after_failure(
+        self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None, exc: Exception
+    ) -> bool:
+        """Whether EC2 shows the claimed action done after all (True: record it). When it shows the
+        action can no longer happen, the claim is rolled back; when it cannot tell, the claim stays
+        in flight for a resume, and the error is raised so the event is retried."""
+        decision = claimed.decision
+        try:
+            current = self.endpoints.connection(decision.vpc_endpoint_id, decision.service_id)
+        except Exception:
+            logger.warning("EC2 could not be read after a failed action; claim kept", extra=_ids(decision))
+            raise exc from None
+        state = current.vpc_endpoint_state if current is not None else None
+        if _took_effect(decision, state):
+            logger.warning(
+                "EC2 shows the action done despite the error; recording it",
+                extra={**_ids(decision), "error": str(exc), "state": state},
+            )
+            return True
+        gone = state is None and isinstance(exc, ConnectionActionFailed) and exc.code in NOT_FOUND_CODES
+        if state in CLOSED_STATES or gone:
+            # The consumer deleted it (or it failed): nothing left to accept or take away.
+            self.decisions.rollback(claimed, previous, slot)
+            logger.warning("Connection closed while it was being decided", extra={"state": state})
+            return False
+        code = exc.code if isinstance(exc, ConnectionActionFailed) else type(exc).__name__
+        logger.error(
+            "EC2 action not confirmed; the claim stays for a retry to finish",
+            extra={**_ids(decision), "error": str(exc), "code": code, "state": state},
+        )
+        if isinstance(exc, ConnectionActionFailed | OutcomeUnknown):
+            raise exc
+        raise OutcomeUnknown(f"{decision.vpc_endpoint_id}: {type(exc).__name__}: {exc}") from exc
+
+    def _settle_in_flight(self, state: EndpointState | None) -> EndpointState | None:
+        """Finish a claim a dead invocation left (raises while its decider may still be alive); the
+        state as it is afterwards."""
+        if state is None or not state.in_flight:
+            return state
         if self.clock() - state.claimed_at < self.stale_after:
             raise DecisionInProgress(
                 f"{state.vpc_endpoint_id} is being decided ({state.status}); retry later"
@@ -361,30 +426,9 @@ class DecisionService:
             "Resuming a decision left unfinished",
             extra={"vpc_endpoint_id": state.vpc_endpoint_id, "status": state.status},
         )
-        slot = Slot(state.slot_tenant, state.vpc_endpoint_id, -1) if state.slot_tenant else None
-        return self._execute(state, None, slot)
-
-    def _operator_decision(self, request: ConnectionRequested) -> Assessment:
-        connection = request.connection
-        assessment = self.assess(connection, "operator", request.actor)
-        outcome: Outcome = "accepted" if request.requested_decision == "accepted" else "rejected"
-        decision = assessment.decision.model_copy(
-            update={
-                "decision": outcome,
-                "actor": request.actor,
-                "trigger": "operator",
-                "reasons": ("OperatorDecision",),
-                "explanation": (
-                    request.reason or f"{outcome} by {request.actor}",
-                    *assessment.decision.explanation,
-                ),
-            }
-        )
-        slot = None
-        if outcome == "accepted" and decision.tenant_id:
-            # An operator's approval overrides policy, not bookkeeping: the slot is counted.
-            slot = Slot(decision.tenant_id, connection.vpc_endpoint_id, -1)
-        return Assessment(decision, slot)
+        slot = Slot(state.slot_tenant, state.vpc_endpoint_id, None) if state.slot_tenant else None
+        self._execute(state, None, slot)
+        return self.decisions.state(state.vpc_endpoint_id)
 
     # -- announcing ------------------------------------------------------------------------
     def _notify(self, state: EndpointState) -> None:
@@ -395,7 +439,7 @@ class DecisionService:
 
     def _ensure_notified(self, state: EndpointState) -> None:
         """A duplicate delivery re-sends only a notification whose sender died."""
-        if state.notified or state.status in ("accepting", "rejecting", "revoking"):
+        if state.notified or state.in_flight:
             return
         if self.clock() - state.claimed_at < self.stale_after:
             return
@@ -403,6 +447,7 @@ class DecisionService:
             taken = self.decisions.take_over_notification(state, self.clock())
         except WriteConflict:
             return
+        logger.warning("Announcing a decision whose announcer died", extra=_ids(state.decision))
         self._notify(taken)
 
 
@@ -419,11 +464,22 @@ def _decision(connection: VpcEndpointConnection, trigger: Trigger, actor: str, a
     )
 
 
-def _took_effect(decision: Decision, state: str) -> bool:
-    """After an `Unsuccessful` answer: had an earlier attempt already done this?"""
+def _with(
+    decision: Decision, outcome: Outcome, reasons: tuple[str, ...], explanation: tuple[str, ...]
+) -> Decision:
+    return decision.model_copy(update={"decision": outcome, "reasons": reasons, "explanation": explanation})
+
+
+def _took_effect(decision: Decision, state: str | None) -> bool:
+    """After a failed or unanswered call: does EC2 show the action done (by this or an earlier try)?"""
     if decision.decision == "accepted":
-        return state in ("pending", "available")
+        return state in OPEN_STATES
     return state == "rejected"
+
+
+def _frees_slot(claimed: EndpointState) -> bool:
+    decision = claimed.decision.decision
+    return claimed.slot_tenant is not None and decision in ("revoked", "rejected")
 
 
 def _record_guard(tenant: Tenant, service_id: str, at: datetime) -> tuple[str, str] | None:
@@ -458,5 +514,5 @@ def _quota_exceeded(decision: Decision, limit: int) -> Decision:
     )
 
 
-def _ids(connection: VpcEndpointConnection) -> dict[str, str]:
-    return {"vpc_endpoint_id": connection.vpc_endpoint_id, "service_id": connection.service_id}
+def _ids(subject: ConnectionRef | Decision | VpcEndpointConnection) -> dict[str, str]:
+    return {"vpc_endpoint_id": subject.vpc_endpoint_id, "service_id": subject.service_id}

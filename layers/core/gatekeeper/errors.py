@@ -53,8 +53,17 @@ class PermissionsNotChanged(GatekeeperError):
     """ModifyVpcEndpointServicePermissions answered without making the change."""
 
 
-class ConnectionNotFound(GatekeeperError):
-    pass
+class ConnectionNotVisible(GatekeeperError):
+    """EC2 does not (yet) list a connection a source saw: Describe is eventually consistent.
+    Raised so the event is delivered again later, never decided on a read that missed it."""
+
+
+class OutcomeUnknown(GatekeeperError):
+    """An Accept/Reject whose effect cannot be confirmed yet; the claim stays for a retry to finish."""
+
+
+class EventRefused(GatekeeperError, ValueError):
+    """An event that is not a request this function takes (wrong source or detail-type)."""
 
 
 class PublishFailed(GatekeeperError):

@@ -191,22 +191,66 @@ class Decision(BaseModel):
         return self
 
 
-class ConnectionRequested(BaseModel):
-    """Detail of `Endpoint Connection Requested`: decide this connection."""
+class ConnectionRef(BaseModel):
+    """The only part of a bus event the decision path trusts: which endpoint, of which service.
 
-    model_config = ConfigDict(frozen=True)
+    Events may carry the whole connection as a source saw it (for subscribers); the decision path
+    re-reads it from EC2, so an owner, state or region written into an event changes nothing.
+    """
 
-    connection: VpcEndpointConnection
-    trigger: Trigger
-    actor: str = "auto"
-    requested_decision: Literal["accepted", "rejected"] | None = None
-    reason: str | None = None
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    vpc_endpoint_id: str = Field(alias="VpcEndpointId", pattern=ENDPOINT_ID.pattern)
+    service_id: str = Field(alias="ServiceId", pattern=SERVICE_ID.pattern)
+
+
+SourceTrigger = Literal["notification", "reconcile", "tenant-change"]
+
+
+class EvaluationRequest(BaseModel):
+    """`Endpoint Connection Requested` (source `vpce.gatekeeper`): decide this connection by policy."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    connection: ConnectionRef
+    trigger: SourceTrigger = "notification"
+
+
+class RevocationRequest(BaseModel):
+    """`Endpoint Connection Revocation Requested` (source `vpce.gatekeeper`): a source (tenant sync,
+    the reconciler) believes the tenant record no longer allows this connection. The decider reads
+    the record again and revokes only what it still forbids."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    connection: ConnectionRef
+    trigger: Literal["reconcile", "tenant-change"]
+    reason: str = Field(default="", max_length=1024)
+
+
+class OperatorRequest(BaseModel):
+    """`Endpoint Connection Operator Decision` (source `vpce.gatekeeper.operator`, which only the
+    stack's operator principals may put on the bus): approve or reject/revoke a connection.
+
+    `requested_by` is what the caller says about itself; it is recorded as such, never as the actor.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    connection: ConnectionRef
+    decision: Literal["accepted", "rejected"]
+    reason: str | None = Field(default=None, max_length=1024)
+    requested_by: str | None = Field(default=None, max_length=2048)
+
+
+DecisionRequest = EvaluationRequest | RevocationRequest | OperatorRequest
 
 
 class ConnectionClosed(BaseModel):
-    """Detail of `Endpoint Connection Closed`: the connection is deleted or rejected."""
+    """Detail of `Endpoint Connection Closed`: a source saw the connection deleted or rejected.
+    The slot is released only once EC2 confirms it is closed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    connection: VpcEndpointConnection
-    trigger: Trigger = "notification"
+    connection: ConnectionRef
+    trigger: SourceTrigger = "notification"

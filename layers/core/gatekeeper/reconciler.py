@@ -12,7 +12,10 @@ period the sweep pages through every connection of every managed service and:
 - repairs quota drift: slots of endpoints EC2 reports closed or no longer lists are released; an
   `available`/`pending` endpoint of a known tenant without a slot gets one recorded;
 - adds tenants' principals that are missing from a service's allowed principals (never removes:
-  a principal the producer allowed by hand is not the sweep's to take away).
+  a principal the producer allowed by hand is not the sweep's to take away);
+- finishes what dead invocations left: a claim in flight for longer than `stale_after`, or a decision
+  recorded but never announced, is put back on the decision path (the `Unsettled` index, one Query),
+  which resumes the claim after reading EC2 again, or announces the decision.
 
 Reads are batched (connections 1,000 a page, decision states 100 a call) and announcements go ten
 to a PutEvents call, so a sweep costs about 0.12 API calls per connection (docs/reconciler.md).
@@ -24,10 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.dal.decisions import IN_FLIGHT, DecisionStore, EndpointState
+from gatekeeper.dal.decisions import DecisionStore, EndpointState
 from gatekeeper.dal.tenants import TenantDirectory, TenantStore
 from gatekeeper.models import CLOSED_STATES, VpcEndpointConnection, now_utc, principal_arn
 from gatekeeper.observability import logger
@@ -48,6 +51,9 @@ class SweepReport:
     held: int = 0
     in_flight: int = 0
     oldest_pending_age: float = 0.0
+    oldest_held_age: float = 0.0
+    stale_claims: int = 0  # claims whose invocation died, put back on the decision path
+    unannounced: int = 0  # decisions recorded but never announced, put back on the decision path
     announced: int = 0
     revocations_requested: int = 0
     slots_released: int = 0
@@ -121,11 +127,14 @@ class Reconciler:
     # for flushing metrics and returning.
     time_left: Callable[[], float] = field(default=lambda: math.inf)
     reserve_seconds: float = 15.0
+    # A claim or an unsent announcement older than this has lost its invocation (DecisionService).
+    stale_after: timedelta = field(default=timedelta(seconds=45))
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
         at = self.clock()
         directory = self.tenants.directory()
+        self._finish_unsettled(at, report)
         report.invalid_tenants = len(directory.invalid)
         for tenant_id, problem in sorted(directory.invalid.items()):
             logger.error("Tenant record is invalid", extra={"tenant_id": tenant_id, "problem": problem})
@@ -146,6 +155,29 @@ class Reconciler:
         if not report.stopped_early:
             self._release_absent(slots, seen, report)
         return report
+
+    # -- what dead invocations left -----------------------------------------------------------
+    def _finish_unsettled(self, at: datetime, report: SweepReport) -> None:
+        unsettled = self.decisions.unsettled(claimed_before=at - self.stale_after)
+        if not unsettled:
+            return
+        for state in unsettled:
+            if state.in_flight:
+                report.stale_claims += 1
+            else:
+                report.unannounced += 1
+            logger.warning(
+                "Unfinished decision put back on the decision path",
+                extra={
+                    "vpc_endpoint_id": state.vpc_endpoint_id,
+                    "status": state.status,
+                    "notified": state.notified,
+                    "claimed_at": state.claimed_at.isoformat(),
+                },
+            )
+        self.announcer.requested_again(
+            [(s.vpc_endpoint_id, s.decision.service_id) for s in unsettled], "reconcile"
+        )
 
     # -- one service -----------------------------------------------------------------------
     def _view(self, service_id: str) -> ServiceView:
@@ -172,14 +204,16 @@ class Reconciler:
             state = view.states.get(endpoint)
             if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
                 self._count_pending(connection, at, report)
-            if state is not None and state.status in IN_FLIGHT:
-                report.in_flight += 1  # its decider (or a retry of it) finishes the job
+            if state is not None and state.in_flight:
+                report.in_flight += 1  # its decider, its retry or _finish_unsettled finishes the job
                 continue
             if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
                 if state is None:
                     announce.append(connection)
                 elif state.status == "held":
                     report.held += 1
+                    age = (at - state.decision.decided_at).total_seconds()
+                    report.oldest_held_age = max(report.oldest_held_age, age)
                     if reason := revocation_reason(connection, state, directory, at):
                         revoke.append((connection, reason))
             elif connection.vpc_endpoint_state in ACCEPTED_STATES:

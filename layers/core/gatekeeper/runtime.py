@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +28,12 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
 
-# Short timeouts: a stuck call should fail and be retried, not eat the function's timeout.
+# Short timeouts: a stuck call should fail and be retried, not eat the function's timeout. One retry
+# layer: botocore's standard mode (throttling incl. RequestLimitExceeded/EC2ThrottledException, 5xx,
+# connection errors; exponential backoff, full jitter). EC2 throttles per account and API, so it
+# gets more attempts.
 _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-# EC2 throttling is retried by EndpointService with jitter; botocore retries connection errors only.
-_EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 2})
+_EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5})
 
 
 def client(service: str, config: Config = _CONFIG) -> Any:
@@ -65,6 +68,8 @@ def build_decision_service(config: Settings) -> DecisionService:
         service_region=config.region,
         default_action=config.default_action,
         unknown_principal_action=config.unknown_principal_action,
+        operator_actor=config.operator_actor,
+        stale_after=timedelta(seconds=config.claim_stale_seconds),
     )
 
 
@@ -89,6 +94,7 @@ def build_reconciler(config: Settings) -> Reconciler:
         announcer=Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids)),
         managed_services=config.endpoint_service_ids,
         manage_allowed_principals=config.manage_allowed_principals,
+        stale_after=timedelta(seconds=config.claim_stale_seconds),
     )
 
 

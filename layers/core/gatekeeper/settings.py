@@ -30,7 +30,15 @@ class Settings(BaseModel):
         default=None, alias="ALARM_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:"
     )
 
-    @field_validator("alarm_topic_arn", mode="before")
+    # The principal the bus policy lets put operator requests; operator decisions are recorded as it.
+    operator_role_arn: str | None = Field(
+        default=None, alias="OPERATOR_ROLE_ARN", pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/"
+    )
+    # A claim older than this belongs to an invocation that died. Longer than the decider's timeout,
+    # shorter than Lambda's first async retry (~60 s), so that retry finishes it (template.yaml).
+    claim_stale_seconds: int = Field(default=45, alias="DECISION_CLAIM_STALE_SECONDS", ge=1, le=900)
+
+    @field_validator("alarm_topic_arn", "operator_role_arn", mode="before")
     @classmethod
     def _unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -49,6 +57,10 @@ class Settings(BaseModel):
             if not SERVICE_ID.match(service_id):
                 raise ValueError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
         return value
+
+    @property
+    def operator_actor(self) -> str:
+        return f"operator:{self.operator_role_arn or 'unknown'}"
 
     def manages(self, service_id: str) -> bool:
         return service_id in self.endpoint_service_ids

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from gatekeeper.adapters.bus import CLOSED, REQUESTED, EventPublisher
+from gatekeeper.adapters.bus import CLOSED, REQUESTED, REVOCATION_REQUESTED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.models import (
-    CLOSED_STATES,
-    ConnectionClosed,
-    ConnectionRequested,
-    Trigger,
-    VpcEndpointConnection,
-)
+from gatekeeper.errors import ConnectionNotVisible
+from gatekeeper.models import CLOSED_STATES, SourceTrigger, VpcEndpointConnection
 from gatekeeper.notifications import parse_notification
 from gatekeeper.observability import logger
 
 Routed = Literal["requested", "closed", "ignored"]
+# Describe is eventually consistent: a notified connection that EC2 does not list yet is retried
+# through the queue's redelivery (its visibility timeout is the backoff) this many times; after that
+# it is left to the reconciler's sweep, rather than filling the DLQ with connections that are gone.
+NOT_VISIBLE_ATTEMPTS = 4
 
 
 def route(connection: VpcEndpointConnection) -> Routed:
@@ -34,54 +33,66 @@ def route(connection: VpcEndpointConnection) -> Routed:
     return "ignored"
 
 
+def _ref(vpc_endpoint_id: str, service_id: str) -> dict[str, str]:
+    return {"VpcEndpointId": vpc_endpoint_id, "ServiceId": service_id}
+
+
 @dataclass(frozen=True)
 class Announcer:
-    """Puts connections that need the decision path (or a quota release) on the bus."""
+    """Puts connections that need the decision path (or a quota release) on the bus.
+
+    Events carry the connection as the source saw it, for subscribers; the decision path trusts
+    only its ids and reads the rest from EC2 again.
+    """
 
     endpoints: EndpointService
     bus: EventPublisher
     managed_services: frozenset[str]
 
-    def requested(
-        self, connections: Iterable[VpcEndpointConnection], trigger: Trigger, actor: str = "auto"
-    ) -> int:
-        details = [
-            ConnectionRequested(connection=c, trigger=trigger, actor=actor).model_dump(
-                mode="json", by_alias=True
-            )
-            for c in connections
+    def requested(self, connections: Iterable[VpcEndpointConnection], trigger: SourceTrigger) -> int:
+        details = [{"connection": c.to_event(), "trigger": trigger} for c in connections]
+        return self.bus.publish(REQUESTED, details) if details else 0
+
+    def requested_again(self, endpoints: Iterable[tuple[str, str]], trigger: SourceTrigger) -> int:
+        """Put endpoints known only by id (endpoint, service) back on the decision path — claims and
+        announcements a dead invocation left unfinished."""
+        details: list[dict[str, Any]] = [
+            {"connection": _ref(endpoint, service), "trigger": trigger} for endpoint, service in endpoints
         ]
         return self.bus.publish(REQUESTED, details) if details else 0
 
-    def revocations(self, connections: Iterable[tuple[VpcEndpointConnection, str]], trigger: Trigger) -> int:
+    def revocations(
+        self, connections: Iterable[tuple[VpcEndpointConnection, str]], trigger: SourceTrigger
+    ) -> int:
         """Ask the decision path to revoke connections whose tenant no longer allows them (with why).
 
-        A request to reject, from a source rather than an operator: the decider reads the tenant
-        record again and revokes only if it still forbids the connection (a stale request is a no-op).
+        The decider reads the tenant record again and revokes only if it still forbids the
+        connection (a stale request is a no-op).
         """
         details = [
-            ConnectionRequested(
-                connection=c, trigger=trigger, requested_decision="rejected", reason=reason
-            ).model_dump(mode="json", by_alias=True)
-            for c, reason in connections
+            {"connection": c.to_event(), "trigger": trigger, "reason": reason} for c, reason in connections
         ]
-        return self.bus.publish(REQUESTED, details) if details else 0
+        return self.bus.publish(REVOCATION_REQUESTED, details) if details else 0
 
-    def closed(self, connections: Iterable[VpcEndpointConnection], trigger: Trigger = "notification") -> int:
-        details = [
-            ConnectionClosed(connection=c, trigger=trigger).model_dump(mode="json", by_alias=True)
-            for c in connections
-        ]
+    def closed(
+        self, connections: Iterable[VpcEndpointConnection], trigger: SourceTrigger = "notification"
+    ) -> int:
+        details = [{"connection": c.to_event(), "trigger": trigger} for c in connections]
         return self.bus.publish(CLOSED, details) if details else 0
 
-    def ingest(self, body: str) -> Routed:
+    def ingest(self, body: str, attempt: int = 1) -> Routed:
         """One SQS message from the notification topic → at most one event on the bus."""
         notification = parse_notification(body)
         connection = self.endpoints.connection(notification.vpc_endpoint_id, notification.service_id)
         if connection is None:
-            logger.info(
-                "Notified endpoint has no connection any more",
-                extra={"vpc_endpoint_id": notification.vpc_endpoint_id},
+            if attempt < NOT_VISIBLE_ATTEMPTS:
+                raise ConnectionNotVisible(
+                    f"EC2 does not list {notification.vpc_endpoint_id} yet (attempt {attempt}); "
+                    "the notification is delivered again after the queue's visibility timeout"
+                )
+            logger.warning(
+                "Notified endpoint still not listed by EC2; left to the reconciler's sweep",
+                extra={"vpc_endpoint_id": notification.vpc_endpoint_id, "attempt": attempt},
             )
             return "ignored"
         if connection.service_id not in self.managed_services:

@@ -64,11 +64,12 @@ class TenantImage:
     expires_at: datetime | None = None
 
     @classmethod
-    def read(cls, tenant_id: str, item: Mapping[str, Any]) -> TenantImage:
-        """A decoded DynamoDB item (plain values) → the image."""
+    def read(cls, tenant_id: str, raw: Mapping[str, Any]) -> TenantImage:
+        """A stream image (DynamoDB attribute values) → the image."""
         try:
-            tenant = tenant_from_item(dict(item))
+            tenant = tenant_from_item(raw)
         except TenantInvalid as exc:
+            item = decode(raw)
             return cls(
                 tenant_id=tenant_id,
                 problem=str(exc),
@@ -136,8 +137,8 @@ def change_from_stream(record: Mapping[str, Any]) -> TenantChange | None:
     old, new = stream.get("OldImage"), stream.get("NewImage")
     return TenantChange(
         tenant_id,
-        TenantImage.read(tenant_id, decode(old)) if old else None,
-        TenantImage.read(tenant_id, decode(new)) if new else None,
+        TenantImage.read(tenant_id, old) if old else None,
+        TenantImage.read(tenant_id, new) if new else None,
     )
 
 

@@ -2,9 +2,11 @@
 
 `simulate` and `pending` only read: they call the Lambda's own DecisionService.assess, so they
 show exactly what the live policy would decide. `approve` and `reject` never touch EC2 or the
-tables themselves: they put `Endpoint Connection Requested` (trigger `operator`) on the bus, and
-evaluate_connection carries the decision out, records it with the operator as actor and notifies,
-like any other decision.
+tables themselves: they put `Endpoint Connection Operator Decision` on the bus with the source
+`vpce.gatekeeper.operator`, which the bus policy lets only the stack's operator principals use (run
+the CLI with the `OperatorRoleArn` role on AWS). evaluate_connection carries the decision out, records
+it with that role as the actor (and your identity as stated by you) and notifies, like any other
+decision.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.text import Text
 
-from gatekeeper.adapters.bus import REQUESTED
+from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
 from gatekeeper.decision_service import Assessment
+from gatekeeper.events import OPERATOR_DECISION, OPERATOR_SOURCE
 from gatekeeper.models import (
     CLOSED_STATES,
     SERVICE_ID,
-    ConnectionRequested,
+    ConnectionRef,
+    OperatorRequest,
     VpcEndpointConnection,
     account_of,
     now_utc,
@@ -240,7 +244,8 @@ def approve(
     json_output: JsonOption = False,
 ) -> None:
     """Accept a pending connection (typically one held for review) through the decision path: it
-    is recorded with you as the actor, counted against the tenant's quota and notified."""
+    is recorded as an operator decision (you, as requester), counted against the tenant's quota and
+    notified. On AWS, run it with the stack's OperatorRoleArn role: only it may put operator events."""
     _operator_decision(
         gatekeeper(ctx),
         vpc_endpoint_id,
@@ -262,7 +267,8 @@ def reject(
     json_output: JsonOption = False,
 ) -> None:
     """Reject a pending connection, or revoke an accepted one (its endpoint stops working), through
-    the decision path: recorded with you as the actor and notified."""
+    the decision path: recorded as an operator decision (you, as requester) and notified. On AWS,
+    run it with the stack's OperatorRoleArn role: only it may put operator events."""
     _operator_decision(
         gatekeeper(ctx),
         vpc_endpoint_id,
@@ -315,15 +321,19 @@ def _operator_decision(
                 abort=True,
                 err=True,
             )
-    request = ConnectionRequested(
-        connection=connection, trigger="operator", actor=gk.actor, requested_decision=outcome, reason=reason
+    request = OperatorRequest(
+        connection=ConnectionRef(vpc_endpoint_id=vpc_endpoint_id, service_id=connection.service_id),
+        decision=outcome,
+        reason=reason,
+        requested_by=gk.caller_arn,
     )
-    gk.bus.publish(REQUESTED, [request.model_dump(mode="json", by_alias=True)])
+    operator_bus = EventPublisher(gk.client("events"), gk.stack.event_bus_name, source=OPERATOR_SOURCE)
+    operator_bus.publish(OPERATOR_DECISION, [request.model_dump(mode="json", by_alias=True)])
     verb = "revocation" if revoke else "approval" if outcome == "accepted" else "rejection"
     document: dict[str, Any] = {
         "vpc_endpoint_id": vpc_endpoint_id,
         "requested_decision": outcome,
-        "actor": gk.actor,
+        "requested_by": gk.caller_arn,
         "reason": reason,
         "published": True,
         "policy_now": {"decision": policy.decision, "reasons": list(policy.reasons)},
@@ -334,7 +344,7 @@ def _operator_decision(
     if json_output:
         print_json(document)
         return
-    say(f"{verb} of {vpc_endpoint_id} requested as {gk.actor}")
+    say(f"{verb} of {vpc_endpoint_id} requested by {gk.caller_arn}")
     if decided is not None:
         say(f"decided: {decided.decision.decision} ({', '.join(decided.decision.reasons)})")
     else:
@@ -406,7 +416,8 @@ def _wait_for_decision(
     while True:
         state = gk.decisions.state(vpc_endpoint_id)
         moved = state is not None and (before is None or state.seq > before.seq)
-        if moved and state is not None and state.status not in IN_FLIGHT and state.decision.actor == gk.actor:
+        operator = state is not None and state.decision.trigger == "operator"
+        if moved and state is not None and operator and state.status not in IN_FLIGHT:
             return state
         if time.monotonic() >= deadline:
             raise CliError(

@@ -5,6 +5,7 @@ under its default name so the CLI finds it exactly as it would in a real account
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,14 @@ from tests.integration.conftest import MakeProducer, tenant
 ACME = "111122223333"  # active, standard template
 GLOBEX = "222233334444"  # suspended
 STRANGER = "999988887777"  # no tenant
-OPERATOR = "operator:arn:aws:sts::123456789012:user/moto"  # moto's caller identity
+OPERATOR = "operator:arn:aws:sts::123456789012:user/moto"  # moto's caller identity, on table writes
+REQUESTER = "arn:aws:sts::123456789012:user/moto"
+
+
+def decider_actor() -> str:
+    """Who evaluate_connection records an operator decision as: the principal the bus policy lets put
+    operator events (the stack's OperatorRole), never who the event says it is from."""
+    return f"operator:{os.environ.get('OPERATOR_ROLE_ARN') or 'unknown'}"
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import io
 
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
-from .conftest import ACME, GLOBEX, OPERATOR, STRANGER, table_snapshot
+from .conftest import ACME, GLOBEX, REQUESTER, STRANGER, decider_actor, table_snapshot
 
 TABLES = ("TenantsTableName", "TemplatesTableName", "DecisionsTableName")
 
@@ -116,9 +116,9 @@ def test_approve_of_a_held_request_is_accepted_and_notified_after_settle(seeded,
     endpoint = held_request(seeded)
     notices = seeded.subscribe_decisions("acme", {"tenant_id": ["acme"]})
     result = cli.json("approve", endpoint, "--reason", "eu expansion, OPS-42")
-    assert (result["published"], result["actor"], result["requested_decision"]) == (
+    assert (result["published"], result["requested_by"], result["requested_decision"]) == (
         True,
-        OPERATOR,
+        REQUESTER,
         "accepted",
     )
     assert result["policy_now"] == {"decision": "held", "reasons": ["OtherRegion"]}
@@ -128,11 +128,18 @@ def test_approve_of_a_held_request_is_accepted_and_notified_after_settle(seeded,
     assert seeded.connection_state(endpoint) in ("pending", "available")
     assert seeded.decisions.active_endpoints("acme") == 1
     [notice] = seeded.received(notices)
-    assert (notice["decision"], notice["actor"], notice["trigger"]) == ("accepted", OPERATOR, "operator")
+    assert (notice["decision"], notice["actor"], notice["trigger"]) == (
+        "accepted",
+        decider_actor(),
+        "operator",
+    )
     assert notice["reasons"] == ["OperatorDecision"]
-    assert notice["explanation"][0] == "eu expansion, OPS-42"
+    assert (
+        notice["explanation"][0]
+        == f"eu expansion, OPS-42 (requested by {REQUESTER}, as stated by the caller)"
+    )
     trail = cli.json("decisions", "--endpoint", endpoint)
-    assert [(d["decision"], d["actor"]) for d in trail] == [("accepted", OPERATOR), ("held", "auto")]
+    assert [(d["decision"], d["actor"]) for d in trail] == [("accepted", decider_actor()), ("held", "auto")]
 
 
 def test_approve_asks_when_policy_disagrees_and_a_no_publishes_nothing(seeded, cli):
@@ -150,7 +157,7 @@ def test_approve_with_yes_overrides_policy(seeded, cli):
     endpoint = held_request(seeded)
     cli.ok("approve", endpoint, "--yes")
     seeded.settle()
-    assert seeded.decisions.state(endpoint).decision.actor == OPERATOR
+    assert seeded.decisions.state(endpoint).decision.actor == decider_actor()
 
 
 def test_approve_wait_returns_the_recorded_decision(seeded, cli, monkeypatch):
@@ -165,7 +172,7 @@ def test_approve_wait_returns_the_recorded_decision(seeded, cli, monkeypatch):
     monkeypatch.setattr("gatekeeper_ops.cli.connections.sleep", lambda_runs_meanwhile)
     result = cli.json("approve", endpoint, "--wait", "30")
     assert result["decision"]["decision"] == "accepted"
-    assert result["decision"]["actor"] == OPERATOR
+    assert result["decision"]["actor"] == decider_actor()
 
 
 def test_approve_wait_times_out_in_one_line(seeded, cli, monkeypatch):
@@ -200,11 +207,11 @@ def test_reject_of_an_accepted_connection_revokes_it(seeded, cli):
     cli.ok("reject", endpoint, "--reason", "contract ended", "--yes")
     seeded.settle()
     state = seeded.decisions.state(endpoint)
-    assert (state.status, state.decision.actor) == ("revoked", OPERATOR)
+    assert (state.status, state.decision.actor) == ("revoked", decider_actor())
     assert seeded.connection_state(endpoint) == "rejected"
     assert seeded.decisions.active_endpoints("acme") == 0
     [notice] = seeded.received(notices)
-    assert notice["explanation"] == ["contract ended"]
+    assert notice["explanation"] == [f"contract ended (requested by {REQUESTER}, as stated by the caller)"]
     # Asking again is not an error: it is already what was asked, and nothing is published.
     again = cli.json("reject", endpoint, "--reason", "contract ended")
     assert (again["published"], again["state"]) == (False, "rejected")
@@ -218,7 +225,7 @@ def test_reject_of_a_held_request(seeded, cli):
     state = seeded.decisions.state(endpoint)
     assert (state.status, state.decision.actor, state.decision.reasons) == (
         "rejected",
-        OPERATOR,
+        decider_actor(),
         ("OperatorDecision",),
     )
     assert seeded.connection_state(endpoint) == "rejected"

@@ -4,6 +4,7 @@ SQS → ingest_notifications → bus → rule → evaluate_connection → EC2 �
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 
@@ -175,7 +176,17 @@ def test_endpoint_deleted_before_its_accept_is_not_recorded_and_frees_its_slot(t
     assert tenants.queue_depth("DecisionDeadLetterQueueUrl") == 0
 
 
-def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried(tenants):
+def time_passes(seconds: float) -> None:
+    """The decider's and the reconciler's clocks move on (Lambda's async retries come ~1 and ~2
+    minutes after a failure; the local runtime delivers them at once)."""
+    from gatekeeper import runtime
+
+    for service in (runtime.decision_service(), runtime.reconciler()):
+        earlier = service.clock
+        service.clock = lambda earlier=earlier: earlier() + timedelta(seconds=seconds)
+
+
+def test_accept_answered_unsuccessful_is_not_recorded_and_its_claim_is_finished_by_the_retry(tenants):
     everyone = tenants.subscribe_decisions("everyone")
     consumer = tenants.consumer(ACME)
     endpoint = consumer.request_endpoint(tenants.service)
@@ -185,11 +196,12 @@ def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried
     tenants.lambdas._deliver_sqs(ingest, tenants.stack.outputs["NotificationQueueUrl"])
     for _ in range(2):  # the first try and the first async retry both meet Unsuccessful
         tenants.lambdas._deliver_async(evaluate, evaluate.rules[0])
-        assert tenants.decisions.decisions_for_endpoint(endpoint) == []
-        assert tenants.decisions.state(endpoint) is None
-        assert tenants.decisions.active_endpoints("acme") == 0
+        assert tenants.decisions.decisions_for_endpoint(endpoint) == []  # nothing recorded as accepted
+        assert tenants.decisions.state(endpoint).status == "accepting"  # the claim waits for a retry
+        assert tenants.decisions.active_endpoints("acme") == 1  # with its slot reserved
         assert tenants.connection_state(endpoint) == "pendingAcceptance"
-    tenants.settle()  # the second retry is accepted
+        time_passes(60)
+    tenants.settle()  # the second retry resumes the claim and EC2 accepts
     attempts = [i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction"]
     assert [i.ok for i in attempts[:3]] == [False, False, True]
     assert "InternalError" in (attempts[0].error or "")
@@ -199,14 +211,30 @@ def test_accept_answered_unsuccessful_is_not_recorded_as_accepted_and_is_retried
     assert tenants.queue_depth("DecisionDeadLetterQueueUrl") == 0
 
 
-def test_accept_unsuccessful_on_every_retry_lands_in_the_decision_dlq(tenants):
+def test_a_claim_whose_retries_all_failed_is_finished_by_the_reconciler(tenants):
+    everyone = tenants.subscribe_decisions("everyone")
     endpoint = tenants.consumer(ACME).request_endpoint(tenants.service)
     inject_unsuccessful(endpoint, times=3)
+    from gatekeeper import runtime
+
+    # On AWS every async retry comes after the claim went stale (60 s and 120 s > 45 s); the local
+    # runtime retries at once, so here a claim is stale at once.
+    runtime.decision_service().stale_after = timedelta(0)
     tenants.settle()
     assert tenants.decisions.decisions_for_endpoint(endpoint) == []
+    assert tenants.decisions.state(endpoint).status == "accepting"
     assert tenants.connection_state(endpoint) == "pendingAcceptance"
     sqs = tenants.client("sqs")
     [failed] = sqs.receive_message(QueueUrl=tenants.stack.outputs["DecisionDeadLetterQueueUrl"])["Messages"]
     body = json.loads(failed["Body"])
     assert body["requestPayload"]["detail"]["connection"]["VpcEndpointId"] == endpoint
     assert "InternalError" in body["responsePayload"]["errorMessage"]
+    # The next sweep finds the stale claim in the Unsettled index and puts it back on the path.
+    time_passes(300)
+    sweep = tenants.lambdas.run_schedule("ReconcileConnectionsFunction")
+    assert sweep.result["stale_claims"] == 1
+    tenants.settle()
+    assert decisions(tenants, endpoint) == ["accepted"]
+    assert tenants.connection_state(endpoint) in ("pending", "available")
+    assert [n["decision"] for n in tenants.received(everyone)] == ["accepted"]
+    assert tenants.decisions.active_endpoints("acme") == 1

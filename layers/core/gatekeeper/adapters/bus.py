@@ -12,23 +12,23 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-SOURCE = "vpce.gatekeeper"
-REQUESTED = "Endpoint Connection Requested"
-DECIDED = "Endpoint Connection Decided"
-CLOSED = "Endpoint Connection Closed"
+from gatekeeper.events import CLOSED, DECIDED, REQUESTED, REVOCATION_REQUESTED, SOURCE
+
+__all__ = ["CLOSED", "DECIDED", "REQUESTED", "REVOCATION_REQUESTED", "SOURCE", "EventPublisher"]
 BATCH = 10  # PutEvents takes at most ten entries
 
 
 class EventPublisher:
-    def __init__(self, client: EventBridgeClient, bus_name: str) -> None:
+    def __init__(self, client: EventBridgeClient, bus_name: str, source: str = SOURCE) -> None:
         self._client = client
         self._bus_name = bus_name
+        self._source = source
 
     def publish(self, detail_type: str, details: Sequence[dict[str, Any]]) -> int:
         """Put events ten at a time; raise PublishFailed if any entry was refused."""
         entries: list[PutEventsRequestEntryTypeDef] = [
             {
-                "Source": SOURCE,
+                "Source": self._source,
                 "DetailType": detail_type,
                 "Detail": json.dumps(detail, default=str),
                 "EventBusName": self._bus_name,

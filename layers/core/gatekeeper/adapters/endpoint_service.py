@@ -1,19 +1,16 @@
 """The one place that talks to EC2 about endpoint connections.
 
 Accept/Reject succeed at the HTTP level and report per-endpoint failures in `Unsuccessful`;
-those are raised, never ignored. Throttling (`RequestLimitExceeded`) is retried here with
-exponential backoff and full jitter; botocore's own retries are limited to connection errors.
+those are raised, never ignored. There is one retry layer, botocore's standard mode (the client's
+Config in gatekeeper.runtime): it retries throttling (`RequestLimitExceeded`,
+`EC2ThrottledException`), 5xx and connection errors with exponential backoff and full jitter.
+Nothing here retries again on top of it.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterator
-from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from botocore.exceptions import ClientError
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.errors import ConnectionActionFailed, PermissionsNotChanged
 from gatekeeper.models import VpcEndpointConnection
@@ -21,30 +18,16 @@ from gatekeeper.models import VpcEndpointConnection
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
-T = TypeVar("T")
-THROTTLING = frozenset({"RequestLimitExceeded", "Throttling", "ThrottlingException"})
-
 
 class EndpointService:
-    def __init__(
-        self,
-        client: EC2Client,
-        max_attempts: int = 6,
-        base_delay: float = 0.2,
-        max_delay: float = 5.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, client: EC2Client) -> None:
         self._client = client
-        self._max_attempts = max_attempts
-        self._base_delay = base_delay
-        self._max_delay = max_delay
-        self._sleep = sleep
 
     def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection | None:
         filters: list[Any] = [{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
         if service_id:
             filters.append({"Name": "service-id", "Values": [service_id]})
-        response = self._call(lambda: self._client.describe_vpc_endpoint_connections(Filters=filters))
+        response = self._client.describe_vpc_endpoint_connections(Filters=filters)
         found = response.get("VpcEndpointConnections", [])
         return VpcEndpointConnection.model_validate(found[0]) if found else None
 
@@ -70,21 +53,17 @@ class EndpointService:
                 return
 
     def _describe(self, kwargs: dict[str, Any]) -> Any:
-        return self._call(lambda: self._client.describe_vpc_endpoint_connections(**kwargs))
+        return self._client.describe_vpc_endpoint_connections(**kwargs)
 
     def accept(self, service_id: str, vpc_endpoint_id: str) -> None:
-        response = self._call(
-            lambda: self._client.accept_vpc_endpoint_connections(
-                ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
-            )
+        response = self._client.accept_vpc_endpoint_connections(
+            ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
         )
         _raise_unsuccessful("Accept", vpc_endpoint_id, response)
 
     def reject(self, service_id: str, vpc_endpoint_id: str) -> None:
-        response = self._call(
-            lambda: self._client.reject_vpc_endpoint_connections(
-                ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
-            )
+        response = self._client.reject_vpc_endpoint_connections(
+            ServiceId=service_id, VpcEndpointIds=[vpc_endpoint_id]
         )
         _raise_unsuccessful("Reject", vpc_endpoint_id, response)
 
@@ -96,7 +75,7 @@ class EndpointService:
             kwargs: dict[str, Any] = {"ServiceId": service_id, "MaxResults": 1000}
             if token:
                 kwargs["NextToken"] = token
-            page = self._call(partial(self._client.describe_vpc_endpoint_service_permissions, **kwargs))
+            page = self._client.describe_vpc_endpoint_service_permissions(**kwargs)
             principals |= {p["Principal"] for p in page.get("AllowedPrincipals", []) if p.get("Principal")}
             token = page.get("NextToken")
             if not token:
@@ -113,24 +92,12 @@ class EndpointService:
             kwargs["AddAllowedPrincipals"] = sorted(add)
         if remove:
             kwargs["RemoveAllowedPrincipals"] = sorted(remove)
-        response = self._call(partial(self._client.modify_vpc_endpoint_service_permissions, **kwargs))
+        response = self._client.modify_vpc_endpoint_service_permissions(**kwargs)
         if response.get("ReturnValue") is False:
             raise PermissionsNotChanged(
                 f"EC2 answered ModifyVpcEndpointServicePermissions for {service_id} with ReturnValue "
                 "false; the allowed principals were not changed and the change will be retried"
             )
-
-    def _call(self, operation: Callable[[], T]) -> T:
-        for attempt in range(1, self._max_attempts + 1):
-            try:
-                return operation()
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code not in THROTTLING or attempt == self._max_attempts:
-                    raise
-                # Full jitter: spread retries of concurrent invocations over the whole window.
-                self._sleep(random.uniform(0, min(self._max_delay, self._base_delay * 2**attempt)))  # noqa: S311
-        raise AssertionError("unreachable")
 
 
 def _raise_unsuccessful(action: str, vpc_endpoint_id: str, response: Any) -> None:

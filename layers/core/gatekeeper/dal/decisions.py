@@ -7,6 +7,11 @@ Keys (DecisionsTable):
 - quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
 - quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
 
+A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
+`revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
+the sparse GSI `Unsettled`. The reconciler queries it every sweep and puts what a dead invocation
+left behind back on the decision path, so every in-flight state has an owner that finishes it.
+
 The state item is what makes one decision effective per endpoint: every transition is a
 conditional write on its `seq`, so of two concurrent deciders exactly one wins, and a duplicate
 delivery finds the decision already made. A slot and the counter move in the same transaction,
@@ -15,7 +20,6 @@ so two requests can never both take a tenant's last slot.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -35,6 +39,8 @@ FINAL: frozenset[str] = frozenset({"accepted", "rejected", "revoked"})
 IN_FLIGHT: frozenset[str] = frozenset({"accepting", "rejecting", "revoking"})
 STATE_SK = "STATE"
 QUOTA_SK = "QUOTA"
+UNSETTLED_INDEX = "Unsettled"
+UNSETTLED_PK = "UNSETTLED"
 
 
 def endpoint_pk(vpc_endpoint_id: str) -> str:
@@ -55,7 +61,7 @@ class Slot:
 
     tenant_id: str
     vpc_endpoint_id: str
-    limit: int
+    limit: int | None  # None: no limit (an operator's approval, drift repair, resuming a claim)
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,16 @@ class EndpointState:
     @property
     def final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def in_flight(self) -> bool:
+        """Claimed for an EC2 action that has not been confirmed yet."""
+        return self.status in IN_FLIGHT
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to do: decided (or held) and announced."""
+        return not self.in_flight and self.notified
 
 
 def _state_from_item(item: dict[str, Any]) -> EndpointState:
@@ -170,9 +186,12 @@ class DecisionStore:
             None if release_slot else claimed.slot_tenant,
         )
         items: list[TransactWriteItemTypeDef] = [self._put_state(state, claimed), self._put_record(decision)]
-        if release_slot and claimed.slot_tenant:
-            items += self._free_slot(claimed.slot_tenant, claimed.vpc_endpoint_id)
-        self._transact_or_conflict(items, claimed.vpc_endpoint_id)
+        slot_items = (
+            self._free_slot(claimed.slot_tenant, claimed.vpc_endpoint_id)
+            if release_slot and claimed.slot_tenant
+            else []
+        )
+        self._transact_freeing(items, slot_items, claimed.vpc_endpoint_id)
         return state
 
     def rollback(self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None) -> None:
@@ -192,18 +211,44 @@ class DecisionStore:
         else:
             restored = EndpointState(**{**previous.__dict__, "seq": claimed.seq + 1})
             items = [self._put_state(restored, claimed)]
-        if slot and claimed.slot_tenant == slot.tenant_id:
-            items += self._free_slot(slot.tenant_id, claimed.vpc_endpoint_id)
-        self._transact_or_conflict(items, claimed.vpc_endpoint_id)
-
-    def mark_notified(self, state: EndpointState) -> None:
-        self._client.update_item(
-            TableName=self._table,
-            Key=key(endpoint_pk(state.vpc_endpoint_id), STATE_SK),
-            UpdateExpression="SET notified = :t",
-            ConditionExpression="seq = :seq",
-            ExpressionAttributeValues={":t": {"BOOL": True}, ":seq": {"N": str(state.seq)}},
+        slot_items = (
+            self._free_slot(slot.tenant_id, claimed.vpc_endpoint_id)
+            if slot and claimed.slot_tenant == slot.tenant_id
+            else []
         )
+        self._transact_freeing(items, slot_items, claimed.vpc_endpoint_id)
+
+    def mark_notified(self, state: EndpointState) -> bool:
+        """Record that the decision was announced; False when the state moved on meanwhile (another
+        invocation took the announcement over, and will mark it itself)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key(endpoint_pk(state.vpc_endpoint_id), STATE_SK),
+                UpdateExpression="SET notified = :t REMOVE unsettled_pk, unsettled_sk",
+                ConditionExpression="seq = :seq",
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":seq": {"N": str(state.seq)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unsettled(self, claimed_before: datetime) -> list[EndpointState]:
+        """States claimed before a moment and still in flight or unannounced (sparse GSI, every page)."""
+        found: list[EndpointState] = []
+        for page in self._client.get_paginator("query").paginate(
+            TableName=self._table,
+            IndexName=UNSETTLED_INDEX,
+            KeyConditionExpression="unsettled_pk = :u AND unsettled_sk < :before",
+            ExpressionAttributeValues={
+                ":u": {"S": UNSETTLED_PK},
+                ":before": {"S": claimed_before.isoformat()},
+            },
+        ):
+            found += [_state_from_item(decode(item)) for item in page.get("Items", [])]
+        return found
 
     def take_over_notification(self, state: EndpointState, at: datetime | None = None) -> EndpointState:
         """Claim an unsent notification whose decider disappeared (crashed after recording)."""
@@ -244,7 +289,7 @@ class DecisionStore:
         """Record a slot for an endpoint EC2 reports in use (drift repair); never refused for quota."""
         try:
             self._client.transact_write_items(
-                TransactItems=self._take_slot(Slot(tenant_id, vpc_endpoint_id, limit=-1))
+                TransactItems=self._take_slot(Slot(tenant_id, vpc_endpoint_id, limit=None))
             )
         except ClientError as exc:
             if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
@@ -309,6 +354,7 @@ class DecisionStore:
                     "slot_tenant": state.slot_tenant,
                     "tenant_id": state.decision.tenant_id,
                     "service_id": state.decision.service_id,
+                    **_unsettled_keys(state),
                 }
             ),
             "ConditionExpression": condition,
@@ -344,7 +390,7 @@ class DecisionStore:
             "UpdateExpression": "SET active = if_not_exists(active, :zero) + :one, item_type = :type",
             "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":type": {"S": "quota"}},
         }
-        if slot.limit >= 0:
+        if slot.limit is not None:
             update["ConditionExpression"] = "attribute_not_exists(active) OR active < :limit"
             update["ExpressionAttributeValues"][":limit"] = {"N": str(slot.limit)}
             if slot.limit == 0:
@@ -387,6 +433,26 @@ class DecisionStore:
             },
         ]
 
+    def _transact_freeing(
+        self,
+        items: list[TransactWriteItemTypeDef],
+        slot_items: list[TransactWriteItemTypeDef],
+        vpc_endpoint_id: str,
+    ) -> None:
+        """Write a state transition that also frees a quota slot. The slot may already be free (the
+        consumer deleted the endpoint and close_connection released it meanwhile): then the
+        transition is written alone, instead of failing forever on the slot's condition."""
+        try:
+            self._client.transact_write_items(TransactItems=[*items, *slot_items])
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            state_ok = all(code in ("None", "") for code in codes[: len(items)])
+            if not (slot_items and state_ok and "ConditionalCheckFailed" in codes[len(items) :]):
+                if "ConditionalCheckFailed" in codes:
+                    raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
+                raise
+            self._transact_or_conflict(items, vpc_endpoint_id)
+
     def _transact_or_conflict(self, items: list[TransactWriteItemTypeDef], vpc_endpoint_id: str) -> None:
         try:
             self._client.transact_write_items(TransactItems=items)
@@ -398,6 +464,11 @@ class DecisionStore:
             raise
 
 
-def decision_document(decision: Decision) -> dict[str, Any]:
-    """The JSON document published on SNS and the bus."""
-    return dict(json.loads(decision.model_dump_json()))
+def _unsettled_keys(state: EndpointState) -> dict[str, str]:
+    """Sparse-index keys while the state still needs work (see the module docstring)."""
+    if state.in_flight or not state.notified:
+        return {
+            "unsettled_pk": UNSETTLED_PK,
+            "unsettled_sk": f"{state.claimed_at.isoformat()}#{state.vpc_endpoint_id}",
+        }
+    return {}

@@ -12,7 +12,7 @@ conditional write in the same transaction as the record. Lookup is two reads: cl
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -40,16 +40,76 @@ def claim_pk(account: str) -> str:
     return f"ACCOUNT#{account}"
 
 
-def tenant_from_item(item: dict[str, Any]) -> Tenant:
-    """A stored record → Tenant; a record that does not validate raises TenantInvalid (fail closed)."""
-    fields = {k: v for k, v in item.items() if k not in ("pk", "sk", "item_type")}
-    try:
-        return Tenant.model_validate(fields)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()
+# The DynamoDB type each attribute of a tenant record must have, as the CLI writes it. A record
+# edited by hand with another type (a string set, a number written as a string) is refused, never
+# coerced: the models promise that nothing is guessed. docs/operator-guide.md shows a valid item.
+_ATTRIBUTE_TYPES: dict[str, str] = {
+    "pk": "S",
+    "sk": "S",
+    "item_type": "S",
+    "tenant_id": "S",
+    "display_name": "S",
+    "status": "S",
+    "principals": "L",
+    "services": "L",
+    "template": "S",
+    "template_version": "N",
+    "parameters": "M",
+    "max_endpoints": "N",
+    "expires_at": "S",
+    "contact": "S",
+    "labels": "M",
+    "version": "N",
+    "updated_by": "S",
+    "updated_at": "S",
+}
+_REQUIRED = ("tenant_id", "display_name", "principals", "services", "template", "max_endpoints", "version")
+_TYPE_NAMES = {"S": "a string", "N": "a number", "L": "a list", "M": "a map", "SS": "a string set"}
+
+
+def attribute_problems(raw: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a stored tenant record's DynamoDB types and keys (empty: nothing)."""
+    problems: list[str] = []
+    for name in _REQUIRED:
+        if name not in raw:
+            problems.append(f"{name}: missing")
+    for name, value in raw.items():
+        expected = _ATTRIBUTE_TYPES.get(name)
+        if expected is None or not isinstance(value, Mapping):
+            continue  # unknown attributes are the model's to refuse
+        actual = next(iter(value), "?")
+        if actual != expected:
+            problems.append(
+                f"{name}: is {_TYPE_NAMES.get(actual, actual)} ({actual}), must be "
+                f"{_TYPE_NAMES.get(expected, expected)} ({expected})"
+            )
+        elif expected == "L" and not all(set(v) == {"S"} for v in value["L"]):
+            problems.append(f"{name}: every element must be a string (S)")
+        elif name == "labels" and not all(set(v) == {"S"} for v in value["M"].values()):
+            problems.append("labels: every value must be a string (S)")
+    tenant_id = raw.get("tenant_id", {}).get("S") if isinstance(raw.get("tenant_id"), Mapping) else None
+    pk = raw.get("pk", {}).get("S") if isinstance(raw.get("pk"), Mapping) else None
+    if pk is not None and tenant_id is not None and pk != tenant_pk(tenant_id):
+        problems.append(
+            f"tenant_id: is {tenant_id!r} but the record's key is {pk!r}; a record can only describe the "
+            "tenant its key names"
         )
-        raise TenantInvalid(f"tenant record {item.get('pk', '?')} is invalid: {problems}") from None
+    return problems
+
+
+def tenant_from_item(raw: Mapping[str, Any]) -> Tenant:
+    """A stored record (DynamoDB attribute values) → Tenant; a record whose types, key or fields do not
+    validate raises TenantInvalid (fail closed)."""
+    where = raw.get("pk", {}).get("S", "?") if isinstance(raw.get("pk"), Mapping) else "?"
+    problems = attribute_problems(raw)
+    if problems:
+        raise TenantInvalid(f"tenant record {where} is invalid: {'; '.join(problems)}")
+    fields = {k: v for k, v in decode(raw).items() if k not in ("pk", "sk", "item_type")}
+    try:
+        return Tenant.model_validate(fields, strict=False)
+    except ValidationError as exc:
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()]
+        raise TenantInvalid(f"tenant record {where} is invalid: {'; '.join(problems)}") from None
 
 
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
@@ -81,7 +141,7 @@ class TenantStore:
         response = self._client.get_item(TableName=self._table, Key=key(tenant_pk(tenant_id), TENANT_SK))
         if "Item" not in response:
             raise TenantNotFound(f"no tenant {tenant_id!r}; see `gatekeeper tenants list`")
-        return tenant_from_item(decode(response["Item"]))
+        return tenant_from_item(response["Item"])
 
     def owner_of(self, account: str) -> str | None:
         """The tenant id that claims this account, if any."""
@@ -115,7 +175,7 @@ class TenantStore:
         ):
             for raw in page.get("Items", []):
                 try:
-                    yield tenant_from_item(decode(raw))
+                    yield tenant_from_item(raw)
                 except TenantInvalid as exc:
                     yield exc
 
@@ -131,7 +191,7 @@ class TenantStore:
                 elif sk == TENANT_SK:
                     tenant_id = pk.removeprefix("TENANT#")
                     try:
-                        directory.tenants[tenant_id] = tenant_from_item(item)
+                        directory.tenants[tenant_id] = tenant_from_item(raw)
                     except TenantInvalid as exc:
                         directory.invalid[tenant_id] = str(exc)
         return directory

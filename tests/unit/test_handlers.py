@@ -1,0 +1,115 @@
+"""Each handler on its own: a small Lambda context, the samples from events/, exact return values.
+No AWS: the one call a test needs answered is faked at the composition root."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gatekeeper import runtime, settings
+from gatekeeper.errors import EventRefused
+from gatekeeper.tenant_sync import change_from_stream
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+ENVIRONMENT = {
+    "TENANTS_TABLE": "tenants",
+    "TEMPLATES_TABLE": "templates",
+    "DECISIONS_TABLE": "decisions",
+    "EVENT_BUS_NAME": "bus",
+    "DECISION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:decisions",
+    "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0",
+    "OPERATOR_ROLE_ARN": "arn:aws:iam::123456789012:role/gatekeeper-operator",
+}
+
+
+@dataclass
+class Context:
+    function_name: str = "test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def handler(monkeypatch):
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+
+    def load(function: str) -> Any:
+        settings.settings.cache_clear()
+        for cached in (runtime.decision_service, runtime.announcer, runtime.reconciler, runtime.tenant_sync):
+            cached.cache_clear()
+        return importlib.reload(importlib.import_module(f"functions.{function}.app"))
+
+    yield load
+    settings.settings.cache_clear()
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def test_a_batch_of_junk_notifications_is_item_failures_not_a_function_error(handler):
+    app = handler("ingest_notifications")
+    event = sample("ingest_notifications")
+    for record in event["Records"]:
+        record["body"] = "not a notification"
+    result = app.lambda_handler(event, Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event["Records"]]}
+
+
+def test_a_stream_batch_whose_every_record_fails_is_item_failures(handler, monkeypatch):
+    app = handler("sync_tenants")
+    event = sample("sync_tenants")
+
+    def broken(change):
+        raise RuntimeError("EC2 unavailable")
+
+    monkeypatch.setattr(runtime.tenant_sync(), "apply", broken)
+    result = app.lambda_handler(event, Context())
+    failed = [f["itemIdentifier"] for f in result["batchItemFailures"]]
+    tenant_records = [r["dynamodb"]["SequenceNumber"] for r in event["Records"] if change_from_stream(r)]
+    assert tenant_records
+    assert failed == tenant_records
+
+
+def test_reconcile_takes_the_sam_cli_schedule_sample_without_version(handler, monkeypatch):
+    app = handler("reconcile_connections")
+    swept = []
+    monkeypatch.setattr(type(runtime.reconciler()), "sweep", lambda self: swept.append(self) or _report())
+    event = sample("reconcile_connections")
+    event.pop("version", None)  # `sam local generate-event cloudwatch scheduled-event` has none
+    result = app.lambda_handler(event, Context())
+    assert swept
+    assert result["stale_claims"] == 0
+
+
+def test_operator_decisions_from_another_source_are_refused(handler):
+    app = handler("evaluate_connection")
+    forged = {**sample("evaluate_connection_operator"), "source": "vpce.gatekeeper"}
+    with pytest.raises(EventRefused):
+        app.lambda_handler(forged, Context())
+
+
+def test_the_decider_takes_each_request_sample_to_the_decision_path(handler, monkeypatch):
+    app = handler("evaluate_connection")
+    seen = []
+    monkeypatch.setattr(type(runtime.decision_service()), "handle", lambda self, r: seen.append(r) or None)
+    for name in ("evaluate_connection", "evaluate_connection_revocation", "evaluate_connection_operator"):
+        assert app.lambda_handler(sample(name), Context())["decision"] is None
+    assert [type(r).__name__ for r in seen] == ["EvaluationRequest", "RevocationRequest", "OperatorRequest"]
+    assert runtime.decision_service().operator_actor == f"operator:{ENVIRONMENT['OPERATOR_ROLE_ARN']}"
+
+
+def _report():
+    from gatekeeper.reconciler import SweepReport
+
+    return SweepReport()
