@@ -30,7 +30,7 @@ def test_the_kept_running_sandbox_serves_traffic_for_the_reports(cli, tmp_path):
     worker.start()
     try:
         deadline = time.monotonic() + 120
-        while "The emulated account stays up" not in console.file.getvalue():  # type: ignore[attr-defined]
+        while "The emulated account stays up" not in shown.getvalue():
             assert time.monotonic() < deadline, shown.getvalue()
             time.sleep(0.2)
         assert "gatekeeper report usage --since 3d" in shown.getvalue()
