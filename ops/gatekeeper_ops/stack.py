@@ -434,6 +434,13 @@ class _Builder:
         self.client("cloudwatch").put_metric_alarm(AlarmName=self.name(logical_id), **props)
         return {"Ref": self.name(logical_id)}
 
+    def _aws_cloudwatch_dashboard(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = props.get("DashboardName") or self.name(logical_id)
+        self.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+        return {"Ref": name}
+
     def _aws_ec2_vpcendpointconnectionnotification(
         self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
     ) -> dict[str, Any]:

@@ -45,6 +45,9 @@ from gatekeeper_ops.sandbox.scenario import DecisionWatch, ScenarioOutcome, Scri
 from gatekeeper_ops.sandbox.seed import DEFAULT_SEED, DemoSeed, load_seed
 
 STACK_NAME = "vpce-gatekeeper"
+# With --keep-running, accepted endpoints get CloudWatch traffic for the reports; these scenario
+# steps' endpoints stay silent, so `gatekeeper report orphans` has an idle one to show.
+IDLE_STEPS = ("soylent",)
 OK, OUTCOMES_DIFFER = 0, 1
 
 
@@ -332,6 +335,8 @@ def _keep_running(
                 stop.wait(0.2)
 
     watch.listeners.append(announce)
+    idle = [r.endpoint for r in (result.scenario.steps if result.scenario else []) if r.step.id in IDLE_STEPS]
+    account.seed_traffic(idle=[e for e in idle if e])
     environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
     console.print(render.environment_lines(environment, _examples(producer, seed, result)))
     worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
@@ -377,6 +382,8 @@ def _examples(producer: DemoProducer, seed: DemoSeed, result: DemoResult) -> lis
         "aws ec2 describe-vpc-endpoint-connections --output table \\\n"
         "    --query 'VpcEndpointConnections[].[VpcEndpointId,VpcEndpointOwner,VpcEndpointState]'",
         "gatekeeper pending",
+        "gatekeeper report usage --since 3d",
+        "gatekeeper report orphans",
     ]
     if held:
         examples.append(f"gatekeeper approve {held[0]}")
