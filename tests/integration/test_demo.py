@@ -5,6 +5,7 @@ relies on, so a wrong expectation must turn it non-zero."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import threading
 import time
@@ -13,7 +14,9 @@ from pathlib import Path
 import boto3
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
+from gatekeeper_ops.cli.app import app as cli_app
 from gatekeeper_ops.sandbox.demo import DemoOptions, DemoResult, main, run
 from gatekeeper_ops.sandbox.seed import DemoSeed, Expectation, load_seed
 
@@ -179,7 +182,7 @@ def test_keep_running_keeps_deciding_and_prints_the_environment(log_file):
     results: list[DemoResult] = []
     worker = threading.Thread(
         target=lambda: results.append(
-            run(DemoOptions(keep_running=True, log_file=log_file), console, seed, stop)
+            run(DemoOptions(keep_running=True, log_file=log_file, reconcile_every=1), console, seed, stop)
         ),
         daemon=True,
     )
@@ -208,10 +211,29 @@ def test_keep_running_keeps_deciding_and_prints_the_environment(log_file):
         while f"{endpoint} ✘ rejected" not in output(console):
             assert time.monotonic() < deadline, output(console)
             time.sleep(0.1)
+        # The schedule fires on its own (here every second), and an operator runs a sweep now:
+        # `gatekeeper reconcile` invokes the function, which the sandbox answers with the handler.
+        while "reconcile sweep " not in output(console):
+            assert time.monotonic() < deadline, output(console)
+            time.sleep(0.1)
+        swept = CliRunner().invoke(cli_app, ["reconcile", "--output", "json"], catch_exceptions=False)
+        assert swept.exit_code == 0, swept.output
+        # (the handler runs in this process too, so its EMF lines can land in the captured stdout)
+        [report] = [d for d in json_documents(swept.stdout) if "services" in d]
+        assert report["services"] == 2
+        assert report["connections"] >= 1
     finally:
         stop.set()
         worker.join(timeout=30)
     assert [r.exit_code for r in results] == [0]
+
+
+def json_documents(text: str) -> list[dict]:
+    decoder, documents, at = json.JSONDecoder(), [], 0
+    while (at := text.find("{", at)) >= 0:
+        document, at = decoder.raw_decode(text, at)
+        documents.append(document)
+    return documents
 
 
 def test_bad_arguments_are_refused(capsys):

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
-from gatekeeper_ops.cli import connections, decisions, report, services, templates, tenants
+from gatekeeper_ops.cli import connections, decisions, reconcile, report, services, templates, tenants
 from gatekeeper_ops.cli.context import DEFAULT_STACK, STACK_ENV, Gatekeeper, describe_error
 from gatekeeper_ops.cli.help import examples
 
@@ -113,6 +113,7 @@ app.add_typer(services.app, name="services")
 app.add_typer(report.app, name="report")
 connections.register(app)
 decisions.register(app)
+reconcile.register(app)
 
 
 def main() -> None:
