@@ -145,6 +145,8 @@ class _Resolver:
             "AWS::Region": self.stack.region,
             "AWS::AccountId": self.stack.account_id,
             "AWS::StackName": self.stack.name,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.stack.region}:{self.stack.account_id}:stack/"
+            f"{self.stack.name}/00000000-0000-0000-0000-000000000000",
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
@@ -195,7 +197,10 @@ class _Resolver:
         if name == "Fn::Select":
             return self.resolve(arg[1])[int(self.resolve(arg[0]))]
         if name == "Fn::Equals":
-            return self.resolve(arg[0]) == self.resolve(arg[1])
+            left, right = self.resolve(arg[0]), self.resolve(arg[1])
+            if not isinstance(left, list | dict) and not isinstance(right, list | dict):
+                return str(left) == str(right)  # CloudFormation compares strings (a Number parameter's Ref is one)
+            return bool(left == right)
         if name == "Fn::Not":
             return not self.resolve(arg[0])
         if name == "Fn::And":
