@@ -165,7 +165,7 @@ class ContractView:
         resolver = _Resolver(template, shadow)
 
         def present(spec: Mapping[str, Any]) -> bool:
-            return "Condition" not in spec or resolver.condition(spec["Condition"])
+            return "Condition" not in spec or bool(resolver.condition(spec["Condition"]))
 
         def resolve(logical_id: str, value: Any) -> Any:
             try:
@@ -173,68 +173,95 @@ class ContractView:
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ContractError(f"{logical_id}: cannot resolve {value!r} ({exc!r})") from exc
 
-        role_arns: dict[str, str] = {}
-        identity: dict[str, list[Policy]] = {}
-        for logical_id, spec in resources.items():
-            if spec["Type"] != "AWS::Lambda::Function" or not present(spec):
-                continue
-            role = spec["Properties"]["Role"]
-            if not (isinstance(role, dict) and "Fn::GetAtt" in role):
-                raise ContractError(f"{logical_id}: Role {role!r} is not a role of this template")
-            role_id = role["Fn::GetAtt"][0]
-            role_arns[logical_id] = physical[role_id]["Arn"]
-            identity[logical_id] = _role_policies(role_id, resolve(role_id, resources[role_id]["Properties"]))
+        scope = _Scope(stack, resources, physical, present, resolve)
+        role_arns, identity = _function_roles(scope)
+        return cls(stack, role_arns, identity, _resource_policies(scope), _topic_keys(scope))
 
-        resource_policies: dict[str, list[Policy]] = {}
 
-        def add(arn: str, name: str, document: Mapping[str, Any]) -> None:
-            resource_policies.setdefault(arn, []).append(Policy(name, document, resource_policy=True))
+@dataclass
+class _Scope:
+    """The transformed template being resolved for one stack."""
 
-        for logical_id, spec in resources.items():
-            if not present(spec):
-                continue
-            kind = spec["Type"]
-            if kind == "AWS::Events::EventBusPolicy":
-                props = resolve(logical_id, spec["Properties"])
-                if "Statement" not in props:
-                    raise ContractError(f"{logical_id}: only Statement-style bus policies are modelled")
-                bus = _bus_arn(stack, props.get("EventBusName", "default"))
-                add(bus, logical_id, {"Statement": [{"Sid": props.get("StatementId"), **props["Statement"]}]})
-            elif kind == "AWS::Events::EventBus" and "Policy" in spec.get("Properties", {}):
-                props = resolve(logical_id, spec["Properties"])
-                add(physical[logical_id]["Arn"], logical_id, props["Policy"])
-            elif kind == "AWS::SNS::TopicPolicy":
-                props = resolve(logical_id, spec["Properties"])
-                for topic in props["Topics"]:
-                    add(topic, logical_id, props["PolicyDocument"])
-            elif kind == "AWS::SQS::QueuePolicy":
-                props = resolve(logical_id, spec["Properties"])
-                for url in props["Queues"]:
-                    add(_queue_arn(stack, url), logical_id, props["PolicyDocument"])
-            elif kind == "AWS::KMS::Key":
-                add(physical[logical_id]["Arn"], logical_id, resolve(logical_id, spec["Properties"]["KeyPolicy"]))
+    stack: EmulatedStack
+    resources: dict[str, Any]
+    physical: dict[str, dict[str, Any]]
+    present: Callable[[Mapping[str, Any]], bool]
+    resolve: Callable[[str, Any], Any]
 
-        topic_keys: dict[str, str] = {}
-        for logical_id, spec in resources.items():
-            if spec["Type"] != "AWS::SNS::Topic" or not present(spec):
-                continue
-            key = spec.get("Properties", {}).get("KmsMasterKeyId")
-            if key is None:
-                continue
-            key_id = resolve(logical_id, key)
-            key_arn = next(
-                (p["Arn"] for p in physical.values() if key_id in (p.get("Ref"), p.get("Arn"))), None
-            )
-            if key_arn is None:
-                if str(key_id).startswith("alias/aws/"):
-                    continue  # an AWS managed key: its policy lets the account use it through SNS
-                raise ContractError(f"{logical_id}: KMS key {key_id!r} is not a key of this stack")
-            topic_keys[physical[logical_id]["Ref"]] = key_arn
-        return cls(stack, role_arns, identity, resource_policies, topic_keys)
+
+def _function_roles(scope: _Scope) -> tuple[dict[str, str], dict[str, list[Policy]]]:
+    role_arns: dict[str, str] = {}
+    identity: dict[str, list[Policy]] = {}
+    for logical_id, spec in scope.resources.items():
+        if spec["Type"] != "AWS::Lambda::Function" or not scope.present(spec):
+            continue
+        role = spec["Properties"]["Role"]
+        if not (isinstance(role, dict) and "Fn::GetAtt" in role):
+            raise ContractError(f"{logical_id}: Role {role!r} is not a role of this template")
+        role_id = role["Fn::GetAtt"][0]
+        role_arns[logical_id] = scope.physical[role_id]["Arn"]
+        props = scope.resolve(role_id, scope.resources[role_id]["Properties"])
+        identity[logical_id] = _role_policies(role_id, props)
+    return role_arns, identity
+
+
+def _resource_policies(scope: _Scope) -> dict[str, list[Policy]]:
+    found: dict[str, list[Policy]] = {}
+
+    def add(arn: str, name: str, document: Mapping[str, Any]) -> None:
+        found.setdefault(arn, []).append(Policy(name, document, resource_policy=True))
+
+    for logical_id, spec in scope.resources.items():
+        if not scope.present(spec):
+            continue
+        kind = spec["Type"]
+        if kind == "AWS::Events::EventBusPolicy":
+            props = scope.resolve(logical_id, spec["Properties"])
+            if "Statement" not in props:
+                raise ContractError(f"{logical_id}: only Statement-style bus policies are modelled")
+            bus = _bus_arn(scope.stack, props.get("EventBusName", "default"))
+            add(bus, logical_id, {"Statement": [{"Sid": props.get("StatementId"), **props["Statement"]}]})
+        elif kind == "AWS::Events::EventBus" and "Policy" in spec.get("Properties", {}):
+            props = scope.resolve(logical_id, spec["Properties"])
+            add(scope.physical[logical_id]["Arn"], logical_id, props["Policy"])
+        elif kind == "AWS::SNS::TopicPolicy":
+            props = scope.resolve(logical_id, spec["Properties"])
+            for topic in props["Topics"]:
+                add(topic, logical_id, props["PolicyDocument"])
+        elif kind == "AWS::SQS::QueuePolicy":
+            props = scope.resolve(logical_id, spec["Properties"])
+            for url in props["Queues"]:
+                add(_queue_arn(scope.stack, url), logical_id, props["PolicyDocument"])
+        elif kind == "AWS::KMS::Key":
+            document = scope.resolve(logical_id, spec["Properties"]["KeyPolicy"])
+            add(scope.physical[logical_id]["Arn"], logical_id, document)
+    return found
+
+
+def _topic_keys(scope: _Scope) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for logical_id, spec in scope.resources.items():
+        if spec["Type"] != "AWS::SNS::Topic" or not scope.present(spec):
+            continue
+        key = spec.get("Properties", {}).get("KmsMasterKeyId")
+        if key is None:
+            continue
+        key_id = scope.resolve(logical_id, key)
+        key_arn = next(
+            (p["Arn"] for p in scope.physical.values() if key_id in (p.get("Ref"), p.get("Arn"))), None
+        )
+        if key_arn is None:
+            if str(key_id).startswith("alias/aws/"):
+                continue  # an AWS managed key: its policy lets the account use it through SNS
+            raise ContractError(f"{logical_id}: KMS key {key_id!r} is not a key of this stack")
+        found[scope.physical[logical_id]["Ref"]] = key_arn
+    return found
 
 
 def _role_policies(role_id: str, props: Mapping[str, Any]) -> list[Policy]:
-    policies = [Policy(f"{role_id}/{p['PolicyName']}", p["PolicyDocument"]) for p in props.get("Policies", [])]
+    policies = [
+        Policy(f"{role_id}/{p['PolicyName']}", p["PolicyDocument"]) for p in props.get("Policies", [])
+    ]
     for arn in props.get("ManagedPolicyArns", []):
         name = str(arn).split(":policy/", 1)[-1]
         if name not in MANAGED_POLICIES:
@@ -260,7 +287,11 @@ def _queue_arn(stack: EmulatedStack, url: str) -> str:
 
 
 def _table_arn(stack: EmulatedStack, table: str, index: str | None = None) -> str:
-    arn = table if table.startswith("arn:") else f"arn:aws:dynamodb:{stack.region}:{stack.account_id}:table/{table}"
+    arn = (
+        table
+        if table.startswith("arn:")
+        else f"arn:aws:dynamodb:{stack.region}:{stack.account_id}:table/{table}"
+    )
     return f"{arn}/index/{index}" if index else arn
 
 
@@ -269,7 +300,12 @@ class UnmappedCall(ValueError):
     """A call `requests_for` does not know how to authorise (fails closed)."""
 
 
-_TRANSACT_WRITE = {"ConditionCheck": "ConditionCheckItem", "Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+_TRANSACT_WRITE = {
+    "ConditionCheck": "ConditionCheckItem",
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+}
 _TABLE_OPERATIONS = {
     "GetItem",
     "PutItem",
@@ -321,10 +357,15 @@ def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
             found = []
             for item in params["TransactItems"]:
                 ((kind, body),) = item.items()
-                found.append(request(f"dynamodb:{_TRANSACT_WRITE[kind]}", _table_arn(stack, body["TableName"])))
+                found.append(
+                    request(f"dynamodb:{_TRANSACT_WRITE[kind]}", _table_arn(stack, body["TableName"]))
+                )
             return found
         if call.operation == "TransactGetItems":
-            return [request("dynamodb:GetItem", _table_arn(stack, i["Get"]["TableName"])) for i in params["TransactItems"]]
+            return [
+                request("dynamodb:GetItem", _table_arn(stack, i["Get"]["TableName"]))
+                for i in params["TransactItems"]
+            ]
     if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
         topic = params.get("TopicArn") or params.get("TargetArn")
         if not topic:
@@ -332,7 +373,10 @@ def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
         found = [request(action, str(topic))]
         key = view.topic_keys.get(str(topic))
         if key:  # SNS encrypts with the caller's permissions on the topic's key
-            via = {"kms:ViaService": f"sns.{stack.region}.amazonaws.com", "kms:CallerAccount": stack.account_id}
+            via = {
+                "kms:ViaService": f"sns.{stack.region}.amazonaws.com",
+                "kms:CallerAccount": stack.account_id,
+            }
             found += [request("kms:GenerateDataKey", key, **via), request("kms:Decrypt", key, **via)]
         return found
     if call.service == "events" and call.operation == "PutEvents":
@@ -340,7 +384,10 @@ def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
             request(
                 action,
                 _bus_arn(stack, str(entry.get("EventBusName", "default"))),
-                **{"events:source": str(entry.get("Source", "")), "events:detail-type": str(entry.get("DetailType", ""))},
+                **{
+                    "events:source": str(entry.get("Source", "")),
+                    "events:detail-type": str(entry.get("DetailType", "")),
+                },
             )
             for entry in params["Entries"]
         ]
@@ -354,7 +401,9 @@ def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
         return [request(action, _queue_arn(stack, params["QueueUrl"]))]
     if call.service == "cloudwatch" and call.operation == "PutMetricData":
         return [request(action, "*", **{"cloudwatch:namespace": str(params.get("Namespace", ""))})]
-    raise UnmappedCall(f"{action} is not mapped to IAM requests; teach gatekeeper_ops.iam_contract.requests_for")
+    raise UnmappedCall(
+        f"{action} is not mapped to IAM requests; teach gatekeeper_ops.iam_contract.requests_for"
+    )
 
 
 def violations(calls: list[ApiCall], transformed: Mapping[str, Any]) -> list[str]:
@@ -379,12 +428,15 @@ def violations(calls: list[ApiCall], transformed: Mapping[str, Any]) -> list[str
             verdict = evaluate(req, policies)
             if not verdict.allowed:
                 reasons = f" by {', '.join(verdict.reasons)}" if verdict.reasons else ""
+                context = {k: v for k, v in req.context.items() if not k.startswith("aws:")}
+                detail = f"role {req.principal_arn}" + (f", context {context}" if context else "")
                 found[(call.function, req.action, req.resource)] = (
-                    f"{verdict.outcome.value}{reasons} (role {req.principal_arn}"
-                    + (f", context {dict((k, v) for k, v in req.context.items() if not k.startswith('aws:'))}" if any(not k.startswith("aws:") for k in req.context) else "")
-                    + ")"
+                    f"{verdict.outcome.value}{reasons} ({detail})"
                 )
-    return [f"{function} may not {action} on {resource}: {why}" for (function, action, resource), why in sorted(found.items())]
+    return [
+        f"{function} may not {action} on {resource}: {why}"
+        for (function, action, resource), why in sorted(found.items())
+    ]
 
 
 def load_transformed(path: Path) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def transform(template: dict[str, Any]) -> dict[str, Any]:
     # SAM asks boto3 for a region to fill AWS::Region/AWS::Partition where it resolves them itself;
     # the output keeps `${AWS::Region}` references, so any region does.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    result: dict[str, Any] = sam_transform(_as_packaged(template), {}, StaticManagedPolicyLoader())  # type: ignore[arg-type]
+    result: dict[str, Any] = sam_transform(_as_packaged(template), {}, StaticManagedPolicyLoader())
     return result
 
 

@@ -199,7 +199,8 @@ class _Resolver:
         if name == "Fn::Equals":
             left, right = self.resolve(arg[0]), self.resolve(arg[1])
             if not isinstance(left, list | dict) and not isinstance(right, list | dict):
-                return str(left) == str(right)  # CloudFormation compares strings (a Number parameter's Ref is one)
+                # CloudFormation compares strings (a Number parameter's Ref is one).
+                return str(left) == str(right)
             return bool(left == right)
         if name == "Fn::Not":
             return not self.resolve(arg[0])

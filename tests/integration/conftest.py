@@ -19,10 +19,10 @@ from botocore.client import BaseClient
 from moto import mock_aws
 
 from gatekeeper_ops import stack
-from gatekeeper_ops.iam_contract import CallRecorder, load_transformed, violations
-from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.fast_moto import faster_moto
+from gatekeeper_ops.iam_contract import CallRecorder, load_transformed, violations
+from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from tests.builders import tenant
 
@@ -114,4 +114,6 @@ def iam_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
     yield recorder
     if recorder.calls:
         problems = violations(recorder.calls, transformed_template())
-        assert not problems, "IAM contract: calls the deployed roles would refuse:\n  " + "\n  ".join(problems)
+        assert not problems, "IAM contract: calls the deployed roles would refuse:\n  " + "\n  ".join(
+            problems
+        )

@@ -41,7 +41,9 @@ def test_the_resource_must_match():
     other = "arn:aws:dynamodb:us-east-1:123456789012:table/gk-TenantsTable"
     assert not evaluate(request(res=other), [identity(allow("dynamodb:Query", TABLE))]).allowed
     # A table grant does not cover its indexes.
-    assert not evaluate(request(res=f"{TABLE}/index/ByTenant"), [identity(allow("dynamodb:Query", TABLE))]).allowed
+    assert not evaluate(
+        request(res=f"{TABLE}/index/ByTenant"), [identity(allow("dynamodb:Query", TABLE))]
+    ).allowed
 
 
 def test_a_deny_wins_over_any_allow():
@@ -98,10 +100,14 @@ def test_not_action_and_not_resource():
 
 
 def test_conditions_and_missing_keys():
-    only_ours = allow("events:PutEvents", BUS, Condition={"StringEquals": {"events:source": "vpce.gatekeeper"}})
+    only_ours = allow(
+        "events:PutEvents", BUS, Condition={"StringEquals": {"events:source": "vpce.gatekeeper"}}
+    )
     put = request("events:PutEvents", BUS, **{"events:source": "vpce.gatekeeper"})
     assert evaluate(put, [identity(only_ours)]).allowed
-    assert not evaluate(request("events:PutEvents", BUS, **{"events:source": "x"}), [identity(only_ours)]).allowed
+    assert not evaluate(
+        request("events:PutEvents", BUS, **{"events:source": "x"}), [identity(only_ours)]
+    ).allowed
     # A key the request does not carry: positive operators do not match …
     assert not evaluate(request("events:PutEvents", BUS), [identity(only_ours)]).allowed
     # … IfExists does …
@@ -114,7 +120,9 @@ def test_conditions_and_missing_keys():
         "Resource": "*",
         "Condition": {"StringNotEquals": {"events:source": "vpce.gatekeeper"}},
     }
-    assert not evaluate(request("events:PutEvents", BUS), [identity(allow("events:*", "*")), identity(negated)]).allowed
+    assert not evaluate(
+        request("events:PutEvents", BUS), [identity(allow("events:*", "*")), identity(negated)]
+    ).allowed
 
 
 def test_unknown_operators_fail_closed():
@@ -149,12 +157,24 @@ def test_resource_policy_deny_applies_to_the_account_and_allow_needs_the_princip
     verdict = evaluate(put, [identity(allow("events:PutEvents", BUS)), resource(deny_forged)])
     assert verdict.outcome is Outcome.EXPLICIT_DENY
     ingest = "arn:aws:iam::123456789012:role/gk-IngestNotificationsFunctionRole"
-    as_ingest = Request(ingest, "events:PutEvents", BUS, {"aws:PrincipalArn": ingest, "events:source": "vpce.gatekeeper"})
+    as_ingest = Request(
+        ingest, "events:PutEvents", BUS, {"aws:PrincipalArn": ingest, "events:source": "vpce.gatekeeper"}
+    )
     assert evaluate(as_ingest, [identity(allow("events:PutEvents", BUS)), resource(deny_forged)]).allowed
     # The account root in an Allow grants nothing by itself; the role's own policy must.
-    root_allow = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "*", "Resource": "*"}
+    root_allow = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+        "Action": "*",
+        "Resource": "*",
+    }
     assert not evaluate(put, [resource(root_allow)]).allowed
-    role_allow = {"Effect": "Allow", "Principal": {"AWS": ROLE}, "Action": "events:PutEvents", "Resource": BUS}
+    role_allow = {
+        "Effect": "Allow",
+        "Principal": {"AWS": ROLE},
+        "Action": "events:PutEvents",
+        "Resource": BUS,
+    }
     assert evaluate(put, [resource(role_allow)]).allowed
 
 
