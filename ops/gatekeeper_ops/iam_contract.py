@@ -143,8 +143,8 @@ class ContractView:
     """The transformed template's IAM, resolved for one emulated stack."""
 
     stack: EmulatedStack
-    role_arns: dict[str, str]  # function logical id → role ARN
-    identity: dict[str, list[Policy]]  # function logical id → its role's policies
+    role_arns: dict[str, str]  # function (or stand-alone role) logical id → role ARN
+    identity: dict[str, list[Policy]]  # function (or stand-alone role) logical id → its role's policies
     resource_policies: dict[str, list[Policy]]  # resource ARN → its policies
     topic_keys: dict[str, str]  # topic ARN → KMS key ARN
 
@@ -202,6 +202,11 @@ def _function_roles(scope: _Scope) -> tuple[dict[str, str], dict[str, list[Polic
         role_arns[logical_id] = scope.physical[role_id]["Arn"]
         props = scope.resolve(role_id, scope.resources[role_id]["Properties"])
         identity[logical_id] = _role_policies(role_id, props)
+    # Roles of their own (e.g. OperatorRole), by their logical id: calls may be attributed to them too.
+    for logical_id, spec in scope.resources.items():
+        if spec["Type"] == "AWS::IAM::Role" and scope.present(spec) and logical_id not in role_arns:
+            role_arns[logical_id] = scope.physical[logical_id]["Arn"]
+            identity[logical_id] = _role_policies(logical_id, scope.resolve(logical_id, spec["Properties"]))
     return role_arns, identity
 
 
@@ -399,6 +404,13 @@ def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
             return [request(action, arn)]
     if call.service == "sqs" and call.operation in _SQS_OPERATIONS:
         return [request(action, _queue_arn(stack, params["QueueUrl"]))]
+    if call.service == "cloudformation" and call.operation == "DescribeStacks" and params.get("StackName"):
+        name = str(params["StackName"])
+        # The emulated stack's id is stack.py's AWS::StackId: a fixed uuid after the name.
+        arn = name if name.startswith("arn:") else _Resolver({}, stack).pseudo("AWS::StackId")
+        if not name.startswith("arn:") and name != stack.name:
+            arn = arn.replace(f"stack/{stack.name}/", f"stack/{name}/")
+        return [request(action, arn)]
     if call.service == "cloudwatch" and call.operation == "PutMetricData":
         return [request(action, "*", **{"cloudwatch:namespace": str(params.get("Namespace", ""))})]
     raise UnmappedCall(
