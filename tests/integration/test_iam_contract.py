@@ -136,3 +136,51 @@ def test_the_managed_service_may_be_decided_and_publishing_needs_the_topic_key(p
         "CloseConnectionFunction may not kms:GenerateDataKey",
         "CloseConnectionFunction may not sns:Publish",
     ]
+
+
+def test_the_operator_role_runs_the_cli_and_puts_only_operator_decisions(producer):
+    stack = producer.stack
+    bus = stack.ref("EventBus")
+
+    def put(source: str) -> ApiCall:
+        entry = {"Source": source, "DetailType": "Endpoint Connection Operator Decision", "EventBusName": bus}
+        return ApiCall("OperatorRole", stack, "events", "PutEvents", {"Entries": [entry]})
+
+    cli_calls = [
+        ApiCall("OperatorRole", stack, "cloudformation", "DescribeStacks", {"StackName": stack.name}),
+        ApiCall("OperatorRole", stack, "dynamodb", "Scan", {"TableName": stack.ref("TenantsTable")}),
+        ApiCall(
+            "OperatorRole",
+            stack,
+            "dynamodb",
+            "TransactWriteItems",
+            {"TransactItems": [{"Put": {"TableName": stack.ref("TenantsTable"), "Item": {}}}]},
+        ),
+        ApiCall(
+            "OperatorRole",
+            stack,
+            "dynamodb",
+            "Query",
+            {"TableName": stack.ref("DecisionsTable"), "IndexName": "ByTenant"},
+        ),
+        ApiCall("OperatorRole", stack, "ec2", "DescribeVpcEndpointConnections", {}),
+        put("vpce.gatekeeper.operator"),
+    ]
+    assert violations(cli_calls, transformed_template()) == []
+    [forged] = violations([put("vpce.gatekeeper")], transformed_template())
+    assert "explicitly denied by EventBusOnlyTheStackAnnounces" in forged
+    [other_stack] = violations(
+        [ApiCall("OperatorRole", stack, "cloudformation", "DescribeStacks", {"StackName": "someone-else"})],
+        transformed_template(),
+    )
+    assert "implicitly denied" in other_stack
+    # The operator decides nothing on EC2 itself, and writes no decision record.
+    service = producer.service.service_id
+    refused = violations(
+        [
+            ApiCall("OperatorRole", stack, "ec2", "AcceptVpcEndpointConnections", {"ServiceId": service}),
+            ApiCall("OperatorRole", stack, "dynamodb", "PutItem", {"TableName": stack.ref("DecisionsTable")}),
+        ],
+        transformed_template(),
+    )
+    assert len(refused) == 2
