@@ -217,3 +217,21 @@ def test_ec2_mutations_name_exactly_the_managed_services(count):
         assert resolver.resolve(modify["Resource"]) == expected, function
     [topic] = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert resolver.resolve(topic["Condition"]["ArnLike"]["aws:SourceArn"]) == expected
+
+
+def test_notifications_are_not_held_back_for_a_batching_window_by_default():
+    parameter = TEMPLATE["Parameters"]["NotificationBatchingWindowSeconds"]
+    assert parameter["Default"] == 0
+    notifications = FUNCTIONS["IngestNotificationsFunction"]["Properties"]["Events"]["Notifications"]
+    assert notifications["Properties"]["MaximumBatchingWindowInSeconds"] == {
+        "Ref": "NotificationBatchingWindowSeconds"
+    }
+
+
+def test_claims_go_stale_after_the_deciders_timeout_and_before_lambdas_first_async_retry():
+    stale = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["DECISION_CLAIM_STALE_SECONDS"])
+    timeout = FUNCTIONS["EvaluateConnectionFunction"]["Properties"].get(
+        "Timeout", TEMPLATE["Globals"]["Function"]["Timeout"]
+    )
+    first_async_retry = 60  # Lambda retries a failed async invocation after about one minute
+    assert timeout < stale < first_async_retry
