@@ -11,6 +11,11 @@ TOOLS := .venv-tools
 PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 TBIN  := $(TOOLS)/bin
+# checkov pins boto3/networkx against aws-sam-cli's and cfn-lint's: its own venv.
+CHECKOV := .venv-checkov
+CBIN  := $(CHECKOV)/bin
+# What CloudFormation receives: template.yaml after the SAM transform (gitignored).
+TRANSFORMED := .aws-sam/template.transformed.json
 PY313_DIR = $(dir $(PYTHON313))
 export PATH := $(abspath $(BIN)):$(PY313_DIR):$(PATH)
 export AWS_SAM_CLI_TELEMETRY := 0
@@ -18,7 +23,7 @@ export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
 .PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench \
-        validate build lock layer-requirements deploy destroy e2e pr clean
+        validate transform build lock layer-requirements deploy destroy e2e pr clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,8 +47,18 @@ $(TOOLS)/.installed: requirements/tools.lock | python
 	$(TBIN)/python -m pip install -q -r requirements/tools.lock
 	@touch $@
 
+$(CHECKOV)/.installed: requirements/checkov.lock | python
+	@[ -x $(CBIN)/python ] || $(PYTHON313) -m venv $(CHECKOV)
+	$(CBIN)/python -m pip install -q --upgrade pip
+	$(CBIN)/python -m pip install -q -r requirements/checkov.lock
+	@touch $@
+
+$(TRANSFORMED): template.yaml ops/gatekeeper_ops/sam_transform.py ops/gatekeeper_ops/stack.py $(TOOLS)/.installed
+	PYTHONPATH=ops $(TBIN)/python -m gatekeeper_ops.sam_transform template.yaml $@
+
 dev: $(VENV)/.installed ## create the dev venv (python3.13, pinned deps, the gatekeeper CLI)
-tools: $(TOOLS)/.installed ## create the tools venv (aws-sam-cli, cfn-lint)
+tools: $(TOOLS)/.installed ## create the tools venv (aws-sam-cli, cfn-lint, cfn-lint-serverless)
+transform: $(TRANSFORMED) ## template.yaml through the SAM transform, offline (.aws-sam/template.transformed.json)
 
 lint: dev ## ruff lint + format check
 	$(BIN)/ruff check .
@@ -59,11 +74,12 @@ typecheck: dev ## mypy (strict on the core and the emulator)
 unit: dev ## unit tests only
 	$(BIN)/pytest tests/unit
 
-integration: dev ## integration tests (moto + the PrivateLink emulator, in-process)
+# The integration suites check every AWS call against the transformed template's IAM (tests/iam_contract.py).
+integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emulator, in-process)
 	$(BIN)/pytest tests/integration
 
 # Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
-test-py: dev
+test-py: dev $(TRANSFORMED)
 	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered
 	$(BIN)/coverage report --include='layers/core/*' --fail-under=90 > /dev/null \
 	  || { $(BIN)/coverage report --include='layers/core/*' | tail -3; echo "core coverage is under 90%"; exit 1; }
@@ -78,12 +94,19 @@ lock: ## re-resolve the pins (needs network to PyPI)
 	$(BIN)/pip install -q uv
 	cd requirements && ../$(BIN)/uv pip compile -q --python-version 3.13 runtime.in -o runtime.lock \
 	  && ../$(BIN)/uv pip compile -q --python-version 3.13 dev.in -o dev.lock \
-	  && ../$(BIN)/uv pip compile -q --python-version 3.13 tools.in -o tools.lock
+	  && ../$(BIN)/uv pip compile -q --python-version 3.13 tools.in -o tools.lock \
+	  && ../$(BIN)/uv pip compile -q --python-version 3.13 checkov.in -o checkov.lock
 	$(MAKE) layer-requirements
 
-validate: tools ## cfn-lint + sam validate --lint
+# cfn-lint sees template.yaml and, since SAM accepts things CloudFormation refuses, what the
+# transform makes of it; the serverless rules read the SAM source; checkov the transformed template
+# (suppressions, each justified: .checkov.yaml; serverless-rule ones: Metadata cfn-lint in template.yaml).
+validate: tools $(CHECKOV)/.installed $(TRANSFORMED) ## cfn-lint (source + transformed), serverless rules, sam validate, checkov
 	$(TBIN)/cfn-lint template.yaml
+	$(TBIN)/cfn-lint $(TRANSFORMED)
+	$(TBIN)/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
 	$(TBIN)/sam validate --lint --region us-east-1
+	BC_SKIP_MAPPING=TRUE $(CBIN)/checkov --config-file .checkov.yaml -f $(TRANSFORMED)
 
 build: tools python ## sam build (python3.13)
 	$(TBIN)/sam build --region us-east-1
@@ -111,4 +134,4 @@ destroy: tools ## delete the stack (CONFIG_ENV=dev|prod)
 	$(TBIN)/sam delete --config-env $${CONFIG_ENV:-default}
 
 clean: ## remove venvs and build output
-	rm -rf $(VENV) $(TOOLS) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

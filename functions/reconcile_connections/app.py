@@ -20,7 +20,7 @@ from gatekeeper.runtime import reconciler
 reconciler()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # The event is only a tick: what it says (a schedule's, `sam local generate-event`'s, an

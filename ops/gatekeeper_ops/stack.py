@@ -145,6 +145,8 @@ class _Resolver:
             "AWS::Region": self.stack.region,
             "AWS::AccountId": self.stack.account_id,
             "AWS::StackName": self.stack.name,
+            "AWS::StackId": f"arn:aws:cloudformation:{self.stack.region}:{self.stack.account_id}:stack/"
+            f"{self.stack.name}/00000000-0000-0000-0000-000000000000",
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::NoValue": None,
@@ -195,7 +197,11 @@ class _Resolver:
         if name == "Fn::Select":
             return self.resolve(arg[1])[int(self.resolve(arg[0]))]
         if name == "Fn::Equals":
-            return self.resolve(arg[0]) == self.resolve(arg[1])
+            left, right = self.resolve(arg[0]), self.resolve(arg[1])
+            if not isinstance(left, list | dict) and not isinstance(right, list | dict):
+                # CloudFormation compares strings (a Number parameter's Ref is one).
+                return str(left) == str(right)
+            return bool(left == right)
         if name == "Fn::Not":
             return not self.resolve(arg[0])
         if name == "Fn::And":
@@ -248,6 +254,12 @@ def _creation_order(template: dict[str, Any]) -> list[str]:
     """Resources ordered so that every Ref/GetAtt/Sub/DependsOn target comes first."""
     resources = template["Resources"]
 
+    def owner(logical_id: str) -> str:
+        # SAM's implicit resources (e.g. a function's generated <Function>Role) come with their function.
+        if logical_id not in resources and logical_id.endswith("Role") and logical_id[:-4] in resources:
+            return logical_id[:-4]
+        return logical_id
+
     def deps(value: Any) -> set[str]:
         found: set[str] = set()
         if isinstance(value, dict):
@@ -255,7 +267,7 @@ def _creation_order(template: dict[str, Any]) -> list[str]:
                 if k == "Ref" and isinstance(v, str) and v in resources:
                     found.add(v)
                 elif k == "Fn::GetAtt":
-                    found.add(v[0] if isinstance(v, list) else v.split(".")[0])
+                    found.add(owner(v[0] if isinstance(v, list) else v.split(".")[0]))
                 elif k == "Fn::Sub":
                     text = v if isinstance(v, str) else v[0]
                     found |= {t.split(".")[0] for t in re.findall(r"\$\{([^}!]+)\}", text)} & set(resources)
@@ -434,12 +446,24 @@ class _Builder:
         self.client("cloudwatch").put_metric_alarm(AlarmName=self.name(logical_id), **props)
         return {"Ref": self.name(logical_id)}
 
+    def _aws_cloudwatch_dashboard(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        name = props.get("DashboardName") or self.name(logical_id)
+        self.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=props["DashboardBody"])
+        return {"Ref": name}
+
     def _aws_ec2_vpcendpointconnectionnotification(
         self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
     ) -> dict[str, Any]:
         notification = self.client("ec2").create_vpc_endpoint_connection_notification(**props)
         notification_id = notification["ConnectionNotification"]["ConnectionNotificationId"]
         return {"Ref": notification_id}
+
+    def _aws_iam_role(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+        # Nothing enforces IAM here; the role only needs its name and ARN (outputs, the IAM contract).
+        name = self.name(logical_id)
+        return {"Ref": name, "Arn": f"arn:aws:iam::{self.stack.account_id}:role/{name}", "RoleId": name}
 
     def _aws_serverless_function(
         self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
@@ -481,6 +505,8 @@ class _Builder:
             elif event["Type"] == "DynamoDB":
                 binding.streams.append(self._stream_source(event_id, event_props))
         self.stack.functions[logical_id] = binding
+        # The role SAM generates for the function (template resources may refer to its ARN).
+        self.stack.physical[f"{logical_id}Role"] = self._aws_iam_role(f"{logical_id}Role", {}, {})
         arn = f"arn:aws:lambda:{self.stack.region}:{self.stack.account_id}:function:{self.name(logical_id)}"
         return {"Ref": self.name(logical_id), "Arn": arn}
 

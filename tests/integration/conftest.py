@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import subprocess
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any
@@ -14,11 +15,14 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from botocore.client import BaseClient
 from moto import mock_aws
 
 from gatekeeper_ops import stack
 from gatekeeper_ops.emulator import privatelink_emulator
 from gatekeeper_ops.fast_moto import faster_moto
+from gatekeeper_ops.iam_contract import CallRecorder, load_transformed, violations
+from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from tests.builders import tenant
 
@@ -78,3 +82,38 @@ def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
             return make
 
         yield factory
+
+
+TRANSFORMED = stack.ROOT / ".aws-sam" / "template.transformed.json"
+
+
+@cache
+def transformed_template() -> dict[str, Any]:
+    """What CloudFormation receives (template.yaml after the SAM transform), brought up to date by
+    `make transform` (the SAM translator lives in the tools venv: it pins another pydantic)."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-s", "transform"],
+        cwd=stack.ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"`make transform` failed; the IAM contract cannot be checked:\n{done.stderr}")
+    return load_transformed(TRANSFORMED)
+
+
+@pytest.fixture(autouse=True)
+def iam_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
+    """Every AWS call a handler makes in the test must be allowed by its function's role in the
+    transformed template (and by the target's resource policy). Checked at teardown; a gap fails
+    the test with the function, the action and the resource."""
+    recorder = CallRecorder()
+    monkeypatch.setattr(LocalLambda, "invoke", recorder.wrap_invoke(LocalLambda.invoke))
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorder.wrap_api_call(BaseClient._make_api_call))
+    yield recorder
+    if recorder.calls:
+        problems = violations(recorder.calls, transformed_template())
+        assert not problems, "IAM contract: calls the deployed roles would refuse:\n  " + "\n  ".join(
+            problems
+        )

@@ -4,6 +4,7 @@ No AWS: the one call a test needs answered is faked at the composition root."""
 from __future__ import annotations
 
 import importlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,3 +114,27 @@ def _report():
     from gatekeeper.reconciler import SweepReport
 
     return SweepReport()
+
+
+def test_log_keys_of_one_function_never_leak_into_anothers_lines(handler, monkeypatch):
+    # In the sandbox every function shares one process and one Powertools logger.
+    from gatekeeper.observability import logger
+
+    evaluate, ingest = handler("evaluate_connection"), handler("ingest_notifications")
+    monkeypatch.setattr(type(runtime.decision_service()), "handle", lambda self, r: None)
+    evaluate.lambda_handler(sample("evaluate_connection"), Context(function_name="evaluate"))
+    event = sample("ingest_notifications")
+    event["Records"] = event["Records"][:1]
+    event["Records"][0]["body"] = "not a notification"
+    written = io.StringIO()
+    stream = logger.registered_handler.setStream(written)
+    try:
+        ingest.lambda_handler(event, Context(function_name="ingest"))
+    finally:
+        logger.registered_handler.setStream(stream)
+    lines = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith('{"level"')]
+    assert lines, "ingest logged nothing"
+    for line in lines:
+        assert line["function_name"] == "ingest"
+        assert "request" not in line
+        assert "vpc_endpoint_id" not in line

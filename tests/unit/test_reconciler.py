@@ -198,7 +198,7 @@ def test_only_undecided_pending_connections_are_announced(world):
     report = world.reconciler.sweep()
     assert world.announcer.requested_ids == [endpoint_id(1)]
     assert (report.pending, report.held, report.in_flight, report.announced) == (3, 1, 1, 1)
-    assert report.oldest_pending_age == 900
+    assert report.oldest_pending_age == 30  # the held one (900 s) counts as held, not as undecided
     assert world.announcer.revoked == []
 
 

@@ -158,3 +158,80 @@ def test_operator_decisions_are_taken_only_from_the_operator_source():
         decision_request(forged)
     # and no rule of the stack delivers it
     assert not any(EventPattern.load(json.dumps(p)).matches_event(forged) for _, _, p in RULES)
+
+
+def test_sweep_alarms_watch_the_reconciler_metrics_and_notify():
+    alarms = {
+        spec["Properties"]["MetricName"]: spec["Properties"]
+        for spec in RESOURCES.values()
+        if spec["Type"] == "AWS::CloudWatch::Alarm" and spec["Properties"]["Namespace"] == "VpceGatekeeper"
+    }
+    assert {"OldestPendingAgeSeconds", "OldestHeldAgeSeconds", "StaleClaims", "UnannouncedDecisions"} <= set(
+        alarms
+    )
+    for metric, alarm in alarms.items():
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": "vpce-gatekeeper"}], metric
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], metric
+        assert alarm["TreatMissingData"] == "notBreaching", metric
+    assert alarms["OldestPendingAgeSeconds"]["Threshold"] == {"Ref": "PendingRequestAlarmSeconds"}
+    assert alarms["OldestHeldAgeSeconds"]["Threshold"] == {"Ref": "HeldRequestAlarmSeconds"}
+    assert (
+        alarms["UnannouncedDecisions"]["EvaluationPeriods"],
+        alarms["UnannouncedDecisions"]["DatapointsToAlarm"],
+    ) == (2, 2)
+
+
+def test_reserved_concurrency_is_off_by_default():
+    # A new account (10 concurrent executions) cannot reserve anything: the default must reserve nothing.
+    parameter = TEMPLATE["Parameters"]["ReservedConcurrencyPerFunction"]
+    assert parameter["Default"] == 0
+    assert TEMPLATE["Globals"]["Function"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesConcurrency", {"Ref": "ReservedConcurrencyPerFunction"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert TEMPLATE["Conditions"]["ReservesConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ReservedConcurrencyPerFunction"}, "0"]}]
+    }
+
+
+def test_the_notification_topic_accepts_only_the_managed_services():
+    [statement] = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    arns = statement["Condition"]["ArnLike"]["aws:SourceArn"]
+    assert len(arns) == 5  # the first service, and four conditional ones (ManagesService2..5)
+    assert [a["Fn::If"][0] for a in arns[1:]] == [f"ManagesService{i}" for i in range(2, 6)]
+
+
+@pytest.mark.parametrize("count", [1, 3, 5])
+def test_ec2_mutations_name_exactly_the_managed_services(count):
+    from gatekeeper_ops.stack import EmulatedStack, _Resolver
+
+    ids = [f"vpce-svc-{i:017x}" for i in range(count)]
+    stack = EmulatedStack("gk", "eu-west-1", "111111111111", {"EndpointServiceIds": ids})
+    expected = [f"arn:aws:ec2:eu-west-1:111111111111:vpc-endpoint-service/{i}" for i in ids]
+    resolver = _Resolver(TEMPLATE, stack)
+    evaluate = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Policies"][0]["Statement"]
+    [decide] = [s for s in evaluate if s["Sid"] == "DecideManagedServicesOnly"]
+    assert resolver.resolve(decide["Resource"]) == expected
+    for function in ("ReconcileConnectionsFunction", "SyncTenantsFunction"):
+        conditional = FUNCTIONS[function]["Properties"]["Policies"][1]["Fn::If"][1]
+        [modify] = conditional["Statement"]
+        assert resolver.resolve(modify["Resource"]) == expected, function
+    [topic] = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert resolver.resolve(topic["Condition"]["ArnLike"]["aws:SourceArn"]) == expected
+
+
+def test_notifications_are_not_held_back_for_a_batching_window_by_default():
+    parameter = TEMPLATE["Parameters"]["NotificationBatchingWindowSeconds"]
+    assert parameter["Default"] == 0
+    notifications = FUNCTIONS["IngestNotificationsFunction"]["Properties"]["Events"]["Notifications"]
+    assert notifications["Properties"]["MaximumBatchingWindowInSeconds"] == {
+        "Ref": "NotificationBatchingWindowSeconds"
+    }
+
+
+def test_claims_go_stale_after_the_deciders_timeout_and_before_lambdas_first_async_retry():
+    stale = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["DECISION_CLAIM_STALE_SECONDS"])
+    timeout = FUNCTIONS["EvaluateConnectionFunction"]["Properties"].get(
+        "Timeout", TEMPLATE["Globals"]["Function"]["Timeout"]
+    )
+    first_async_retry = 60  # Lambda retries a failed async invocation after about one minute
+    assert timeout < stale < first_async_retry

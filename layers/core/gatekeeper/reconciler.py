@@ -203,7 +203,9 @@ class Reconciler:
             endpoint = connection.vpc_endpoint_id
             state = view.states.get(endpoint)
             if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
-                self._count_pending(connection, at, report)
+                # Held requests wait for a person (OldestHeldAgeSeconds); the pending age is the
+                # age of requests nobody has decided yet, which is what its alarm is about.
+                self._count_pending(connection, at, report, undecided=state is None or state.in_flight)
             if state is not None and state.in_flight:
                 report.in_flight += 1  # its decider, its retry or _finish_unsettled finishes the job
                 continue
@@ -228,9 +230,11 @@ class Reconciler:
             logger.info("Revocations requested", extra={"service_id": view.service_id, "count": len(revoke)})
         self._announce(announce, report)
 
-    def _count_pending(self, connection: VpcEndpointConnection, at: datetime, report: SweepReport) -> None:
+    def _count_pending(
+        self, connection: VpcEndpointConnection, at: datetime, report: SweepReport, *, undecided: bool
+    ) -> None:
         report.pending += 1
-        if connection.creation_timestamp is not None:
+        if undecided and connection.creation_timestamp is not None:
             age = (at - connection.creation_timestamp).total_seconds()
             report.oldest_pending_age = max(report.oldest_pending_age, age)
 

@@ -10,15 +10,26 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
-from gatekeeper_ops.cli import connections, decisions, services, templates, tenants
+from gatekeeper_ops.cli import connections, decisions, reconcile, report, services, templates, tenants
 from gatekeeper_ops.cli.context import DEFAULT_STACK, STACK_ENV, Gatekeeper, describe_error
 from gatekeeper_ops.cli.help import examples
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flags_take_no_value(self: TyperOption, ctx: Any) -> str | None:
+    """typer 0.29 shows a flag as `--dry-run <bool>`, as if it took a value: it takes none."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+TyperOption.display_type_rich = _flags_take_no_value  # type: ignore[method-assign]
 
 
 class GatekeeperGroup(TyperGroup):
@@ -55,6 +66,7 @@ app = typer.Typer(
         "gatekeeper tenants list",
         "gatekeeper --profile prod --region eu-west-1 pending",
         "GATEKEEPER_STACK=gatekeeper-dev gatekeeper decisions --since 24h",
+        "gatekeeper report usage --since 7d --output csv > usage.csv",
         "gatekeeper --install-completion   # tab completion for your shell",
     ),
     no_args_is_help=True,
@@ -98,8 +110,10 @@ def root(
 app.add_typer(tenants.app, name="tenants")
 app.add_typer(templates.app, name="templates")
 app.add_typer(services.app, name="services")
+app.add_typer(report.app, name="report")
 connections.register(app)
 decisions.register(app)
+reconcile.register(app)
 
 
 def main() -> None:

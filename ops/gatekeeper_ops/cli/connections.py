@@ -35,10 +35,13 @@ from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
+    OutputOption,
+    QueryOption,
     YesOption,
     age,
     console,
     print_json,
+    rendering,
     say,
     styled_decision,
     table,
@@ -106,10 +109,13 @@ def simulate(
     ip_address_type: Annotated[
         str, typer.Option("--ip-address-type", help="ipv4, dualstack or ipv6, as the endpoint would request.")
     ] = "ipv4",
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """What the live policy would decide now for a new endpoint from this principal, with the
     explanation (every statement, matched or not, and the values compared). No side effects."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     account = account_of(principal)
     if not SERVICE_ID.match(service):
@@ -131,8 +137,8 @@ def simulate(
         }
     )
     assessment = gk.decision_service.assess(connection, "operator")
-    if json_output:
-        print_json({"simulated": True, "connection": connection.to_event(), **_explain(assessment)})
+    if not render.human:
+        render.emit({"simulated": True, "connection": connection.to_event(), **_explain(assessment)})
         return
     decision = assessment.decision
     if principal != account:
@@ -161,10 +167,13 @@ def pending(
     service: Annotated[
         str | None, typer.Option("--service", "-s", help="Only this managed service (default: all of them).")
     ] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Connections waiting for acceptance across the managed services: their recorded status
     (held, undecided) and what the policy would decide now."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     services = gk.stack.managed_services
     if service is not None:
@@ -188,8 +197,8 @@ def pending(
                 "now": _explain(gk.decision_service.assess(connection, "operator")),
             }
         )
-    if json_output:
-        print_json(rows)
+    if not render.human:
+        render.emit(rows)
         return
     if not rows:
         say(f"no pending connections on {', '.join(services) or 'any managed service'}")

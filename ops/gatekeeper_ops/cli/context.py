@@ -76,6 +76,7 @@ class StackResources:
     managed_services: tuple[str, ...]
     default_action: Action = "reject"
     unknown_principal_action: Action = "reject"
+    reconcile_function: str | None = None  # older stacks have no ReconcileFunctionName output
 
     @classmethod
     def from_description(cls, stack: dict[str, Any], region: str) -> StackResources:
@@ -103,6 +104,7 @@ class StackResources:
             managed_services=tuple(s for s in services if SERVICE_ID.match(s)),
             default_action=_action(parameters.get("DefaultAction")),
             unknown_principal_action=_action(parameters.get("UnknownPrincipalAction")),
+            reconcile_function=outputs.get("ReconcileFunctionName"),
         )
 
 

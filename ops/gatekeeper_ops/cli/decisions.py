@@ -12,7 +12,16 @@ from rich.text import Text
 from gatekeeper.models import Decision, now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, print_json, say, styled_decision, table, timestamp
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    OutputOption,
+    QueryOption,
+    rendering,
+    say,
+    styled_decision,
+    table,
+    timestamp,
+)
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -61,10 +70,13 @@ def decisions(
     explain: Annotated[
         bool, typer.Option("--explain", help="After the table, each decision's explanation.")
     ] = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The audit trail: every decision (accepted, rejected, held, revoked) with tenant, reasons,
     template version and actor (auto, reconcile or operator:<arn>), newest first."""
+    render = rendering(output, query, json_output)
     if outcome is not None and outcome not in OUTCOMES:
         raise CliError(f"--decision {outcome!r} is not one of {', '.join(OUTCOMES)}")
     store = gatekeeper(ctx).decisions
@@ -85,8 +97,8 @@ def decisions(
     selected.sort(key=lambda d: d.decided_at, reverse=True)
     if limit > 0:
         selected = selected[:limit]
-    if json_output:
-        print_json([d.model_dump(mode="json") for d in selected])
+    if not render.human:
+        render.emit([d.model_dump(mode="json") for d in selected])
         return
     if not selected:
         say("no decisions match")

@@ -1,4 +1,5 @@
-"""How commands speak: rich tables for people, `--json` documents for scripts, warnings on stderr.
+"""How commands speak: rich tables for people, JSON or tab-separated text for scripts (`--output`,
+`--query` as in the AWS CLI), warnings on stderr.
 
 Consoles are made per call, so they write to whatever stdout/stderr are at that moment (a test
 runner swaps them). JSON is printed plainly — never through rich — so it is always parseable.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
+import jmespath
 import typer
+from jmespath.exceptions import JMESPathError
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -21,6 +26,120 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print a JSON document instead of tables (for scripts).")
 ]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    text = "text"
+
+
+OutputOption = Annotated[
+    OutputFormat | None,
+    typer.Option(
+        "--output",
+        "-o",
+        case_sensitive=False,
+        help="table (default, for people), json, or text (tab-separated, one line per record).",
+    ),
+]
+QueryOption = Annotated[
+    str | None,
+    typer.Option(
+        "--query",
+        metavar="JMESPATH",
+        help="A JMESPath expression applied to the JSON document, as with the AWS CLI "
+        "(e.g. 'tenants[?status==`active`].tenant_id'); prints JSON unless --output says otherwise.",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """What a read command was asked to print: a table for people, or the (queried) document."""
+
+    format: OutputFormat = OutputFormat.table
+    query: str | None = None
+
+    @property
+    def human(self) -> bool:
+        return self.format is OutputFormat.table and self.query is None
+
+    def emit(self, document: Any) -> None:
+        """The command's JSON document, narrowed by --query, as JSON, text, or a generic table."""
+        value = _search(self.query, document) if self.query else document
+        if self.format is OutputFormat.text:
+            for line in text_lines(value):
+                typer.echo(line)
+        elif self.format is OutputFormat.table:
+            generic_table(value)
+        else:
+            print_json(value)
+
+
+def rendering(output: OutputFormat | None, query: str | None, json_output: bool = False) -> Rendering:
+    """One Rendering from `--output`, `--query` and the older `--json` (kept: `--output json`)."""
+    from gatekeeper_ops.cli.context import CliError
+
+    if json_output and output not in (None, OutputFormat.json):
+        raise CliError(f"--json and --output {output} disagree; give one of them")
+    chosen = OutputFormat.json if json_output else output
+    if query is not None:
+        try:
+            jmespath.compile(query)
+        except JMESPathError as exc:
+            raise CliError(f"--query {query!r} is not a JMESPath expression: {exc}") from None
+        # As the AWS CLI does not: a query without --output prints JSON (a table of an arbitrary
+        # projection would guess its columns).
+        chosen = chosen or OutputFormat.json
+    return Rendering(chosen or OutputFormat.table, query)
+
+
+def _search(query: str, document: Any) -> Any:
+    # Round-trip through JSON so datetimes and sets are plain values JMESPath can compare.
+    return jmespath.search(query, json.loads(json.dumps(document, default=_json_default)))
+
+
+def text_lines(value: Any) -> list[str]:
+    """Like the AWS CLI's `--output text`: a record per line, its values tab-separated."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        nested = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if nested:
+            return [line for records in nested for line in text_lines(records)]
+        return ["\t".join(_text_cell(v) for v in value.values())]
+    if isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value):
+            return ["\t".join(_text_cell(v) for v in value)] if value else []
+        return [line for item in value for line in text_lines(item)]
+    return [_text_cell(value)]
+
+
+def _text_cell(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, list):
+        return ",".join(_text_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ",".join(f"{k}={_text_cell(v)}" for k, v in value.items())
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def generic_table(value: Any) -> None:
+    """A table of whatever a --query returned (records → columns from their keys)."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        columns = list(dict.fromkeys(k for v in value for k in v))
+        table(None, columns, [[v.get(c) for c in columns] for v in value])
+    elif isinstance(value, dict):
+        table(None, ("field", "value"), list(value.items()), wrap=("value",))
+    else:
+        for line in text_lines(value):
+            typer.echo(line)
 
 
 def console() -> Console:

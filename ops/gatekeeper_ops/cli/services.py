@@ -7,8 +7,11 @@ operator package, not in the core's EndpointService adapter.
 
 from __future__ import annotations
 
+import re
+import tomllib
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +20,17 @@ from botocore.exceptions import ClientError
 from gatekeeper.models import SERVICE_ID
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, YesOption, print_json, say, table, warn
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    OutputOption,
+    QueryOption,
+    YesOption,
+    print_json,
+    rendering,
+    say,
+    table,
+    warn,
+)
 
 app = typer.Typer(help="Endpoint services: what the stack manages, and attaching one.", no_args_is_help=True)
 
@@ -94,6 +107,67 @@ class EndpointServiceAdmin:
         return str(response["ConnectionNotification"]["ConnectionNotificationId"])
 
 
+@dataclass(frozen=True)
+class SamconfigEdit:
+    """Where the stack's EndpointServiceIds is set for `sam deploy`, and the line it should read."""
+
+    file: str
+    env: str
+    parameter_overrides: str
+
+    @property
+    def section(self) -> str:
+        return f"[{self.env}.deploy.parameters]"
+
+    def document(self) -> dict[str, str]:
+        return {
+            "file": self.file,
+            "env": self.env,
+            "section": self.section,
+            **{"parameter_overrides": self.parameter_overrides},
+        }
+
+
+_SERVICE_IDS = re.compile(r"""(?<![\w-])EndpointServiceIds=("[^"]*"|'[^']*'|\S*)""")
+
+
+def samconfig_edit(path: Path, stack_name: str, env: str | None, services: list[str]) -> SamconfigEdit:
+    """The samconfig environment that deploys this stack (its stack_name), else `default`, with its
+    parameter_overrides rewritten to list `services`."""
+    listed = ",".join(services)
+    config: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            config = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            config = {}
+    if env is None:
+        env = next(
+            (
+                name
+                for name, sections in config.items()
+                if isinstance(sections, dict)
+                and any(
+                    isinstance(sections.get(command), dict)
+                    and sections[command].get("parameters", {}).get("stack_name") == stack_name
+                    for command in ("global", "deploy")
+                )
+            ),
+            "default",
+        )
+    deploy = (
+        config.get(env, {}).get("deploy", {}).get("parameters", {})
+        if isinstance(config.get(env), dict)
+        else {}
+    )
+    overrides = str(deploy.get("parameter_overrides", "") or "")
+    if _SERVICE_IDS.search(overrides):
+        overrides = _SERVICE_IDS.sub(lambda _: f"EndpointServiceIds={listed}", overrides, count=1)
+    else:
+        overrides = f"EndpointServiceIds={listed} {overrides}".strip()
+    return SamconfigEdit(str(path), env, overrides)
+
+
 def _notifies(notifications: list[dict[str, Any]], topic_arn: str) -> bool:
     return any(n.get("ConnectionNotificationArn") == topic_arn for n in notifications)
 
@@ -106,10 +180,13 @@ def list_services(
     show_all: Annotated[
         bool, typer.Option("--all", help="Every endpoint service of this account, managed or not.")
     ] = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """The endpoint services the stack manages: acceptance, notification to the stack's topic,
     allowed principals and connections by state."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     stack = gk.stack
     admin = EndpointServiceAdmin(gk.client("ec2"))
@@ -133,8 +210,8 @@ def list_services(
                 "connections": dict(sorted(states.items())),
             }
         )
-    if json_output:
-        print_json(rows)
+    if not render.human:
+        render.emit(rows)
         return
     table(
         None,
@@ -178,12 +255,25 @@ def attach(
     service_id: Annotated[
         str, typer.Argument(help="Endpoint service id (vpce-svc-…) owned by this account.")
     ],
+    *,
+    samconfig: Annotated[
+        Path,
+        typer.Option("--samconfig", help="The samconfig.toml that deploys the stack (for the reminder)."),
+    ] = Path("samconfig.toml"),
+    config_env: Annotated[
+        str | None,
+        typer.Option(
+            "--config-env",
+            help="Its environment (default: the one whose stack_name is this stack's, else default).",
+        ),
+    ] = None,
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Prepare an endpoint service for the gatekeeper: require acceptance (asks first) and send its
     connection notifications to the stack's topic. The stack parameter EndpointServiceIds must
-    also list it for the functions to decide its connections."""
+    also list it for the functions to decide its connections: the reminder names the samconfig
+    environment and the parameter_overrides line to put there."""
     if not SERVICE_ID.match(service_id):
         raise CliError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
     gk = gatekeeper(ctx)
@@ -210,14 +300,26 @@ def attach(
         )
     managed = service_id in stack.managed_services
     reminder = None
+    edit = None
     if not managed:
-        listed = ",".join((*stack.managed_services, service_id))
+        edit = samconfig_edit(samconfig, stack.name, config_env, [*stack.managed_services, service_id])
         reminder = (
             f"add {service_id} to the stack parameter EndpointServiceIds — until then the functions ignore "
-            f"its connections: sam deploy --parameter-overrides EndpointServiceIds={listed}"
+            f"its connections: in {edit.file} {edit.section} set "
+            f'parameter_overrides = "{edit.parameter_overrides}", then `sam build && sam deploy '
+            f"--config-env {edit.env}` (samconfig keeps it for the next deploy; a bare "
+            "--parameter-overrides would be lost)"
         )
     if json_output:
-        print_json({"service_id": service_id, "steps": steps, "managed": managed, "reminder": reminder})
+        print_json(
+            {
+                "service_id": service_id,
+                "steps": steps,
+                "managed": managed,
+                "reminder": reminder,
+                "samconfig": edit.document() if edit else None,
+            }
+        )
         return
     for step in steps:
         say(f"{service_id}: {step}")

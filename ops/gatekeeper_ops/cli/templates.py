@@ -26,7 +26,17 @@ from gatekeeper.policy import (
 )
 from gatekeeper_ops.cli.context import CliError, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, console, print_json, say, table, timestamp
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    OutputOption,
+    QueryOption,
+    console,
+    print_json,
+    rendering,
+    say,
+    table,
+    timestamp,
+)
 
 app = typer.Typer(
     help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.", no_args_is_help=True
@@ -94,9 +104,12 @@ def _problems(stored: StoredTemplate) -> list[str]:
 def list_templates(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="List every version of this template.")] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """List templates (latest version of each, and how many tenants use it), or every version of one."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     if name is not None:
         stored = sorted(gk.templates.versions(name), key=lambda t: t.version)
@@ -120,8 +133,8 @@ def list_templates(
         }
         for t in stored
     ]
-    if json_output:
-        print_json({"templates": documents})
+    if not render.human:
+        render.emit({"templates": documents})
         return
     table(
         None,
@@ -150,16 +163,20 @@ def list_templates(
 def show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Template name.")],
+    *,
     version: Annotated[
         int | None, typer.Option("--version", "-v", help="A stored version (default: latest).")
     ] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show a stored template version: who pushed it, when, and its document."""
+    render = rendering(output, query, json_output)
     stored = gatekeeper(ctx).templates.get(name, version)
     problems = _problems(stored)
-    if json_output:
-        print_json(
+    if not render.human:
+        render.emit(
             {
                 "name": stored.name,
                 "version": stored.version,

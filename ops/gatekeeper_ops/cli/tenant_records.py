@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
@@ -17,7 +19,8 @@ import yaml
 
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.errors import TenantInvalid
+from gatekeeper.decision_service import _quota_limit as quota_limit  # the decision path's own rule
+from gatekeeper.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
 from gatekeeper.models import ACCOUNT_ID, Tenant
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
 from gatekeeper.policy.parameters import ParamValue, coerce_parameter
@@ -66,6 +69,73 @@ class TenantValidator:
         if not self._managed:
             return []
         return [s for s in tenant.services if s != "*" and s not in self._managed]
+
+    def quota(self, tenant: Tenant) -> Quota:
+        """The tenant's endpoint quota as the decision path computes it; the template's part is
+        None when its template cannot be read (the decision path then holds its requests)."""
+        try:
+            template = self.template(tenant.template, tenant.template_version)
+            parameters = resolve_parameters(template, tenant.parameters)
+        except (CliError, GatekeeperError, ValueError):
+            return Quota(tenant.max_endpoints, None, tenant.max_endpoints)
+        value = parameters.get("MaxEndpoints")
+        template_max = int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return Quota(tenant.max_endpoints, template_max, quota_limit(tenant, parameters))
+
+
+@dataclass(frozen=True)
+class Quota:
+    """record: the tenant's max_endpoints; template: its template's MaxEndpoints (with the
+    tenant's overrides); effective: the smaller — what evaluate_connection enforces."""
+
+    record: int
+    template: int | None
+    effective: int
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "max_endpoints": self.record,
+            "template_max_endpoints": self.template,
+            "effective": self.effective,
+        }
+
+    def describe(self) -> str:
+        if self.template is None or self.template >= self.record:
+            return str(self.effective)
+        return f"{self.effective} (record {self.record}, template {self.template})"
+
+
+def write_refusal(tenants: TenantStore, before: Tenant | None, after: Tenant) -> None:
+    """What the store's conditional write would refuse, found by reading first, with the store's
+    own message: the same checks for a dry run and for the write (which still relies on its
+    conditions for a race between this read and the write)."""
+    if before is None:
+        try:
+            tenants.get(after.tenant_id)
+        except TenantNotFound:
+            pass
+        except TenantInvalid:
+            raise TenantConflict(f"tenant {after.tenant_id} already exists") from None
+        else:
+            raise TenantConflict(f"tenant {after.tenant_id} already exists")
+    else:
+        try:
+            current_version = tenants.get(before.tenant_id).version
+        except TenantInvalid:
+            current_version = None
+        if current_version != before.version:
+            raise TenantConflict(
+                f"tenant {before.tenant_id} was changed by someone else since you read it; "
+                "nothing was written — read it again and retry"
+            )
+    released = before.accounts() if before else frozenset()
+    for account in sorted(after.accounts() - released):
+        owner = tenants.owner_of(account)
+        if owner is not None and owner != after.tenant_id:
+            raise TenantConflict(
+                f"account {account} is already claimed by tenant {owner}; a principal belongs "
+                "to at most one tenant — remove it there first"
+            )
 
 
 def normalise_parameters(template: PolicyTemplate, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,17 +232,52 @@ def _show(value: Any) -> str:
 
 
 # -- files --------------------------------------------------------------------------------------
+_EXTENSIONS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".csv": "csv"}
+
+
 def detect_format(path: str, given: str | None) -> Format:
+    """--format, else the file's extension; stdin ('-') is YAML (which reads JSON too)."""
     if given:
         if given not in ("yaml", "csv", "json"):
             raise CliError(f"format {given!r} is not one of yaml, csv, json")
         return given  # type: ignore[return-value]
-    lower = path.lower()
-    if lower.endswith(".csv"):
-        return "csv"
-    if lower.endswith(".json"):
-        return "json"
-    return "yaml"
+    if path in ("", "-"):
+        return "yaml"
+    suffix = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+    if suffix not in _EXTENSIONS:
+        shown = f"extension {suffix}" if suffix else "no extension"
+        raise CliError(
+            f"unknown format of {path} ({shown}): name it .yaml, .yml, .json or .csv, or give "
+            "--format yaml|json|csv"
+        )
+    return _EXTENSIONS[suffix]
+
+
+# An allow-list is hundreds, maybe thousands of records: far below this. A bigger file is a
+# mistake (a log, a dump) and would be validated record by record against DynamoDB.
+MAX_IMPORT_BYTES = 5 * 1024 * 1024
+
+
+def too_big(source: str, size: int) -> str:
+    shown = f"{size / 1024 / 1024:.1f} MiB" if size <= 1024 * MAX_IMPORT_BYTES else "larger"
+    return (
+        f"{source} is {shown}; tenant imports are capped at {MAX_IMPORT_BYTES // 1024 // 1024} MiB — "
+        "split the file and import the parts (without --prune)"
+    )
+
+
+def read_import_text(data: bytes, source: str) -> str:
+    """An import file's bytes as text: refused when too big or not text at all."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise CliError(too_big(source, len(data)))
+    if b"\x00" in data[:8192]:
+        raise CliError(f"{source} is not a text file (binary data); give a YAML, JSON or CSV file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"{source} is not a text file (not UTF-8 at byte {exc.start}); give a YAML, JSON or CSV file"
+        ) from None
 
 
 def export_document(tenants: list[Tenant]) -> list[dict[str, Any]]:
@@ -216,11 +321,19 @@ def _csv_scalar(value: Any) -> str:
     return str(value)
 
 
-def load(text: str, fmt: Format) -> list[dict[str, Any]]:
+def load(text: str, fmt: Format, source: str = "the file") -> list[dict[str, Any]]:
     """The raw records of an import file (any of YAML, JSON — a list or {tenants: [...]} — or CSV)."""
     if fmt == "csv":
         return _load_csv(text)
-    document = yaml.safe_load(text)  # JSON is YAML
+    if fmt == "json":
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CliError(
+                f"{source} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+    else:
+        document = yaml.safe_load(text)  # JSON is YAML too (stdin without --format)
     if isinstance(document, Mapping) and "tenants" in document:
         document = document["tenants"]
     if document is None:
@@ -290,12 +403,47 @@ class ImportPlan:
     def writes(self) -> list[Change]:
         return [c for c in self.changes if c.action != "unchanged"]
 
+    @property
+    def removals(self) -> list[Change]:
+        return [c for c in self.changes if c.action == "remove"]
+
+
+# --prune removes at most this share of the tenants (and never all of them) unless the operator
+# names the count: a truncated or wrong file must not empty the allow-list.
+PRUNE_SHARE = 0.10
+
+
+def prune_refusal(records: int, current: int, removals: list[str], confirmed: int | None) -> str | None:
+    """Why a --prune plan needs `--confirm-removals <count>` (or cannot run at all); None if fine."""
+    count = len(removals)
+    if records == 0 and count:
+        return (
+            f"the file holds no tenant records: --prune would remove all {count} tenant(s); refused — "
+            "an empty or truncated file never wipes the allow-list (check the file)"
+        )
+    if confirmed is not None:
+        if confirmed != count:
+            return f"--confirm-removals {confirmed} does not match the plan: it removes {count} tenant(s)"
+        return None
+    allowed = max(1, math.floor(PRUNE_SHARE * current))
+    if count and (count > allowed or count == current):
+        named = ", ".join(removals[:5]) + (f", … ({count - 5} more)" if count > 5 else "")
+        share = "every tenant" if count == current else f"more than {PRUNE_SHARE:.0%} of {current} tenants"
+        return (
+            f"--prune would remove {count} tenant(s) ({named}): {share}. If the file is complete, "
+            f"repeat with --confirm-removals {count}"
+        )
+    return None
+
 
 def plan_import(
     records: list[dict[str, Any]],
     tenants: TenantStore,
     validator: TenantValidator,
+    *,
     prune: bool = False,
+    confirm_removals: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportPlan:
     """Validate every record and order the writes so that an account moving between tenants is
     released before it is claimed. Raises CliError listing every problem; nothing is written."""
@@ -312,6 +460,9 @@ def plan_import(
                 raise
             problems.append(f"{label}: {message}")
             continue
+        finally:
+            if progress is not None:
+                progress(index + 1)
         if tenant.tenant_id in desired:
             problems.append(f"{label}: listed more than once")
             continue
@@ -345,11 +496,17 @@ def plan_import(
             continue
         changes.append(Change("update" if existing else "create", tenant_id, existing, tenant, fields))
     if prune:
-        changes += [
+        removed = [
             Change("remove", tenant_id, tenant, None)
-            for tenant_id, tenant in current.items()
+            for tenant_id, tenant in sorted(current.items())
             if tenant_id not in desired
         ]
+        refusal = prune_refusal(
+            len(records), len(current) + len(skipped), [c.tenant_id for c in removed], confirm_removals
+        )
+        if refusal:
+            problems.append(refusal)
+        changes += removed
     ordered = _order_by_claims(changes, current, tenants, problems)
     if problems:
         raise CliError("import refused, nothing written: " + "; ".join(problems))

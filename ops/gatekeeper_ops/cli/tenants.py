@@ -8,18 +8,33 @@ concurrent edit or a principal owned elsewhere is refused and nothing is written
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gatekeeper.errors import GatekeeperError, TenantInvalid
 from gatekeeper.models import Tenant
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
-from gatekeeper_ops.cli.output import JsonOption, YesOption, print_json, say, table, warn
+from gatekeeper_ops.cli.output import (
+    JsonOption,
+    OutputOption,
+    QueryOption,
+    YesOption,
+    print_json,
+    rendering,
+    say,
+    table,
+    warn,
+)
 from gatekeeper_ops.cli.tenant_records import (
+    MAX_IMPORT_BYTES,
     Action,
     Change,
     TenantValidator,
@@ -31,6 +46,9 @@ from gatekeeper_ops.cli.tenant_records import (
     load,
     parse_assignments,
     plan_import,
+    read_import_text,
+    too_big,
+    write_refusal,
 )
 
 app = typer.Typer(
@@ -46,14 +64,19 @@ ExpectedVersion = Annotated[
         help="Refuse unless the record is still at this version (optimistic lock; see `tenants show`).",
     ),
 ]
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")]
+DryRun = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Run every check the write runs and show the diff; write nothing."),
+]
+# Above this many writes an import shows a progress bar (on stderr).
+PROGRESS_FROM = 20
 
 
 def _validator(gk: Gatekeeper) -> TenantValidator:
     return TenantValidator(gk.templates, gk.stack.managed_services)
 
 
-def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant) -> Tenant:
+def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant, quota_changed: bool = True) -> Tenant:
     checked = validator.check(tenant)
     unmanaged = validator.unmanaged_services(checked)
     if unmanaged:
@@ -61,7 +84,19 @@ def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant) -> Tenant
             f"{', '.join(unmanaged)} not managed by stack {gk.stack.name} (EndpointServiceIds); "
             "connections to it are not decided until it is — see `gatekeeper services attach`"
         )
+    quota = validator.quota(checked)
+    if quota_changed and quota.template is not None and checked.max_endpoints > quota.template:
+        warn(
+            f"--max-endpoints {checked.max_endpoints} exceeds template {checked.template}'s MaxEndpoints "
+            f"{quota.template}: the effective quota is {quota.effective} (the smaller); to allow more, "
+            f"also pass --param MaxEndpoints={checked.max_endpoints}"
+        )
     return checked
+
+
+def _prepare(gk: Gatekeeper, before: Tenant | None, after: Tenant) -> None:
+    """Every check of the write, read-only: run for a dry run exactly as for the write."""
+    write_refusal(gk.tenants, before, after)
 
 
 def _record(tenant: Tenant) -> dict[str, Any]:
@@ -154,6 +189,7 @@ def add(
         }
     )
     tenant = _check(gk, _validator(gk), tenant)
+    _prepare(gk, None, tenant)
     if dry_run:
         _preview(None, tenant, json_output)
         return
@@ -162,33 +198,63 @@ def add(
 
 
 # -- show / list ------------------------------------------------------------------------------------
-@app.command(epilog=examples("gatekeeper tenants show acme", "gatekeeper tenants show acme --json"))
-def show(ctx: typer.Context, tenant_id: TenantId, json_output: JsonOption = False) -> None:
-    """Show one tenant record, with its version and how many endpoints it has connected."""
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants show acme",
+        "gatekeeper tenants show acme --output json",
+        "gatekeeper tenants show acme --query quota.effective --output text",
+    )
+)
+def show(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Show one tenant record, with its version, its effective endpoint quota (the smaller of
+    max_endpoints and its template's MaxEndpoints, with the tenant's overrides) and how many
+    endpoints it has connected."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     tenant = gk.tenants.get(tenant_id)
     active = gk.decisions.active_endpoints(tenant_id)
-    if json_output:
-        print_json({"tenant": _record(tenant), "active_endpoints": active})
+    quota = _validator(gk).quota(tenant)
+    if not render.human:
+        render.emit({"tenant": _record(tenant), "active_endpoints": active, "quota": quota.document()})
         return
     record = tenant.model_dump()
     rows: list[tuple[str, Any]] = [(name, record[name]) for name in Tenant.model_fields]
-    rows.insert([name for name, _ in rows].index("max_endpoints") + 1, ("active_endpoints", active))
+    at = [name for name, _ in rows].index("max_endpoints") + 1
+    rows[at:at] = [
+        ("template MaxEndpoints", quota.template if quota.template is not None else "(unknown)"),
+        ("effective quota", quota.effective),
+        ("active_endpoints", active),
+    ]
     table(f"tenant {tenant.tenant_id}", ("field", "value"), rows, wrap=("value",))
 
 
 @app.command(
     name="list",
-    epilog=examples("gatekeeper tenants list", "gatekeeper tenants list --status suspended --json"),
+    epilog=examples(
+        "gatekeeper tenants list",
+        "gatekeeper tenants list --status suspended --output json",
+        "gatekeeper tenants list --query 'tenants[?quota.effective < `3`].tenant_id' --output text",
+    ),
 )
 def list_tenants(
     ctx: typer.Context,
+    *,
     status: Annotated[str | None, typer.Option("--status", help="Only active or suspended tenants.")] = None,
     template: Annotated[str | None, typer.Option("--template", help="Only tenants on this template.")] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """List tenants. Records that no longer validate (e.g. edited in the console) are listed as
-    invalid, with why: the decision path holds their requests until they are fixed."""
+    """List tenants with their effective endpoint quota. Records that no longer validate (e.g.
+    edited in the console) are listed as invalid, with why: the decision path holds their
+    requests until they are fixed."""
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     tenants: list[Tenant] = []
     invalid: list[str] = []
@@ -198,22 +264,17 @@ def list_tenants(
         elif (status is None or found.status == status) and (template is None or found.template == template):
             tenants.append(found)
     tenants.sort(key=lambda t: t.tenant_id)
-    if json_output:
-        print_json({"tenants": export_document(tenants), "invalid": invalid})
+    validator = _validator(gk)
+    quotas = {t.tenant_id: validator.quota(t) for t in tenants}
+    if not render.human:
+        records = export_document(tenants)
+        for record in records:
+            record["quota"] = quotas[record["tenant_id"]].document()
+        render.emit({"tenants": records, "invalid": invalid})
         return
     table(
         None,
-        (
-            "tenant",
-            "name",
-            "status",
-            "principals",
-            "services",
-            "template",
-            "max",
-            "expires",
-            "v",
-        ),
+        ("tenant", "name", "status", "principals", "services", "template", "quota", "expires", "v"),
         [
             (
                 t.tenant_id,
@@ -222,7 +283,7 @@ def list_tenants(
                 t.principals,
                 t.services,
                 t.template + (f" v{t.template_version}" if t.template_version else ""),
-                t.max_endpoints,
+                quotas[t.tenant_id].describe(),
                 t.expires_at.date() if t.expires_at else None,
                 t.version,
             )
@@ -247,6 +308,8 @@ def _read(gk: Gatekeeper, tenant_id: str, expected_version: int | None) -> Tenan
 def _write(
     gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, json_output: bool, verb: str
 ) -> None:
+    if field_changes(before, after):
+        _prepare(gk, before, after)
     if dry_run:
         _preview(before, after, json_output)
         return
@@ -320,7 +383,8 @@ def update(
         record["expires_at"] = expires_at
     if contact is not None:
         record["contact"] = contact or None
-    after = _check(gk, _validator(gk), Tenant.model_validate(record))
+    quota_changed = max_endpoints is not None or template is not None or bool(params or unset_params)
+    after = _check(gk, _validator(gk), Tenant.model_validate(record), quota_changed)
     _write(gk, before, after, dry_run=dry_run, json_output=json_output, verb="updated")
 
 
@@ -450,6 +514,7 @@ def remove(
         "gatekeeper tenants import tenants.csv",
         "gatekeeper tenants export > t.yaml && $EDITOR t.yaml && gatekeeper tenants import t.yaml",
         "gatekeeper tenants import tenants.yaml --prune --yes",
+        "gatekeeper tenants import tenants.yaml --prune --confirm-removals 7 --yes",
     ),
 )
 def import_tenants(
@@ -460,39 +525,87 @@ def import_tenants(
         str | None, typer.Option("--format", "-f", help="yaml, json or csv (default: from the extension).")
     ] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Remove tenants that are not in the file.")] = False,
+    confirm_removals: Annotated[
+        int | None,
+        typer.Option(
+            "--confirm-removals",
+            metavar="COUNT",
+            help="With --prune: the number of tenants you expect it to remove. Needed when it removes "
+            "more than 10% of them, or all; an empty file is always refused.",
+        ),
+    ] = None,
     dry_run: DryRun = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Create and update tenants from a file (as `tenants export` writes it). Every record is
     validated before anything is written; a record that carries `version` is refused if the tenant
-    changed since it was exported."""
+    changed since it was exported. Files are capped at 5 MiB."""
+    if confirm_removals is not None and not prune:
+        raise CliError("--confirm-removals only means something with --prune")
+    fmt = detect_format(path, file_format)
+    source = "stdin" if path == "-" else path
+    data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1) if path == "-" else _read_bytes(Path(path))
+    records = load(read_import_text(data, source), fmt, source)
     gk = gatekeeper(ctx)
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    records = load(text, detect_format(path, file_format))
-    plan = plan_import(records, gk.tenants, _validator(gk), prune=prune)
+    with _progress(len(records) >= PROGRESS_FROM and not json_output) as progress:
+        checking = progress.add_task(f"Checking {len(records)} records", total=len(records))
+        plan = plan_import(
+            records,
+            gk.tenants,
+            _validator(gk),
+            prune=prune,
+            confirm_removals=confirm_removals,
+            progress=lambda done: progress.update(checking, completed=done),
+        )
     for problem in plan.skipped_invalid:
         warn(f"skipped invalid record in the table: {problem}")
-    if not dry_run and any(c.action == "remove" for c in plan.writes) and not yes:
-        removed = ", ".join(c.tenant_id for c in plan.writes if c.action == "remove")
+    if not dry_run and plan.removals and not yes:
+        removed = ", ".join(c.tenant_id for c in plan.removals)
         typer.confirm(f"--prune removes {removed}. Continue?", abort=True, err=True)
     applied: list[Change] = []
     if not dry_run:
-        for change in plan.writes:
-            try:
-                apply_change(change, gk.tenants, gk.actor)
-            except Exception as exc:
-                message = describe_error(exc)
-                if message is None:
-                    raise
-                done = ", ".join(f"{c.action} {c.tenant_id}" for c in applied) or "none"
-                raise CliError(
-                    f"import stopped at {change.action} {change.tenant_id}: {message} — "
-                    f"applied before it: {done}; "
-                    "fix the file and import again (applied records then show as unchanged)"
-                ) from None
-            applied.append(change)
+        with _progress(len(plan.writes) >= PROGRESS_FROM and not json_output) as progress:
+            writing = progress.add_task(f"Writing {len(plan.writes)} changes", total=len(plan.writes))
+            for change in plan.writes:
+                try:
+                    apply_change(change, gk.tenants, gk.actor)
+                except Exception as exc:
+                    message = describe_error(exc)
+                    if message is None:
+                        raise
+                    done = ", ".join(f"{c.action} {c.tenant_id}" for c in applied) or "none"
+                    raise CliError(
+                        f"import stopped at {change.action} {change.tenant_id}: {message} — "
+                        f"applied before it: {done}; "
+                        "fix the file and import again (applied records then show as unchanged)"
+                    ) from None
+                applied.append(change)
+                progress.advance(writing)
     _report_import(plan.changes, dry_run, json_output)
+
+
+def _read_bytes(path: Path) -> bytes:
+    size = path.stat().st_size
+    if size > MAX_IMPORT_BYTES:  # refused before reading it
+        raise CliError(too_big(str(path), size))
+    return path.read_bytes()
+
+
+@contextmanager
+def _progress(visible: bool) -> Iterator[Progress]:
+    """A progress bar on stderr for big imports; an invisible one otherwise (same calls)."""
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True, highlight=False),
+        transient=False,
+        disable=not visible,
+    )
+    with progress:
+        yield progress
 
 
 def _report_import(changes: list[Change], dry_run: bool, json_output: bool) -> None:

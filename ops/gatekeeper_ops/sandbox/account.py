@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import StoredTemplate, TemplateStore
 from gatekeeper.dal.tenants import TenantStore
@@ -33,6 +34,7 @@ from gatekeeper_ops.emulator.provisioning import (
     set_targets_running,
 )
 from gatekeeper_ops.local_lambda import LocalLambda
+from gatekeeper_ops.sandbox.traffic import TrafficSeed, seed_traffic
 from gatekeeper_ops.stack import ROOT, EmulatedStack, provision, register_outputs
 
 BUILTIN_TEMPLATES = ROOT / "policy-templates"
@@ -142,6 +144,20 @@ class ProducerAccount:
             Filters=[{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
         )["VpcEndpointConnections"]
         return str(found[0]["VpcEndpointState"]) if found else "unknown"
+
+    def seed_traffic(self, idle: Iterable[str] = (), days: int = 3) -> TrafficSeed:
+        """AWS/PrivateLinkServices datapoints for every available connection of the managed
+        services (none for the `idle` endpoint ids), as AWS would publish them."""
+        endpoints = EndpointService(self.client("ec2"))
+        managed = [s for s in self.stack.outputs["ManagedEndpointServiceIds"].split(",") if s]
+        connections = [c for service in managed for c in endpoints.connections(service)]
+        return seed_traffic(
+            self.client("cloudwatch"),
+            connections,
+            service_region=self.stack.region,
+            idle=frozenset(idle),
+            days=days,
+        )
 
     # -- events ------------------------------------------------------------------------------
     def settle(self) -> int:

@@ -40,11 +40,28 @@ from gatekeeper_ops.sandbox.embedded import (
     handler_logs_to,
     output_to,
 )
+from gatekeeper_ops.sandbox.invoke_bridge import InvokeBridge
 from gatekeeper_ops.sandbox.load import LoadReport, LoadScenario
 from gatekeeper_ops.sandbox.scenario import DecisionWatch, ScenarioOutcome, ScriptedScenario, seed_account
 from gatekeeper_ops.sandbox.seed import DEFAULT_SEED, DemoSeed, load_seed
 
 STACK_NAME = "vpce-gatekeeper"
+# With --keep-running, accepted endpoints get CloudWatch traffic for the reports; these scenario
+# steps' endpoints stay silent, so `gatekeeper report orphans` has an idle one to show.
+IDLE_STEPS = ("soylent",)
+RECONCILER = "ReconcileConnectionsFunction"
+
+
+def schedule_seconds(schedules: dict[str, str]) -> float:
+    """A `rate(N minutes|hours|…)` schedule in seconds (a cron one: every 5 minutes)."""
+    units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+    for expression in schedules.values():
+        if expression.startswith("rate(") and expression.endswith(")"):
+            count, unit = expression[5:-1].split()
+            return float(count) * units[unit]
+    return 300.0
+
+
 OK, OUTCOMES_DIFFER = 0, 1
 
 
@@ -56,6 +73,8 @@ class DemoOptions:
     seed: Path = DEFAULT_SEED
     port: int = 0
     log_file: Path | None = None
+    # With keep_running: seconds between reconcile sweeps (None: the template's ReconcileSchedule).
+    reconcile_every: float | None = None
 
 
 @dataclass
@@ -95,6 +114,13 @@ def parse_args(argv: list[str] | None = None) -> DemoOptions:
         help="afterwards, keep the emulated account up, keep deciding, and print the environment "
         "variables that point boto3, the AWS CLI and the gatekeeper CLI at it (Ctrl-C stops)",
     )
+    parser.add_argument(
+        "--reconcile-every",
+        type=float,
+        metavar="SECONDS",
+        help="with --keep-running: run the reconcile sweep this often (default: the template's "
+        "ReconcileSchedule, rate(5 minutes)); `gatekeeper reconcile` runs one now",
+    )
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="seed file (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     parser.add_argument(
@@ -103,7 +129,17 @@ def parse_args(argv: list[str] | None = None) -> DemoOptions:
     args = parser.parse_args(argv)
     if args.requests < 0 or args.in_flight < 1:
         parser.error("--requests must be >= 0 and --in-flight >= 1")
-    return DemoOptions(args.requests, args.in_flight, args.keep_running, args.seed, args.port, args.log_file)
+    if args.reconcile_every is not None and args.reconcile_every <= 0:
+        parser.error("--reconcile-every must be > 0 seconds")
+    return DemoOptions(
+        args.requests,
+        args.in_flight,
+        args.keep_running,
+        args.seed,
+        args.port,
+        args.log_file,
+        args.reconcile_every,
+    )
 
 
 def make_console() -> Console:
@@ -158,7 +194,14 @@ def run(
         result.exit_code = OUTCOMES_DIFFER if failed else OK
         if options.keep_running:
             _keep_running(
-                producer, watch, seed, url=url, result=result, console=console, stop=stop or threading.Event()
+                producer,
+                watch,
+                seed,
+                url=url,
+                result=result,
+                console=console,
+                stop=stop or threading.Event(),
+                reconcile_every=options.reconcile_every,
             )
     return result
 
@@ -308,6 +351,7 @@ def _keep_running(
     result: DemoResult,
     console: Console,
     stop: threading.Event,
+    reconcile_every: float | None = None,
 ) -> None:
     account = producer.account
 
@@ -321,10 +365,21 @@ def _keep_running(
         )
         console.print(line)
 
+    lambdas = account.lambdas
+    bridge = InvokeBridge(lambdas)
+    every = reconcile_every or schedule_seconds(lambdas.stack.functions[RECONCILER].schedules)
+    next_sweep = time.monotonic() + every
+
     def deliver() -> None:
+        # One loop delivers everything, one invocation at a time: the handlers share this process.
+        nonlocal next_sweep
         while not stop.is_set():
             try:
-                delivered = account.lambdas.pump()
+                delivered = bridge.serve() + lambdas.pump()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + every
+                    sweep = lambdas.run_schedule(RECONCILER)
+                    console.print(render.sweep_line(sweep))
             except Exception as exc:  # the server going away at Ctrl-C, or a bug: say it, keep going
                 console.print(f"[red]local Lambda delivery failed: {type(exc).__name__}: {exc}[/]")
                 delivered = 0
@@ -332,12 +387,15 @@ def _keep_running(
                 stop.wait(0.2)
 
     watch.listeners.append(announce)
+    idle = [r.endpoint for r in (result.scenario.steps if result.scenario else []) if r.step.id in IDLE_STEPS]
+    account.seed_traffic(idle=[e for e in idle if e])
     environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
     console.print(render.environment_lines(environment, _examples(producer, seed, result)))
+    console.print(f"[dim]Reconcile sweep every {every:g} s; `gatekeeper reconcile` runs one now.[/]")
     worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
     worker.start()
     try:
-        with _stopped_by_signals(stop):
+        with _stopped_by_signals(stop), bridge.installed():
             while not stop.wait(0.5):
                 pass
     except KeyboardInterrupt:
@@ -377,6 +435,8 @@ def _examples(producer: DemoProducer, seed: DemoSeed, result: DemoResult) -> lis
         "aws ec2 describe-vpc-endpoint-connections --output table \\\n"
         "    --query 'VpcEndpointConnections[].[VpcEndpointId,VpcEndpointOwner,VpcEndpointState]'",
         "gatekeeper pending",
+        "gatekeeper report usage --since 3d",
+        "gatekeeper report orphans",
     ]
     if held:
         examples.append(f"gatekeeper approve {held[0]}")

@@ -180,7 +180,10 @@ def create_producer(
             elbv2,
             name=service.name,
             acceptance_required=True,
-            allowed_principals=("*",),  # anyone may ask; gatekeeper decides who gets in
+            # No one at first: tenant sync adds each tenant's principals when its record is written
+            # (ManageAllowedPrincipals), as on a real account; an account no tenant names is refused by
+            # EC2 itself before any request reaches the gatekeeper.
+            allowed_principals=(),
             supported_regions=seed.supported_regions,
             cidr=f"10.{index}.0.0/16",
         )

@@ -4,7 +4,9 @@ Entitled tenants, suspended tenants and unknown accounts (the seed's `load` mix)
 few requests, shuffled together. A closed loop keeps at most `in_flight` requests undecided —
 like that many tenants clicking "create endpoint" at the same moment — while the local Lambda
 service delivers (one invocation at a time, as a function with reserved concurrency 1 would).
-Every request must get the decision its kind implies.
+Every request must get the decision its kind implies. An unknown account is not an allowed
+principal of the service (tenant sync allows only tenants' principals), so EC2 refuses its
+CreateVpcEndpoint outright: `refused`, with no decision to wait for.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 import boto3
 import botocore.session
+from botocore.exceptions import ClientError
 
 from gatekeeper.models import Tenant
 from gatekeeper_ops.emulator.provisioning import (
@@ -33,7 +36,7 @@ from gatekeeper_ops.sandbox.scenario import DecisionWatch
 from gatekeeper_ops.sandbox.seed import DemoSeed
 
 Kind = Literal["entitled", "suspended", "unknown"]
-EXPECTED: dict[Kind, str] = {"entitled": "accepted", "suspended": "rejected", "unknown": "rejected"}
+EXPECTED: dict[Kind, str] = {"entitled": "accepted", "suspended": "rejected", "unknown": "refused"}
 _FIRST_ACCOUNT: dict[Kind, int] = {
     "entitled": 700_000_000_000,
     "suspended": 710_000_000_000,
@@ -83,7 +86,12 @@ class LoadReport:
 
     @property
     def decided(self) -> list[LoadRequest]:
-        return [r for r in self.requests if r.decision is not None]
+        """Requests the gatekeeper decided (not the ones EC2 refused before they reached it)."""
+        return [r for r in self.requests if r.decision not in (None, "refused")]
+
+    @property
+    def refused(self) -> list[LoadRequest]:
+        return [r for r in self.requests if r.decision == "refused"]
 
     @property
     def per_second(self) -> float:
@@ -91,7 +99,7 @@ class LoadReport:
 
     def percentile(self, q: float) -> float:
         """Nearest-rank percentile of decision latency, in seconds."""
-        latencies = sorted(r.latency for r in self.requests if r.latency is not None)
+        latencies = sorted(r.latency for r in self.decided if r.latency is not None)
         if not latencies:
             return math.nan
         return latencies[max(0, math.ceil(q / 100 * len(latencies)) - 1)]
@@ -103,7 +111,7 @@ class LoadReport:
     @property
     def problems(self) -> list[str]:
         found: list[str] = []
-        wrong = [r for r in self.decided if r.decision != r.expected]
+        wrong = [r for r in self.decided + self.refused if r.decision != r.expected]
         if wrong:
             sample = wrong[0]
             found.append(
@@ -111,7 +119,7 @@ class LoadReport:
                 f"{sample.consumer.kind} account {sample.consumer.account_id}: {sample.decision}, "
                 f"expected {sample.expected})"
             )
-        undecided = len(self.requests) - len(self.decided)
+        undecided = len(self.requests) - len(self.decided) - len(self.refused)
         if undecided:
             found.append(f"{undecided} requests were never decided")
         return found
@@ -210,9 +218,13 @@ class LoadScenario:
             while waiting and len(open_requests) < self.in_flight:
                 request = waiting.popleft()
                 request.started = time.perf_counter()
-                request.endpoint = create_interface_endpoint(
-                    request.consumer.ec2, service_name, request.consumer.network
-                )
+                try:
+                    request.endpoint = create_interface_endpoint(
+                        request.consumer.ec2, service_name, request.consumer.network
+                    )
+                except ClientError:
+                    request.decision, request.latency = "refused", time.perf_counter() - request.started
+                    continue
                 open_requests[request.endpoint] = request
             delivered = lambdas.pump()
             newly = 0

@@ -8,6 +8,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -16,6 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.load import LoadReport
 from gatekeeper_ops.sandbox.scenario import ScenarioOutcome, StepResult, SubscriberResult, why
 
@@ -79,6 +81,13 @@ def scenario_table(rows: Iterable[StepResult], service_names: Mapping[str, str])
             decision = Text("·", style="dim")
         elif row.status == "requested":
             decision = Spinner("dots", text=Text(" deciding", style="dim"))
+        elif row.refused is not None:
+            decision = Text("⛔ refused", style="bold")
+            reason = Text.assemble(
+                (row.refused, "bold"),
+                "\n",
+                ("EC2 refused CreateVpcEndpoint: not an allowed principal", "dim"),
+            )
         elif row.decision is None:
             decision = Text("none", style="bold red")
         else:
@@ -160,6 +169,9 @@ def summary(
         for d in ("accepted", "rejected", "held", "revoked")
         if counts[d]
     ]
+    refused = sum(1 for r in outcome.steps if r.refused is not None)
+    if refused:
+        parts.append(f"{refused} refused by EC2 (not an allowed principal)")
     grid.add_row("Requests", " · ".join(parts))
     if latencies:
         grid.add_row(
@@ -277,4 +289,22 @@ def environment_lines(environment: Mapping[str, str], examples: Iterable[str]) -
             "[bold]Ctrl-C[/] stops it."
         ),
         Rule(style="green"),
+    )
+
+
+def sweep_line(sweep: Invocation) -> Text:
+    """One line per reconcile sweep of the kept-running sandbox."""
+    stamp = (datetime.now().strftime("%H:%M:%S "), "dim")
+    if not sweep.ok:
+        return Text.assemble(stamp, ("reconcile sweep failed: ", "bold red"), (sweep.error or "", "red"))
+    report = sweep.result if isinstance(sweep.result, dict) else {}
+    return Text.assemble(
+        stamp,
+        ("reconcile sweep ", "bold"),
+        (
+            f"{report.get('connections', 0)} connections · {report.get('announced', 0)} announced · "
+            f"{report.get('revocations_requested', 0)} revocations · {report.get('repairs', 0)} repairs · "
+            f"{report.get('stale_claims', 0)} stale claims",
+            "dim",
+        ),
     )

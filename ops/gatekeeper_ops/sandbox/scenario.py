@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from botocore.exceptions import ClientError
+
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.models import Decision
 from gatekeeper_ops.local_lambda import Invocation
@@ -68,6 +70,7 @@ class StepResult:
     decision: Decision | None = None
     latency: float | None = None
     consumer_state: str | None = None
+    refused: str | None = None  # EC2's error code when it refused the CreateVpcEndpoint
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -184,13 +187,29 @@ class ScriptedScenario:
         consumer = self.account.consumer(step.account, row.region)
         service = self.producer.services[step.service]
         since = time.perf_counter()
-        row.endpoint = consumer.request_endpoint(service, service_region=self.seed.region)
+        try:
+            row.endpoint = consumer.request_endpoint(service, service_region=self.seed.region)
+        except ClientError as exc:
+            self._refused(row, str(exc.response.get("Error", {}).get("Code", "?")))
+            return
+        if step.expect.decision == "refused":
+            row.problems.append("EC2 let the consumer create its endpoint; expected it refused")
         row.status = "requested"
         self.on_change(self.rows)
         self.account.settle()
         self._judge(row, since)
         row.consumer_state = consumer.endpoint_state(row.endpoint)
         self._check_consumer_state(row)
+
+    def _refused(self, row: StepResult, code: str) -> None:
+        row.status, row.refused = "decided", code
+        expect = row.step.expect
+        if expect.decision != "refused":
+            row.problems.append(
+                f"EC2 refused the consumer's CreateVpcEndpoint ({code}); expected {expect.describe()}"
+            )
+        elif expect.reason and expect.reason != code:
+            row.problems.append(f"EC2 refused with {code}, expected {expect.reason}")
 
     def _suspend(self, row: StepResult) -> None:
         step = row.step

@@ -50,7 +50,9 @@ class TenantSeed(_Seed):
 
 
 class Expectation(_Seed):
-    decision: Outcome
+    # `refused`: EC2 refuses the consumer's CreateVpcEndpoint (its account is not an allowed
+    # principal), so no request ever reaches the gatekeeper; `reason` is then EC2's error code.
+    decision: Outcome | Literal["refused"]
     reason: str | None = None  # the deciding statement id / reason code; None: any
 
     def describe(self) -> str:

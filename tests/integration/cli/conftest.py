@@ -89,3 +89,45 @@ def table_snapshot(producer: ProducerAccount, output: str = "TenantsTableName") 
         items += page["Items"]
     items.sort(key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
     return json.dumps(items, sort_keys=True)
+
+
+INITECH = "333344445555"  # active, its endpoint carries no traffic
+UMBRELLA = "444455556666"  # its tenant record is removed while its endpoint stays open
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """The endpoints of the `traffic` fixture, by what the reports should say about them."""
+
+    producer: ProducerAccount
+    busy: str  # acme's, with CloudWatch traffic
+    idle: str  # initech's, silent
+    unclaimed: str  # umbrella's: accepted, then its tenant removed
+    undecided: str  # a stranger's, accepted in EC2 behind the gatekeeper's back
+
+
+@pytest.fixture
+def traffic(seeded: ProducerAccount) -> Traffic:
+    """Open endpoints in every situation the reports tell apart, with hourly AWS/PrivateLinkServices
+    datapoints for the last 3 days (as the sandbox seeds them) for all but the idle and undecided ones."""
+    service = seeded.service.service_id
+    seeded.add_tenant(tenant("initech", INITECH, service))
+    seeded.add_tenant(tenant("umbrella", UMBRELLA, service))
+    seeded.settle()
+    endpoints = {}
+    for name, account in (("busy", ACME), ("idle", INITECH), ("unclaimed", UMBRELLA)):
+        endpoints[name] = seeded.consumer(account).request_endpoint(seeded.service)
+    seeded.settle()
+    # Accepted: `pending` at the first read (the emulator's pending_reads), `available` after.
+    assert {seeded.connection_state(e) for e in endpoints.values()} <= {"pending", "available"}
+    assert {seeded.connection_state(e) for e in endpoints.values()} == {"available"}
+    seeded.tenants.remove("umbrella", seeded.tenants.get("umbrella").version)
+    endpoints["undecided"] = seeded.consumer(STRANGER).request_endpoint(seeded.service)
+    seeded.client("ec2").accept_vpc_endpoint_connections(
+        ServiceId=service, VpcEndpointIds=[endpoints["undecided"]]
+    )
+    seeded.connection_state(endpoints["undecided"])  # pending → available
+    # No settle(): the removal and the stranger's notification stay undelivered, as if the
+    # tenant sync and the reconciler had not run yet.
+    seeded.seed_traffic(idle=[endpoints["idle"], endpoints["undecided"]])
+    return Traffic(seeded, **endpoints)

@@ -59,7 +59,9 @@ def test_every_command_of_the_issue_exists():
     templates = ("list", "show", "validate", "push", "diff")
     top = {("simulate",), ("pending",), ("approve",), ("reject",), ("decisions",)}
     services = {("services", "list"), ("services", "attach")}
+    reports = {("report", "usage"), ("report", "orphans")}
     expected = {("tenants", c) for c in tenants} | {("templates", c) for c in templates} | top | services
+    expected |= reports
     assert set(LEAVES) == expected
 
 
@@ -69,6 +71,21 @@ def test_every_command_has_help_with_an_example_and_a_json_option(cli, path):
     assert "Examples" in out
     assert f"$ gatekeeper {' '.join(path)}" in out
     assert "--json" in out
+
+
+READ_COMMANDS = [
+    ("tenants", "show"), ("tenants", "list"), ("templates", "list"), ("templates", "show"),
+    ("services", "list"), ("pending",), ("decisions",), ("simulate",), ("report", "usage"),
+    ("report", "orphans"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", READ_COMMANDS, ids=[" ".join(p) for p in READ_COMMANDS])
+def test_read_commands_take_output_and_query_like_the_aws_cli(cli, path):
+    out = cli.ok(*path, "--help").stdout
+    assert "--output" in out
+    assert "--query" in out
+    assert "JMESPATH" in out
 
 
 def test_root_help_and_version(cli):

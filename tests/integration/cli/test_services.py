@@ -100,7 +100,34 @@ def test_attach_a_managed_service_is_already_done(producer, cli):
         "steps": ["notifications already go to the stack's topic"],
         "managed": True,
         "reminder": None,
+        "samconfig": None,
     }
+
+
+def test_attach_names_the_samconfig_environment_to_edit(producer, second_service, cli, tmp_path):
+    samconfig = tmp_path / "samconfig.toml"
+    samconfig.write_text(
+        '[default.global.parameters]\nstack_name = "other"\n\n'
+        '[staging.global.parameters]\nstack_name = "vpce-gatekeeper"\n\n'
+        "[staging.deploy.parameters]\n"
+        'parameter_overrides = "EndpointServiceIds=vpce-svc-0123456789abcdef0 DefaultAction=hold"\n'
+    )
+    service_id = second_service.service_id
+    result = cli.json("services", "attach", service_id, "--yes", "--samconfig", samconfig)
+    managed = producer.service.service_id
+    assert result["samconfig"] == {
+        "file": str(samconfig),
+        "env": "staging",  # the environment whose stack_name is this stack's
+        "section": "[staging.deploy.parameters]",
+        "parameter_overrides": f"EndpointServiceIds={managed},{service_id} DefaultAction=hold",
+    }
+    assert "sam build && sam deploy --config-env staging" in result["reminder"]
+    human = cli.run("services", "attach", service_id, "--samconfig", samconfig, "--config-env", "prod")
+    assert (
+        f'[prod.deploy.parameters] set parameter_overrides = "EndpointServiceIds={managed},{service_id}"'
+        in (human.stderr)
+    )
+    assert "--config-env prod" in human.stderr
 
 
 def test_attach_refusals_are_one_line(producer, cli):
