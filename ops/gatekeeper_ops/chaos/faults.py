@@ -87,6 +87,7 @@ class FaultInjector:
     faults: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (kind, service, operation)
     attempts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (service, operation)
     sdk_retries: Counter[tuple[str, str]] = field(default_factory=Counter)  # botocore's own retries
+    attempts_under_faults: int = 0  # attempts made while `enabled`
     idempotent_replays: int = 0
     clients: int = 0
     _tokens: dict[str, tuple[float, int, dict[str, str], bytes]] = field(default_factory=dict)
@@ -113,6 +114,7 @@ class FaultInjector:
             self.sdk_retries[(service, operation)] += 1
         if not self.enabled:
             return self._apply(event_name, request, service, operation)
+        self.attempts_under_faults += 1
         roll = self.rng.random()
         if roll < self.plan.crash_rate / 2:
             self._count("crash", service, operation)

@@ -20,6 +20,7 @@ import random
 import re
 import sys
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -119,6 +120,8 @@ def run(settings: ChaosSettings) -> ChaosReport:
     try:
         with contextlib.ExitStack() as scope:
             _environment()
+            scope.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", "No application metrics to publish", UserWarning)
             if not metrics.namespace:  # Powertools read it at import, perhaps before the stack's env
                 scope.enter_context(mock.patch.object(metrics, "namespace", "VpceGatekeeper"))
             scope.enter_context(_shared_botocore_loader())
