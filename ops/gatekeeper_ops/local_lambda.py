@@ -89,6 +89,7 @@ class Invocation:
     seconds: float = 0.0
     event: Any = None  # what the function was given
     attempt: int = 1  # async: the delivery attempt; SQS: the highest receive count in the batch
+    at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
 
 
 def reset_handler_caches() -> None:
@@ -154,7 +155,7 @@ class LocalLambda:
     ) -> Invocation:
         handler = getattr(importlib.import_module(binding.module), binding.handler)
         context = LambdaContext(binding.logical_id, timeout_s=binding.timeout)
-        started = time.perf_counter()
+        at, started = time.time(), time.perf_counter()
         try:
             result = handler(event, context)
             invocation = Invocation(binding.logical_id, trigger, True, result)
@@ -166,6 +167,7 @@ class LocalLambda:
         invocation.seconds = time.perf_counter() - started
         invocation.event = event
         invocation.attempt = attempt
+        invocation.at = at
         self.invocations.append(invocation)
         if self._on_invocation:
             self._on_invocation(invocation)

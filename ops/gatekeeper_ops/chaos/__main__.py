@@ -64,8 +64,14 @@ def main(argv: list[str] | None = None) -> int:
                 for handler in handlers:
                     if isinstance(handler, logging.StreamHandler):
                         handler.setStream(sys.stdout)
+            for invariant in report.failures():
+                print(f"\n=== {invariant.name}", file=stream)
+                for offender in invariant.offenders[:5]:
+                    print(f"--- {offender}", file=stream)
+                    for line in report.timeline(offender.split(" ")[0]):
+                        print(line, file=stream)
         print(table(report))
-        print(f"{'Handler logs':<16}  {log}\n")
+        print(f"{'Handler logs':<16}  {log} (timelines of the failing endpoints at the end)\n")
         failed = failed or not report.ok
     return 1 if failed else 0
 

@@ -24,6 +24,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache, partial
 from typing import Any
 from unittest import mock
@@ -39,7 +40,7 @@ from gatekeeper import runtime
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.codec import decode
 from gatekeeper.observability import metrics
-from gatekeeper_ops.chaos.clock import VirtualClock
+from gatekeeper_ops.chaos.clock import START, VirtualClock
 from gatekeeper_ops.chaos.faults import FaultInjector, FaultPlan
 from gatekeeper_ops.chaos.invariants import Invariant, Observations, check
 from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Request, Workload, build
@@ -94,6 +95,7 @@ class ChaosReport:
     slept_seconds: float = 0.0
     fault_window: float = 0.0
     stale_after: float = 0.0
+    start: datetime = START
 
     @property
     def ok(self) -> bool:
@@ -101,6 +103,27 @@ class ChaosReport:
 
     def failures(self) -> list[Invariant]:
         return [i for i in self.invariants if not i.ok]
+
+    def timeline(self, endpoint: str) -> list[str]:
+        """What happened to one endpoint, in virtual time: invocations about it and faults on its calls."""
+        start = self.start.timestamp()
+        events: list[tuple[float, str]] = []
+        for invocation in self.invocations:
+            if endpoint in json.dumps(invocation.event, default=str):
+                outcome = "ok" if invocation.ok else f"FAILED {invocation.error}"
+                if invocation.ok and isinstance(invocation.result, dict) and "decision" in invocation.result:
+                    outcome = f"ok, decision={invocation.result['decision']}"
+                events.append(
+                    (
+                        invocation.at,
+                        f"{invocation.function} ({invocation.trigger}, attempt {invocation.attempt}): "
+                        f"{outcome[:200]}",
+                    )
+                )
+        for at, kind, service, operation, endpoints in self.injector.log:
+            if endpoint in endpoints:
+                events.append((at, f"  fault: {kind} on {service}:{operation}"))
+        return [f"t+{at - start:8.2f}s  {line}" for at, line in sorted(events, key=lambda e: e[0])]
 
     def errors(self, top: int = 10) -> list[tuple[str, int]]:
         """The commonest invocation errors, ids blanked out, for a diagnosis."""
