@@ -65,8 +65,21 @@ class Observations:
         return sum(n - 1 for n in counted.values() if n > 1)
 
 
+KEYS = (
+    "decided",
+    "no-claims-in-flight",
+    "ec2-agrees",
+    "one-decision",
+    "announced",
+    "quota",
+    "policy",
+    "dead-letters",
+)
+
+
 @dataclass
 class Invariant:
+    key: str  # one of KEYS
     name: str
     offenders: list[str] = field(default_factory=list)
     detail: str = ""
@@ -98,7 +111,7 @@ def check(workload: Workload, seen: Observations) -> list[Invariant]:
 
 def _decided(ours: dict[str, Any], seen: Observations) -> Invariant:
     """Every request not deleted by its consumer is decided; a held one has its state and record."""
-    found = Invariant("every connection decided (none left pendingAcceptance unless held)")
+    found = Invariant("decided", "every connection decided (none left pendingAcceptance unless held)")
     for endpoint in sorted(ours):
         if seen.ec2_state(endpoint) != "pendingAcceptance":
             continue
@@ -109,7 +122,7 @@ def _decided(ours: dict[str, Any], seen: Observations) -> Invariant:
 
 
 def _no_claims_in_flight(seen: Observations) -> Invariant:
-    found = Invariant("no claim left in accepting/rejecting/revoking")
+    found = Invariant("no-claims-in-flight", "no claim left in accepting/rejecting/revoking")
     found.offenders = [
         f"{endpoint} ({state['status']})"
         for endpoint, state in sorted(seen.states.items())
@@ -120,7 +133,7 @@ def _no_claims_in_flight(seen: Observations) -> Invariant:
 
 def _ec2_agrees(ours: dict[str, Any], seen: Observations) -> Invariant:
     """No effect in EC2 without its record, no recorded effect missing from EC2."""
-    found = Invariant("EC2 agrees with the decision state and records")
+    found = Invariant("ec2-agrees", "EC2 agrees with the decision state and records")
     for endpoint in sorted(set(ours) | set(seen.connections)):
         ec2, status, outcomes = seen.ec2_state(endpoint), seen.status(endpoint), seen.outcomes(endpoint)
         if ec2 in OPEN and not (status == "accepted" and "accepted" in outcomes):
@@ -137,7 +150,7 @@ def _ec2_agrees(ours: dict[str, Any], seen: Observations) -> Invariant:
 
 def _one_decision(seen: Observations) -> Invariant:
     """One decision per (endpoint, outcome): in the records and in what was announced."""
-    found = Invariant("exactly one decision per (endpoint, outcome)")
+    found = Invariant("one-decision", "exactly one decision per (endpoint, outcome)")
     for label, triples in (("records", list(seen.records)), ("sns", list(seen.sns)), ("bus", list(seen.bus))):
         times: dict[tuple[str, str], set[datetime]] = defaultdict(set)
         for endpoint, outcome, at in triples:
@@ -152,7 +165,9 @@ def _one_decision(seen: Observations) -> Invariant:
 
 def _announced(seen: Observations) -> Invariant:
     """Every recorded decision reached SNS and the bus; nothing was announced that was not recorded."""
-    found = Invariant("every decision announced on SNS and the bus, nothing unrecorded announced")
+    found = Invariant(
+        "announced", "every decision announced on SNS and the bus, nothing unrecorded announced"
+    )
     recorded = set(seen.records)
     for endpoint, outcome, at in sorted(recorded):
         missing = [
@@ -169,7 +184,7 @@ def _announced(seen: Observations) -> Invariant:
 
 def _quota(workload: Workload, seen: Observations) -> Invariant:
     """Per tenant: the quota counter == its slot items == its open endpoints in EC2."""
-    found = Invariant("quota counter == slots == open endpoints, per tenant")
+    found = Invariant("quota", "quota counter == slots == open endpoints, per tenant")
     for plan in workload.tenants:
         tenant = plan.tenant.tenant_id
         accounts = set(plan.tenant.principals)
@@ -192,7 +207,7 @@ def _quota(workload: Workload, seen: Observations) -> Invariant:
 def _policy(workload: Workload, ours: dict[str, Any], seen: Observations) -> Invariant:
     """What policy implies: strangers, suspended and unentitled tenants never keep access; held stays
     held; a tenant never has more open endpoints than its quota; the suspended tenant lost all."""
-    found = Invariant("outcomes follow policy (no access for the refused, quotas, revocation)")
+    found = Invariant("policy", "outcomes follow policy (no access for the refused, quotas, revocation)")
     for endpoint, request in sorted(ours.items()):
         ec2, status = seen.ec2_state(endpoint), seen.status(endpoint)
         if request.kind in ("unknown", "suspended", "not_entitled") and (ec2 in OPEN or status == "accepted"):
@@ -219,7 +234,7 @@ def _policy(workload: Workload, ours: dict[str, Any], seen: Observations) -> Inv
 def _dead_letters(found: list[Invariant], seen: Observations) -> Invariant:
     """A DLQ message is accounted for when what it was about ended well (the sweeps finished it)."""
     failing = {o.split(" ")[0] for invariant in found for o in invariant.offenders}
-    result = Invariant("nothing in the DLQs unaccounted for")
+    result = Invariant("dead-letters", "nothing in the DLQs unaccounted for")
     counts = {name: len(bodies) for name, bodies in seen.dead_letters.items()}
     for name, bodies in sorted(seen.dead_letters.items()):
         for body in bodies:
