@@ -53,17 +53,20 @@ def main(argv: list[str] | None = None) -> int:
             settle_sweeps=args.settle_sweeps,
         )
         log = args.log_dir / f"gatekeeper-chaos-seed{args.seed}-rate{rate:g}.log"
+        handlers = [
+            h
+            for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
+            if isinstance(h, logging.StreamHandler)
+        ]
+        streams = [h.stream for h in handlers]
         with log.open("w") as stream, contextlib.redirect_stdout(stream):
-            handlers = logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
             for handler in handlers:
-                if isinstance(handler, logging.StreamHandler):
-                    handler.setStream(stream)
+                handler.setStream(stream)
             try:
                 report = run(settings)
             finally:
-                for handler in handlers:
-                    if isinstance(handler, logging.StreamHandler):
-                        handler.setStream(sys.stdout)
+                for handler, original in zip(handlers, streams, strict=True):
+                    handler.setStream(original)
             for invariant in report.failures():
                 print(f"\n=== {invariant.name}", file=stream)
                 for offender in invariant.offenders[:5]:
