@@ -3,10 +3,11 @@
 invocations, consumers deleting endpoints, duplicate notifications and a tenant suspended mid-run,
 on a virtual clock; then faults stop and retries and sweeps settle. Deterministic by seed.
 
-One test, so that pytest-xdist never runs the scenario twice (once per worker)."""
+The scenario runs in one test, so that pytest-xdist never runs it twice (once per worker)."""
 
 from __future__ import annotations
 
+from gatekeeper_ops.chaos.__main__ import main
 from gatekeeper_ops.chaos.invariants import KEYS
 from gatekeeper_ops.chaos.run import ChaosSettings, run
 from gatekeeper_ops.chaos.summary import table
@@ -36,3 +37,12 @@ def test_every_connection_is_decided_and_announced_once_under_faults():
             timelines += report.timeline(offender)[-25:]
         details = "\n".join(i.message() for i in failures)
         raise AssertionError(f"{details}\n\n{figures}\n\n" + "\n".join(timelines))
+
+
+def test_make_chaos_prints_the_figures_and_writes_the_logs(tmp_path, capsys):
+    code = main(["--requests", "4", "--rate", "0.2", "--settle-sweeps", "1", "--log-dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "Faults injected" in printed
+    assert ("FAIL" in printed) == (code == 1)
+    assert (tmp_path / "gatekeeper-chaos-seed1-rate0.2.log").exists()

@@ -2,7 +2,8 @@
 
 `FaultInjector.instrument(client)` takes moto's stubber off one botocore client and puts itself in
 its place (a `before-send` handler that calls the stubber when the request should reach moto). Per
-HTTP attempt, with the plan's probabilities, the request:
+HTTP attempt, with the plan's probabilities (the transient share exactly `rate` in every hundred
+attempts, at random places), the request:
 
 - is answered with a throttling error (`RequestLimitExceeded`, `ThrottlingException`,
   `ProvisionedThroughputExceededException`, `Throttling`) or a 500/503 (`InternalError`,
@@ -44,6 +45,7 @@ from gatekeeper_ops.emulator import inject_unsuccessful
 from gatekeeper_ops.local_lambda import FunctionTimedOut
 
 TRANSIENT_KINDS = ("throttle", "server_error", "connection", "lost")
+DECK = 100  # attempts over which the transient share is exact
 IDEMPOTENCY_WINDOW = 600.0  # seconds DynamoDB remembers a ClientRequestToken
 
 _THROTTLE_CODES: dict[str, tuple[tuple[int, str], ...]] = {
@@ -66,7 +68,7 @@ _CONNECTION_ACTIONS = {"AcceptVpcEndpointConnections": "accept", "RejectVpcEndpo
 class FaultPlan:
     """How often things go wrong, per HTTP attempt of a handler's AWS call."""
 
-    rate: float = 0.20  # transient faults (the four kinds below, by weight)
+    rate: float = 0.20  # transient faults (the four kinds below, by weight): exact per 100 attempts
     weights: dict[str, float] = field(
         default_factory=lambda: {"throttle": 0.35, "server_error": 0.25, "connection": 0.2, "lost": 0.2}
     )
@@ -95,6 +97,7 @@ class FaultInjector:
     # (time, kind, service, operation, endpoints named in the request): for timelines of failures
     log: list[tuple[float, str, str, str, tuple[str, ...]]] = field(default_factory=list)
     _tokens: dict[str, tuple[float, int, dict[str, str], bytes]] = field(default_factory=dict)
+    _deck: list[bool] = field(default_factory=list)
 
     def instrument(self, client: Any) -> Any:
         """Put the injector between this client and moto."""
@@ -123,7 +126,7 @@ class FaultInjector:
         if roll < self.plan.crash_rate / 2:
             self._count("crash", service, operation, request)
             raise SimulatedTimeout(f"killed before {service}:{operation}")
-        kind = self._pick() if self.rng.random() < self.plan.rate else None
+        kind = self._pick() if self._draw() else None
         if kind == "throttle":
             self._count(kind, service, operation, request)
             status, code = self.rng.choice(_THROTTLE_CODES.get(service, ((400, "ThrottlingException"),)))
@@ -169,6 +172,16 @@ class FaultInjector:
         if token and response.status_code == 200:
             self._tokens[token] = (self.now(), response.status_code, dict(response.headers), response.content)
         return response
+
+    def _draw(self) -> bool:
+        """Whether this attempt gets a transient fault: drawn from shuffled decks of 100 attempts
+        holding exactly rate x 100 faults, so the share is the rate in every hundred attempts while
+        which attempts fail stays random."""
+        if not self._deck:
+            faulty = round(self.plan.rate * DECK)
+            self._deck = [True] * faulty + [False] * (DECK - faulty)
+            self.rng.shuffle(self._deck)
+        return self._deck.pop()
 
     def _pick(self) -> str:
         kinds = [k for k in TRANSIENT_KINDS if self.plan.weights.get(k, 0) > 0]

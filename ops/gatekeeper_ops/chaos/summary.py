@@ -35,8 +35,10 @@ def table(report: ChaosReport) -> str:
     faults_by_kind = {FAULT_LABELS[k]: injector.count(k) for k in FAULT_LABELS}
     transient = sum(injector.count(k) for k in ("throttle", "server_error", "connection", "lost"))
     by_service: Counter[str] = Counter()
-    for (_, service, _), n in injector.faults.items():
+    by_operation: Counter[str] = Counter()
+    for (_, service, operation), n in injector.faults.items():
         by_service[service] += n
+        by_operation[f"{service}:{operation}"] += n
     invocations: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations)
     failed: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
     async_retries = sum(
@@ -66,6 +68,7 @@ def table(report: ChaosReport) -> str:
             f"(transient: {transient / max(1, injector.attempts_under_faults):.1%} of attempts)",
         ),
         ("  by service", _join(dict(by_service.most_common()))),
+        ("  by operation", _join(dict(by_operation.most_common(6))) + ", …"),
         ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
         (
             "Retries",
