@@ -128,7 +128,9 @@ class ChaosReport:
     def errors(self, top: int = 10) -> list[tuple[str, int]]:
         """The commonest invocation errors, ids blanked out, for a diagnosis."""
         counted = Counter(
-            f"{i.function}: {_IDS.sub('…', (i.error or '')[:160])}" for i in self.invocations if not i.ok
+            f"{i.function}: {_IDS.sub('…', (i.error or '').partition(chr(10))[0][:160])}"
+            for i in self.invocations
+            if not i.ok
         )
         return counted.most_common(top)
 
