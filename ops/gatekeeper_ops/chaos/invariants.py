@@ -36,12 +36,15 @@ class Observations:
         self.records: list[Triple] = []
         self.counters: dict[str, int] = {}
         self.slots: dict[str, set[str]] = defaultdict(set)
+        self.reasons: Counter[str] = Counter()  # "outcome Reason+Reason" of every decision record
         for item in self.items:
             pk, sk = str(item["pk"]), str(item["sk"])
             if pk.startswith("ENDPOINT#") and sk == "STATE":
                 self.states[pk.removeprefix("ENDPOINT#")] = item
             elif pk.startswith("ENDPOINT#") and sk.startswith("DECISION#"):
-                self.records.append(_triple(_json(item["decision"])))
+                document = _json(item["decision"])
+                self.records.append(_triple(document))
+                self.reasons[f"{document['decision']} {'+'.join(document.get('reasons') or ())}"] += 1
             elif pk.startswith("TENANT#") and sk == "QUOTA":
                 self.counters[pk.removeprefix("TENANT#")] = int(item.get("active", 0))
             elif pk.startswith("TENANT#") and sk.startswith("SLOT#"):

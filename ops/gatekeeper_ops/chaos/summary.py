@@ -78,6 +78,7 @@ def table(report: ChaosReport) -> str:
         ("DLQ messages", _join({k.removesuffix("Url"): len(v) for k, v in seen.dead_letters.items()})),
         ("Final EC2 states", _join(dict(ec2.most_common()))),
         ("Final decisions", _join(dict(states.most_common()))),
+        ("  records by reason", _join(dict(seen.reasons.most_common()))),
         (
             "Duplicates",
             f"SNS {seen.duplicates('sns')}, bus {seen.duplicates('bus')} "
