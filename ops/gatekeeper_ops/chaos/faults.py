@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -60,7 +59,6 @@ _SERVER_ERRORS: dict[str, tuple[tuple[int, str], ...]] = {
     "sns": ((500, "InternalError"), (503, "ServiceUnavailable")),
     "eventbridge": ((500, "InternalException"), (503, "ServiceUnavailable")),
 }
-_ENDPOINT = re.compile(r"vpce-[0-9a-f]{17}")
 _CONNECTION_ACTIONS = {"AcceptVpcEndpointConnections": "accept", "RejectVpcEndpointConnections": "reject"}
 
 
@@ -94,8 +92,10 @@ class FaultInjector:
     attempts_under_faults: int = 0  # attempts made while `enabled`
     idempotent_replays: int = 0
     clients: int = 0
-    # (time, kind, service, operation, endpoints named in the request): for timelines of failures
-    log: list[tuple[float, str, str, str, tuple[str, ...]]] = field(default_factory=list)
+    # Which invocation is running (the harness's count of finished ones), to file faults under it.
+    invocation: Callable[[], int] = lambda: -1
+    # (time, invocation, kind, service, operation): for the timelines of failures
+    log: list[tuple[float, int, str, str, str]] = field(default_factory=list)
     _tokens: dict[str, tuple[float, int, dict[str, str], bytes]] = field(default_factory=dict)
     _deck: list[bool] = field(default_factory=list)
 
@@ -124,31 +124,31 @@ class FaultInjector:
         self.attempts_under_faults += 1
         roll = self.rng.random()
         if roll < self.plan.crash_rate / 2:
-            self._count("crash", service, operation, request)
+            self._count("crash", service, operation)
             raise SimulatedTimeout(f"killed before {service}:{operation}")
         kind = self._pick() if self._draw() else None
         if kind == "throttle":
-            self._count(kind, service, operation, request)
+            self._count(kind, service, operation)
             status, code = self.rng.choice(_THROTTLE_CODES.get(service, ((400, "ThrottlingException"),)))
             return _error_response(request, protocol, status, code, "Rate exceeded")
         if kind == "server_error":
-            self._count(kind, service, operation, request)
+            self._count(kind, service, operation)
             status, code = self.rng.choice(_SERVER_ERRORS.get(service, ((500, "InternalError"),)))
             return _error_response(request, protocol, status, code, "We encountered an internal error.")
         if kind == "connection":
-            self._count(kind, service, operation, request)
+            self._count(kind, service, operation)
             error = self.rng.choice((EndpointConnectionError, ConnectionClosedError))
             raise error(endpoint_url=request.url)
         if operation in _CONNECTION_ACTIONS and self.rng.random() < self.plan.unsuccessful_rate:
             for endpoint in _form(request).get("VpcEndpointId.1", []):
                 inject_unsuccessful(endpoint, action=_CONNECTION_ACTIONS[operation], times=1)
-                self._count("unsuccessful", service, operation, request)
+                self._count("unsuccessful", service, operation)
         response = self._apply(event_name, request, service, operation)
         if kind == "lost":
-            self._count(kind, service, operation, request)
+            self._count(kind, service, operation)
             raise ReadTimeoutError(endpoint_url=request.url)
         if roll > 1 - self.plan.crash_rate / 2:
-            self._count("crash", service, operation, request)
+            self._count("crash", service, operation)
             raise SimulatedTimeout(f"killed after {service}:{operation} was applied")
         return response
 
@@ -187,13 +187,9 @@ class FaultInjector:
         kinds = [k for k in TRANSIENT_KINDS if self.plan.weights.get(k, 0) > 0]
         return self.rng.choices(kinds, weights=[self.plan.weights[k] for k in kinds])[0]
 
-    def _count(
-        self, kind: str, service: str, operation: str, request: AWSPreparedRequest | None = None
-    ) -> None:
+    def _count(self, kind: str, service: str, operation: str) -> None:
         self.faults[(kind, service, operation)] += 1
-        body = request.body if request is not None else b""
-        text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
-        self.log.append((self.now(), kind, service, operation, tuple(sorted(set(_ENDPOINT.findall(text))))))
+        self.log.append((self.now(), self.invocation(), kind, service, operation))
 
 
 def _attempt(request: AWSPreparedRequest) -> int:

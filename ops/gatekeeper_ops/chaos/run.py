@@ -106,25 +106,25 @@ class ChaosReport:
         return [i for i in self.invariants if not i.ok]
 
     def timeline(self, endpoint: str) -> list[str]:
-        """What happened to one endpoint, in virtual time: invocations about it and faults on its calls."""
+        """What happened to one endpoint, in virtual time: the invocations whose event names it, each
+        followed by the faults injected while it ran."""
         start = self.start.timestamp()
-        events: list[tuple[float, str]] = []
-        for invocation in self.invocations:
-            if endpoint in json.dumps(invocation.event, default=str):
-                outcome = "ok" if invocation.ok else f"FAILED {invocation.error}"
-                if invocation.ok and isinstance(invocation.result, dict) and "decision" in invocation.result:
-                    outcome = f"ok, decision={invocation.result['decision']}"
-                events.append(
-                    (
-                        invocation.at,
-                        f"{invocation.function} ({invocation.trigger}, attempt {invocation.attempt}): "
-                        f"{outcome[:200]}",
-                    )
-                )
-        for at, kind, service, operation, endpoints in self.injector.log:
-            if endpoint in endpoints:
-                events.append((at, f"  fault: {kind} on {service}:{operation}"))
-        return [f"t+{at - start:8.2f}s  {line}" for at, line in sorted(events, key=lambda e: e[0])]
+        faults: dict[int, list[tuple[float, str]]] = {}
+        for at, running, kind, service, operation in self.injector.log:
+            faults.setdefault(running, []).append((at, f"{kind} on {service}:{operation}"))
+        lines: list[str] = []
+        for index, invocation in enumerate(self.invocations):
+            if endpoint not in json.dumps(invocation.event, default=str):
+                continue
+            outcome = "ok" if invocation.ok else f"FAILED {invocation.error}"
+            if invocation.ok and isinstance(invocation.result, dict) and "decision" in invocation.result:
+                outcome = f"ok, decision={invocation.result['decision']}"
+            lines.append(
+                f"t+{invocation.at - start:8.2f}s  {invocation.function} ({invocation.trigger}, attempt "
+                f"{invocation.attempt}): {outcome.partition(chr(10))[0][:200]}"
+            )
+            lines += [f"t+{at - start:8.2f}s      fault: {what}" for at, what in faults.get(index, [])]
+        return lines
 
     def errors(self, top: int = 10) -> list[tuple[str, int]]:
         """The commonest invocation errors, ids blanked out, for a diagnosis."""
@@ -244,6 +244,7 @@ class _Scenario:
         producer.push_builtin_templates()
         producer.lambdas.timing = RetryTiming.aws()
         self.invocations = producer.lambdas.invocations
+        self.injector.invocation = lambda: len(self.invocations)  # the one running is appended next
         return producer
 
     def _subscribe_bus(self, producer: ProducerAccount) -> str:
