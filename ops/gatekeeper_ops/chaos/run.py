@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import inspect
 import json
 import math
 import os
@@ -38,7 +37,6 @@ from moto.moto_api._internal import mock_random
 from moto.sqs.models import sqs_backends
 
 from gatekeeper import runtime
-from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.codec import decode
 from gatekeeper.observability import metrics
 from gatekeeper_ops.chaos.clock import START, VirtualClock
@@ -166,9 +164,6 @@ def run(settings: ChaosSettings) -> ChaosReport:
                 return injector.instrument(instrument(service, config))
 
             scope.enter_context(mock.patch.object(runtime, "client", client))
-            if "sleep" in inspect.signature(EndpointService).parameters:  # an adapter with its own back-off
-                virtual_sleep = partial(EndpointService, sleep=clock.sleep)
-                scope.enter_context(mock.patch.object(runtime, "EndpointService", virtual_sleep))
             scenario = _Scenario(settings, clock, injector, rng)
             report = scenario.play()
             report.wall_seconds = time.perf_counter() - started
