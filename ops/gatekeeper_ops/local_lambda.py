@@ -38,6 +38,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from gatekeeper_ops.emulator import deliver_notifications
 from gatekeeper_ops.stack import EmulatedStack, FunctionBinding, StreamSource
 
 
@@ -175,8 +176,9 @@ class LocalLambda:
 
     # -- delivering ----------------------------------------------------------------------------
     def pump(self) -> int:
-        """Deliver what is waiting once; the number of messages delivered."""
-        delivered = 0
+        """Deliver what is waiting once; the number of messages delivered. Connection notifications the
+        emulator holds back (eventual consistency) go out first, as SNS would have sent them meanwhile."""
+        delivered = deliver_notifications()
         for binding in self.stack.functions.values():
             if binding.sqs_queue_url:
                 delivered += self._deliver_sqs(binding, binding.sqs_queue_url)
