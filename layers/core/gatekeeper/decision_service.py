@@ -240,8 +240,8 @@ class DecisionService:
                 extra={**_ids(ref), "state": connection.vpc_endpoint_state},
             )
             raise ConnectionNotVisible(
-                f"EC2 still shows {ref.vpc_endpoint_id} {connection.vpc_endpoint_state}; its slot is released "
-                "once EC2 reports it closed"
+                f"EC2 still shows {ref.vpc_endpoint_id} {connection.vpc_endpoint_state}; its slot is "
+                "released once EC2 reports it closed"
             )
         state = self.decisions.state(ref.vpc_endpoint_id)
         tenant_id = state.slot_tenant if state else None

@@ -47,9 +47,9 @@ def test_no_notification_arrives_and_the_reconciler_still_decides(tenants, block
     endpoint = tenants.consumer(ACME).request_endpoint(tenants.service)
     tenants.settle()
     region, account = tenants.stack.region, tenants.stack.account_id
-    dropped = [
-        n for n in published_notifications(account, region) if endpoint in n.message and not n.delivered
-    ]
+    sent = [n for n in published_notifications(account, region) if n.vpc_endpoint_id == endpoint]
+    assert sent, "the endpoint's Connect notification was never attempted"
+    assert not any(n.delivered for n in sent), [n.reason for n in sent]
     assert tenants.decisions.decisions_for_endpoint(endpoint) == []  # nothing arrived, nothing decided
     sweep = tenants.lambdas.run_schedule("ReconcileConnectionsFunction")
     assert sweep.result["announced"] == 1
