@@ -1,5 +1,5 @@
-"""Every example in the policy template reference (docs/policy-templates.md) parses, and the worked examples decide as
-documented: the reference cannot rot."""
+"""Every example in the policy template reference (docs/policy-templates.md) parses, and the worked
+examples decide as documented: the reference cannot rot."""
 
 import json
 import re
