@@ -22,7 +22,7 @@ export AWS_SAM_CLI_TELEMETRY := 0
 export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
-.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench \
+.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos \
         validate transform build lock layer-requirements deploy destroy e2e pr clean
 
 help: ## list targets
@@ -116,6 +116,9 @@ demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000",
 
 bench: dev ## cold import time + memory per handler, AWS API calls per accepted request, reconcile sweep
 	$(PY) -m tests.perf.bench $(ARGS)
+
+chaos: dev ## fault-injection run: 300 requests at 20 % and 35 % faults (ARGS="--requests 500 --rate 0.5 --seed 7")
+	$(PY) -m gatekeeper_ops.chaos $(ARGS)
 
 demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from demo-seed.yaml
 	$(BIN)/gatekeeper-demo

@@ -105,9 +105,9 @@ class CallRecorder:
     calls: list[ApiCall] = field(default_factory=list)
 
     def wrap_invoke(self, invoke: Callable[..., Any]) -> Callable[..., Any]:
-        def invoke_recorded(lambdas: Any, binding: Any, event: Any, trigger: str) -> Any:
+        def invoke_recorded(lambdas: Any, binding: Any, *args: Any, **kwargs: Any) -> Any:
             with self.attributed(binding.logical_id, lambdas.stack):
-                return invoke(lambdas, binding, event, trigger)
+                return invoke(lambdas, binding, *args, **kwargs)
 
         return invoke_recorded
 

@@ -5,8 +5,17 @@ handlers, in-process, with Lambda's delivery semantics.
   retried; the queue's own redrive policy moves a message to its DLQ after maxReceiveCount.
 - EventBridge rules (async invoke): an event that raises is retried twice, then sent to the
   function's on-failure destination — as `EventInvokeConfig` in the template says.
+- Timing (`RetryTiming`): by default a failed message or event is retried at once, so a test need
+  not wait. `RetryTiming.aws()` retries as Lambda does on AWS, for runs on a virtual clock
+  (`gatekeeper_ops.chaos`): a failed SQS message is left invisible until the queue's visibility
+  timeout ends (Lambda does not change it), a failed async event is retried after 1 and then 2
+  minutes (the delays are visibility timeouts of the delivery queue, so they follow the clock).
+- A `FunctionTimedOut` raised inside a handler (by a test's hook) ends the invocation as Lambda's
+  timeout does: the invocation fails whatever the handler catches, and the execution environment is
+  reset (cached settings and clients are built again at the next invocation).
 - Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
-  retried as its `EventInvokeConfig` says), as EventBridge would at the next tick.
+  retried at once as its `EventInvokeConfig` says, whatever the timing), as EventBridge would at
+  the next tick.
 - DynamoDB streams: records after the mapping's checkpoint, filtered by its FilterCriteria, in
   batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
   record and retries from it; a function error retries the batch (halved when
@@ -29,6 +38,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from gatekeeper_ops.emulator import deliver_notifications
 from gatekeeper_ops.stack import EmulatedStack, FunctionBinding, StreamSource
 
 
@@ -45,6 +55,31 @@ class LambdaContext:
         return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
 
 
+class FunctionTimedOut(BaseException):
+    """Stops a handler the way Lambda's timeout does. A BaseException, so no `except Exception` in
+    the handler (a rollback, a batch processor) gets to run on the way out."""
+
+
+@dataclass(frozen=True)
+class RetryTiming:
+    """When the local Lambda service retries what failed (seconds of the clock, whatever it is)."""
+
+    # Delay before async retry n (1-based) of a failed EventBridge event; missing entries: 0.
+    async_retry_delays: tuple[int, ...] = ()
+    # True: a failed SQS message stays invisible for the rest of its visibility timeout (Lambda's
+    # behaviour); False: it is made visible again at once.
+    sqs_wait_visibility_timeout: bool = False
+
+    @classmethod
+    def aws(cls) -> RetryTiming:
+        """As on AWS: async retries after about 1 and then 2 minutes; SQS after the visibility timeout."""
+        return cls(async_retry_delays=(60, 120), sqs_wait_visibility_timeout=True)
+
+    def async_delay(self, attempt: int) -> int:
+        """Seconds before the retry that follows failed attempt `attempt` (1-based)."""
+        return self.async_retry_delays[attempt - 1] if attempt <= len(self.async_retry_delays) else 0
+
+
 @dataclass
 class Invocation:
     function: str
@@ -54,6 +89,8 @@ class Invocation:
     error: str | None = None
     seconds: float = 0.0
     event: Any = None  # what the function was given
+    attempt: int = 1  # async: the delivery attempt; SQS: the highest receive count in the batch
+    at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
 
 
 def reset_handler_caches() -> None:
@@ -96,8 +133,10 @@ class LocalLambda:
         session: boto3.Session,
         extra_environment: dict[str, str] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
+        timing: RetryTiming | None = None,
     ) -> None:
         self.stack = stack
+        self.timing = timing or RetryTiming()
         self.sqs = session.client("sqs")
         # botocore sends stream calls to account-id endpoints (<account>.streams-ddb…), which moto
         # does not route; the regional endpoint serves the same API.
@@ -112,17 +151,24 @@ class LocalLambda:
         reset_handler_caches()
 
     # -- invoking ------------------------------------------------------------------------------
-    def invoke(self, binding: FunctionBinding, event: dict[str, Any], trigger: str) -> Invocation:
+    def invoke(
+        self, binding: FunctionBinding, event: dict[str, Any], trigger: str, attempt: int = 1
+    ) -> Invocation:
         handler = getattr(importlib.import_module(binding.module), binding.handler)
         context = LambdaContext(binding.logical_id, timeout_s=binding.timeout)
-        started = time.perf_counter()
+        at, started = time.time(), time.perf_counter()
         try:
             result = handler(event, context)
             invocation = Invocation(binding.logical_id, trigger, True, result)
         except Exception as exc:
             invocation = Invocation(binding.logical_id, trigger, False, error=f"{type(exc).__name__}: {exc}")
+        except FunctionTimedOut as exc:
+            invocation = Invocation(binding.logical_id, trigger, False, error=f"Task timed out: {exc}")
+            reset_handler_caches()  # Lambda replaces the execution environment after a timeout
         invocation.seconds = time.perf_counter() - started
         invocation.event = event
+        invocation.attempt = attempt
+        invocation.at = at
         self.invocations.append(invocation)
         if self._on_invocation:
             self._on_invocation(invocation)
@@ -130,8 +176,9 @@ class LocalLambda:
 
     # -- delivering ----------------------------------------------------------------------------
     def pump(self) -> int:
-        """Deliver what is waiting once; the number of messages delivered."""
-        delivered = 0
+        """Deliver what is waiting once; the number of messages delivered. Connection notifications the
+        emulator holds back (eventual consistency) go out first, as SNS would have sent them meanwhile."""
+        delivered = deliver_notifications()
         for binding in self.stack.functions.values():
             if binding.sqs_queue_url:
                 delivered += self._deliver_sqs(binding, binding.sqs_queue_url)
@@ -206,7 +253,8 @@ class LocalLambda:
             }
             for m in messages
         ]
-        invocation = self.invoke(binding, {"Records": records}, "sqs")
+        received = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) for m in messages)
+        invocation = self.invoke(binding, {"Records": records}, "sqs", received)
         failed: set[str] = set()
         if not invocation.ok:
             failed = {m["MessageId"] for m in messages}
@@ -214,9 +262,10 @@ class LocalLambda:
             failed = {f["itemIdentifier"] for f in invocation.result.get("batchItemFailures", [])}
         for message in messages:
             if message["MessageId"] in failed:
-                self.sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                )
+                if not self.timing.sqs_wait_visibility_timeout:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
             else:
                 self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         return len(messages)
@@ -227,8 +276,8 @@ class LocalLambda:
             event = json.loads(message["Body"])
             # moto's SQS target drops the event's `account`; EventBridge always sends it.
             event.setdefault("account", self.stack.account_id)
-            invocation = self.invoke(binding, event, str(event.get("detail-type", "event")))
             attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            invocation = self.invoke(binding, event, str(event.get("detail-type", "event")), attempts)
             if invocation.ok or attempts >= 1 + binding.async_retry_attempts:
                 if not invocation.ok and binding.on_failure_queue_url:
                     self.sqs.send_message(
@@ -248,7 +297,9 @@ class LocalLambda:
                 self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             else:
                 self.sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    QueueUrl=queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=self.timing.async_delay(attempts),
                 )
         return len(messages)
 

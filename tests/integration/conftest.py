@@ -19,7 +19,7 @@ from botocore.client import BaseClient
 from moto import mock_aws
 
 from gatekeeper_ops import stack
-from gatekeeper_ops.emulator import privatelink_emulator
+from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, privatelink_emulator
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.iam_contract import CallRecorder, load_transformed, violations
 from gatekeeper_ops.local_lambda import LocalLambda
@@ -66,7 +66,11 @@ def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
             if fast:
                 scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
-            scope.enter_context(privatelink_emulator())
+            # EC2 as it is: a new connection is missing from the first Describe after its notification,
+            # and notifications go out asynchronously, in a seeded, shuffled order (docs/emulator.md).
+            scope.enter_context(
+                privatelink_emulator(EmulatorSettings(eventual_consistency=EventualConsistency()))
+            )
 
             def make(
                 *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None

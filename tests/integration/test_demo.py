@@ -144,10 +144,13 @@ def test_a_wrong_expectation_makes_the_exit_status_non_zero(log_file):
     )
     assert result.exit_code != 0
     assert result.scenario is not None
-    assert result.scenario.problems == [
-        "acme: decision accepted, expected rejected (TenantSuspended)",
-        "acme: consumer sees pending, expected rejected",  # EC2 did what was decided, not what was expected
-    ]
+    first, second = result.scenario.problems
+    assert first == "acme: decision accepted, expected rejected (TenantSuspended)"
+    # EC2 did what was decided, not what was expected (pending for a while after the accept, then available)
+    assert second in (
+        "acme: consumer sees pending, expected rejected",
+        "acme: consumer sees available, expected rejected",
+    )
     assert "differ from demo-seed.yaml" in output(console)
 
 

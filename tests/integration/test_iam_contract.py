@@ -73,8 +73,10 @@ def test_only_operators_may_put_operator_decisions(view):
 def test_a_call_the_role_lacks_fails_with_function_action_and_resource(producer):
     stack = producer.stack
     calls = [
-        # e.g. close_connection starting to read the connection from EC2
-        ApiCall("CloseConnectionFunction", stack, "ec2", "DescribeVpcEndpointConnections", {}),
+        # e.g. close_connection starting to scan the tenants
+        ApiCall(
+            "CloseConnectionFunction", stack, "dynamodb", "Scan", {"TableName": stack.ref("TenantsTable")}
+        ),
         # e.g. reconcile querying a new index of the decisions table
         ApiCall(
             "ReconcileConnectionsFunction",
@@ -96,7 +98,8 @@ def test_a_call_the_role_lacks_fails_with_function_action_and_resource(producer)
     ]
     problems = violations(calls, transformed_template())
     assert problems == [
-        "CloseConnectionFunction may not ec2:DescribeVpcEndpointConnections on *: implicitly denied "
+        f"CloseConnectionFunction may not dynamodb:Scan on {stack.physical['TenantsTable']['Arn']}: "
+        "implicitly denied "
         f"(no statement allows it) (role {stack.physical['CloseConnectionFunctionRole']['Arn']})",
         "EvaluateConnectionFunction may not ec2:AcceptVpcEndpointConnections on "
         "arn:aws:ec2:us-east-1:123456789012:vpc-endpoint-service/vpce-svc-00000000000000000: "

@@ -518,7 +518,8 @@ def test_release_frees_the_slot_once(world):
 def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):
     world.service.handle(requested())
     world.ec2.state = "available"
-    assert world.service.release(ConnectionClosed(connection=REF)) is False
+    with pytest.raises(ConnectionNotVisible, match="still shows"):
+        world.service.release(ConnectionClosed(connection=REF))
     assert world.tables.decisions.active_endpoints("acme") == 1
 
 

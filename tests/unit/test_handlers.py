@@ -138,3 +138,21 @@ def test_log_keys_of_one_function_never_leak_into_anothers_lines(handler, monkey
         assert line["function_name"] == "ingest"
         assert "request" not in line
         assert "vpc_endpoint_id" not in line
+
+
+def test_close_connection_releases_through_the_decision_service(handler, monkeypatch):
+    app = handler("close_connection")
+    released = []
+    monkeypatch.setattr(
+        type(runtime.decision_service()), "release", lambda self, closed: released.append(closed) or True
+    )
+    event = sample("close_connection")
+    assert app.lambda_handler(event, Context()) == {
+        "vpc_endpoint_id": event["detail"]["connection"]["VpcEndpointId"],
+        "released": True,
+    }
+    assert [c.connection.vpc_endpoint_id for c in released] == [
+        event["detail"]["connection"]["VpcEndpointId"]
+    ]
+    with pytest.raises(EventRefused):
+        app.lambda_handler({**event, "detail-type": "Endpoint Connection Requested"}, Context())

@@ -54,3 +54,57 @@ def test_unparseable_bodies_raise(body):
 def test_two_different_endpoints_are_ambiguous():
     with pytest.raises(NotificationUnparseable, match="2 different"):
         parse_notification(envelope(f"{ENDPOINT} and vpce-0ffffffffffffffff"))
+
+
+@pytest.mark.parametrize(
+    ("message", "event"),
+    [
+        ({"VpcEndpointId": ENDPOINT, "EventType": "Delete"}, "Delete"),
+        ({"vpcEndpointId": ENDPOINT, "connectionEvent": "reject"}, "Reject"),
+        ({"vpcEndpointId": ENDPOINT, "event": "Something"}, None),
+        ({"vpcEndpointId": ENDPOINT}, None),
+    ],
+)
+def test_the_event_is_read_as_a_hint_when_the_body_seems_to_say_it(message, event):
+    assert parse_notification(envelope(message)).event == event
+
+
+class _Ec2:
+    def __init__(self, state):
+        self.state = state
+
+    def connection(self, vpc_endpoint_id, service_id=None):
+        from gatekeeper.models import VpcEndpointConnection
+
+        return VpcEndpointConnection(
+            ServiceId=SERVICE,
+            VpcEndpointId=ENDPOINT,
+            VpcEndpointOwner="111111111111",
+            VpcEndpointState=self.state,
+        )
+
+
+class _Bus:
+    def __init__(self):
+        self.sent = []
+
+    def publish(self, detail_type, details):
+        self.sent.append(detail_type)
+        return len(details)
+
+
+def test_a_delete_notification_that_ec2_does_not_reflect_yet_is_read_again_later():
+    from gatekeeper.errors import ConnectionNotVisible
+    from gatekeeper.sources import NOT_VISIBLE_ATTEMPTS, Announcer
+
+    bus = _Bus()
+    announcer = Announcer(_Ec2("available"), bus, frozenset({SERVICE}))
+    body = envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Delete"})
+    with pytest.raises(ConnectionNotVisible, match="still shows the old state"):
+        announcer.ingest(body, attempt=1)
+    assert bus.sent == []
+    # Past the retries it routes by what EC2 says (here: nothing to do for an available one).
+    assert announcer.ingest(body, attempt=NOT_VISIBLE_ATTEMPTS) == "ignored"
+    announcer.endpoints.state = "deleted"
+    assert announcer.ingest(body, attempt=2) == "closed"
+    assert bus.sent == ["Endpoint Connection Closed"]

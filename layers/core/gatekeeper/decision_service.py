@@ -253,11 +253,16 @@ class DecisionService:
         ref = closed.connection
         connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
         if connection is not None and connection.vpc_endpoint_state not in CLOSED_STATES:
+            # A source only announces a closed connection after reading it closed: EC2's read is behind
+            # (or the event is forged). Retried later; a forged one ends in the DLQ, slot untouched.
             logger.warning(
                 "Closed event for a connection EC2 reports open; no slot released",
                 extra={**_ids(ref), "state": connection.vpc_endpoint_state},
             )
-            return False
+            raise ConnectionNotVisible(
+                f"EC2 still shows {ref.vpc_endpoint_id} {connection.vpc_endpoint_state}; its slot is "
+                "released once EC2 reports it closed"
+            )
         state = self.decisions.state(ref.vpc_endpoint_id)
         tenant_id = state.slot_tenant if state else None
         if tenant_id is None and connection is not None:

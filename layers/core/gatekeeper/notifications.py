@@ -19,6 +19,8 @@ _ENDPOINT = re.compile(r"\bvpce-(?!svc-)[0-9a-f]{8,17}\b")
 _SERVICE = re.compile(r"\bvpce-svc-[0-9a-f]{8,17}\b")
 _ENDPOINT_KEYS = ("vpcendpointid", "endpointid")
 _SERVICE_KEYS = ("serviceid", "vpcendpointserviceid")
+_EVENT_KEYS = ("eventtype", "event", "connectionevent", "connectionevents")
+_EVENT = re.compile(r"^(?:connect|accept|reject|delete)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class ConnectionNotification:
     vpc_endpoint_id: str
     service_id: str | None
     message_id: str | None
+    # `Connect|Accept|Reject|Delete` when the body seems to say so: a hint for retrying a read that
+    # looks stale, never a reason to decide anything.
+    event: str | None = None
 
 
 def _find_key(value: Any, names: tuple[str, ...], pattern: re.Pattern[str]) -> str | None:
@@ -87,4 +92,5 @@ def parse_notification(body: str) -> ConnectionNotification:
     if service is None:
         services = set(_SERVICE.findall(text))
         service = services.pop() if len(services) == 1 else None
-    return ConnectionNotification(endpoint, service, message_id)
+    event = _find_key(document, _EVENT_KEYS, _EVENT) if document is not None else None
+    return ConnectionNotification(endpoint, service, message_id, event.capitalize() if event else None)

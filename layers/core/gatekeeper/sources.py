@@ -84,12 +84,17 @@ class Announcer:
         """One SQS message from the notification topic → at most one event on the bus."""
         notification = parse_notification(body)
         connection = self.endpoints.connection(notification.vpc_endpoint_id, notification.service_id)
+        closing = notification.event in ("Reject", "Delete")
+        stale = connection is not None and closing and connection.vpc_endpoint_state not in CLOSED_STATES
+        if (connection is None or stale) and attempt < NOT_VISIBLE_ATTEMPTS:
+            # Describe is eventually consistent: it may not list a new connection yet, or still show
+            # the state from before the change that was notified (a Delete while it reads `available`).
+            seen = "does not list" if connection is None else "still shows the old state of"
+            raise ConnectionNotVisible(
+                f"EC2 {seen} {notification.vpc_endpoint_id} (attempt {attempt}); the notification is "
+                "delivered again after the queue's visibility timeout"
+            )
         if connection is None:
-            if attempt < NOT_VISIBLE_ATTEMPTS:
-                raise ConnectionNotVisible(
-                    f"EC2 does not list {notification.vpc_endpoint_id} yet (attempt {attempt}); "
-                    "the notification is delivered again after the queue's visibility timeout"
-                )
             logger.warning(
                 "Notified endpoint still not listed by EC2; left to the reconciler's sweep",
                 extra={"vpc_endpoint_id": notification.vpc_endpoint_id, "attempt": attempt},

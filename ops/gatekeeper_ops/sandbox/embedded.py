@@ -15,7 +15,12 @@ from typing import IO, Any
 
 import boto3
 
-from gatekeeper_ops.emulator import EmulatorSettings, emulated_moto_server, reset_moto_server
+from gatekeeper_ops.emulator import (
+    EmulatorSettings,
+    EventualConsistency,
+    emulated_moto_server,
+    reset_moto_server,
+)
 from gatekeeper_ops.emulator.provisioning import ProducerService, create_endpoint_service
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, LocalLambda, reset_handler_caches
@@ -78,7 +83,9 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     previous_level = werkzeug.level
     werkzeug.setLevel(logging.ERROR)  # one access-log line per request otherwise
     # The check of template.yaml's topic policy that AWS makes: vpce.amazonaws.com may publish.
-    settings = EmulatorSettings(require_topic_permission=True)
+    # and EC2's eventual consistency: a new connection is missing from the first Describe after its
+    # notification, and notifications go out asynchronously, in a seeded, shuffled order.
+    settings = EmulatorSettings(require_topic_permission=True, eventual_consistency=EventualConsistency())
     try:
         with (
             process_environment(environment, remove=_FOREIGN),

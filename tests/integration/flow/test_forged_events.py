@@ -84,3 +84,4 @@ def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(tenants):
     tenants.settle()
     assert tenants.decisions.active_endpoints("hooli") == 1
     assert tenants.decisions.slots("hooli") == [endpoint]
+    assert tenants.queue_depth("DecisionDeadLetterQueueUrl") == 1  # retried, then parked for a person

@@ -1,5 +1,5 @@
-"""Every example in the README's policy template reference parses, and the worked examples decide as
-documented: the reference cannot rot."""
+"""Every example in the policy template reference (docs/policy-templates.md) parses, and the worked
+examples decide as documented: the reference cannot rot."""
 
 import json
 import re
@@ -11,7 +11,7 @@ import pytest
 
 from gatekeeper.policy import ContextValue, evaluate, parse_template
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[3] / "docs" / "policy-templates.md"
 EXAMPLE_PARAMETERS = {
     "MaxEndpoints": {"Type": "Number", "Default": 3},
     "Cutoff": {"Type": "Date", "Default": "2025-01-01"},
@@ -20,10 +20,10 @@ EXAMPLE_PARAMETERS = {
 
 @pytest.fixture(scope="module")
 def reference() -> str:
-    text = README.read_text(encoding="utf-8")
+    text = REFERENCE.read_text(encoding="utf-8")
     start, end = "<!-- policy-reference:start -->", "<!-- policy-reference:end -->"
-    assert start in text, "README lost the policy reference start marker"
-    assert end in text, "README lost the policy reference end marker"
+    assert start in text, "docs/policy-templates.md lost its start marker"
+    assert end in text, "docs/policy-templates.md lost its end marker"
     return text[text.index(start) : text.index(end)]
 
 

@@ -2,7 +2,7 @@
 
 Pure (no AWS, no I/O). Parse a template document once with :func:`parse_template`, then
 :func:`evaluate` it per connection request. Any :class:`PolicyError` means "hold the request":
-the engine fails closed. See the README section "Policy template reference" for the template language.
+the engine fails closed. See docs/policy-templates.md for the template language.
 """
 
 from .engine import ConditionResult, ContextValue, Evaluation, StatementResult, evaluate

@@ -1,0 +1,103 @@
+"""The figures of a chaos run, as a plain-text table."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from gatekeeper_ops.chaos.run import ChaosReport
+from gatekeeper_ops.chaos.workload import KIND_WEIGHTS
+
+FAULT_LABELS = {
+    "throttle": "throttled",
+    "server_error": "5xx",
+    "connection": "connection error",
+    "lost": "applied, response lost",
+    "crash": "invocation killed",
+    "unsuccessful": "Accept/Reject Unsuccessful",
+}
+_SHORT = {
+    "IngestNotificationsFunction": "ingest",
+    "EvaluateConnectionFunction": "evaluate",
+    "CloseConnectionFunction": "close",
+    "ReconcileConnectionsFunction": "reconcile",
+    "SyncTenantsFunction": "sync-tenants",
+}
+
+
+def _join(counts: dict[str, int] | Counter[str]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in counts.items()) or "none"
+
+
+def table(report: ChaosReport) -> str:
+    s, injector, seen = report.settings, report.injector, report.observations
+    requests = report.workload.requests
+    kinds = Counter(r.kind for r in requests)
+    faults_by_kind = {FAULT_LABELS[k]: injector.count(k) for k in FAULT_LABELS}
+    transient = sum(injector.count(k) for k in ("throttle", "server_error", "connection", "lost"))
+    by_service: Counter[str] = Counter()
+    by_operation: Counter[str] = Counter()
+    for (_, service, operation), n in injector.faults.items():
+        by_service[service] += n
+        by_operation[f"{service}:{operation}"] += n
+    invocations: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations)
+    failed: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
+    async_retries = sum(
+        1 for i in report.invocations if i.attempt > 1 and i.trigger.startswith("Endpoint Connection")
+    )
+    redeliveries = sum(1 for i in report.invocations if i.attempt > 1 and i.trigger == "sqs")
+    ours = {r.endpoint for r in requests if r.endpoint}
+    ec2 = Counter(seen.ec2_state(e) for e in ours)
+    states = Counter(seen.status(e) or "no state" for e in ours)
+    rows = [
+        ("Run", f"seed {s.seed}, {s.requests} requests, {s.rate:.0%} transient faults per AWS call attempt"),
+        ("Requests", _join({k: kinds[k] for k in KIND_WEIGHTS})),
+        (
+            "Consumers",
+            f"deleted later {report.deleted_later}, deleted during the decision "
+            f"{report.deleted_during_decision}; duplicate notifications sent {report.duplicates_sent}",
+        ),
+        (
+            "AWS calls",
+            f"{sum(injector.attempts.values())} attempts by the handlers ({injector.attempts_under_faults} "
+            f"while faults were on); botocore retries {sum(injector.sdk_retries.values())}; "
+            f"TransactWriteItems answered from the token cache {injector.idempotent_replays}",
+        ),
+        (
+            "Faults injected",
+            f"{sum(faults_by_kind.values())}: {_join(faults_by_kind)} "
+            f"(transient: {transient / max(1, injector.attempts_under_faults):.1%} of attempts)",
+        ),
+        ("  by service", _join(dict(by_service.most_common()))),
+        ("  by operation", _join(dict(by_operation.most_common(6))) + ", …"),
+        ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
+        (
+            "Retries",
+            f"async retries {async_retries}, SQS redeliveries {redeliveries}, "
+            f"sweeps {report.sweeps} ({report.sweeps_failed} failed)",
+        ),
+        ("DLQ messages", _join({k.removesuffix("Url"): len(v) for k, v in seen.dead_letters.items()})),
+        ("Final EC2 states", _join(dict(ec2.most_common()))),
+        ("Final decisions", _join(dict(states.most_common()))),
+        ("  records by reason", _join(dict(seen.reasons.most_common()))),
+        (
+            "Duplicates",
+            f"SNS {seen.duplicates('sns')}, bus {seen.duplicates('bus')} "
+            "(same endpoint, outcome and decided_at delivered more than once)",
+        ),
+        (
+            "Time",
+            f"virtual {report.virtual_seconds:.0f} s (faults for {report.fault_window:.0f} s, back-off "
+            f"{report.slept_seconds:.0f} s), wall {report.wall_seconds:.1f} s; claims stale after "
+            f"{report.stale_after:.0f} s",
+        ),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    lines.append("Invariants")
+    lines += [
+        f"  {'PASS' if i.ok else 'FAIL'}  {i.message(8) if not i.ok else i.name}" for i in report.invariants
+    ]
+    if report.errors():
+        lines.append("Commonest invocation errors")
+        lines += [f"  {count:>5}  {error}" for error, count in report.errors(8)]
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""The local Lambda service on a virtual clock retries as Lambda does on AWS (`RetryTiming.aws()`):
+async events after 1 and 2 minutes, then the on-failure destination; SQS messages after the
+queue's visibility timeout, then its DLQ after maxReceiveCount."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from gatekeeper_ops.chaos.clock import VirtualClock
+from gatekeeper_ops.emulator import inject_unsuccessful
+from gatekeeper_ops.local_lambda import RetryTiming
+from gatekeeper_ops.sandbox.account import ProducerAccount
+from tests.builders import tenant
+
+ACME = "111122223333"
+
+
+@pytest.fixture
+def clock() -> Iterator[VirtualClock]:
+    with VirtualClock(datetime.now(UTC).replace(microsecond=0)).running() as running:
+        yield running
+
+
+@pytest.fixture
+def producer(producer_factory, clock) -> ProducerAccount:
+    producer = producer_factory()()
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.lambdas.timing = RetryTiming.aws()
+    return producer
+
+
+def settle(producer: ProducerAccount, clock: VirtualClock, seconds: float = 0.0) -> None:
+    clock.advance(seconds)
+    while True:
+        clock.advance(0.01)
+        if not producer.lambdas.pump():
+            return
+
+
+def attempts(producer: ProducerAccount, function: str) -> list[tuple[bool, int]]:
+    return [(i.ok, i.attempt) for i in producer.lambdas.invocations if i.function == function]
+
+
+def test_a_failed_async_event_is_retried_after_one_then_two_minutes(producer, clock):
+    endpoint = producer.consumer(ACME).request_endpoint(producer.service)
+    inject_unsuccessful(endpoint, times=2)
+    settle(producer, clock)
+    assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1)]
+    settle(producer, clock, 58)
+    assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1)]
+    settle(producer, clock, 3)
+    assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1), (False, 2)]
+    settle(producer, clock, 118)
+    assert len(attempts(producer, "EvaluateConnectionFunction")) == 2
+    settle(producer, clock, 3)
+    assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1), (False, 2), (True, 3)]
+    assert [d.decision for d in producer.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
+
+
+def test_a_failed_sqs_message_comes_back_after_the_visibility_timeout_then_goes_to_the_dlq(producer, clock):
+    sqs = producer.client("sqs")
+    garbage = json.dumps({"Type": "Notification", "Message": "garbage"})
+    sqs.send_message(QueueUrl=producer.stack.outputs["NotificationQueueUrl"], MessageBody=garbage)
+
+    def receives() -> list[int]:  # the message failed each time (as an item failure or the whole batch)
+        return [attempt for _, attempt in attempts(producer, "IngestNotificationsFunction")]
+
+    settle(producer, clock)
+    assert receives() == [1]
+    settle(producer, clock, 170)
+    assert receives() == [1]
+    for receive in range(2, 6):  # the template's VisibilityTimeout 180, maxReceiveCount 5
+        settle(producer, clock, 11 if receive == 2 else 181)
+        assert receives() == list(range(1, receive + 1))
+    settle(producer, clock, 181)
+    assert receives() == [1, 2, 3, 4, 5]
+    assert producer.queue_depth("NotificationDeadLetterQueueUrl") == 1
