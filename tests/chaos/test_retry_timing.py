@@ -27,7 +27,7 @@ def clock() -> Iterator[VirtualClock]:
 
 @pytest.fixture
 def producer(producer_factory, clock) -> ProducerAccount:
-    producer = producer_factory()()
+    producer = producer_factory(eventual=False)()  # timing alone, without EC2's read lag
     producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
     producer.lambdas.timing = RetryTiming.aws()
     return producer

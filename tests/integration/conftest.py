@@ -50,7 +50,9 @@ def _parsed_template() -> dict[str, Any]:
 
 
 @pytest.fixture
-def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MakeProducer]]:
+def producer_factory(
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., MakeProducer]]:
     """`producer_factory(fast=False)` → `make(allowed_principals=…, parameters=…)`: producer accounts
     on one emulated AWS for the test, built-in templates pushed. `fast` adds gatekeeper_ops.fast_moto
     (for tests that make thousands of decisions)."""
@@ -61,15 +63,20 @@ def producer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., 
     monkeypatch.delenv("GATEKEEPER_STACK", raising=False)
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # ~1 s per test of AMIs nobody uses
     with contextlib.ExitStack() as scope:
+        # EC2's read lag is on for every suite; a test that checks an exact delivery sequence step by
+        # step (one delivery, then an assertion) is marked `consistent_reads` and runs without it.
+        lagging = request.node.get_closest_marker("consistent_reads") is None
 
-        def factory(fast: bool = False) -> MakeProducer:
+        def factory(fast: bool = False, eventual: bool = lagging) -> MakeProducer:
             if fast:
                 scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
             # EC2 as it is: a new connection is missing from the first Describe after its notification,
             # and notifications go out asynchronously, in a seeded, shuffled order (docs/emulator.md).
             scope.enter_context(
-                privatelink_emulator(EmulatorSettings(eventual_consistency=EventualConsistency()))
+                privatelink_emulator(
+                    EmulatorSettings(eventual_consistency=EventualConsistency() if eventual else None)
+                )
             )
 
             def make(

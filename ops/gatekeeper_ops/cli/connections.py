@@ -354,13 +354,26 @@ def _operator_decision(
         )
 
 
+def _behind(connection: VpcEndpointConnection | None, state: EndpointState | None) -> bool:
+    """Whether EC2's answer looks older than the recorded decision (it still shows the request waiting,
+    or does not list it yet)."""
+    if connection is None:
+        return True
+    return connection.vpc_endpoint_state == "pendingAcceptance" and state is not None and state.final
+
+
 def _decidable(
     gk: Gatekeeper, vpc_endpoint_id: str, outcome: str
 ) -> tuple[VpcEndpointConnection | None, EndpointState | None, str]:
     """The connection if the decision path can act on the operator's request (None when it is
     already in the requested state), the recorded state and EC2's state; CliError saying why not."""
     stack = gk.stack
+    state = gk.decisions.state(vpc_endpoint_id)
     connection = gk.endpoints.connection(vpc_endpoint_id)
+    if _behind(connection, state):
+        # EC2's reads lag its writes for a moment (eventual consistency): read once more before
+        # telling the operator the record and EC2 disagree.
+        connection = gk.endpoints.connection(vpc_endpoint_id)
     if connection is None:
         raise CliError(
             f"no connection {vpc_endpoint_id} to an endpoint service of this account in {stack.region}; "
@@ -371,7 +384,6 @@ def _decidable(
             f"{vpc_endpoint_id} connects to {connection.service_id}, which stack {stack.name} does not "
             "manage (EndpointServiceIds); see `gatekeeper services list`"
         )
-    state = gk.decisions.state(vpc_endpoint_id)
     if state is not None and state.status in IN_FLIGHT:
         raise CliError(f"{vpc_endpoint_id} is being decided right now ({state.status}); retry in a minute")
     recorded = state.status if state else None

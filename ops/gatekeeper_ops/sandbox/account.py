@@ -140,9 +140,14 @@ class ProducerAccount:
         set_targets_running(self.client("ec2"), self.service, healthy)
 
     def connection_state(self, vpc_endpoint_id: str) -> str:
-        found = self.client("ec2").describe_vpc_endpoint_connections(
-            Filters=[{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
-        )["VpcEndpointConnections"]
+        """What EC2 shows once its eventual consistency has caught up: the emulator's lag is a read
+        (the first Describe after a change may show the old state), so the second read is the truth."""
+        ec2 = self.client("ec2")
+        found: list[Any] = []
+        for _ in range(2):
+            found = ec2.describe_vpc_endpoint_connections(
+                Filters=[{"Name": "vpc-endpoint-id", "Values": [vpc_endpoint_id]}]
+            )["VpcEndpointConnections"]
         return str(found[0]["VpcEndpointState"]) if found else "unknown"
 
     def seed_traffic(self, idle: Iterable[str] = (), days: int = 3) -> TrafficSeed:
@@ -150,6 +155,8 @@ class ProducerAccount:
         services (none for the `idle` endpoint ids), as AWS would publish them."""
         endpoints = EndpointService(self.client("ec2"))
         managed = [s for s in self.stack.outputs["ManagedEndpointServiceIds"].split(",") if s]
+        # The second listing: EC2's first read after a change may still show the old states.
+        connections = [c for service in managed for c in endpoints.connections(service)]
         connections = [c for service in managed for c in endpoints.connections(service)]
         return seed_traffic(
             self.client("cloudwatch"),

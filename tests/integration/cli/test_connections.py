@@ -102,6 +102,7 @@ def test_simulate_refuses_a_path_arn_and_warns_on_an_unmanaged_service(seeded, c
 
 
 # -- pending ------------------------------------------------------------------------------------
+@pytest.mark.consistent_reads
 def test_pending_lists_held_and_undecided_connections_with_what_policy_says_now(seeded, cli):
     held = held_request(seeded)
     accepted_request(seeded)

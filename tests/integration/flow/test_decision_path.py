@@ -122,6 +122,7 @@ def test_quota_full_rejects_and_under_quota_accepts(tenants):
     assert decisions(tenants, third) == ["accepted"]
 
 
+@pytest.mark.consistent_reads
 def test_same_notification_delivered_three_times_gives_one_decision_and_one_notification(tenants):
     everyone = tenants.subscribe_decisions("everyone")
     sqs = tenants.client("sqs")
@@ -155,6 +156,7 @@ def test_malformed_sns_body_goes_to_dlq_and_accepts_nothing(tenants):
     ]
 
 
+@pytest.mark.consistent_reads
 def test_endpoint_deleted_before_its_accept_is_not_recorded_and_frees_its_slot(tenants):
     consumer = tenants.consumer(ACME)
     endpoint = consumer.request_endpoint(tenants.service)
@@ -186,6 +188,7 @@ def time_passes(seconds: float) -> None:
         service.clock = lambda earlier=earlier: earlier() + timedelta(seconds=seconds)
 
 
+@pytest.mark.consistent_reads
 def test_accept_answered_unsuccessful_is_not_recorded_and_its_claim_is_finished_by_the_retry(tenants):
     everyone = tenants.subscribe_decisions("everyone")
     consumer = tenants.consumer(ACME)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from gatekeeper import runtime
+from gatekeeper_ops.emulator import deliver_notifications
 from gatekeeper_ops.emulator.provisioning import account_root
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import ProducerAccount
@@ -48,6 +49,7 @@ def sweep(producer: ProducerAccount) -> dict[str, Any]:
 
 def lose_notifications(producer: ProducerAccount) -> int:
     """Drop every connection notification waiting in the queue, as if SNS never delivered it."""
+    deliver_notifications()  # what the emulator still holds back reaches the queue first
     sqs = producer.client("sqs")
     queue = producer.stack.outputs["NotificationQueueUrl"]
     lost = 0

@@ -8,6 +8,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import boto3
+import pytest
 
 from gatekeeper.tenant_sync import TenantSync
 from gatekeeper_ops.emulator import seed_connections
@@ -64,6 +65,7 @@ def test_held_requests_are_not_announced_again(producer):
     assert outcomes(producer, endpoint) == ["held"]
 
 
+@pytest.mark.consistent_reads
 def test_2500_pending_connections_over_several_pages_are_all_decided_none_twice(make_producer: MakeProducer):
     producer = make_producer()
     service = producer.service.service_id
@@ -109,6 +111,7 @@ def test_2500_pending_connections_over_several_pages_are_all_decided_none_twice(
     assert producer.settle() == 0
 
 
+@pytest.mark.consistent_reads
 def test_expired_tenant_is_revoked_within_one_sweep(make_producer: MakeProducer):
     producer = make_producer()
     tomorrow = datetime.now(UTC) + timedelta(days=1)
@@ -129,6 +132,7 @@ def test_expired_tenant_is_revoked_within_one_sweep(make_producer: MakeProducer)
     assert sweep(producer)["revocations_requested"] == 0
 
 
+@pytest.mark.consistent_reads
 def test_quota_drift_is_repaired(producer):
     service = producer.service.service_id
     consumer = producer.consumer(ACME)

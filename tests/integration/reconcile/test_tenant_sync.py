@@ -155,6 +155,7 @@ def test_principal_added_to_a_tenant_appears_in_allowed_principals_and_that_acco
     assert (decision.decision, decision.tenant_id) == ("accepted", "acme")
 
 
+@pytest.mark.consistent_reads
 def test_principal_taken_off_a_tenant_leaves_the_allow_list_and_its_connections_are_revoked(
     make_producer: MakeProducer,
 ):
