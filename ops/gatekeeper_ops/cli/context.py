@@ -30,6 +30,7 @@ from pydantic import ValidationError
 
 from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
+from gatekeeper.adapters.load_balancers import LoadBalancers
 from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
@@ -193,6 +194,8 @@ class Gatekeeper:
             service_region=stack.region,
             default_action=stack.default_action,
             unknown_principal_action=stack.unknown_principal_action,
+            # The same data-plane check as the decider: `simulate` and `pending` show what it decides.
+            load_balancers=LoadBalancers(self.client("elbv2"), self.client("ec2")),
         )
 
 

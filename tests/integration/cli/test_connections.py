@@ -12,16 +12,6 @@ from gatekeeper_ops.sandbox.account import ProducerAccount
 
 from .conftest import ACME, GLOBEX, REQUESTER, STRANGER, decider_actor, table_snapshot
 
-# Issue 12 (wip/dataplane): the CLI builds its DecisionService without a load balancer reader, so
-# `simulate` holds a template that tests endpoint:HealthyTargets (DataPlaneUnknown). The fix is one
-# argument in ops/gatekeeper_ops/cli/context.py, outside that branch:
-#     load_balancers=LoadBalancers(self.client("elbv2"), self.client("ec2")),
-# Remove this marker with it (strict: the tests then pass and the marker fails them).
-NEEDS_CLI_LOAD_BALANCERS = pytest.mark.xfail(
-    strict=True, reason="the CLI's DecisionService has no load balancer reader yet (issue 12)"
-)
-
-
 TABLES = ("TenantsTableName", "TemplatesTableName", "DecisionsTableName")
 
 
@@ -47,7 +37,6 @@ def accepted_request(producer: ProducerAccount) -> str:
 
 
 # -- simulate -----------------------------------------------------------------------------------
-@NEEDS_CLI_LOAD_BALANCERS
 def test_simulate_explains_an_accept_and_has_no_side_effects(seeded, cli):
     service = seeded.service.service_id
     seeded.settle()  # whatever seeding the tenants set moving (tenant sync) is done first
@@ -74,7 +63,6 @@ def test_simulate_explains_an_accept_and_has_no_side_effects(seeded, cli):
     assert len(seeded.lambdas.invocations) == invocations
 
 
-@NEEDS_CLI_LOAD_BALANCERS
 def test_simulate_outcomes(seeded, cli):
     cases = [
         (ACME, "us-west-2", "held", ["OtherRegion"]),

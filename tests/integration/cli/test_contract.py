@@ -25,15 +25,6 @@ from gatekeeper_ops.sandbox.account import ProducerAccount
 
 from .conftest import ACME
 
-# Issue 12 (wip/dataplane): the CLI builds its DecisionService without a load balancer reader, so
-# `simulate` holds a template that tests endpoint:HealthyTargets (DataPlaneUnknown). The fix is one
-# argument in ops/gatekeeper_ops/cli/context.py, outside that branch:
-#     load_balancers=LoadBalancers(self.client("elbv2"), self.client("ec2")),
-# Remove this marker with it (strict: the tests then pass and the marker fails them).
-NEEDS_CLI_LOAD_BALANCERS = pytest.mark.xfail(
-    strict=True, reason="the CLI's DecisionService has no load balancer reader yet (issue 12)"
-)
-
 
 def leaf_commands() -> list[tuple[str, ...]]:
     root = typer.main.get_command(app)
@@ -217,7 +208,6 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[ProducerAccount, 
         yield account, env
 
 
-@NEEDS_CLI_LOAD_BALANCERS
 @pytest.mark.server
 def test_installed_command_works_against_the_sandbox_over_http(sandbox):
     account, env = sandbox

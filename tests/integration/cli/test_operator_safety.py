@@ -14,7 +14,6 @@ from gatekeeper_ops.cli.app import app
 from gatekeeper_ops.cli.tenant_records import MAX_IMPORT_BYTES
 
 from .conftest import GLOBEX, table_snapshot
-from .test_connections import NEEDS_CLI_LOAD_BALANCERS  # issue 12: see there
 
 NEW = "333344445555"
 
@@ -212,7 +211,6 @@ def test_show_and_list_give_the_effective_quota(seeded, cli):
     assert "exceeds" not in cli.run("tenants", "update", "big", "--contact", "ops@big.test").stderr
 
 
-@NEEDS_CLI_LOAD_BALANCERS
 def test_simulate_uses_the_same_effective_quota(seeded, cli):
     cli.ok(*_add(seeded.service.service_id, "--max-endpoints", "10", tenant_id="big"))
     result = cli.json("simulate", "--principal", NEW, "--service", seeded.service.service_id)
