@@ -53,6 +53,7 @@ from gatekeeper.errors import (
     WriteConflict,
 )
 from gatekeeper.models import (
+    ACCEPTED_STATES,
     CLOSED_STATES,
     Action,
     ConnectionClosed,
@@ -86,7 +87,6 @@ _CLAIM_STATUS: dict[Outcome, Status] = {
     "revoked": "revoking",
     "held": "held",
 }
-OPEN_STATES = frozenset({"pending", "available"})  # accepted: has, or is getting, access
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
@@ -385,7 +385,7 @@ class DecisionService:
         tenant_id = (state.decision.tenant_id if state else None) or tenant_id
         if tenant_id is None:
             tenant_id = self.tenants.owner_of(connection.vpc_endpoint_owner)
-        outcome: Outcome = "revoked" if connection.vpc_endpoint_state in OPEN_STATES else "rejected"
+        outcome: Outcome = "revoked" if connection.vpc_endpoint_state in ACCEPTED_STATES else "rejected"
         decision = _with(
             _decision(connection, trigger, actor, self.clock()), outcome, reasons, (why,)
         ).model_copy(update={"tenant_id": tenant_id})
@@ -546,7 +546,7 @@ def _data_plane_explanation(
 def _took_effect(decision: Decision, state: str | None) -> bool:
     """After a failed or unanswered call: does EC2 show the action done (by this or an earlier try)?"""
     if decision.decision == "accepted":
-        return state in OPEN_STATES
+        return state in ACCEPTED_STATES
     return state == "rejected"
 
 

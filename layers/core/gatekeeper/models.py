@@ -33,6 +33,8 @@ ConnectionState = Literal[
 ]
 _STATES: dict[str, ConnectionState] = {state.lower(): state for state in get_args(ConnectionState)}
 CLOSED_STATES: frozenset[str] = frozenset({"deleting", "deleted", "rejected", "failed", "expired"})
+# Accepted: the connection has, or is getting, access (`pending` is normal right after an accept).
+ACCEPTED_STATES: frozenset[str] = frozenset({"pending", "available"})
 
 Trigger = Literal["notification", "reconcile", "tenant-change", "operator"]
 Outcome = Literal["accepted", "rejected", "held", "revoked"]

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gatekeeper.models import now_utc
+from gatekeeper.models import ACCEPTED_STATES, now_utc
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import examples
@@ -27,7 +27,6 @@ from gatekeeper_ops.cli.output import (
     table,
 )
 from gatekeeper_ops.cli.usage import (
-    OPEN_STATES,
     Endpoint,
     endpoint_usage,
     fetch,
@@ -73,7 +72,7 @@ def _open_endpoints(gk: Gatekeeper, service: str | None) -> list[Endpoint]:
         if service not in services:
             raise CliError(f"stack {gk.stack.name} does not manage {service}; managed: {', '.join(services)}")
         services = (service,)
-    connections = [c for s in services for c in gk.endpoints.connections(s, OPEN_STATES)]
+    connections = [c for s in services for c in gk.endpoints.connections(s, sorted(ACCEPTED_STATES))]
     ids = [c.vpc_endpoint_id for c in connections]
     states = gk.decisions.states(ids) if ids else {}
     return inventory(connections, gk.tenants.directory(), states)

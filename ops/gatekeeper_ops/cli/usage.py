@@ -34,7 +34,6 @@ STATISTICS: dict[str, str] = {
 }
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit
 MAX_DATAPOINTS_PER_CALL = 100_800  # GetMetricData's limit
-OPEN_STATES = ["pending", "available"]  # accepted: the consumer's endpoint works
 
 
 @dataclass(frozen=True)
