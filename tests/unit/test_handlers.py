@@ -156,3 +156,12 @@ def test_close_connection_releases_through_the_decision_service(handler, monkeyp
     ]
     with pytest.raises(EventRefused):
         app.lambda_handler({**event, "detail-type": "Endpoint Connection Requested"}, Context())
+
+
+def test_load_balancer_clients_are_built_at_first_use_not_at_cold_start(handler):
+    handler("close_connection")  # shares the decision service, never reads a load balancer
+    readers = runtime.decision_service().load_balancers
+    assert readers is not None
+    assert (readers._elbv2._client, readers._ec2._client) == (None, None)
+    readers._elbv2.meta
+    assert readers._elbv2._client is not None

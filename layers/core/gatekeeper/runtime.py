@@ -53,10 +53,26 @@ def endpoint_service() -> EndpointService:
     return EndpointService(ec2)
 
 
+class _OnFirstCall:
+    """A client built at its first call instead of at init: close_connection shares the decision
+    service and never reads a load balancer, and evaluate only does for some templates and accepts,
+    so two more clients (elbv2's model, a second EC2 config) stay off every cold start."""
+
+    def __init__(self, service: str, config: Config) -> None:
+        self._service, self._config = service, config
+        self._client: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = client(self._service, self._config)
+        return getattr(self._client, name)
+
+
 def load_balancers(config: Settings) -> LoadBalancers:
     """Reads the services' NLBs (elbv2) and service configurations (EC2); cached per container."""
-    ec2: EC2Client = client("ec2", _ELBV2_CONFIG)
-    return LoadBalancers(client("elbv2", _ELBV2_CONFIG), ec2, ttl_seconds=config.data_plane_cache_seconds)
+    ec2: EC2Client = _OnFirstCall("ec2", _ELBV2_CONFIG)  # type: ignore[assignment]
+    elbv2 = _OnFirstCall("elbv2", _ELBV2_CONFIG)
+    return LoadBalancers(elbv2, ec2, ttl_seconds=config.data_plane_cache_seconds)
 
 
 def event_publisher(config: Settings) -> EventPublisher:
