@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from botocore.exceptions import ClientError
 
@@ -446,22 +446,25 @@ class DecisionStore:
             self._client.transact_write_items(TransactItems=[*items, *slot_items])
         except ClientError as exc:
             codes = cancellation_codes(exc)
-            state_ok = all(code in ("None", "") for code in codes[: len(items)])
-            if not (slot_items and state_ok and "ConditionalCheckFailed" in codes[len(items) :]):
-                if "ConditionalCheckFailed" in codes:
-                    raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
-                raise
+            failed = "ConditionalCheckFailed"
+            if not (failed in codes[len(items) :] and failed not in codes[: len(items)]):
+                _raise_as_conflict(exc, vpc_endpoint_id)
             self._transact_or_conflict(items, vpc_endpoint_id)
 
     def _transact_or_conflict(self, items: list[TransactWriteItemTypeDef], vpc_endpoint_id: str) -> None:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as exc:
-            if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in (
-                cancellation_codes(exc)
-            ):
-                raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
-            raise
+            _raise_as_conflict(exc, vpc_endpoint_id)
+
+
+def _raise_as_conflict(exc: ClientError, vpc_endpoint_id: str) -> NoReturn:
+    """A transaction cancelled on a condition is a lost race (WriteConflict); anything else as it is."""
+    if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(
+        exc
+    ):
+        raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
+    raise exc
 
 
 def _unsettled_keys(state: EndpointState) -> dict[str, str]:
