@@ -60,9 +60,13 @@ dev: $(VENV)/.installed ## create the dev venv (python3.13, pinned deps, the gat
 tools: $(TOOLS)/.installed ## create the tools venv (aws-sam-cli, cfn-lint, cfn-lint-serverless)
 transform: $(TRANSFORMED) ## template.yaml through the SAM transform, offline (.aws-sam/template.transformed.json)
 
-lint: dev ## ruff lint + format check
+# The architecture's one-page map is .importlinter (layers, boto3 at the edge, the core alone);
+# complexity: no function above radon grade C (xenon).
+lint: dev ## ruff lint + format check, import-layer contracts, complexity gate
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	PYTHONPATH=layers/core:ops:. $(BIN)/lint-imports --no-cache
+	$(BIN)/xenon --max-absolute C layers functions
 
 format: dev ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gatekeeper.models import Tenant
+from gatekeeper.models.tenant import Tenant
 
 
 def tenant(tenant_id: str, account: str, service: str, **changes: object) -> Tenant:

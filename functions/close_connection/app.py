@@ -8,9 +8,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.events import connection_closed
+from gatekeeper.models.events import connection_closed
 from gatekeeper.observability import logger, metrics
-from gatekeeper.runtime import decision_service
+from gatekeeper.wiring.services import decision_service
 
 # Init phase: settings are validated and clients built once per container, before any event.
 decision_service()

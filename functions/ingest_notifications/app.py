@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from gatekeeper.errors import ConnectionNotVisible, NotificationUnparseable
+from gatekeeper.models.errors import ConnectionNotVisible, NotificationUnparseable
 from gatekeeper.observability import logger, metrics
-from gatekeeper.runtime import announcer
+from gatekeeper.wiring.services import announcer
 
 # A batch of junk is item failures too, not a function error (Powertools raises by default).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -14,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatekeeper.observability import logger, metrics
-from gatekeeper.runtime import reconciler
+from gatekeeper.wiring.services import reconciler
 
 # Init phase: settings are validated and clients built once per container, before any event.
 reconciler()

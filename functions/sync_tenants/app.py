@@ -15,9 +15,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from gatekeeper.dal.tenant_stream import change_from_stream
 from gatekeeper.observability import logger, metrics
-from gatekeeper.runtime import tenant_sync
-from gatekeeper.tenant_sync import change_from_stream
+from gatekeeper.wiring.services import tenant_sync
 
 # A batch whose every record fails is item failures too, not a function error (Powertools raises
 # by default, which would make Lambda bisect and retry records that did not fail).

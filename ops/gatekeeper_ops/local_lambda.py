@@ -95,7 +95,8 @@ class Invocation:
 
 def reset_handler_caches() -> None:
     """Forget cached settings and clients so handlers bind to the current environment."""
-    from gatekeeper import runtime, settings
+    from gatekeeper.wiring import services as runtime
+    from gatekeeper.wiring import settings
 
     settings.settings.cache_clear()
     runtime.decision_service.cache_clear()

@@ -26,7 +26,7 @@ def test_every_connection_is_decided_and_announced_once_under_faults():
     assert transient / injector.attempts_under_faults >= 0.15, figures
     assert all(injector.count(kind) for kind in (*TRANSIENT, "crash")), figures
     assert report.sweeps >= report.settings.settle_sweeps, figures
-    # Every client the handlers use came from gatekeeper.runtime.client and met the injector.
+    # Every client the handlers use came from gatekeeper.wiring.services.client and met the injector.
     assert {service for service, _ in injector.attempts} >= {"ec2", "dynamodb", "sns", "eventbridge"}
     assert [i.key for i in report.invariants] == list(KEYS)
     # What must hold once retries and sweeps have settled.

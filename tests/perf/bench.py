@@ -93,7 +93,7 @@ def api_calls_per_accepted_request() -> None:
     import boto3
     from moto import mock_aws
 
-    from gatekeeper.models import Tenant
+    from gatekeeper.models.tenant import Tenant
     from gatekeeper_ops.emulator import privatelink_emulator
     from gatekeeper_ops.sandbox.account import ProducerAccount
 

@@ -41,9 +41,9 @@ for _variable in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS
 import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from gatekeeper import runtime  # noqa: E402
-from gatekeeper.models import Tenant  # noqa: E402
+from gatekeeper.models.tenant import Tenant  # noqa: E402
 from gatekeeper.observability import logger  # noqa: E402
+from gatekeeper.wiring import services as runtime  # noqa: E402
 from gatekeeper_ops.emulator import privatelink_emulator, seed_connections  # noqa: E402
 from gatekeeper_ops.fast_moto import faster_moto  # noqa: E402
 from gatekeeper_ops.local_lambda import reset_handler_caches  # noqa: E402

@@ -9,10 +9,10 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from gatekeeper.adapters.bus import EventPublisher
+from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.adapters.notifier import DecisionNotifier
-from gatekeeper.errors import ConnectionActionFailed, PublishFailed
-from gatekeeper.models import Decision
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import ConnectionActionFailed, PublishFailed
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 ENDPOINT = "vpce-0a1b2c3d4e5f60718"
@@ -86,7 +86,7 @@ def _ec2_answers(codes: list[str]):
 
 @pytest.mark.parametrize("code", ["RequestLimitExceeded", "EC2ThrottledException"])
 def test_ec2_throttling_is_retried_once_by_botocore_standard_mode(monkeypatch, code):
-    from gatekeeper.runtime import _EC2_CONFIG
+    from gatekeeper.wiring.services import _EC2_CONFIG
 
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
     client = boto3.client(
@@ -99,7 +99,7 @@ def test_ec2_throttling_is_retried_once_by_botocore_standard_mode(monkeypatch, c
 
 
 def test_ec2_throttling_gives_up_after_the_configured_attempts(monkeypatch):
-    from gatekeeper.runtime import _EC2_CONFIG
+    from gatekeeper.wiring.services import _EC2_CONFIG
 
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
     client = boto3.client(

@@ -12,25 +12,18 @@ from botocore.exceptions import ReadTimeoutError
 
 from gatekeeper.adapters.load_balancers import DataPlane
 from gatekeeper.dal.decisions import Slot
-from gatekeeper.decision_service import DecisionService
-from gatekeeper.errors import (
+from gatekeeper.logic.decision_service import DecisionService
+from gatekeeper.models.connection import ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.decision import Decision, ServiceAccess
+from gatekeeper.models.errors import (
     ConnectionActionFailed,
     ConnectionNotVisible,
     DataPlaneUnreadable,
     DecisionInProgress,
     OutcomeUnknown,
 )
-from gatekeeper.models import (
-    ConnectionClosed,
-    ConnectionRef,
-    Decision,
-    EvaluationRequest,
-    OperatorRequest,
-    RevocationRequest,
-    ServiceAccess,
-    Tenant,
-    VpcEndpointConnection,
-)
+from gatekeeper.models.requests import ConnectionClosed, EvaluationRequest, OperatorRequest, RevocationRequest
+from gatekeeper.models.tenant import Tenant
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 ENDPOINT = "vpce-0a1b2c3d4e5f60718"

@@ -6,8 +6,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.decisions import Slot
-from gatekeeper.errors import QuotaExceeded, TenantConflict, WriteConflict
-from gatekeeper.models import Decision, Tenant
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import QuotaExceeded, TenantConflict, WriteConflict
+from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.fast_moto import faster_moto
 
 SERVICE = "vpce-svc-0123456789abcdef0"

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from gatekeeper import runtime, settings
-from gatekeeper.errors import EventRefused
-from gatekeeper.tenant_sync import change_from_stream
+from gatekeeper.dal.tenant_stream import change_from_stream
+from gatekeeper.models.errors import EventRefused
+from gatekeeper.wiring import services as runtime
+from gatekeeper.wiring import settings
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 ENVIRONMENT = {
@@ -111,7 +112,7 @@ def test_the_decider_takes_each_request_sample_to_the_decision_path(handler, mon
 
 
 def _report():
-    from gatekeeper.reconciler import SweepReport
+    from gatekeeper.logic.reconciler import SweepReport
 
     return SweepReport()
 

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from gatekeeper.adapters.load_balancers import LoadBalancers
-from gatekeeper.errors import DataPlaneUnreadable
+from gatekeeper.models.errors import DataPlaneUnreadable
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/saas/50dc6c495c0c9188"

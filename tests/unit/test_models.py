@@ -3,15 +3,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from gatekeeper.errors import InvalidPrincipal
-from gatekeeper.models import (
-    Decision,
-    Tenant,
-    VpcEndpointConnection,
-    account_of,
-    normalise_state,
-    principal_arn,
-)
+from gatekeeper.models.connection import VpcEndpointConnection, normalise_state
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import InvalidPrincipal
+from gatekeeper.models.identifiers import account_of, principal_arn
+from gatekeeper.models.tenant import Tenant
 
 
 def tenant(**changes):

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from gatekeeper.errors import NotificationUnparseable
-from gatekeeper.notifications import parse_notification
+from gatekeeper.models.connection_notification import parse_notification
+from gatekeeper.models.errors import NotificationUnparseable
 
 ENDPOINT = "vpce-0a1b2c3d4e5f60718"
 SERVICE = "vpce-svc-0123456789abcdef0"
@@ -74,7 +74,7 @@ class _Ec2:
         self.state = state
 
     def connection(self, vpc_endpoint_id, service_id=None):
-        from gatekeeper.models import VpcEndpointConnection
+        from gatekeeper.models.connection import VpcEndpointConnection
 
         return VpcEndpointConnection(
             ServiceId=SERVICE,
@@ -94,8 +94,8 @@ class _Bus:
 
 
 def test_a_delete_notification_that_ec2_does_not_reflect_yet_is_read_again_later():
-    from gatekeeper.errors import ConnectionNotVisible
-    from gatekeeper.sources import NOT_VISIBLE_ATTEMPTS, Announcer
+    from gatekeeper.logic.announcer import NOT_VISIBLE_ATTEMPTS, Announcer
+    from gatekeeper.models.errors import ConnectionNotVisible
 
     bus = _Bus()
     announcer = Announcer(_Ec2("available"), bus, frozenset({SERVICE}))

@@ -10,8 +10,10 @@ import pytest
 
 from gatekeeper.dal.decisions import EndpointState
 from gatekeeper.dal.tenants import TenantDirectory
-from gatekeeper.models import Decision, Tenant, VpcEndpointConnection
-from gatekeeper.reconciler import Reconciler, desired_principals, revocation_reason
+from gatekeeper.logic.reconciler import Reconciler, desired_principals, revocation_reason
+from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.tenant import Tenant
 from tests.builders import tenant
 
 SERVICE = "vpce-svc-0123456789abcdef0"

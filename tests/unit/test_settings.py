@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from gatekeeper.settings import load_settings
+from gatekeeper.wiring.settings import load_settings
 
 ENVIRONMENT = {
     "TENANTS_TABLE": "tenants",

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.dal.decisions import Slot
-from gatekeeper.errors import (
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import (
     QuotaExceeded,
     TemplateNotFound,
     TenantConflict,
@@ -13,7 +14,7 @@ from gatekeeper.errors import (
     TenantNotFound,
     WriteConflict,
 )
-from gatekeeper.models import Decision, Tenant
+from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import TemplateInvalid
 
 SERVICE = "vpce-svc-0123456789abcdef0"

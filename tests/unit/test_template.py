@@ -139,8 +139,8 @@ def test_notification_topic_lets_vpce_publish_for_this_account_only():
 
 
 def test_samples_are_valid_for_their_handlers_models():
-    from gatekeeper.events import connection_closed, decision_request
-    from gatekeeper.models import EvaluationRequest, OperatorRequest, RevocationRequest
+    from gatekeeper.models.events import connection_closed, decision_request
+    from gatekeeper.models.requests import EvaluationRequest, OperatorRequest, RevocationRequest
 
     assert isinstance(decision_request(sample(EVENTS / "evaluate_connection.json")), EvaluationRequest)
     revocation = decision_request(sample(EVENTS / "evaluate_connection_revocation.json"))
@@ -150,8 +150,8 @@ def test_samples_are_valid_for_their_handlers_models():
 
 
 def test_operator_decisions_are_taken_only_from_the_operator_source():
-    from gatekeeper.errors import EventRefused
-    from gatekeeper.events import decision_request
+    from gatekeeper.models.errors import EventRefused
+    from gatekeeper.models.events import decision_request
 
     forged = {**sample(EVENTS / "evaluate_connection_operator.json"), "source": "vpce.gatekeeper"}
     with pytest.raises(EventRefused, match="not a request the decider takes"):

@@ -16,11 +16,15 @@ from botocore.stub import Stubber
 
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.codec import encode
+from gatekeeper.dal.tenant_stream import TenantChange, TenantImage, change_from_stream
 from gatekeeper.dal.tenants import tenant_to_item
-from gatekeeper.decision_service import DecisionService
-from gatekeeper.errors import DecisionInProgress, PermissionsNotChanged
-from gatekeeper.models import ConnectionRef, Decision, RevocationRequest, Tenant, VpcEndpointConnection
-from gatekeeper.tenant_sync import TenantChange, TenantImage, TenantSync, change_from_stream, plan_change
+from gatekeeper.logic.decision_service import DecisionService
+from gatekeeper.logic.tenant_sync import TenantSync, plan_change
+from gatekeeper.models.connection import ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import DecisionInProgress, PermissionsNotChanged
+from gatekeeper.models.requests import RevocationRequest
+from gatekeeper.models.tenant import Tenant
 from tests.builders import tenant
 
 SERVICE = "vpce-svc-0123456789abcdef0"

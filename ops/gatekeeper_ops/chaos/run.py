@@ -36,9 +36,9 @@ from moto import mock_aws
 from moto.moto_api._internal import mock_random
 from moto.sqs.models import sqs_backends
 
-from gatekeeper import runtime
 from gatekeeper.dal.codec import decode
 from gatekeeper.observability import metrics
+from gatekeeper.wiring import services as runtime
 from gatekeeper_ops.chaos.clock import START, VirtualClock
 from gatekeeper_ops.chaos.faults import FaultInjector, FaultPlan
 from gatekeeper_ops.chaos.invariants import Invariant, Observations, check

@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gatekeeper.models import Tenant
+from gatekeeper.models.tenant import Tenant
 
 Kind = Literal["tenant", "suspend", "held", "unknown", "suspended", "not_entitled"]
 KIND_WEIGHTS: dict[Kind, float] = {

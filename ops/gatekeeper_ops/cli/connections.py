@@ -20,17 +20,11 @@ from rich.text import Text
 
 from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
-from gatekeeper.decision_service import Assessment
-from gatekeeper.events import OPERATOR_DECISION, OPERATOR_SOURCE
-from gatekeeper.models import (
-    CLOSED_STATES,
-    SERVICE_ID,
-    ConnectionRef,
-    OperatorRequest,
-    VpcEndpointConnection,
-    account_of,
-    now_utc,
-)
+from gatekeeper.logic.decision_service import Assessment
+from gatekeeper.models.connection import CLOSED_STATES, ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.events import OPERATOR_DECISION, OPERATOR_SOURCE
+from gatekeeper.models.identifiers import SERVICE_ID, account_of, now_utc
+from gatekeeper.models.requests import OperatorRequest
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (

@@ -29,15 +29,16 @@ from botocore.exceptions import (
 from pydantic import ValidationError
 
 from gatekeeper.adapters.bus import EventPublisher
+from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.load_balancers import LoadBalancers
-from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.decision_service import DecisionService
-from gatekeeper.errors import GatekeeperError, TenantInvalid
-from gatekeeper.models import SERVICE_ID, Action
+from gatekeeper.logic.decision_service import DecisionService
+from gatekeeper.models.decision import Action
+from gatekeeper.models.errors import GatekeeperError, TenantInvalid
+from gatekeeper.models.identifiers import SERVICE_ID
 from gatekeeper.policy import ParameterInvalid, PolicyError, TemplateInvalid
 
 if TYPE_CHECKING:

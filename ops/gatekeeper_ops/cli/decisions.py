@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from gatekeeper.models import Decision, now_utc
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from botocore.config import Config
 
-from gatekeeper.models import now_utc
+from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import JsonOption, OutputOption, QueryOption, rendering, say

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from gatekeeper.models import ACCEPTED_STATES, now_utc
+from gatekeeper.models.connection import ACCEPTED_STATES
+from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import examples

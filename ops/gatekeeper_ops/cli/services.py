@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from botocore.exceptions import ClientError
 
-from gatekeeper.models import SERVICE_ID
+from gatekeeper.models.identifiers import SERVICE_ID
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (

@@ -15,8 +15,8 @@ import typer
 from rich.text import Text
 
 from gatekeeper.dal.templates import StoredTemplate
-from gatekeeper.errors import TemplateNotFound
-from gatekeeper.models import Tenant
+from gatekeeper.models.errors import TemplateNotFound
+from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import (
     ParameterInvalid,
     PolicyTemplate,

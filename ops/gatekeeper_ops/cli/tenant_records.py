@@ -19,9 +19,10 @@ import yaml
 
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.decision_service import _quota_limit as quota_limit  # the decision path's own rule
-from gatekeeper.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
-from gatekeeper.models import ACCOUNT_ID, Tenant
+from gatekeeper.logic.decision_service import _quota_limit as quota_limit  # the decision path's own rule
+from gatekeeper.models.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
+from gatekeeper.models.identifiers import ACCOUNT_ID
+from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
 from gatekeeper.policy.parameters import ParamValue, coerce_parameter
 from gatekeeper_ops.cli.context import CliError, describe_error

@@ -18,8 +18,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gatekeeper.errors import GatekeeperError, TenantInvalid
-from gatekeeper.models import Tenant
+from gatekeeper.models.errors import GatekeeperError, TenantInvalid
+from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (

@@ -20,7 +20,7 @@ from typing import Any
 
 from gatekeeper.dal.decisions import EndpointState
 from gatekeeper.dal.tenants import TenantDirectory
-from gatekeeper.models import VpcEndpointConnection
+from gatekeeper.models.connection import VpcEndpointConnection
 
 NAMESPACE = "AWS/PrivateLinkServices"
 SERVICE_DIMENSION = "Service Id"

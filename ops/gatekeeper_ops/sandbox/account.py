@@ -23,7 +23,7 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import StoredTemplate, TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.models import Tenant
+from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.emulator.provisioning import (
     ConsumerNetwork,
     ProducerService,

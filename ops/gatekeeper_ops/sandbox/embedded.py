@@ -106,7 +106,7 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
 def _forget_handler_clients() -> None:
     # Only once imported: importing the handlers' runtime builds their Logger and Metrics, which
     # must wait for the handler environment (POWERTOOLS_*) the local Lambda service sets.
-    if "gatekeeper.runtime" in sys.modules:
+    if "gatekeeper.wiring.services" in sys.modules:
         reset_handler_caches()
 
 

@@ -25,7 +25,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import ClientError
 
-from gatekeeper.models import Tenant
+from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.emulator.provisioning import (
     consumer_session,
     create_consumer_network,

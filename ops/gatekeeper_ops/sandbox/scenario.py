@@ -16,7 +16,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.decisions import DecisionStore
-from gatekeeper.models import Decision
+from gatekeeper.models.decision import Decision
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import BUILTIN_TEMPLATES
 from gatekeeper_ops.sandbox.embedded import DemoProducer

@@ -11,7 +11,9 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gatekeeper.models import ACCOUNT_ID, Outcome, Tenant, account_of
+from gatekeeper.models.decision import Outcome
+from gatekeeper.models.identifiers import ACCOUNT_ID, account_of
+from gatekeeper.models.tenant import Tenant
 
 DEFAULT_SEED = Path(__file__).with_name("demo-seed.yaml")
 

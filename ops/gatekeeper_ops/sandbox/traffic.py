@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from gatekeeper.models import VpcEndpointConnection, now_utc
+from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.identifiers import now_utc
 
 NAMESPACE = "AWS/PrivateLinkServices"
 _PER_CALL = 1000  # PutMetricData's limit on datums per request

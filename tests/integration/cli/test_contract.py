@@ -16,7 +16,7 @@ import typer
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 from pydantic import ValidationError
 
-from gatekeeper.models import Tenant
+from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import ParameterInvalid, TemplateInvalid
 from gatekeeper_ops.cli.app import app
 from gatekeeper_ops.cli.context import StackResources, describe_error

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gatekeeper.dal.tenants import TenantDirectory
-from gatekeeper.models import VpcEndpointConnection
+from gatekeeper.models.connection import VpcEndpointConnection
 from gatekeeper_ops.cli import context
 from gatekeeper_ops.cli.usage import MetricQuery, Series, fetch, inventory, orphans, usage_queries
 

@@ -181,7 +181,7 @@ def test_endpoint_deleted_before_its_accept_is_not_recorded_and_frees_its_slot(t
 def time_passes(seconds: float) -> None:
     """The decider's and the reconciler's clocks move on (Lambda's async retries come ~1 and ~2
     minutes after a failure; the local runtime delivers them at once)."""
-    from gatekeeper import runtime
+    from gatekeeper.wiring import services as runtime
 
     for service in (runtime.decision_service(), runtime.reconciler()):
         earlier = service.clock
@@ -218,7 +218,7 @@ def test_a_claim_whose_retries_all_failed_is_finished_by_the_reconciler(tenants)
     everyone = tenants.subscribe_decisions("everyone")
     endpoint = tenants.consumer(ACME).request_endpoint(tenants.service)
     inject_unsuccessful(endpoint, times=3)
-    from gatekeeper import runtime
+    from gatekeeper.wiring import services as runtime
 
     # On AWS every async retry comes after the claim went stale (60 s and 120 s > 45 s); the local
     # runtime retries at once, so here a claim is stale at once.

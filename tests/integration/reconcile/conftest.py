@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from gatekeeper import runtime
+from gatekeeper.wiring import services as runtime
 from gatekeeper_ops.emulator import deliver_notifications
 from gatekeeper_ops.emulator.provisioning import account_root
 from gatekeeper_ops.local_lambda import Invocation

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 
-from gatekeeper.tenant_sync import TenantSync
+from gatekeeper.logic.tenant_sync import TenantSync
 from gatekeeper_ops.emulator import seed_connections
 from gatekeeper_ops.local_lambda import reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount

@@ -11,9 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.codec import encode
+from gatekeeper.dal.tenant_stream import TenantChange
 from gatekeeper.dal.tenants import tenant_to_item
-from gatekeeper.models import Tenant
-from gatekeeper.tenant_sync import TenantChange, TenantSync
+from gatekeeper.logic.tenant_sync import TenantSync
+from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.stack import ROOT
 from tests.integration.reconcile.conftest import (

@@ -6,13 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.errors import PublishFailed
+from gatekeeper.models.errors import PublishFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-from gatekeeper.events import CLOSED, DECIDED, REQUESTED, REVOCATION_REQUESTED, SOURCE
+from gatekeeper.models.events import CLOSED, DECIDED, REQUESTED, REVOCATION_REQUESTED, SOURCE
 
 __all__ = ["CLOSED", "DECIDED", "REQUESTED", "REVOCATION_REQUESTED", "SOURCE", "EventPublisher"]
 BATCH = 10  # PutEvents takes at most ten entries

@@ -2,7 +2,7 @@
 
 Accept/Reject succeed at the HTTP level and report per-endpoint failures in `Unsuccessful`;
 those are raised, never ignored. There is one retry layer, botocore's standard mode (the client's
-Config in gatekeeper.runtime): it retries throttling (`RequestLimitExceeded`,
+Config in gatekeeper.wiring.services): it retries throttling (`RequestLimitExceeded`,
 `EC2ThrottledException`), 5xx and connection errors with exponential backoff and full jitter.
 Nothing here retries again on top of it.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.errors import ConnectionActionFailed, PermissionsNotChanged
-from gatekeeper.models import VpcEndpointConnection
+from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.errors import ConnectionActionFailed, PermissionsNotChanged
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from gatekeeper.errors import DataPlaneUnreadable
-from gatekeeper.models import ServiceAccess
+from gatekeeper.models.decision import ServiceAccess
+from gatekeeper.models.errors import DataPlaneUnreadable
 from gatekeeper.observability import logger
 
 if TYPE_CHECKING:

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.codec import cancellation_codes, decode, encode, error_code, key
-from gatekeeper.errors import QuotaExceeded, WriteConflict
-from gatekeeper.models import Decision, now_utc
+from gatekeeper.models.decision import Decision
+from gatekeeper.models.errors import QuotaExceeded, WriteConflict
+from gatekeeper.models.identifiers import now_utc
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.codec import decode, encode, error_code
-from gatekeeper.errors import TemplateNotFound, WriteConflict
-from gatekeeper.models import now_utc
+from gatekeeper.models.errors import TemplateNotFound, WriteConflict
+from gatekeeper.models.identifiers import now_utc
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, parse_template
 
 if TYPE_CHECKING:

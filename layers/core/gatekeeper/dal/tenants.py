@@ -21,8 +21,9 @@ from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from gatekeeper.dal.codec import cancellation_codes, decode, encode, key
-from gatekeeper.errors import TenantConflict, TenantInvalid, TenantNotFound
-from gatekeeper.models import Tenant, now_utc
+from gatekeeper.models.errors import TenantConflict, TenantInvalid, TenantNotFound
+from gatekeeper.models.identifiers import now_utc
+from gatekeeper.models.tenant import Tenant
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -295,48 +295,70 @@ def _check_condition(
         return None
     normalised: dict[str, Any] = {}
     for operator_name, block in condition.items():
-        keys = ", ".join(str(key) for key in block) if isinstance(block, Mapping) else ""
-        try:
-            operator = parse_operator(str(operator_name))
-        except ValueError as exc:
-            problems.append(f"{where}: {operator_name} {keys}: {exc}" if keys else f"{where}: {exc}")
-            continue
-        if not isinstance(block, Mapping) or not block:
-            shown = "an empty object" if isinstance(block, Mapping) else describe(block)
+        checked = _check_operator_block(where, str(operator_name), block, parameter_types, problems)
+        if checked is not None:
+            normalised[operator_name] = checked
+    return normalised
+
+
+def _check_operator_block(
+    where: str,
+    operator_name: str,
+    block: object,
+    parameter_types: Mapping[str, ParamType],
+    problems: list[str],
+) -> dict[str, tuple[Any, ...]] | None:
+    """One `operator: {key: value(s)}` block → its keys made canonical; None when it cannot be read."""
+    keys = ", ".join(str(key) for key in block) if isinstance(block, Mapping) else ""
+    try:
+        operator = parse_operator(operator_name)
+    except ValueError as exc:
+        problems.append(f"{where}: {operator_name} {keys}: {exc}" if keys else f"{where}: {exc}")
+        return None
+    if not isinstance(block, Mapping) or not block:
+        shown = "an empty object" if isinstance(block, Mapping) else describe(block)
+        problems.append(
+            f"{where}: {operator_name}: must be a non-empty object of condition key → value(s), got {shown}"
+        )
+        return None
+    normalised_block: dict[str, tuple[Any, ...]] = {}
+    seen: dict[str, str] = {}
+    for raw_key, raw_values in block.items():
+        location = f"{where}: {operator_name} {raw_key}"
+        canonical = canonical_key(raw_key) if isinstance(raw_key, str) else None
+        if canonical is None:
+            problems.append(_unknown_key(location, str(raw_key)))
+        elif canonical.lower() in seen:
             problems.append(
-                f"{where}: {operator_name}: must be a non-empty object of condition key → value(s), "
-                f"got {shown}"
+                f"{location}: repeats key {seen[canonical.lower()]!r} under the same operator (keys are "
+                "case-insensitive); put all its values in one list"
             )
             continue
-        normalised_block: dict[str, tuple[Any, ...]] = {}
-        seen: dict[str, str] = {}
-        for raw_key, raw_values in block.items():
-            location = f"{where}: {operator_name} {raw_key}"
-            canonical = canonical_key(raw_key) if isinstance(raw_key, str) else None
-            if canonical is None:
-                problems.append(_unknown_key(location, str(raw_key)))
-            elif canonical.lower() in seen:
-                problems.append(
-                    f"{location}: repeats key {seen[canonical.lower()]!r} under the same operator (keys are "
-                    "case-insensitive); put all its values in one list"
-                )
-                continue
-            else:
-                seen[canonical.lower()] = str(raw_key)
-                location = f"{where}: {operator_name} {canonical}"
-                type_problem = check_key_type(operator, key_info(canonical).type, canonical)
-                if type_problem is not None:
-                    problems.append(f"{location}: {type_problem}")
-            values = list(raw_values) if isinstance(raw_values, list | tuple) else [raw_values]
-            if not values:
-                problems.append(f"{location}: has an empty value list; give at least one value")
-                continue
-            for value in values:  # checked even under an unknown key, so one edit fixes everything
-                problems.extend(f"{location}: {p}" for p in _check_value(operator, value, parameter_types))
-            if canonical is not None:
-                normalised_block[canonical] = tuple(values)
-        normalised[operator_name] = normalised_block
-    return normalised
+        else:
+            seen[canonical.lower()] = str(raw_key)
+            location = f"{where}: {operator_name} {canonical}"
+            type_problem = check_key_type(operator, key_info(canonical).type, canonical)
+            if type_problem is not None:
+                problems.append(f"{location}: {type_problem}")
+        values = _check_values(location, operator, raw_values, parameter_types, problems)
+        if canonical is not None and values:
+            normalised_block[canonical] = values
+    return normalised_block
+
+
+def _check_values(
+    location: str,
+    operator: Operator,
+    raw_values: object,
+    parameter_types: Mapping[str, ParamType],
+    problems: list[str],
+) -> tuple[Any, ...]:
+    values = tuple(raw_values) if isinstance(raw_values, list | tuple) else (raw_values,)
+    if not values:
+        problems.append(f"{location}: has an empty value list; give at least one value")
+    for value in values:  # checked even under an unknown key, so one edit fixes everything
+        problems.extend(f"{location}: {p}" for p in _check_value(operator, value, parameter_types))
+    return values
 
 
 def _unknown_key(location: str, key: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from gatekeeper.models import Decision
+from gatekeeper.models.decision import Decision
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -13,9 +13,10 @@ from typing import Any, Literal
 
 from gatekeeper.adapters.bus import CLOSED, REQUESTED, REVOCATION_REQUESTED, EventPublisher
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.errors import ConnectionNotVisible
-from gatekeeper.models import CLOSED_STATES, SourceTrigger, VpcEndpointConnection
-from gatekeeper.notifications import parse_notification
+from gatekeeper.models.connection import CLOSED_STATES, VpcEndpointConnection
+from gatekeeper.models.connection_notification import parse_notification
+from gatekeeper.models.errors import ConnectionNotVisible
+from gatekeeper.models.requests import SourceTrigger
 from gatekeeper.observability import logger
 
 Routed = Literal["requested", "closed", "ignored"]

@@ -8,7 +8,8 @@ from functools import cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gatekeeper.models import SERVICE_ID, Action
+from gatekeeper.models.decision import Action
+from gatekeeper.models.identifiers import SERVICE_ID
 
 
 class Settings(BaseModel):

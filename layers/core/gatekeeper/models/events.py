@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatekeeper.errors import EventRefused
-from gatekeeper.models import (
+from gatekeeper.models.errors import EventRefused
+from gatekeeper.models.requests import (
     ConnectionClosed,
     DecisionRequest,
     EvaluationRequest,

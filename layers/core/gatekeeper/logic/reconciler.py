@@ -32,15 +32,10 @@ from datetime import datetime, timedelta
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore, EndpointState
 from gatekeeper.dal.tenants import TenantDirectory, TenantStore
-from gatekeeper.models import (
-    ACCEPTED_STATES,
-    CLOSED_STATES,
-    VpcEndpointConnection,
-    now_utc,
-    principal_arn,
-)
+from gatekeeper.logic.announcer import Announcer
+from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, VpcEndpointConnection
+from gatekeeper.models.identifiers import now_utc, principal_arn
 from gatekeeper.observability import logger
-from gatekeeper.sources import Announcer
 
 PENDING_ACCEPTANCE = "pendingAcceptance"
 ANNOUNCE_CHUNK = 100  # connections announced between two looks at the clock

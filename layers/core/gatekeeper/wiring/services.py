@@ -11,17 +11,17 @@ from botocore.config import Config
 
 from gatekeeper.adapters.alerts import OperatorAlerts
 from gatekeeper.adapters.bus import EventPublisher
+from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.load_balancers import LoadBalancers
-from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.decision_service import DecisionService
-from gatekeeper.reconciler import Reconciler
-from gatekeeper.settings import Settings, settings
-from gatekeeper.sources import Announcer
-from gatekeeper.tenant_sync import TenantSync
+from gatekeeper.logic.announcer import Announcer
+from gatekeeper.logic.decision_service import DecisionService
+from gatekeeper.logic.reconciler import Reconciler
+from gatekeeper.logic.tenant_sync import TenantSync
+from gatekeeper.wiring.settings import Settings, settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

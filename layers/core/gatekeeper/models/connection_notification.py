@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gatekeeper.errors import NotificationUnparseable
+from gatekeeper.models.errors import NotificationUnparseable
 
 _ENDPOINT = re.compile(r"\bvpce-(?!svc-)[0-9a-f]{8,17}\b")
 _SERVICE = re.compile(r"\bvpce-svc-[0-9a-f]{8,17}\b")

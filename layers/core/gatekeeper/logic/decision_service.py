@@ -35,13 +35,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
+from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.load_balancers import DataPlane, LoadBalancers
-from gatekeeper.adapters.notifier import DecisionNotifier
 from gatekeeper.dal.decisions import DecisionStore, EndpointState, Slot, Status
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.errors import (
+from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.decision import Action, Decision, Outcome, Trigger
+from gatekeeper.models.errors import (
     ConnectionActionFailed,
     ConnectionNotVisible,
     DataPlaneUnreadable,
@@ -52,23 +54,15 @@ from gatekeeper.errors import (
     TenantInvalid,
     WriteConflict,
 )
-from gatekeeper.models import (
-    ACCEPTED_STATES,
-    CLOSED_STATES,
-    Action,
+from gatekeeper.models.identifiers import now_utc
+from gatekeeper.models.requests import (
     ConnectionClosed,
-    ConnectionRef,
-    Decision,
     DecisionRequest,
     EvaluationRequest,
     OperatorRequest,
-    Outcome,
     RevocationRequest,
-    Tenant,
-    Trigger,
-    VpcEndpointConnection,
-    now_utc,
 )
+from gatekeeper.models.tenant import Tenant
 from gatekeeper.observability import logger
 from gatekeeper.policy import (
     DATA_PLANE_KEYS,

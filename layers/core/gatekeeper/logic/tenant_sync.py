@@ -27,119 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 from gatekeeper.adapters.alerts import OperatorAlerts
 from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.dal.codec import decode
 from gatekeeper.dal.decisions import DecisionStore
-from gatekeeper.dal.tenants import TENANT_SK, tenant_from_item
-from gatekeeper.errors import InvalidPrincipal, TenantInvalid
-from gatekeeper.models import SERVICE_ID, Tenant, VpcEndpointConnection, account_of, now_utc, principal_arn
+from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
+from gatekeeper.logic.announcer import Announcer
+from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.identifiers import now_utc
 from gatekeeper.observability import logger
-from gatekeeper.sources import Announcer
 
 OPEN_STATES = ["pendingAcceptance", "pending", "available"]
 OWNERS_PER_CALL = 100  # accounts in one vpc-endpoint-owner filter
-
-
-# ---------------------------------------------------------------------------------------------
-# What a stream image says
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TenantImage:
-    """One image of a tenant record, read as far as it can be trusted.
-
-    `tenant` is set when the record validates. When it does not, only the fields that read
-    unambiguously are kept — enough to narrow access, never to widen it.
-    """
-
-    tenant_id: str
-    tenant: Tenant | None = None
-    problem: str | None = None
-    principals: frozenset[str] | None = None  # None: the image does not say (unreadable)
-    services: frozenset[str] | None = None
-    status: object = "active"  # as written; only a string that is not "active" takes access away
-    expires_at: datetime | None = None
-
-    @classmethod
-    def read(cls, tenant_id: str, raw: Mapping[str, Any]) -> TenantImage:
-        """A stream image (DynamoDB attribute values) → the image."""
-        try:
-            tenant = tenant_from_item(raw)
-        except TenantInvalid as exc:
-            item = decode(raw)
-            return cls(
-                tenant_id=tenant_id,
-                problem=str(exc),
-                principals=_readable_principals(item.get("principals")),
-                services=_readable_services(item.get("services")),
-                status=item.get("status", "active"),
-                expires_at=_readable_time(item.get("expires_at")),
-            )
-        return cls(
-            tenant_id=tenant_id,
-            tenant=tenant,
-            principals=frozenset(tenant.principals),
-            services=frozenset(tenant.services),
-            status=tenant.status,
-            expires_at=tenant.expires_at,
-        )
-
-    @property
-    def valid(self) -> bool:
-        return self.tenant is not None
-
-    def accounts(self) -> frozenset[str]:
-        return frozenset(account_of(p) for p in self.principals or ())
-
-    def grants(self, service_id: str, at: datetime) -> bool:
-        """Whether the record lets the tenant use the service now (only a valid record can)."""
-        return self.tenant is not None and self.tenant.is_eligible(service_id, at)
-
-    def forbids(self, service_id: str, at: datetime) -> str | None:
-        """Why the record clearly takes the service away from the tenant, or None."""
-        if isinstance(self.status, str) and self.status.strip().lower() != "active":
-            return f"tenant {self.tenant_id} is {self.status}"
-        if self.expires_at is not None and self.expires_at <= at:
-            return f"tenant {self.tenant_id} expired at {self.expires_at.isoformat()}"
-        if self.services is not None and "*" not in self.services and service_id not in self.services:
-            return f"tenant {self.tenant_id} is not entitled to {service_id}"
-        return None
-
-    def principal_arns(self, service_id: str) -> frozenset[str] | None:
-        """The allowed-principal ARNs this image wants on the service; None when it does not say."""
-        if self.principals is None:
-            return None
-        if self.services is not None and "*" not in self.services and service_id not in self.services:
-            return frozenset()
-        return frozenset(principal_arn(p) for p in self.principals)
-
-
-@dataclass(frozen=True)
-class TenantChange:
-    """A tenant record before and after one write (None: it did not exist)."""
-
-    tenant_id: str
-    old: TenantImage | None
-    new: TenantImage | None
-
-
-def change_from_stream(record: Mapping[str, Any]) -> TenantChange | None:
-    """A DynamoDB stream record of the tenants table → the change; None for other items (claims)."""
-    stream = record.get("dynamodb") or {}
-    keys = decode(stream.get("Keys") or {})
-    pk = str(keys.get("pk", ""))
-    if keys.get("sk") != TENANT_SK or not pk.startswith("TENANT#"):
-        return None
-    tenant_id = pk.removeprefix("TENANT#")
-    old, new = stream.get("OldImage"), stream.get("NewImage")
-    return TenantChange(
-        tenant_id,
-        TenantImage.read(tenant_id, old) if old else None,
-        TenantImage.read(tenant_id, new) if new else None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,36 +169,3 @@ class TenantSync:
             states = self.decisions.states([c.vpc_endpoint_id for c in waiting])
             held = [c for c in waiting if (s := states.get(c.vpc_endpoint_id)) and s.status == "held"]
             result.rerequested += self.announcer.requested(held, "tenant-change")
-
-
-# ---------------------------------------------------------------------------------------------
-# Lenient reading of an invalid record
-# ---------------------------------------------------------------------------------------------
-def _readable_principals(value: object) -> frozenset[str] | None:
-    """All of the principals, or None when any of them does not read as one (then it says nothing)."""
-    if not isinstance(value, list | tuple) or not all(isinstance(p, str) for p in value):
-        return None
-    try:
-        for principal in value:
-            account_of(principal)
-    except InvalidPrincipal:
-        return None
-    return frozenset(value)
-
-
-def _readable_services(value: object) -> frozenset[str] | None:
-    if not isinstance(value, list | tuple):
-        return None
-    if not all(isinstance(v, str) and (v == "*" or SERVICE_ID.match(v)) for v in value):
-        return None
-    return frozenset(value)
-
-
-def _readable_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
