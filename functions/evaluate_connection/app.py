@@ -33,13 +33,13 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if decision is None:
         metrics.add_metric(name="DuplicateRequests", unit=MetricUnit.Count, value=1)
         return {"vpc_endpoint_id": endpoint, "decision": None}
-    metrics.add_metric(name=f"Connections{decision.decision.capitalize()}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"Connections{decision.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "Connection decided",
-        extra={"decision": decision.decision, "reasons": decision.reasons, "tenant_id": decision.tenant_id},
+        extra={"decision": decision.outcome, "reasons": decision.reasons, "tenant_id": decision.tenant_id},
     )
     return {
         "vpc_endpoint_id": decision.vpc_endpoint_id,
-        "decision": decision.decision,
+        "decision": decision.outcome,
         "reasons": list(decision.reasons),
     }

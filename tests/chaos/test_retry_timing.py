@@ -58,7 +58,7 @@ def test_a_failed_async_event_is_retried_after_one_then_two_minutes(producer, cl
     assert len(attempts(producer, "EvaluateConnectionFunction")) == 2
     settle(producer, clock, 3)
     assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1), (False, 2), (True, 3)]
-    assert [d.decision for d in producer.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
+    assert [d.outcome for d in producer.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
 
 
 def test_a_failed_sqs_message_comes_back_after_the_visibility_timeout_then_goes_to_the_dlq(producer, clock):

@@ -50,7 +50,7 @@ def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
     assert result.exit_code == 0, result.scenario and result.scenario.problems
     assert result.scenario is not None
     decided = {
-        row.step.id: (row.decision.decision, row.decision.reasons[0], row.decision.tenant_id)
+        row.step.id: (row.decision.outcome, row.decision.reasons[0], row.decision.tenant_id)
         for row in result.scenario.steps
         if row.decision is not None
     }
@@ -102,7 +102,7 @@ def test_suspending_a_tenant_revokes_its_live_endpoint(scripted):
     result, _, _ = scripted
     [suspension] = [row for row in result.scenario.steps if row.step.id == "hooli-suspended"]
     assert suspension.decision is not None
-    assert (suspension.decision.decision, suspension.decision.reasons) == ("revoked", ("TenantSuspended",))
+    assert (suspension.decision.outcome, suspension.decision.reasons) == ("revoked", ("TenantSuspended",))
     [first] = [row for row in result.scenario.steps if row.step.id == "hooli-first"]
     assert suspension.endpoint == first.endpoint
     assert suspension.consumer_state == "rejected"

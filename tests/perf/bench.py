@@ -131,7 +131,7 @@ def api_calls_per_accepted_request() -> None:
         endpoint = consumer.request_endpoint(producer.service)
         producer.settle()
         [decision] = producer.decisions.decisions_for_endpoint(endpoint)
-        assert decision.decision == "accepted", decision
+        assert decision.outcome == "accepted", decision
     print(f"AWS API calls for one accepted request, end to end (handlers only): {sum(calls.values())}")
     for name, count in sorted(calls.items()):
         print(f"  {name:48} {count}")

@@ -205,9 +205,9 @@ def test_decision_notification_attributes_drive_subscription_filters():
     )
     notifier = DecisionNotifier(sns, topic)
     common = {"service_id": SERVICE, "vpc_endpoint_owner": "111111111111"}
-    notifier.publish(Decision(vpc_endpoint_id=ENDPOINT, tenant_id="acme", decision="accepted", **common))
+    notifier.publish(Decision(vpc_endpoint_id=ENDPOINT, tenant_id="acme", outcome="accepted", **common))
     notifier.publish(
-        Decision(vpc_endpoint_id="vpce-0ffffffffffffffff", tenant_id="other", decision="held", **common)
+        Decision(vpc_endpoint_id="vpce-0ffffffffffffffff", tenant_id="other", outcome="held", **common)
     )
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == 1

@@ -199,12 +199,12 @@ def world(tables):
 
 
 def outcomes(world) -> list[str]:
-    return [d.decision for d in world.tables.decisions.decisions_for_endpoint(ENDPOINT)]
+    return [d.outcome for d in world.tables.decisions.decisions_for_endpoint(ENDPOINT)]
 
 
 def test_accept_records_notifies_and_takes_a_slot(world):
     decision = world.service.handle(requested())
-    assert decision.decision == "accepted"
+    assert decision.outcome == "accepted"
     assert world.ec2.calls == ["Accept"]
     assert outcomes(world) == ["accepted"]
     assert len(world.notifier.sent) == len(world.bus.sent) == 1
@@ -276,7 +276,7 @@ def test_revocation_finalised_after_the_slot_was_released_meanwhile(world):
         world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
     )
     revocation = RevocationRequest(connection=REF, trigger="tenant-change", reason="suspended")
-    assert world.service.handle(revocation).decision == "revoked"
+    assert world.service.handle(revocation).outcome == "revoked"
     assert world.tables.decisions.state(ENDPOINT).status == "revoked"
     assert world.tables.decisions.active_endpoints("acme") == 0
 
@@ -299,13 +299,13 @@ def test_unsuccessful_because_an_earlier_attempt_already_accepted_is_completed(w
         raise ConnectionActionFailed("Accept", ENDPOINT, "InvalidState", "already accepted")
 
     world.ec2.accept = already_accepted
-    assert world.service.handle(requested()).decision == "accepted"
+    assert world.service.handle(requested()).outcome == "accepted"
     assert outcomes(world) == ["accepted"]
 
 
 def test_an_accept_applied_but_whose_answer_was_lost_is_recorded(world):
     world.ec2.lost = [timeout()]
-    assert world.service.handle(requested()).decision == "accepted"
+    assert world.service.handle(requested()).outcome == "accepted"
     assert outcomes(world) == ["accepted"]
     assert world.tables.decisions.active_endpoints("acme") == 1
     assert len(world.notifier.sent) == 1
@@ -369,7 +369,7 @@ def test_unknown_principal_follows_the_stack_parameter(world):
     world.service.unknown_principal_action = "hold"
     world.ec2.current = connection(owner="999999999999")
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("UnknownPrincipal",))
+    assert (decision.outcome, decision.reasons) == ("held", ("UnknownPrincipal",))
     assert world.ec2.calls == []
 
 
@@ -388,7 +388,7 @@ def test_no_statement_matched_follows_the_default_action(world):
         "op",
     )
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("rejected", ("NoStatementMatched",))
+    assert (decision.outcome, decision.reasons) == ("rejected", ("NoStatementMatched",))
     assert any("OnlyEu did not match" in line for line in decision.explanation)
 
 
@@ -415,7 +415,7 @@ def test_a_template_that_fails_validation_holds_and_never_accepts(world):
         },
     )
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("TemplateInvalid",))
+    assert (decision.outcome, decision.reasons) == ("held", ("TemplateInvalid",))
     assert "StringEqulas" in decision.explanation[0]
     assert world.ec2.calls == []
     assert len(world.notifier.sent) == 1  # operators are told
@@ -431,7 +431,7 @@ def test_a_missing_template_holds(world):
 def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
     world.ec2.current = connection(region="eu-west-1")
     held = world.service.handle(requested())
-    assert held.decision == "held"
+    assert held.outcome == "held"
     assert world.service.handle(requested(trigger="reconcile")) is None
     # A tenant change re-evaluates it; the same hold for the same reasons says nothing new.
     assert world.service.handle(requested(trigger="tenant-change")) is None
@@ -441,7 +441,7 @@ def test_held_is_reevaluated_only_by_tenant_change_or_operator(world):
         operator("accepted", "customer confirmed", requested_by="arn:aws:iam::1:user/op")
     )
     # The actor is the principal the bus lets put operator events, never what the payload says.
-    assert (approved.decision, approved.actor, approved.reasons) == (
+    assert (approved.outcome, approved.actor, approved.reasons) == (
         "accepted",
         OPERATOR,
         ("OperatorDecision",),
@@ -465,7 +465,7 @@ def test_the_connection_is_read_from_ec2_never_from_the_event(world):
         }
     )
     decision = world.service.handle(forged)
-    assert (decision.decision, decision.reasons, decision.vpc_endpoint_owner) == (
+    assert (decision.outcome, decision.reasons, decision.vpc_endpoint_owner) == (
         "rejected",
         ("UnknownPrincipal",),
         "999999999999",
@@ -484,7 +484,7 @@ def test_operator_reject_of_an_accepted_connection_revokes_it(world):
     world.service.handle(requested())
     world.ec2.state = "available"
     revoked = world.service.handle(operator("rejected", "contract ended"))
-    assert (revoked.decision, revoked.actor) == ("revoked", OPERATOR)
+    assert (revoked.outcome, revoked.actor) == ("revoked", OPERATOR)
     assert world.ec2.calls == ["Accept", "Reject"]
     assert world.tables.decisions.active_endpoints("acme") == 0
     assert world.service.handle(operator("rejected", "again")) is None
@@ -493,10 +493,10 @@ def test_operator_reject_of_an_accepted_connection_revokes_it(world):
 def test_quota_taken_by_a_concurrent_request_turns_accept_into_reject(world):
     world.tables.decisions.record_slot("acme", "vpce-00000000000000001")
     assessment = world.service.assess(connection())
-    assert assessment.decision.decision == "accepted"
+    assert assessment.decision.outcome == "accepted"
     world.tables.decisions.record_slot("acme", "vpce-00000000000000002")  # the race
     decision = world.service._carry_out(assessment, None)
-    assert (decision.decision, decision.reasons) == ("rejected", ("QuotaExceeded",))
+    assert (decision.outcome, decision.reasons) == ("rejected", ("QuotaExceeded",))
     assert world.ec2.calls == ["Reject"]
 
 
@@ -524,7 +524,7 @@ def test_invalid_tenant_record_holds(world):
         ExpressionAttributeValues={":m": {"S": "lots"}},
     )
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("TenantInvalid",))
+    assert (decision.outcome, decision.reasons) == ("held", ("TenantInvalid",))
     assert world.ec2.calls == []
 
 
@@ -538,7 +538,7 @@ def test_decision_documents_name_template_and_version(world):
 def test_no_healthy_targets_holds_with_the_zones_named(world):
     world.load_balancers.healthy_zones = ()
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("NoHealthyTargets",))
+    assert (decision.outcome, decision.reasons) == ("held", ("NoHealthyTargets",))
     assert world.ec2.calls == []
     assert any("no healthy target serving us-east-1a, us-east-1b" in line for line in decision.explanation)
     assert world.tables.decisions.active_endpoints("acme") == 0
@@ -547,7 +547,7 @@ def test_no_healthy_targets_holds_with_the_zones_named(world):
 def test_an_unreadable_load_balancer_never_accepts(world):
     world.load_balancers.fail = True
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("DataPlaneUnknown",))
+    assert (decision.outcome, decision.reasons) == ("held", ("DataPlaneUnknown",))
     assert world.ec2.calls == []
     assert any("could not be read: elbv2: AccessDenied" in line for line in decision.explanation)
 
@@ -555,7 +555,7 @@ def test_an_unreadable_load_balancer_never_accepts(world):
 def test_a_decider_without_a_load_balancer_reader_holds_templates_that_test_it(world):
     world.service.load_balancers = None
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("held", ("DataPlaneUnknown",))
+    assert (decision.outcome, decision.reasons) == ("held", ("DataPlaneUnknown",))
 
 
 def test_a_template_handling_the_absent_key_decides_itself(world):
@@ -576,7 +576,7 @@ def test_a_template_handling_the_absent_key_decides_itself(world):
     world.tables.tenants.update(tenant.model_copy(update={"template": "strict"}), "op")
     world.load_balancers.fail = True
     decision = world.service.handle(requested())
-    assert (decision.decision, decision.reasons) == ("rejected", ("HealthUnknown",))
+    assert (decision.outcome, decision.reasons) == ("rejected", ("HealthUnknown",))
 
 
 def test_a_template_that_does_not_test_the_data_plane_costs_no_load_balancer_read(world):
@@ -590,13 +590,13 @@ def test_a_template_that_does_not_test_the_data_plane_costs_no_load_balancer_rea
     world.tables.tenants.update(tenant.model_copy(update={"template": "plain"}), "op")
     world.load_balancers.healthy_zones = ()
     assessment = world.service.assess(connection())
-    assert assessment.decision.decision == "accepted"
+    assert assessment.decision.outcome == "accepted"
     assert world.load_balancers.reads == []
 
 
 def test_an_accepted_notice_carries_service_access(world):
     decision = world.service.handle(requested())
-    assert decision.decision == "accepted"
+    assert decision.outcome == "accepted"
     assert decision.service_access == ServiceAccess(
         service_name=f"com.amazonaws.vpce.us-east-1.{SERVICE}",
         ports=(443,),
@@ -615,7 +615,7 @@ def test_an_accepted_notice_carries_service_access(world):
 def test_a_notice_that_cannot_be_read_never_fails_the_accept(world):
     world.load_balancers.fail_access = True
     decision = world.service.handle(requested())
-    assert decision.decision == "accepted"
+    assert decision.outcome == "accepted"
     assert decision.service_access is None
     assert len(world.notifier.sent) == 1
     assert world.tables.decisions.state(ENDPOINT).notified

@@ -31,7 +31,7 @@ def decision(endpoint):
         service_id=SERVICE,
         vpc_endpoint_owner="111111111111",
         tenant_id="acme",
-        decision="accepted",
+        outcome="accepted",
     )
 
 

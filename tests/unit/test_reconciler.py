@@ -46,7 +46,7 @@ def state(n: int, status: str, tenant_id: str | None = "acme", owner: str = ACME
         service_id=SERVICE,
         vpc_endpoint_owner=owner,
         tenant_id=tenant_id,
-        decision="held" if status == "held" else "accepted",
+        outcome="held" if status == "held" else "accepted",
     )
     return EndpointState(endpoint_id(n), status, 1, decision, True, NOW, None)  # type: ignore[arg-type]
 

@@ -195,7 +195,7 @@ def decision(endpoint="vpce-0a1b2c3d4e5f60718", outcome="accepted", **changes):
         service_id=SERVICE,
         vpc_endpoint_owner="111111111111",
         tenant_id="acme",
-        decision=outcome,
+        outcome=outcome,
         **changes,
     )
 
@@ -209,7 +209,7 @@ def test_claim_is_exclusive(tables):
     with pytest.raises(WriteConflict):  # a stale finaliser loses
         tables.decisions.finalise(claimed, decision())
     assert final.seq == claimed.seq + 1
-    assert [d.decision for d in tables.decisions.decisions_for_endpoint("vpce-0a1b2c3d4e5f60718")] == [
+    assert [d.outcome for d in tables.decisions.decisions_for_endpoint("vpce-0a1b2c3d4e5f60718")] == [
         "accepted"
     ]
 

@@ -413,7 +413,7 @@ def test_a_revocation_request_is_carried_out_when_the_record_still_forbids_it(de
     set_tenant(decider.tables, status="suspended")
     decision = decider.service.handle(revocation_request())
     assert decision is not None
-    assert (decision.decision, decision.reasons, decision.tenant_id) == (
+    assert (decision.outcome, decision.reasons, decision.tenant_id) == (
         "revoked",
         ("TenantSuspended",),
         "acme",
@@ -454,7 +454,7 @@ def test_a_revocation_request_waits_for_a_decision_in_flight(decider):
         vpc_endpoint_id=endpoint(1, "available").vpc_endpoint_id,
         service_id=SERVICE,
         vpc_endpoint_owner=ACME,
-        decision="accepted",
+        outcome="accepted",
     )
     decider.tables.decisions.claim(pending, "accepting", None, at=NOW)
     with pytest.raises(DecisionInProgress):

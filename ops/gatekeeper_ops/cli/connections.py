@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
 def _explain(assessment: Assessment) -> dict[str, Any]:
     decision = assessment.decision
     document: dict[str, Any] = {
-        "decision": decision.decision,
+        "decision": decision.outcome,
         "reasons": list(decision.reasons),
         "tenant_id": decision.tenant_id,
         "template": decision.template,
@@ -139,7 +139,7 @@ def simulate(
         say(f"connections carry only the owner account: simulating account {account}")
     out = Text.assemble(
         ("decision  ", "bold"),
-        styled_decision(decision.decision),
+        styled_decision(decision.outcome),
         f"  ({', '.join(decision.reasons) or '-'})",
     )
     console().print(out)
@@ -220,7 +220,7 @@ def _recorded(state: EndpointState | None) -> dict[str, Any] | None:
     if state is None:
         return None
     return {
-        "decision": state.decision.decision,
+        "decision": state.decision.outcome,
         "reasons": list(state.decision.reasons),
         "decided_at": state.decision.decided_at,
         "actor": state.decision.actor,
@@ -302,7 +302,7 @@ def _operator_decision(
     policy = gk.decision_service.assess(connection, "operator").decision
     revoke = connection.vpc_endpoint_state in ("pending", "available")
     if not yes:
-        if outcome == "accepted" and policy.decision == "rejected":  # a hold is exactly what approve is for
+        if outcome == "accepted" and policy.outcome == "rejected":  # a hold is exactly what approve is for
             typer.confirm(
                 f"Policy would reject {vpc_endpoint_id} ({', '.join(policy.reasons)}). Approve anyway?",
                 abort=True,
@@ -330,7 +330,7 @@ def _operator_decision(
         "requested_by": gk.caller_arn,
         "reason": reason,
         "published": True,
-        "policy_now": {"decision": policy.decision, "reasons": list(policy.reasons)},
+        "policy_now": {"decision": policy.outcome, "reasons": list(policy.reasons)},
     }
     decided = _wait_for_decision(gk, vpc_endpoint_id, state, wait) if wait > 0 else None
     if decided is not None:
@@ -340,7 +340,7 @@ def _operator_decision(
         return
     say(f"{verb} of {vpc_endpoint_id} requested by {gk.caller_arn}")
     if decided is not None:
-        say(f"decided: {decided.decision.decision} ({', '.join(decided.decision.reasons)})")
+        say(f"decided: {decided.decision.outcome} ({', '.join(decided.decision.reasons)})")
     else:
         say(
             "evaluate_connection carries it out and notifies; follow it with "

@@ -93,7 +93,7 @@ def decisions(
         for d in found
         if (tenant is None or d.tenant_id == tenant)
         and (start is None or d.decided_at >= start)
-        and (outcome is None or d.decision == outcome)
+        and (outcome is None or d.outcome == outcome)
     ]
     selected.sort(key=lambda d: d.decided_at, reverse=True)
     if limit > 0:
@@ -113,7 +113,7 @@ def decisions(
     if explain:
         for decision in selected:
             say(
-                f"\n{decision.vpc_endpoint_id} {decision.decision} at {timestamp(decision.decided_at)} "
+                f"\n{decision.vpc_endpoint_id} {decision.outcome} at {timestamp(decision.decided_at)} "
                 f"({decision.trigger}, {decision.actor})"
             )
             for line in decision.explanation:
@@ -126,7 +126,7 @@ def _row(decision: Decision) -> tuple[object, ...]:
         decision.decided_at,
         decision.vpc_endpoint_id,
         decision.tenant_id or decision.vpc_endpoint_owner,
-        styled_decision(decision.decision),
+        styled_decision(decision.outcome),
         Text(", ".join(decision.reasons) or "-"),
         template,
         decision.actor,

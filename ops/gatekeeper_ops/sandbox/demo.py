@@ -428,7 +428,7 @@ def _examples(producer: DemoProducer, seed: DemoSeed, result: DemoResult) -> lis
     held = [
         r.endpoint
         for r in (result.scenario.steps if result.scenario else [])
-        if r.decision is not None and r.decision.decision == "held" and r.endpoint
+        if r.decision is not None and r.decision.outcome == "held" and r.endpoint
     ]
     examples = [
         "aws cloudformation describe-stacks --stack-name $GATEKEEPER_STACK --query 'Stacks[0].Outputs'",

@@ -91,7 +91,7 @@ def scenario_table(rows: Iterable[StepResult], service_names: Mapping[str, str])
         elif row.decision is None:
             decision = Text("none", style="bold red")
         else:
-            decision = decision_text(row.decision.decision)
+            decision = decision_text(row.decision.outcome)
             reason = Text.assemble(
                 (", ".join(row.decision.reasons), "bold"), "\n", (why(row.decision), "dim")
             )
@@ -159,7 +159,7 @@ def summary(
     total_seconds: float,
 ) -> Panel:
     decided = [r for r in outcome.steps if r.decision is not None]
-    counts = Counter(r.decision.decision for r in decided if r.decision)
+    counts = Counter(r.decision.outcome for r in decided if r.decision)
     latencies = [r.latency for r in decided if r.latency is not None]
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)

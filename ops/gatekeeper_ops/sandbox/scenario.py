@@ -240,8 +240,8 @@ class ScriptedScenario:
         row.latency = self.watch.latency(row.endpoint or "", since)
         row.status = "decided"
         decision = row.decision
-        if decision.decision != expect.decision:
-            row.problems.append(f"decision {decision.decision}, expected {expect.describe()}")
+        if decision.outcome != expect.decision:
+            row.problems.append(f"decision {decision.outcome}, expected {expect.describe()}")
         elif expect.reason and expect.reason not in decision.reasons:
             row.problems.append(f"reasons {list(decision.reasons)}, expected {expect.reason}")
         if decision.tenant_id != row.tenant_id:
@@ -259,7 +259,7 @@ class ScriptedScenario:
         accepted endpoint that no later step took away must be `available`."""
         taken_away = {r.step.endpoint_of for r in self.rows if r.step.endpoint_of and r.status == "decided"}
         for row in self.rows:
-            accepted = row.decision is not None and row.decision.decision == "accepted"
+            accepted = row.decision is not None and row.decision.outcome == "accepted"
             if not (row.step.is_request and accepted and row.endpoint):
                 continue
             assert row.step.account is not None

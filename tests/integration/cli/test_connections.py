@@ -153,7 +153,7 @@ def test_approve_asks_when_policy_disagrees_and_a_no_publishes_nothing(seeded, c
     assert "(TenantSuspended)" in result.output
     seeded.settle()  # only the notification's own request is decided: by policy, not by an operator
     [decision] = seeded.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.actor) == ("rejected", "auto")
+    assert (decision.outcome, decision.actor) == ("rejected", "auto")
 
 
 def test_approve_with_yes_overrides_policy(seeded, cli):

@@ -54,5 +54,5 @@ def test_no_notification_arrives_and_the_reconciler_still_decides(tenants, block
     sweep = tenants.lambdas.run_schedule("ReconcileConnectionsFunction")
     assert sweep.result["announced"] == 1
     tenants.settle()
-    assert [d.decision for d in tenants.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
+    assert [d.outcome for d in tenants.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
     assert tenants.consumer(ACME).endpoint_state(endpoint) in ("pending", "available")

@@ -30,7 +30,7 @@ def test_healthy_targets_are_accepted_and_the_notice_says_how_to_connect(tenants
     queue = tenants.subscribe_decisions("acme", {"tenant_id": ["acme"]})
     endpoint = request(tenants, ACME)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons) == ("accepted", ("Accept",))
+    assert (decision.outcome, decision.reasons) == ("accepted", ("Accept",))
     assert any("healthy targets serve us-east-1a, us-east-1b" in line for line in decision.explanation)
     [notice] = tenants.received(queue)
     assert notice["service_access"] == {
@@ -48,7 +48,7 @@ def test_no_healthy_targets_holds_with_the_zones_named(tenants):
     tenants.set_targets_healthy(False)
     endpoint = request(tenants, ACME)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons) == ("held", ("NoHealthyTargets",))
+    assert (decision.outcome, decision.reasons) == ("held", ("NoHealthyTargets",))
     assert (
         "the load balancer of "
         f"{tenants.service.service_id} has no healthy target serving us-east-1a, us-east-1b "
@@ -70,7 +70,7 @@ def test_an_unreadable_load_balancer_holds_and_never_accepts(tenants, monkeypatc
     monkeypatch.setattr(ELBv2Backend, "describe_target_health", denied)
     endpoint = request(tenants, ACME)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons) == ("held", ("DataPlaneUnknown",))
+    assert (decision.outcome, decision.reasons) == ("held", ("DataPlaneUnknown",))
     assert any("could not be read" in line and "AccessDenied" in line for line in decision.explanation)
     assert tenants.connection_state(endpoint) == "pendingAcceptance"
 
@@ -82,4 +82,4 @@ def test_every_built_in_template_holds_without_healthy_targets(tenants, template
     tenants.set_targets_healthy(False)
     endpoint = request(tenants, ACME)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons) == ("held", ("NoHealthyTargets",))
+    assert (decision.outcome, decision.reasons) == ("held", ("NoHealthyTargets",))

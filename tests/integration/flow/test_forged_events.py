@@ -39,7 +39,7 @@ def test_a_strangers_endpoint_forged_as_a_tenants_is_decided_as_the_strangers(te
     put(tenants, "Endpoint Connection Requested", {"connection": connection_as_sent(endpoint, service, ACME)})
     tenants.settle()
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.reasons, decision.vpc_endpoint_owner) == (
+    assert (decision.outcome, decision.reasons, decision.vpc_endpoint_owner) == (
         "rejected",
         ("UnknownPrincipal",),
         STRANGER,
@@ -68,7 +68,7 @@ def test_an_operator_decision_forged_on_the_gatekeeper_source_is_not_delivered(t
         },
     )
     tenants.settle()
-    assert [d.decision for d in tenants.decisions.decisions_for_endpoint(endpoint)] == ["rejected"]
+    assert [d.outcome for d in tenants.decisions.decisions_for_endpoint(endpoint)] == ["rejected"]
     assert tenants.connection_state(endpoint) == "rejected"
 
 

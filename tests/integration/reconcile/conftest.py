@@ -61,7 +61,7 @@ def lose_notifications(producer: ProducerAccount) -> int:
 
 
 def outcomes(producer: ProducerAccount, endpoint: str) -> list[str]:
-    return [d.decision for d in producer.decisions.decisions_for_endpoint(endpoint)]
+    return [d.outcome for d in producer.decisions.decisions_for_endpoint(endpoint)]
 
 
 def invocations(producer: ProducerAccount, function: str, trigger: str | None = None) -> list[Invocation]:

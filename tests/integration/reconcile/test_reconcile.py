@@ -45,7 +45,7 @@ def test_request_whose_notification_was_lost_is_decided_by_the_next_sweep(produc
     assert report["oldest_pending_age"] >= 0
     producer.settle()
     [decision] = producer.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.trigger, decision.actor) == ("accepted", "reconcile", "reconcile")
+    assert (decision.outcome, decision.trigger, decision.actor) == ("accepted", "reconcile", "reconcile")
     assert producer.consumer(ACME).endpoint_state(endpoint) in ("pending", "available")
     # Decided: the next sweep has nothing to announce.
     assert sweep(producer)["announced"] == 0

@@ -81,7 +81,7 @@ def test_suspension_rejects_the_tenants_connections_and_the_consumer_sees_its_en
     assert producer.consumer(ACME).endpoint_state(available) == "rejected"
     assert producer.consumer(ACME, "us-west-2").endpoint_state(waiting) == "rejected"
     [_, revoked] = producer.decisions.decisions_for_endpoint(available)
-    assert (revoked.decision, revoked.reasons, revoked.trigger) == (
+    assert (revoked.outcome, revoked.reasons, revoked.trigger) == (
         "revoked",
         ("TenantSuspended",),
         "tenant-change",
@@ -118,7 +118,7 @@ def test_removed_unentitled_or_expired_tenant_loses_its_connections_and_allow_li
     producer.settle()
 
     [_, revoked] = producer.decisions.decisions_for_endpoint(endpoint)
-    assert (revoked.decision, revoked.reasons) == ("revoked", (reason,))
+    assert (revoked.outcome, revoked.reasons) == ("revoked", (reason,))
     assert producer.consumer(ACME).endpoint_state(endpoint) == "rejected"
     # An expired tenant stays on the allow-list (its requests are rejected, with a reason it can read).
     expected = {root(PRODUCER), root(ACME)} if edit == "expired" else {root(PRODUCER)}
@@ -153,7 +153,7 @@ def test_principal_added_to_a_tenant_appears_in_allowed_principals_and_that_acco
     endpoint = newco.request_endpoint(producer.service)
     producer.settle()
     [decision] = producer.decisions.decisions_for_endpoint(endpoint)
-    assert (decision.decision, decision.tenant_id) == ("accepted", "acme")
+    assert (decision.outcome, decision.tenant_id) == ("accepted", "acme")
 
 
 @pytest.mark.consistent_reads
@@ -203,8 +203,8 @@ def test_reenabling_a_tenant_gets_its_pending_request_accepted(make_producer: Ma
     producer.settle()
 
     [held, accepted] = producer.decisions.decisions_for_endpoint(endpoint)
-    assert held.decision == "held"
-    assert (accepted.decision, accepted.trigger) == ("accepted", "tenant-change")
+    assert held.outcome == "held"
+    assert (accepted.outcome, accepted.trigger) == ("accepted", "tenant-change")
     assert producer.consumer(ACME).endpoint_state(endpoint) in ("pending", "available")
 
 
@@ -262,7 +262,7 @@ def test_hand_written_record_that_disables_the_tenant_revokes_its_access(produce
     [alert] = alerts(producer, operators)
     assert "status" in alert["problem"]
     [_, revoked] = producer.decisions.decisions_for_endpoint(endpoint)
-    assert (revoked.decision, revoked.reasons) == ("revoked", ("TenantInvalid",))
+    assert (revoked.outcome, revoked.reasons) == ("revoked", ("TenantInvalid",))
     assert producer.consumer(ACME).endpoint_state(endpoint) == "rejected"
 
 

@@ -18,13 +18,13 @@ class DecisionNotifier:
 
     def publish(self, decision: Decision) -> str:
         attributes = {
-            "decision": decision.decision,
+            "decision": decision.outcome,
             "tenant_id": decision.tenant_id or "unknown",
             "service_id": decision.service_id,
         }
         response = self._client.publish(
             TopicArn=self._topic_arn,
-            Subject=f"PrivateLink connection {decision.vpc_endpoint_id} {decision.decision}"[:100],
+            Subject=f"PrivateLink connection {decision.vpc_endpoint_id} {decision.outcome}"[:100],
             Message=json.dumps(decision.model_dump(mode="json")),
             MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
         )

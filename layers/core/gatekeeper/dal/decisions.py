@@ -176,7 +176,7 @@ class DecisionStore:
         at: datetime | None = None,
     ) -> EndpointState:
         """Record the outcome of a claimed action; the decider now owns its notification."""
-        status: Status = decision.decision
+        status: Status = decision.outcome
         state = EndpointState(
             claimed.vpc_endpoint_id,
             status,
@@ -372,10 +372,10 @@ class DecisionStore:
                 "Item": encode(
                     {
                         "pk": endpoint_pk(decision.vpc_endpoint_id),
-                        "sk": f"DECISION#{decided_at}#{decision.decision}",
+                        "sk": f"DECISION#{decided_at}#{decision.outcome}",
                         "item_type": "decision",
                         "decision": decision.model_dump_json(),
-                        "outcome": decision.decision,
+                        "outcome": decision.outcome,
                         "tenant_pk": quota_pk(decision.tenant_id) if decision.tenant_id else None,
                         "decided_at_sk": f"{decided_at}#{decision.vpc_endpoint_id}",
                     }

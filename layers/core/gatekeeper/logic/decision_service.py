@@ -183,7 +183,7 @@ class DecisionService:
         assessment = self.assess(connection, request.trigger)
         if (
             state is not None
-            and assessment.decision.decision == "held"
+            and assessment.decision.outcome == "held"
             and state.decision.reasons == assessment.decision.reasons
         ):
             return None  # re-evaluated, same hold for the same reasons: nothing new to say
@@ -234,7 +234,7 @@ class DecisionService:
         policy = self.assess(connection, "operator", self.operator_actor).decision
         decision = policy.model_copy(
             update={
-                "decision": "accepted",
+                "outcome": "accepted",
                 "reasons": ("OperatorDecision",),
                 "explanation": (why, *policy.explanation),
             }
@@ -387,7 +387,7 @@ class DecisionService:
 
     def _carry_out(self, assessment: Assessment, previous: EndpointState | None) -> Decision | None:
         decision, slot = assessment.decision, assessment.slot
-        status = _CLAIM_STATUS[decision.decision]
+        status = _CLAIM_STATUS[decision.outcome]
         try:
             claimed = self.decisions.claim(decision, status, previous, slot, self.clock())
         except QuotaExceeded:
@@ -406,7 +406,7 @@ class DecisionService:
     ) -> Decision | None:
         decision = claimed.decision
         try:
-            if decision.decision == "accepted":
+            if decision.outcome == "accepted":
                 self.endpoints.accept(decision.service_id, decision.vpc_endpoint_id)
             else:
                 self.endpoints.reject(decision.service_id, decision.vpc_endpoint_id)
@@ -415,7 +415,7 @@ class DecisionService:
             # done it (an earlier attempt may have). Only EC2 can say; never assume.
             if not self._after_failure(claimed, previous, slot, exc):
                 return None
-        if decision.decision == "accepted":
+        if decision.outcome == "accepted":
             decision = self._with_access(decision)
         final = self.decisions.finalise(claimed, decision, release_slot=_frees_slot(claimed), at=self.clock())
         self._notify(final)
@@ -514,7 +514,7 @@ def _decision(connection: VpcEndpointConnection, trigger: Trigger, actor: str, a
         service_id=connection.service_id,
         vpc_endpoint_owner=connection.vpc_endpoint_owner,
         vpc_endpoint_region=connection.vpc_endpoint_region,
-        decision="held",
+        outcome="held",
         actor=actor if actor.startswith("operator:") else ("reconcile" if trigger == "reconcile" else "auto"),
         trigger=trigger,
         decided_at=at,
@@ -524,7 +524,7 @@ def _decision(connection: VpcEndpointConnection, trigger: Trigger, actor: str, a
 def _with(
     decision: Decision, outcome: Outcome, reasons: tuple[str, ...], explanation: tuple[str, ...]
 ) -> Decision:
-    return decision.model_copy(update={"decision": outcome, "reasons": reasons, "explanation": explanation})
+    return decision.model_copy(update={"outcome": outcome, "reasons": reasons, "explanation": explanation})
 
 
 def _data_plane_explanation(
@@ -539,13 +539,13 @@ def _data_plane_explanation(
 
 def _took_effect(decision: Decision, state: str | None) -> bool:
     """After a failed or unanswered call: does EC2 show the action done (by this or an earlier try)?"""
-    if decision.decision == "accepted":
+    if decision.outcome == "accepted":
         return state in ACCEPTED_STATES
     return state == "rejected"
 
 
 def _frees_slot(claimed: EndpointState) -> bool:
-    decision = claimed.decision.decision
+    decision = claimed.decision.outcome
     return claimed.slot_tenant is not None and decision in ("revoked", "rejected")
 
 
@@ -571,7 +571,7 @@ def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:
 def _quota_exceeded(decision: Decision, limit: int) -> Decision:
     return decision.model_copy(
         update={
-            "decision": "rejected",
+            "outcome": "rejected",
             "reasons": ("QuotaExceeded",),
             "explanation": (
                 *decision.explanation,

@@ -33,16 +33,19 @@ class Decision(BaseModel):
     """One decision about one endpoint connection: the audit record and the notification body.
 
     `service_access` is set on accepted decisions when it could be read (optional: consumers that
-    predate it keep parsing)."""
+    predate it keep parsing). `outcome` is serialised as `decision` (the SNS, bus and stored
+    documents' field name, which subscribers filter on)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(
+        frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
 
     vpc_endpoint_id: str
     service_id: str
     vpc_endpoint_owner: str
     vpc_endpoint_region: str | None = None
     tenant_id: str | None = None
-    decision: Outcome
+    outcome: Outcome = Field(alias="decision")
     reasons: tuple[str, ...] = ()
     explanation: tuple[str, ...] = ()
     template: str | None = None
