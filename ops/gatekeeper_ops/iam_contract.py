@@ -337,87 +337,159 @@ _ENDPOINT_SERVICE_OPERATIONS = {
 }
 
 
+@dataclass(frozen=True)
+class _CallScope:
+    """One call being mapped: its stack and parameters, its IAM action and its caller's role."""
+
+    call: ApiCall
+    view: ContractView
+    principal: str
+
+    @property
+    def stack(self) -> EmulatedStack:
+        return self.view.stack
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.call.params
+
+    @property
+    def action(self) -> str:
+        return f"{_PREFIX.get(self.call.service, self.call.service)}:{self.call.operation}"
+
+    def request(self, action: str, resource: str, **context: str) -> Request:
+        base_context = {
+            "aws:PrincipalArn": self.principal,
+            "aws:PrincipalAccount": self.stack.account_id,
+            "aws:RequestedRegion": self.stack.region,
+        }
+        return Request(self.principal, action, resource, {**base_context, **context})
+
+
+# Each mapper returns the requests for its service's call, or None when it does not know the
+# operation (requests_for then fails closed).
+_RequestMapper = Callable[[_CallScope], list[Request] | None]
+
+
+def _dynamodb_requests(scope: _CallScope) -> list[Request] | None:
+    stack, params, operation = scope.stack, scope.params, scope.call.operation
+    if operation in _TABLE_OPERATIONS:
+        return [scope.request(scope.action, _table_arn(stack, params["TableName"], params.get("IndexName")))]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return [scope.request(scope.action, _table_arn(stack, table)) for table in params["RequestItems"]]
+    if operation == "TransactWriteItems":
+        return [_transact_write_request(scope, item) for item in params["TransactItems"]]
+    if operation == "TransactGetItems":
+        return [
+            scope.request("dynamodb:GetItem", _table_arn(stack, i["Get"]["TableName"]))
+            for i in params["TransactItems"]
+        ]
+    return None
+
+
+def _transact_write_request(scope: _CallScope, item: Mapping[str, Any]) -> Request:
+    ((kind, body),) = item.items()
+    return scope.request(f"dynamodb:{_TRANSACT_WRITE[kind]}", _table_arn(scope.stack, body["TableName"]))
+
+
+def _sns_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation not in ("Publish", "PublishBatch"):
+        return None
+    topic = scope.params.get("TopicArn") or scope.params.get("TargetArn")
+    if not topic:
+        raise UnmappedCall("sns:Publish to a phone number or without a topic")
+    found = [scope.request(scope.action, str(topic))]
+    key = scope.view.topic_keys.get(str(topic))
+    if key:  # SNS encrypts with the caller's permissions on the topic's key
+        via = {
+            "kms:ViaService": f"sns.{scope.stack.region}.amazonaws.com",
+            "kms:CallerAccount": scope.stack.account_id,
+        }
+        found += [scope.request("kms:GenerateDataKey", key, **via), scope.request("kms:Decrypt", key, **via)]
+    return found
+
+
+def _events_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation != "PutEvents":
+        return None
+    return [
+        scope.request(
+            scope.action,
+            _bus_arn(scope.stack, str(entry.get("EventBusName", "default"))),
+            **{
+                "events:source": str(entry.get("Source", "")),
+                "events:detail-type": str(entry.get("DetailType", "")),
+            },
+        )
+        for entry in scope.params["Entries"]
+    ]
+
+
+def _ec2_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation in _ENDPOINT_SERVICE_OPERATIONS:
+        stack = scope.stack
+        arn = (
+            f"arn:aws:ec2:{stack.region}:{stack.account_id}:vpc-endpoint-service/{scope.params['ServiceId']}"
+        )
+        return [scope.request(scope.action, arn)]
+    return _describe_requests(scope)
+
+
+def _describe_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation.startswith("Describe"):
+        return [scope.request(scope.action, "*")]  # Describe* has no resource-level permissions
+    return None
+
+
+def _sqs_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation not in _SQS_OPERATIONS:
+        return None
+    return [scope.request(scope.action, _queue_arn(scope.stack, scope.params["QueueUrl"]))]
+
+
+def _cloudformation_requests(scope: _CallScope) -> list[Request] | None:
+    stack, params = scope.stack, scope.params
+    if scope.call.operation != "DescribeStacks" or not params.get("StackName"):
+        return None
+    name = str(params["StackName"])
+    # The emulated stack's id is stack.py's AWS::StackId: a fixed uuid after the name.
+    arn = name if name.startswith("arn:") else _Resolver({}, stack).pseudo("AWS::StackId")
+    if not name.startswith("arn:") and name != stack.name:
+        arn = arn.replace(f"stack/{stack.name}/", f"stack/{name}/")
+    return [scope.request(scope.action, arn)]
+
+
+def _cloudwatch_requests(scope: _CallScope) -> list[Request] | None:
+    if scope.call.operation != "PutMetricData":
+        return None
+    namespace = str(scope.params.get("Namespace", ""))
+    return [scope.request(scope.action, "*", **{"cloudwatch:namespace": namespace})]
+
+
+# botocore service name → its mapper.
+_REQUEST_MAPPERS: dict[str, _RequestMapper] = {
+    "dynamodb": _dynamodb_requests,
+    "sns": _sns_requests,
+    "events": _events_requests,
+    "ec2": _ec2_requests,
+    "elbv2": _describe_requests,
+    "sqs": _sqs_requests,
+    "cloudformation": _cloudformation_requests,
+    "cloudwatch": _cloudwatch_requests,
+}
+
+
 def requests_for(call: ApiCall, view: ContractView) -> list[Request]:
-    stack, params = view.stack, call.params
-    principal = view.role_arns[call.function]
-    base_context = {
-        "aws:PrincipalArn": principal,
-        "aws:PrincipalAccount": stack.account_id,
-        "aws:RequestedRegion": stack.region,
-    }
-    prefix = _PREFIX.get(call.service, call.service)
-    action = f"{prefix}:{call.operation}"
-
-    def request(act: str, resource: str, **context: str) -> Request:
-        return Request(principal, act, resource, {**base_context, **context})
-
+    scope = _CallScope(call, view, view.role_arns[call.function])
     if (call.service, call.operation) in _UNAUTHORISED_OK:
         return []
-    if call.service == "dynamodb":
-        if call.operation in _TABLE_OPERATIONS:
-            return [request(action, _table_arn(stack, params["TableName"], params.get("IndexName")))]
-        if call.operation in ("BatchGetItem", "BatchWriteItem"):
-            return [request(action, _table_arn(stack, table)) for table in params["RequestItems"]]
-        if call.operation == "TransactWriteItems":
-            found = []
-            for item in params["TransactItems"]:
-                ((kind, body),) = item.items()
-                found.append(
-                    request(f"dynamodb:{_TRANSACT_WRITE[kind]}", _table_arn(stack, body["TableName"]))
-                )
-            return found
-        if call.operation == "TransactGetItems":
-            return [
-                request("dynamodb:GetItem", _table_arn(stack, i["Get"]["TableName"]))
-                for i in params["TransactItems"]
-            ]
-    if call.service == "sns" and call.operation in ("Publish", "PublishBatch"):
-        topic = params.get("TopicArn") or params.get("TargetArn")
-        if not topic:
-            raise UnmappedCall("sns:Publish to a phone number or without a topic")
-        found = [request(action, str(topic))]
-        key = view.topic_keys.get(str(topic))
-        if key:  # SNS encrypts with the caller's permissions on the topic's key
-            via = {
-                "kms:ViaService": f"sns.{stack.region}.amazonaws.com",
-                "kms:CallerAccount": stack.account_id,
-            }
-            found += [request("kms:GenerateDataKey", key, **via), request("kms:Decrypt", key, **via)]
-        return found
-    if call.service == "events" and call.operation == "PutEvents":
-        return [
-            request(
-                action,
-                _bus_arn(stack, str(entry.get("EventBusName", "default"))),
-                **{
-                    "events:source": str(entry.get("Source", "")),
-                    "events:detail-type": str(entry.get("DetailType", "")),
-                },
-            )
-            for entry in params["Entries"]
-        ]
-    if call.service == "ec2":
-        if call.operation.startswith("Describe"):
-            return [request(action, "*")]  # Describe* has no resource-level permissions
-        if call.operation in _ENDPOINT_SERVICE_OPERATIONS:
-            arn = f"arn:aws:ec2:{stack.region}:{stack.account_id}:vpc-endpoint-service/{params['ServiceId']}"
-            return [request(action, arn)]
-    if call.service == "elbv2" and call.operation.startswith("Describe"):
-        return [request(action, "*")]  # Describe* has no resource-level permissions
-    if call.service == "sqs" and call.operation in _SQS_OPERATIONS:
-        return [request(action, _queue_arn(stack, params["QueueUrl"]))]
-    if call.service == "cloudformation" and call.operation == "DescribeStacks" and params.get("StackName"):
-        name = str(params["StackName"])
-        # The emulated stack's id is stack.py's AWS::StackId: a fixed uuid after the name.
-        arn = name if name.startswith("arn:") else _Resolver({}, stack).pseudo("AWS::StackId")
-        if not name.startswith("arn:") and name != stack.name:
-            arn = arn.replace(f"stack/{stack.name}/", f"stack/{name}/")
-        return [request(action, arn)]
-    if call.service == "cloudwatch" and call.operation == "PutMetricData":
-        return [request(action, "*", **{"cloudwatch:namespace": str(params.get("Namespace", ""))})]
-    raise UnmappedCall(
-        f"{action} is not mapped to IAM requests; teach gatekeeper_ops.iam_contract.requests_for"
-    )
+    mapper = _REQUEST_MAPPERS.get(call.service)
+    requests = mapper(scope) if mapper else None
+    if requests is None:
+        raise UnmappedCall(
+            f"{scope.action} is not mapped to IAM requests; teach gatekeeper_ops.iam_contract.requests_for"
+        )
+    return requests
 
 
 def violations(calls: list[ApiCall], transformed: Mapping[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,53 +167,86 @@ class _Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [r for r in (self.resolve(v) for v in value) if r is not None]
+            return self._resolve_list(value)
         if not isinstance(value, dict):
             return value
         if len(value) != 1:
-            return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not None}
+            return self._resolve_mapping(value)
         ((name, arg),) = value.items()
-        if name == "Ref":
-            return self.ref(arg)
-        if name == "Fn::GetAtt":
-            logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-            return self.stack.physical[logical][attribute]
-        if name == "Fn::Sub":
-            text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+        intrinsic = _INTRINSICS.get(name)
+        if intrinsic is None:  # a one-key mapping that is not a function, e.g. {"Name": …}
+            return {name: self.resolve(arg)}
+        return intrinsic(self, arg)
 
-            def substitute(match: re.Match[str]) -> str:
-                token = match.group(1)
-                if token in variables:
-                    return str(variables[token])
-                if "." in token:
-                    logical, attribute = token.split(".", 1)
-                    return str(self.stack.physical[logical][attribute])
-                return str(self.ref(token))
+    # An item or key that resolves to None (AWS::NoValue) is left out, as CloudFormation does.
+    def _resolve_list(self, value: list[Any]) -> list[Any]:
+        return [r for r in (self.resolve(v) for v in value) if r is not None]
 
-            return re.sub(r"\$\{([^}!]+)\}", substitute, text)
-        if name == "Fn::Join":
-            return str(self.resolve(arg[0])).join(str(v) for v in self.resolve(arg[1]))
-        if name == "Fn::Split":
-            return str(self.resolve(arg[1])).split(self.resolve(arg[0]))
-        if name == "Fn::Select":
-            return self.resolve(arg[1])[int(self.resolve(arg[0]))]
-        if name == "Fn::Equals":
-            left, right = self.resolve(arg[0]), self.resolve(arg[1])
-            if not isinstance(left, list | dict) and not isinstance(right, list | dict):
-                # CloudFormation compares strings (a Number parameter's Ref is one).
-                return str(left) == str(right)
-            return bool(left == right)
-        if name == "Fn::Not":
-            return not self.resolve(arg[0])
-        if name == "Fn::And":
-            return all(self.resolve(a) for a in arg)
-        if name == "Fn::Or":
-            return any(self.resolve(a) for a in arg)
-        if name == "Fn::If":
-            return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-        if name == "Condition":
-            return self.condition(arg)
-        return {name: self.resolve(arg)}
+    def _resolve_mapping(self, value: dict[str, Any]) -> dict[str, Any]:
+        return {k: r for k, r in ((k, self.resolve(v)) for k, v in value.items()) if r is not None}
+
+    def _get_att(self, arg: Any) -> Any:
+        logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.stack.physical[logical][attribute]
+
+    def _sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], self.resolve(arg[1]))
+
+        def substitute(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token in variables:
+                return str(variables[token])
+            if "." in token:
+                logical, attribute = token.split(".", 1)
+                return str(self.stack.physical[logical][attribute])
+            return str(self.ref(token))
+
+        return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+
+    def _join(self, arg: Any) -> str:
+        return str(self.resolve(arg[0])).join(str(v) for v in self.resolve(arg[1]))
+
+    def _split(self, arg: Any) -> list[str]:
+        return str(self.resolve(arg[1])).split(self.resolve(arg[0]))
+
+    def _select(self, arg: Any) -> Any:
+        return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+
+    def _equals(self, arg: Any) -> bool:
+        left, right = self.resolve(arg[0]), self.resolve(arg[1])
+        if not isinstance(left, list | dict) and not isinstance(right, list | dict):
+            # CloudFormation compares strings (a Number parameter's Ref is one).
+            return str(left) == str(right)
+        return bool(left == right)
+
+    def _not(self, arg: Any) -> bool:
+        return not self.resolve(arg[0])
+
+    def _and(self, arg: Any) -> bool:
+        return all(self.resolve(a) for a in arg)
+
+    def _or(self, arg: Any) -> bool:
+        return any(self.resolve(a) for a in arg)
+
+    def _if(self, arg: Any) -> Any:
+        return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+
+
+# Intrinsic function (or Ref/Condition) name → how the resolver evaluates its argument.
+_INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
+    "Ref": _Resolver.ref,
+    "Fn::GetAtt": _Resolver._get_att,
+    "Fn::Sub": _Resolver._sub,
+    "Fn::Join": _Resolver._join,
+    "Fn::Split": _Resolver._split,
+    "Fn::Select": _Resolver._select,
+    "Fn::Equals": _Resolver._equals,
+    "Fn::Not": _Resolver._not,
+    "Fn::And": _Resolver._and,
+    "Fn::Or": _Resolver._or,
+    "Fn::If": _Resolver._if,
+    "Condition": _Resolver.condition,
+}
 
 
 def _parameters(template: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -28,27 +28,28 @@ def _join(counts: dict[str, int] | Counter[str]) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items()) or "none"
 
 
+_Row = tuple[str, str]  # label, value
+
+
 def table(report: ChaosReport) -> str:
-    s, injector, seen = report.settings, report.injector, report.observations
-    requests = report.workload.requests
-    kinds = Counter(r.kind for r in requests)
-    faults_by_kind = {FAULT_LABELS[k]: injector.count(k) for k in FAULT_LABELS}
-    transient = sum(injector.count(k) for k in ("throttle", "server_error", "connection", "lost"))
-    by_service: Counter[str] = Counter()
-    by_operation: Counter[str] = Counter()
-    for (_, service, operation), n in injector.faults.items():
-        by_service[service] += n
-        by_operation[f"{service}:{operation}"] += n
-    invocations: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations)
-    failed: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
-    async_retries = sum(
-        1 for i in report.invocations if i.attempt > 1 and i.trigger.startswith("Endpoint Connection")
-    )
-    redeliveries = sum(1 for i in report.invocations if i.attempt > 1 and i.trigger == "sqs")
-    ours = {r.endpoint for r in requests if r.endpoint}
-    ec2 = Counter(seen.ec2_state(e) for e in ours)
-    states = Counter(seen.status(e) or "no state" for e in ours)
     rows = [
+        *_workload_rows(report),
+        *_fault_rows(report),
+        *_invocation_rows(report),
+        *_outcome_rows(report),
+        _time_row(report),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = [f"{label:<{width}}  {value}" for label, value in rows]
+    lines += _invariant_lines(report)
+    lines += _error_lines(report)
+    return "\n".join(lines)
+
+
+def _workload_rows(report: ChaosReport) -> list[_Row]:
+    s = report.settings
+    kinds = Counter(r.kind for r in report.workload.requests)
+    return [
         ("Run", f"seed {s.seed}, {s.requests} requests, {s.rate:.0%} transient faults per AWS call attempt"),
         ("Requests", _join({k: kinds[k] for k in KIND_WEIGHTS})),
         (
@@ -56,6 +57,19 @@ def table(report: ChaosReport) -> str:
             f"deleted later {report.deleted_later}, deleted during the decision "
             f"{report.deleted_during_decision}; duplicate notifications sent {report.duplicates_sent}",
         ),
+    ]
+
+
+def _fault_rows(report: ChaosReport) -> list[_Row]:
+    injector = report.injector
+    faults_by_kind = {FAULT_LABELS[k]: injector.count(k) for k in FAULT_LABELS}
+    transient = sum(injector.count(k) for k in ("throttle", "server_error", "connection", "lost"))
+    by_service: Counter[str] = Counter()
+    by_operation: Counter[str] = Counter()
+    for (_, service, operation), n in injector.faults.items():
+        by_service[service] += n
+        by_operation[f"{service}:{operation}"] += n
+    return [
         (
             "AWS calls",
             f"{sum(injector.attempts.values())} attempts by the handlers ({injector.attempts_under_faults} "
@@ -69,13 +83,37 @@ def table(report: ChaosReport) -> str:
         ),
         ("  by service", _join(dict(by_service.most_common()))),
         ("  by operation", _join(dict(by_operation.most_common(6))) + ", …"),
+    ]
+
+
+def _invocation_rows(report: ChaosReport) -> list[_Row]:
+    invocations: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations)
+    failed: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
+    dead_letters = report.observations.dead_letters
+    return [
         ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
-        (
-            "Retries",
-            f"async retries {async_retries}, SQS redeliveries {redeliveries}, "
-            f"sweeps {report.sweeps} ({report.sweeps_failed} failed)",
-        ),
-        ("DLQ messages", _join({k.removesuffix("Url"): len(v) for k, v in seen.dead_letters.items()})),
+        _retries_row(report),
+        ("DLQ messages", _join({k.removesuffix("Url"): len(v) for k, v in dead_letters.items()})),
+    ]
+
+
+def _retries_row(report: ChaosReport) -> _Row:
+    retried = [i for i in report.invocations if i.attempt > 1]
+    async_retries = sum(1 for i in retried if i.trigger.startswith("Endpoint Connection"))
+    redeliveries = sum(1 for i in retried if i.trigger == "sqs")
+    return (
+        "Retries",
+        f"async retries {async_retries}, SQS redeliveries {redeliveries}, "
+        f"sweeps {report.sweeps} ({report.sweeps_failed} failed)",
+    )
+
+
+def _outcome_rows(report: ChaosReport) -> list[_Row]:
+    seen = report.observations
+    ours = {r.endpoint for r in report.workload.requests if r.endpoint}
+    ec2 = Counter(seen.ec2_state(e) for e in ours)
+    states = Counter(seen.status(e) or "no state" for e in ours)
+    return [
         ("Final EC2 states", _join(dict(ec2.most_common()))),
         ("Final decisions", _join(dict(states.most_common()))),
         ("  records by reason", _join(dict(seen.reasons.most_common()))),
@@ -84,20 +122,25 @@ def table(report: ChaosReport) -> str:
             f"SNS {seen.duplicates('sns')}, bus {seen.duplicates('bus')} "
             "(same endpoint, outcome and decided_at delivered more than once)",
         ),
-        (
-            "Time",
-            f"virtual {report.virtual_seconds:.0f} s (faults for {report.fault_window:.0f} s, back-off "
-            f"{report.slept_seconds:.0f} s), wall {report.wall_seconds:.1f} s; claims stale after "
-            f"{report.stale_after:.0f} s",
-        ),
     ]
-    width = max(len(label) for label, _ in rows)
-    lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    lines.append("Invariants")
-    lines += [
+
+
+def _time_row(report: ChaosReport) -> _Row:
+    return (
+        "Time",
+        f"virtual {report.virtual_seconds:.0f} s (faults for {report.fault_window:.0f} s, back-off "
+        f"{report.slept_seconds:.0f} s), wall {report.wall_seconds:.1f} s; claims stale after "
+        f"{report.stale_after:.0f} s",
+    )
+
+
+def _invariant_lines(report: ChaosReport) -> list[str]:
+    return ["Invariants"] + [
         f"  {'PASS' if i.ok else 'FAIL'}  {i.message(8) if not i.ok else i.name}" for i in report.invariants
     ]
-    if report.errors():
-        lines.append("Commonest invocation errors")
-        lines += [f"  {count:>5}  {error}" for error, count in report.errors(8)]
-    return "\n".join(lines)
+
+
+def _error_lines(report: ChaosReport) -> list[str]:
+    if not report.errors():
+        return []
+    return ["Commonest invocation errors"] + [f"  {count:>5}  {error}" for error, count in report.errors(8)]

@@ -367,30 +367,13 @@ def create_notification(
     events: Sequence[str],
 ) -> ConnectionNotification:
     """A notification for one of the caller's services (producer) or endpoints (consumer)."""
-    if service_id and vpc_endpoint_id:
-        raise errors.invalid_parameter_combination("Specify either ServiceId or VpcEndpointId, not both.")
-    if not service_id and not vpc_endpoint_id:
-        raise errors.missing_parameter("ServiceId or VpcEndpointId")
+    _check_one_subject(service_id, vpc_endpoint_id)
     if not topic_arn:
         raise errors.missing_parameter("ConnectionNotificationArn")
-    if not events:
-        raise errors.missing_parameter("ConnectionEvents")
-    known = {event.value for event in ConnectionEvent}
-    if unknown := {event for event in events if event not in known}:
-        raise errors.invalid_connection_events(unknown)
+    _check_connection_events(events)
     with LOCK:
-        if service_id and owned_service(account_id, region, service_id) is None:
-            raise errors.service_id_not_found(service_id)
-        if vpc_endpoint_id and vpc_endpoint_id not in ec2_backend(account_id, region).vpc_end_points:
-            raise errors.endpoint_id_not_found(vpc_endpoint_id)
-        target = topic(topic_arn)
-        if target is None:
-            raise errors.topic_unusable(topic_arn, "the topic does not exist")
-        if current_settings().require_topic_permission:
-            source = _notification_source(account_id, region, service_id, vpc_endpoint_id)
-            verdict = topic_allows_vpce(target.policy, topic_arn=topic_arn, source=source)
-            if not verdict.allowed:
-                raise errors.topic_unusable(topic_arn, verdict.reason)
+        _check_subject_exists(account_id, region, service_id, vpc_endpoint_id)
+        _check_topic_usable(account_id, region, service_id, vpc_endpoint_id, topic_arn)
         store = store_for(account_id, region)
         notification = ConnectionNotification(
             sequence=store.next_sequence(),
@@ -403,6 +386,45 @@ def create_notification(
         )
         store.notifications[notification.notification_id] = notification
         return notification
+
+
+def _check_one_subject(service_id: str | None, vpc_endpoint_id: str | None) -> None:
+    """A notification is for a service or for an endpoint: exactly one of them."""
+    if service_id and vpc_endpoint_id:
+        raise errors.invalid_parameter_combination("Specify either ServiceId or VpcEndpointId, not both.")
+    if not service_id and not vpc_endpoint_id:
+        raise errors.missing_parameter("ServiceId or VpcEndpointId")
+
+
+def _check_connection_events(events: Sequence[str]) -> None:
+    if not events:
+        raise errors.missing_parameter("ConnectionEvents")
+    known = {event.value for event in ConnectionEvent}
+    if unknown := {event for event in events if event not in known}:
+        raise errors.invalid_connection_events(unknown)
+
+
+def _check_subject_exists(
+    account_id: str, region: str, service_id: str | None, vpc_endpoint_id: str | None
+) -> None:
+    if service_id and owned_service(account_id, region, service_id) is None:
+        raise errors.service_id_not_found(service_id)
+    if vpc_endpoint_id and vpc_endpoint_id not in ec2_backend(account_id, region).vpc_end_points:
+        raise errors.endpoint_id_not_found(vpc_endpoint_id)
+
+
+def _check_topic_usable(
+    account_id: str, region: str, service_id: str | None, vpc_endpoint_id: str | None, topic_arn: str
+) -> None:
+    """The topic exists and, when the settings ask for it, its policy lets vpce publish for the subject."""
+    target = topic(topic_arn)
+    if target is None:
+        raise errors.topic_unusable(topic_arn, "the topic does not exist")
+    if current_settings().require_topic_permission:
+        source = _notification_source(account_id, region, service_id, vpc_endpoint_id)
+        verdict = topic_allows_vpce(target.policy, topic_arn=topic_arn, source=source)
+        if not verdict.allowed:
+            raise errors.topic_unusable(topic_arn, verdict.reason)
 
 
 def describe_notifications(
