@@ -111,7 +111,7 @@ class Match:
         lambdas = producer.lambdas
         self.project = Contender(
             "project",
-            lambda: lambdas.drain(),
+            lambdas.drain,
             lambda: sum(invocation.seconds for invocation in lambdas.invocations),
         )
         baseline.create_tables(
@@ -192,7 +192,10 @@ def print_comparison(result: Comparison, rounds: int) -> None:
         f"Throughput, project vs plain baseline (tests/perf/baseline.py), same embedded stack, "
         f"{rounds} rounds A B:"
     )
-    print(f"  burst phase: {project.decisions // rounds} requests a round in bursts of {len(MIX)} (6 entitled : 2 suspended : 2 unknown)")
+    print(
+        f"  burst phase: {project.decisions // rounds} requests a round in bursts of {len(MIX)} "
+        "(6 entitled : 2 suspended : 2 unknown); ratio = project / baseline"
+    )
     header = f"  {'':34}{'project':>12}{'baseline':>12}{'ratio':>9}"
     print(header)
 
@@ -233,4 +236,3 @@ def print_comparison(result: Comparison, rounds: int) -> None:
         "  The issue's target is project ≥ 0.8x the baseline's decisions/s; ratio < 1 means the "
         "project is slower."
     )
-
