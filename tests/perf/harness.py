@@ -32,6 +32,7 @@ from gatekeeper_ops.emulator.provisioning import (
     create_interface_endpoint,
 )
 from gatekeeper_ops.fast_moto import faster_moto
+from gatekeeper_ops.local_lambda import reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
 REGION = "us-east-1"
@@ -175,23 +176,32 @@ def bench_stack() -> Iterator[BenchStack]:
       names can connect and be rejected by the gatekeeper (with the default, EC2 refuses it first).
     - EC2 reads are consistent (the emulator's default): no Describe retries from its read lag.
     """
+    saved_environment = dict(os.environ)
     lambda_like_environment()
-    with faster_moto(), mock_aws(), privatelink_emulator():
-        # Handlers build their clients from boto3's default session (mock_aws resets it): count it.
-        boto3.setup_default_session(region_name=REGION)
-        assert boto3.DEFAULT_SESSION is not None
-        calls = ApiCalls().attach(boto3.DEFAULT_SESSION)
-        with contextlib.redirect_stdout(io.StringIO()):
-            producer = ProducerAccount.create(
-                boto3.Session(region_name=REGION),
-                parameters={"ManageAllowedPrincipals": "false"},
-                extra_environment=QUIET,
-            )
-            producer.push_builtin_templates()
-            for tenant in bench_tenants(producer.service.service_id):
-                producer.add_tenant(tenant)
-            producer.settle()
-        yield BenchStack(producer, calls)
+    try:
+        with faster_moto(), mock_aws(), privatelink_emulator():
+            # Handlers build their clients from boto3's default session (mock_aws resets it): count it.
+            boto3.setup_default_session(region_name=REGION)
+            assert boto3.DEFAULT_SESSION is not None
+            calls = ApiCalls().attach(boto3.DEFAULT_SESSION)
+            with contextlib.redirect_stdout(io.StringIO()):
+                producer = ProducerAccount.create(
+                    boto3.Session(region_name=REGION),
+                    parameters={"ManageAllowedPrincipals": "false"},
+                    extra_environment=QUIET,
+                )
+                producer.push_builtin_templates()
+                for tenant in bench_tenants(producer.service.service_id):
+                    producer.add_tenant(tenant)
+                producer.settle()
+            yield BenchStack(producer, calls)
+    finally:
+        # Leave the process as found (the fast test runs inside pytest): the stack's environment,
+        # the counting default session and the handlers' cached clients all go.
+        os.environ.clear()
+        os.environ.update(saved_environment)
+        boto3.DEFAULT_SESSION = None
+        reset_handler_caches()
 
 
 @contextlib.contextmanager
