@@ -65,6 +65,7 @@ class ApiCalls:
 
     counts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    seconds_by_operation: Counter[str] = field(default_factory=Counter)
     listeners: list[Any] = field(default_factory=list)
 
     def attach(self, session: boto3.Session) -> ApiCalls:
@@ -77,6 +78,7 @@ class ApiCalls:
     def clear(self) -> None:
         self.counts.clear()
         self.seconds = 0.0
+        self.seconds_by_operation.clear()
 
     @property
     def total(self) -> int:
@@ -88,13 +90,16 @@ class ApiCalls:
             listener(name, params)
 
     def _before(self, model: Any, context: dict[str, Any], **_: Any) -> None:
-        self.counts.update([f"{model.service_model.service_name}:{model.name}"])
-        context["bench_started"] = time.perf_counter()
+        name = f"{model.service_model.service_name}:{model.name}"
+        self.counts.update([name])
+        context["bench_started"] = (name, time.perf_counter())
 
     def _after(self, context: dict[str, Any], **_: Any) -> None:
-        started = context.pop("bench_started", None)
-        if started is not None:
-            self.seconds += time.perf_counter() - started
+        name, started = context.pop("bench_started", (None, 0.0))
+        if name is not None:
+            spent = time.perf_counter() - started
+            self.seconds += spent
+            self.seconds_by_operation[name] += spent
 
 
 @dataclass

@@ -51,6 +51,8 @@ class Run:
     handler: float = 0.0
     in_aws: float = 0.0
     calls: int = 0
+    by_operation: Counter[str] = field(default_factory=Counter)  # calls
+    seconds_by_operation: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     wrong: list[str] = field(default_factory=list)
@@ -61,6 +63,8 @@ class Run:
         self.handler += other.handler
         self.in_aws += other.in_aws
         self.calls += other.calls
+        self.by_operation.update(other.by_operation)
+        self.seconds_by_operation.update(other.seconds_by_operation)
         self.latencies += other.latencies
         self.outcomes.update(other.outcomes)
         self.wrong += other.wrong
@@ -128,11 +132,9 @@ class Match:
 
     def run(self, contender: Contender, accounts: Sequence[str], burst: int) -> Run:
         run = Run(contender.name)
-        handler_before, calls_before, aws_before = (
-            contender.handler_seconds(),
-            self.stack.calls.total,
-            self.stack.calls.seconds,
-        )
+        calls = self.stack.calls
+        handler_before, calls_before, aws_before = contender.handler_seconds(), calls.total, calls.seconds
+        counts_before, seconds_before = Counter(calls.counts), Counter(calls.seconds_by_operation)
         for first in range(0, len(accounts), burst):
             chunk = accounts[first : first + burst]
             endpoints = {
@@ -153,8 +155,10 @@ class Match:
                 if decision != EXPECTED[account]:
                     run.wrong.append(f"{endpoint} ({account}) {decision}, expected {EXPECTED[account]}")
         run.handler = contender.handler_seconds() - handler_before
-        run.calls = self.stack.calls.total - calls_before
-        run.in_aws = self.stack.calls.seconds - aws_before
+        run.calls = calls.total - calls_before
+        run.in_aws = calls.seconds - aws_before
+        run.by_operation = calls.counts - counts_before
+        run.seconds_by_operation = calls.seconds_by_operation - seconds_before
         return run
 
     def alternate(self, accounts: Sequence[str], burst: int, rounds: int) -> tuple[Run, Run]:
@@ -220,6 +224,16 @@ def print_comparison(result: Comparison, rounds: int) -> None:
         (plain.wall - plain.handler) / per[1] * 1000,
     )
     row("AWS API calls per decision", project.calls / per[0], plain.calls / per[1], "{:12.2f}")
+    print(f"  burst phase, per decision by operation:{'project':>17}{'baseline':>18}")
+    operations = sorted(
+        set(project.by_operation) | set(plain.by_operation), key=lambda o: -project.seconds_by_operation[o]
+    )
+    for operation in operations:
+        cells = []
+        for run, count in ((project, per[0]), (plain, per[1])):
+            spent = run.seconds_by_operation[operation] / count * 1000
+            cells.append(f"{run.by_operation[operation] / count:7.2f} calls {spent:5.1f} ms")
+        print(f"    {operation:40}" + "".join(cells))
     n = project_single.decisions
     print(f"  single phase: {n // rounds} requests a round, one at a time (latency, n={n} each)")
     for q in (50, 99):
