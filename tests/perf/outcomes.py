@@ -36,7 +36,8 @@ def request_and_settle(stack: BenchStack, outcome: Outcome) -> str:
     endpoint = consumer.request(stack.service_name, service_region=cross_region)
     stack.settle()
     decisions = stack.producer.decisions.decisions_for_endpoint(endpoint)
-    got = decisions[-1].decision if decisions else "undecided"
+    # The serialised field, "decision" in every document (the attribute's name may change).
+    got = decisions[-1].model_dump(mode="json")["decision"] if decisions else "undecided"
     if got != outcome.expected:
         raise AssertionError(f"{outcome.label}: {endpoint} was {got}, expected {outcome.expected}")
     return endpoint
