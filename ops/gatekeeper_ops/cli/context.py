@@ -130,7 +130,7 @@ class Gatekeeper:
         return {}
 
     def client(self, service: str) -> Any:
-        """The invocation's client of `service` (built once: each build reloads the service model)."""
+        """The invocation's client of `service`, built once: building one takes tens of ms, EC2's more."""
         if service not in self._clients:
             self._clients[service] = self.session.client(service, config=_config())  # type: ignore[call-overload]
         return self._clients[service]
@@ -212,9 +212,11 @@ class Gatekeeper:
     @cached_property
     def decision_service(self) -> DecisionService:
         """The Lambda's decision service, for `assess` only: the CLI never decides by itself. Its
-        reads are made once per invocation (cli/snapshot.py); the SNS and EventBridge clients it is
-        given are never built, since assessing publishes nothing."""
+        reads are made once per invocation (cli/snapshot.py); its clients are built when first
+        called: assessing publishes nothing (SNS, EventBridge), and reads EC2 and the load balancers
+        only for a known tenant whose template tests the data plane."""
         from gatekeeper.adapters.bus import EventPublisher
+        from gatekeeper.adapters.endpoint_service import EndpointService
         from gatekeeper.adapters.load_balancers import LoadBalancers
         from gatekeeper.adapters.notifier import DecisionNotifier
         from gatekeeper.decision_service import DecisionService
@@ -225,7 +227,7 @@ class Gatekeeper:
             tenants=TenantsSnapshot(self.dynamodb, stack.tenants_table),
             templates=TemplatesSnapshot(self.dynamodb, stack.templates_table),
             decisions=DecisionsSnapshot(self.dynamodb, stack.decisions_table),
-            endpoints=self.endpoints,
+            endpoints=EndpointService(self._client_on_first_use("ec2")),
             notifier=DecisionNotifier(self._client_on_first_use("sns"), stack.decision_topic_arn),
             bus=EventPublisher(self._client_on_first_use("events"), stack.event_bus_name),
             managed_services=frozenset(stack.managed_services),
@@ -233,7 +235,9 @@ class Gatekeeper:
             default_action=stack.default_action,
             unknown_principal_action=stack.unknown_principal_action,
             # The same data-plane check as the decider: `simulate` and `pending` show what it decides.
-            load_balancers=LoadBalancers(self.client("elbv2"), self.client("ec2")),
+            load_balancers=LoadBalancers(
+                self._client_on_first_use("elbv2"), self._client_on_first_use("ec2")
+            ),
         )
 
     def _client_on_first_use(self, service: str) -> Any:
