@@ -66,7 +66,7 @@ lint: dev ## ruff lint + format check, import-layer contracts, complexity gate
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PYTHONPATH=layers/core:ops:. $(BIN)/lint-imports --no-cache
-	$(BIN)/xenon --max-absolute C layers functions
+	$(BIN)/xenon --max-absolute C layers functions ops
 
 format: dev ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
