@@ -10,14 +10,16 @@ dead invocation left.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatekeeper.models.events import decision_request
 from gatekeeper.observability import logger, metrics
 from gatekeeper.wiring.services import decision_service
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Init phase: settings are validated and clients built once per container, before any event.
 decision_service()

@@ -8,13 +8,15 @@ principals. A failed sweep is not retried: the next one, a period later, does th
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from gatekeeper.observability import logger, metrics
 from gatekeeper.wiring.services import reconciler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # Init phase: settings are validated and clients built once per container, before any event.
 reconciler()

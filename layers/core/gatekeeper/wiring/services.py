@@ -1,4 +1,8 @@
-"""The composition root: AWS clients and the services built from Settings, once per container."""
+"""The composition root: AWS clients and the services built from Settings, once per container.
+
+Each builder imports its own use case, stores and adapters: a handler's cold start pays only for
+the part of the core it runs (evaluate never loads the reconciler, ingest never the policy engine).
+"""
 
 from __future__ import annotations
 
@@ -9,18 +13,6 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
-from gatekeeper.adapters.alerts import OperatorAlerts
-from gatekeeper.adapters.bus import EventPublisher
-from gatekeeper.adapters.decision_topic import DecisionNotifier
-from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.adapters.load_balancers import LoadBalancers
-from gatekeeper.dal.decisions import DecisionStore
-from gatekeeper.dal.templates import TemplateStore
-from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.logic.announcer import Announcer
-from gatekeeper.logic.decision_service import DecisionService
-from gatekeeper.logic.reconciler import Reconciler
-from gatekeeper.logic.tenant_sync import TenantSync
 from gatekeeper.wiring.settings import Settings, settings
 
 if TYPE_CHECKING:
@@ -28,6 +20,14 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
+
+    from gatekeeper.adapters.bus import EventPublisher
+    from gatekeeper.adapters.endpoint_service import EndpointService
+    from gatekeeper.adapters.load_balancers import LoadBalancers
+    from gatekeeper.logic.announcer import Announcer
+    from gatekeeper.logic.decision_service import DecisionService
+    from gatekeeper.logic.reconciler import Reconciler
+    from gatekeeper.logic.tenant_sync import TenantSync
 
 # Short timeouts: a stuck call should fail and be retried, not eat the function's timeout. One retry
 # layer: botocore's standard mode (throttling incl. RequestLimitExceeded/EC2ThrottledException, 5xx,
@@ -49,14 +49,16 @@ def dynamodb() -> DynamoDBClient:
 
 
 def endpoint_service() -> EndpointService:
+    from gatekeeper.adapters.endpoint_service import EndpointService
+
     ec2: EC2Client = client("ec2", _EC2_CONFIG)
     return EndpointService(ec2)
 
 
 class _OnFirstCall:
-    """A client built at its first call instead of at init: close_connection shares the decision
-    service and never reads a load balancer, and evaluate only does for some templates and accepts,
-    so two more clients (elbv2's model, a second EC2 config) stay off every cold start."""
+    """A client built at its first call instead of at init, for one a handler may never use: close
+    shares the decision service and never reads a load balancer (evaluate only does for some
+    templates and accepts), tenant sync alerts operators only about an invalid record."""
 
     def __init__(self, service: str, config: Config) -> None:
         self._service, self._config = service, config
@@ -70,17 +72,33 @@ class _OnFirstCall:
 
 def load_balancers(config: Settings) -> LoadBalancers:
     """Reads the services' NLBs (elbv2) and service configurations (EC2); cached per container."""
+    from gatekeeper.adapters.load_balancers import LoadBalancers
+
     ec2: EC2Client = _OnFirstCall("ec2", _ELBV2_CONFIG)  # type: ignore[assignment]
     elbv2 = _OnFirstCall("elbv2", _ELBV2_CONFIG)
     return LoadBalancers(elbv2, ec2, ttl_seconds=config.data_plane_cache_seconds)
 
 
 def event_publisher(config: Settings) -> EventPublisher:
+    from gatekeeper.adapters.bus import EventPublisher
+
     events: EventBridgeClient = client("events")
     return EventPublisher(events, config.event_bus_name)
 
 
+def _announcer(endpoints: EndpointService, config: Settings) -> Announcer:
+    from gatekeeper.logic.announcer import Announcer
+
+    return Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids))
+
+
 def build_decision_service(config: Settings) -> DecisionService:
+    from gatekeeper.adapters.decision_topic import DecisionNotifier
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.dal.templates import TemplateStore
+    from gatekeeper.dal.tenants import TenantStore
+    from gatekeeper.logic.decision_service import DecisionService
+
     table_client = dynamodb()
     sns: SNSClient = client("sns")
     return DecisionService(
@@ -107,18 +125,21 @@ def decision_service() -> DecisionService:
 
 @cache
 def announcer() -> Announcer:
-    config = settings()
-    return Announcer(endpoint_service(), event_publisher(config), frozenset(config.endpoint_service_ids))
+    return _announcer(endpoint_service(), settings())
 
 
 def build_reconciler(config: Settings) -> Reconciler:
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.dal.tenants import TenantStore
+    from gatekeeper.logic.reconciler import Reconciler
+
     table_client = dynamodb()
     endpoints = endpoint_service()
     return Reconciler(
         endpoints=endpoints,
         decisions=DecisionStore(table_client, config.decisions_table),
         tenants=TenantStore(table_client, config.tenants_table),
-        announcer=Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids)),
+        announcer=_announcer(endpoints, config),
         managed_services=config.endpoint_service_ids,
         manage_allowed_principals=config.manage_allowed_principals,
         stale_after=timedelta(seconds=config.claim_stale_seconds),
@@ -131,12 +152,16 @@ def reconciler() -> Reconciler:
 
 
 def build_tenant_sync(config: Settings) -> TenantSync:
+    from gatekeeper.adapters.alerts import OperatorAlerts
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.logic.tenant_sync import TenantSync
+
     endpoints = endpoint_service()
-    sns: SNSClient | None = client("sns") if config.alarm_topic_arn else None
+    sns: SNSClient | None = _OnFirstCall("sns", _CONFIG) if config.alarm_topic_arn else None  # type: ignore[assignment]
     return TenantSync(
         endpoints=endpoints,
         decisions=DecisionStore(dynamodb(), config.decisions_table),
-        announcer=Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids)),
+        announcer=_announcer(endpoints, config),
         alerts=OperatorAlerts(sns, config.alarm_topic_arn),
         managed_services=config.endpoint_service_ids,
         manage_allowed_principals=config.manage_allowed_principals,
