@@ -16,13 +16,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from gatekeeper.models.events import decision_request
 from gatekeeper.observability import logger, metrics
-from gatekeeper.wiring.services import decision_service
+from gatekeeper.wiring.services import decision_service, load_policy_engine
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-# Init phase: settings are validated and clients built once per container, before any event.
+# Init phase: settings are validated, clients built and the policy engine loaded once per
+# container, before any event.
 decision_service()
+load_policy_engine()
 
 
 @logger.inject_lambda_context(clear_state=True)

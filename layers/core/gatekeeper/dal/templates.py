@@ -17,10 +17,11 @@ from botocore.exceptions import ClientError
 from gatekeeper.dal.codec import decode, encode, error_code
 from gatekeeper.models.errors import TemplateNotFound, WriteConflict
 from gatekeeper.models.identifiers import now_utc
-from gatekeeper.policy import PolicyTemplate, TemplateInvalid, parse_template
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from gatekeeper.policy import PolicyTemplate
 
 
 def template_pk(name: str) -> str:
@@ -41,6 +42,10 @@ class StoredTemplate:
 
     def parse(self) -> PolicyTemplate:
         """The validated template; raises TemplateInvalid naming the stored version."""
+        # Imported here: close_connection reaches this store through the decision service and never
+        # parses a template, so the policy engine stays off its cold start.
+        from gatekeeper.policy import TemplateInvalid, parse_template
+
         try:
             return parse_template(self.document)
         except TemplateInvalid as exc:
@@ -108,6 +113,8 @@ class TemplateStore:
 
     def push(self, document: dict[str, Any], actor: str, at: datetime | None = None) -> StoredTemplate:
         """Validate, then store as the next version. Never overwrites a stored version."""
+        from gatekeeper.policy import parse_template
+
         template = parse_template(document)
         try:
             version = self.get(template.name).version + 1

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.decision_topic import DecisionNotifier
@@ -64,14 +64,9 @@ from gatekeeper.models.requests import (
 )
 from gatekeeper.models.tenant import Tenant
 from gatekeeper.observability import logger
-from gatekeeper.policy import (
-    DATA_PLANE_KEYS,
-    ContextValue,
-    Evaluation,
-    PolicyError,
-    PolicyEvaluationError,
-    evaluate,
-)
+
+if TYPE_CHECKING:
+    from gatekeeper.policy import ContextValue, Evaluation
 
 _ACTION_OUTCOME: dict[Action, Outcome] = {"reject": "rejected", "hold": "held"}
 _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", "Review": "held"}
@@ -290,6 +285,10 @@ class DecisionService:
         if guard is not None:
             reason, why = guard
             return Assessment(_with(base, "rejected", (reason,), (why,)))
+        # The policy engine loads at the first evaluation: close_connection shares this service and
+        # never evaluates, so the engine stays off its cold start.
+        from gatekeeper.policy import PolicyError, PolicyEvaluationError, evaluate
+
         try:
             stored = self.templates.get(tenant.template, tenant.template_version)
             base = base.model_copy(update={"template": stored.name, "template_version": stored.version})
@@ -325,6 +324,8 @@ class DecisionService:
         self, connection: VpcEndpointConnection, keys: frozenset[str]
     ) -> DataPlane | DataPlaneUnreadable | None:
         """The service's load balancer health, read only for a template that tests it (None)."""
+        from gatekeeper.policy import DATA_PLANE_KEYS
+
         if not keys & DATA_PLANE_KEYS:
             return None
         if self.load_balancers is None:

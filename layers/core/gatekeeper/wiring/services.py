@@ -6,6 +6,7 @@ the part of the core it runs (evaluate never loads the reconciler, ingest never 
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,13 @@ def build_decision_service(config: Settings) -> DecisionService:
 @cache
 def decision_service() -> DecisionService:
     return build_decision_service(settings())
+
+
+def load_policy_engine() -> None:
+    """evaluate_connection's init: the engine every evaluation runs, loaded now rather than at the
+    first request. The decision service imports it only when it first evaluates, because
+    close_connection shares the service and never does."""
+    importlib.import_module("gatekeeper.policy")
 
 
 @cache
