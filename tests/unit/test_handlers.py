@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from gatekeeper.dal.tenant_stream import change_from_stream
-from gatekeeper.models.errors import EventRefused
+from gatekeeper.models.errors import EventRefused, NotificationUnparseable
 from gatekeeper.wiring import services as runtime
 from gatekeeper.wiring import settings
 
@@ -166,3 +166,68 @@ def test_load_balancer_clients_are_built_at_first_use_not_at_cold_start(handler)
     assert (readers._elbv2._client, readers._ec2._client) == (None, None)
     readers._elbv2.meta
     assert readers._elbv2._client is not None
+
+
+def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_failure_is_logged(
+    handler, monkeypatch
+):
+    from gatekeeper.observability import logger
+
+    app = handler("ingest_notifications")
+    event = sample("ingest_notifications")
+    first = event["Records"][0]
+    event["Records"] = [
+        {**first, "messageId": "junk", "body": "not a notification"},
+        {**first, "messageId": "fine"},
+        {**first, "messageId": "bus-down"},
+    ]
+    bodies = iter(["unparseable", "requested", "bus down"])
+
+    def ingest(self, body, attempt):
+        outcome = next(bodies)
+        if outcome == "unparseable":
+            raise NotificationUnparseable("not a notification")
+        if outcome == "bus down":
+            raise RuntimeError("EventBridge unavailable")
+        return outcome
+
+    monkeypatch.setattr(type(runtime.announcer()), "ingest", ingest)
+    written = io.StringIO()
+    stream = logger.registered_handler.setStream(written)
+    try:
+        result = app.lambda_handler(event, Context())
+    finally:
+        logger.registered_handler.setStream(stream)
+    assert result == {"batchItemFailures": [{"itemIdentifier": "junk"}, {"itemIdentifier": "bus-down"}]}
+    logged = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith('{"level"')]
+    assert [
+        (line["message_id"], "EventBridge unavailable" in line.get("exception", "")) for line in logged
+    ] == [
+        ("junk", False),
+        ("bus-down", True),
+    ]
+
+
+def test_a_stream_batch_goes_on_past_a_failed_record_and_reports_that_record_alone(handler, monkeypatch):
+    # Powertools' BatchProcessor semantics for DynamoDB streams: every record is tried; Lambda
+    # resumes the shard from the first failed sequence number, so the later ones run again.
+    from gatekeeper.logic.tenant_sync import SyncResult
+
+    app = handler("sync_tenants")
+    event = sample("sync_tenants")
+    tenant_records = [r for r in event["Records"] if change_from_stream(r)]
+    assert len(tenant_records) >= 2
+    applied = []
+
+    def apply(change):
+        applied.append(change.tenant_id)
+        if len(applied) == 1:
+            raise RuntimeError("EC2 unavailable")
+        return SyncResult(change.tenant_id)
+
+    monkeypatch.setattr(runtime.tenant_sync(), "apply", apply)
+    result = app.lambda_handler(event, Context())
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": tenant_records[0]["dynamodb"]["SequenceNumber"]}]
+    }
+    assert len(applied) == len(tenant_records)
