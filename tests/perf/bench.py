@@ -45,6 +45,7 @@ _LAMBDA_ENVIRONMENT = {
     "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0",
     "POWERTOOLS_SERVICE_NAME": "vpce-gatekeeper",
     "POWERTOOLS_METRICS_NAMESPACE": "VpceGatekeeper",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 _PROBE = """

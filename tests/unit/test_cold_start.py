@@ -30,6 +30,7 @@ LAMBDA_ENVIRONMENT = {
     "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0",
     "POWERTOOLS_SERVICE_NAME": "vpce-gatekeeper",
     "POWERTOOLS_METRICS_NAMESPACE": "VpceGatekeeper",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",
 }
 
 # Never on any handler's cold start: Powertools' batch and parser machinery (a plain loop and plain
