@@ -286,7 +286,7 @@ class DecisionService:
             outcome = _ACTION_OUTCOME[self.unknown_principal_action]
             return Assessment(_with(base, outcome, ("UnknownPrincipal",), (why,)))
         base = base.model_copy(update={"tenant_id": tenant.tenant_id})
-        guard = _record_guard(tenant, connection.service_id, at)
+        guard = tenant.denial(connection.service_id, at)
         if guard is not None:
             reason, why = guard
             return Assessment(_with(base, "rejected", (reason,), (why,)))
@@ -357,7 +357,7 @@ class DecisionService:
         if tenant is None:
             why = f"account {connection.vpc_endpoint_owner} is no longer a principal of any tenant"
             return "UnknownPrincipal", why, None
-        guard = _record_guard(tenant, connection.service_id, self.clock())
+        guard = tenant.denial(connection.service_id, self.clock())
         return None if guard is None else (*guard, tenant.tenant_id)
 
     # -- carrying a decision out -----------------------------------------------------------
@@ -547,17 +547,6 @@ def _took_effect(decision: Decision, state: str | None) -> bool:
 def _frees_slot(claimed: EndpointState) -> bool:
     decision = claimed.decision.outcome
     return claimed.slot_tenant is not None and decision in ("revoked", "rejected")
-
-
-def _record_guard(tenant: Tenant, service_id: str, at: datetime) -> tuple[str, str] | None:
-    """What the tenant record alone forbids; no template can widen access beyond it."""
-    if tenant.status != "active":
-        return "TenantSuspended", f"tenant {tenant.tenant_id} is {tenant.status}"
-    if tenant.is_expired(at):
-        return "TenantExpired", f"tenant {tenant.tenant_id} expired at {tenant.expires_at}"
-    if not tenant.is_entitled(service_id):
-        return "ServiceNotEntitled", f"tenant {tenant.tenant_id} is not entitled to {service_id}"
-    return None
 
 
 def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:

@@ -95,13 +95,8 @@ def revocation_reason(
         if accepted_for is None:
             return None  # accepted for nobody (an operator's call, or before the gatekeeper): leave it
         return f"account {account} was accepted for tenant {accepted_for} and no tenant claims it now"
-    if tenant.status != "active":
-        return f"tenant {tenant.tenant_id} is {tenant.status}"
-    if tenant.is_expired(at):
-        return f"tenant {tenant.tenant_id} expired at {tenant.expires_at}"
-    if not tenant.is_entitled(connection.service_id):
-        return f"tenant {tenant.tenant_id} is not entitled to {connection.service_id}"
-    return None
+    denial = tenant.denial(connection.service_id, at)
+    return denial.why if denial else None
 
 
 def desired_principals(directory: TenantDirectory, service_id: str) -> frozenset[str]:

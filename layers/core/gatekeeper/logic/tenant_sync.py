@@ -87,8 +87,8 @@ def _plan_service(
     revoke: dict[str, str] = {}
     if new is None:
         revoke = dict.fromkeys(old_accounts, f"tenant {old.tenant_id if old else '?'} was removed")
-    elif why := new.forbids(service_id, at):
-        revoke = dict.fromkeys(old_accounts | new.accounts(), why)
+    elif denial := new.denial(service_id, at):
+        revoke = dict.fromkeys(old_accounts | new.accounts(), denial.why)
     elif new.principals is not None:
         revoke = {
             account: f"account {account} was removed from tenant {new.tenant_id}"
