@@ -3,10 +3,18 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from gatekeeper.models.connection import VpcEndpointConnection, normalise_state
+from gatekeeper.models.connection import (
+    ACCEPTED_STATES,
+    CLOSED_STATES,
+    OPEN_STATES,
+    PENDING_ACCEPTANCE,
+    VpcEndpointConnection,
+    normalise_state,
+)
 from gatekeeper.models.decision import Decision
 from gatekeeper.models.errors import InvalidPrincipal
 from gatekeeper.models.identifiers import account_of, principal_arn
+from gatekeeper.models.requests import CARRIED_OUT, operator_verdict
 from gatekeeper.models.tenant import Tenant, entitles, record_denial
 
 
@@ -157,3 +165,48 @@ def test_decision_actor_is_constrained():
     assert Decision(**base, actor="operator:arn:aws:iam::1:user/x").actor.startswith("operator:")
     with pytest.raises(ValidationError, match="actor"):
         Decision(**base, actor="somebody")
+
+
+@pytest.mark.parametrize(
+    ("requested", "state", "recorded", "verdict"),
+    [
+        ("accepted", "pendingAcceptance", None, "approve"),
+        ("accepted", "pendingAcceptance", "held", "approve"),
+        ("accepted", "pendingAcceptance", "rejected", "drift"),
+        ("accepted", "pending", "accepted", "already"),
+        ("accepted", "available", None, "already"),
+        ("accepted", "available", "revoked", "not-pending"),
+        ("accepted", "rejected", "rejected", "not-pending"),
+        ("rejected", "pendingAcceptance", None, "reject"),
+        ("rejected", "pendingAcceptance", "held", "reject"),
+        ("rejected", "pendingAcceptance", "accepted", "drift"),
+        ("rejected", "available", "accepted", "revoke"),
+        ("rejected", "pending", "accepted", "revoke"),
+        ("rejected", "available", None, "never-accepted"),
+        ("rejected", "available", "held", "never-accepted"),
+        ("rejected", "deleted", "accepted", "already"),
+        ("rejected", "rejected", "revoked", "already"),
+        ("rejected", "partial", None, "not-open"),
+    ],
+)
+def test_operator_verdict(requested, state, recorded, verdict):
+    assert operator_verdict(requested, state, recorded) == verdict
+    assert (verdict in CARRIED_OUT) is (verdict in ("approve", "reject", "revoke"))
+
+
+def test_connection_state_groups():
+    def state(value):
+        return VpcEndpointConnection(
+            ServiceId="vpce-svc-0123456789abcdef0",
+            VpcEndpointId="vpce-0123456789abcdef0",
+            VpcEndpointOwner="111111111111",
+            VpcEndpointState=value,
+        )
+
+    assert ACCEPTED_STATES | {PENDING_ACCEPTANCE} == OPEN_STATES
+    assert not OPEN_STATES & CLOSED_STATES
+    waiting, accepted, closed, partial = map(state, ("PendingAcceptance", "pending", "deleted", "partial"))
+    assert (waiting.is_pending_acceptance, waiting.is_open, waiting.is_accepted) == (True, True, False)
+    assert (accepted.is_accepted, accepted.is_open, accepted.is_closed) == (True, True, False)
+    assert (closed.is_closed, closed.is_open) == (True, False)
+    assert (partial.is_open, partial.is_closed) == (False, False)

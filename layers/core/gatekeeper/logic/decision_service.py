@@ -56,11 +56,13 @@ from gatekeeper.models.errors import (
 )
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.models.requests import (
+    CARRIED_OUT,
     ConnectionClosed,
     DecisionRequest,
     EvaluationRequest,
     OperatorRequest,
     RevocationRequest,
+    operator_verdict,
 )
 from gatekeeper.models.tenant import Tenant
 from gatekeeper.observability import logger
@@ -221,16 +223,14 @@ class DecisionService:
         why = request.reason or f"{request.decision} by an operator"
         if request.requested_by:
             why = f"{why} (requested by {request.requested_by}, as stated by the caller)"
+        recorded = state.status if state else None
+        verdict = operator_verdict(request.decision, connection.vpc_endpoint_state, recorded)
+        if verdict not in CARRIED_OUT:
+            logger.info("Operator request not carried out", extra={**_ids(ref), "verdict": verdict})
+            return None
         if request.decision == "rejected":
-            if connection.vpc_endpoint_state in CLOSED_STATES:
-                return None
             reasons = ("OperatorDecision",)
             return self._revoke(connection, state, why, self.operator_actor, "operator", reasons=reasons)
-        if connection.vpc_endpoint_state != "pendingAcceptance" or (
-            state is not None and state.status != "held"
-        ):
-            logger.info("Nothing to approve: already decided", extra=_ids(ref))
-            return None
         policy = self.assess(connection, "operator", self.operator_actor).decision
         decision = policy.model_copy(
             update={

@@ -34,11 +34,10 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
 from gatekeeper.logic.announcer import Announcer
-from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.connection import OPEN_STATES, VpcEndpointConnection
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.observability import logger
 
-OPEN_STATES = ["pendingAcceptance", "pending", "available"]
 OWNERS_PER_CALL = 100  # accounts in one vpc-endpoint-owner filter
 
 
@@ -155,14 +154,12 @@ class TenantSync:
         connections: list[VpcEndpointConnection] = []
         for start in range(0, len(accounts), OWNERS_PER_CALL):
             owners = accounts[start : start + OWNERS_PER_CALL]
-            connections += self.endpoints.connections(plan.service_id, OPEN_STATES, owners)
+            connections += self.endpoints.connections(plan.service_id, sorted(OPEN_STATES), owners)
         revoke = [
             (c, plan.revoke[c.vpc_endpoint_owner]) for c in connections if c.vpc_endpoint_owner in plan.revoke
         ]
         waiting = [
-            c
-            for c in connections
-            if c.vpc_endpoint_owner in plan.rerequest and c.vpc_endpoint_state == "pendingAcceptance"
+            c for c in connections if c.is_pending_acceptance and c.vpc_endpoint_owner in plan.rerequest
         ]
         result.revocations_requested += self.announcer.revocations(revoke, "tenant-change")
         if waiting:
