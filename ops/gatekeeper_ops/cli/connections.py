@@ -21,7 +21,7 @@ from rich.text import Text
 from gatekeeper.adapters.bus import EventPublisher
 from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
 from gatekeeper.logic.decision_service import Assessment
-from gatekeeper.models.connection import ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.connection import ACCEPTED_STATES, ConnectionRef, VpcEndpointConnection
 from gatekeeper.models.events import OPERATOR_DECISION, OPERATOR_SOURCE
 from gatekeeper.models.identifiers import SERVICE_ID, account_of, now_utc
 from gatekeeper.models.requests import CARRIED_OUT, OperatorRequest, OperatorVerdict, operator_verdict
@@ -300,7 +300,7 @@ def _operator_decision(
             say(f"{vpc_endpoint_id} is already {shown}; nothing to do")
         return
     policy = gk.decision_service.assess(connection, "operator").decision
-    revoke = connection.is_accepted
+    revoke = connection.vpc_endpoint_state in ACCEPTED_STATES
     if not yes:
         if outcome == "accepted" and policy.outcome == "rejected":  # a hold is exactly what approve is for
             typer.confirm(

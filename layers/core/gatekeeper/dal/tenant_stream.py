@@ -74,14 +74,7 @@ class TenantImage:
     def denial(self, service_id: str, at: datetime) -> Denial | None:
         """Why the record clearly takes the service away from the tenant, or None: the tenant rule
         (`record_denial`) on what the image says, so an invalid record narrows only where it is clear."""
-        return record_denial(
-            self.tenant_id,
-            service_id,
-            at,
-            status=self.status,
-            expires_at=self.expires_at,
-            services=self.services,
-        )
+        return record_denial(self, service_id, at)
 
     def principal_arns(self, service_id: str) -> frozenset[str] | None:
         """The allowed-principal ARNs this image wants on the service; None when it does not say."""

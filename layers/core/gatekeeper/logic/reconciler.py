@@ -33,7 +33,13 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore, EndpointState
 from gatekeeper.dal.tenants import TenantDirectory, TenantStore
 from gatekeeper.logic.announcer import Announcer
-from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.connection import (
+    ACCEPTED_STATES,
+    CLOSED_STATES,
+    OPEN_STATES,
+    PENDING_ACCEPTANCE,
+    VpcEndpointConnection,
+)
 from gatekeeper.models.identifiers import now_utc, principal_arn
 from gatekeeper.observability import logger
 
@@ -176,7 +182,7 @@ class Reconciler:
     # -- one service -----------------------------------------------------------------------
     def _view(self, service_id: str) -> ServiceView:
         connections = list(self.endpoints.connections(service_id))
-        open_endpoints = [c.vpc_endpoint_id for c in connections if c.is_open]
+        open_endpoints = [c.vpc_endpoint_id for c in connections if c.vpc_endpoint_state in OPEN_STATES]
         return ServiceView(service_id, connections, self.decisions.states(open_endpoints))
 
     def _reconcile_service(
@@ -192,14 +198,14 @@ class Reconciler:
         for connection in view.connections:
             endpoint = connection.vpc_endpoint_id
             state = view.states.get(endpoint)
-            if connection.is_pending_acceptance:
+            if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
                 # Held requests wait for a person (OldestHeldAgeSeconds); the pending age is the
                 # age of requests nobody has decided yet, which is what its alarm is about.
                 self._count_pending(connection, at, report, undecided=state is None or state.in_flight)
             if state is not None and state.in_flight:
                 report.in_flight += 1  # its decider, its retry or _finish_unsettled finishes the job
                 continue
-            if connection.is_pending_acceptance:
+            if connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
                 if state is None:
                     announce.append(connection)
                 elif state.status == "held":
@@ -208,12 +214,12 @@ class Reconciler:
                     report.oldest_held_age = max(report.oldest_held_age, age)
                     if reason := revocation_reason(connection, state, directory, at):
                         revoke.append((connection, reason))
-            elif connection.is_accepted:
+            elif connection.vpc_endpoint_state in ACCEPTED_STATES:
                 if reason := revocation_reason(connection, state, directory, at):
                     revoke.append((connection, reason))
                 else:
                     self._ensure_slot(connection, directory, slots, report)
-            elif connection.is_closed and endpoint in slots:
+            elif connection.vpc_endpoint_state in CLOSED_STATES and endpoint in slots:
                 self._release(slots.pop(endpoint), endpoint, report)
         if revoke:
             report.revocations_requested += self.announcer.revocations(revoke, "reconcile")

@@ -34,7 +34,7 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
 from gatekeeper.logic.announcer import Announcer
-from gatekeeper.models.connection import OPEN_STATES, VpcEndpointConnection
+from gatekeeper.models.connection import OPEN_STATES, PENDING_ACCEPTANCE, VpcEndpointConnection
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.observability import logger
 
@@ -159,7 +159,9 @@ class TenantSync:
             (c, plan.revoke[c.vpc_endpoint_owner]) for c in connections if c.vpc_endpoint_owner in plan.revoke
         ]
         waiting = [
-            c for c in connections if c.is_pending_acceptance and c.vpc_endpoint_owner in plan.rerequest
+            c
+            for c in connections
+            if c.vpc_endpoint_owner in plan.rerequest and c.vpc_endpoint_state == PENDING_ACCEPTANCE
         ]
         result.revocations_requested += self.announcer.revocations(revoke, "tenant-change")
         if waiting:

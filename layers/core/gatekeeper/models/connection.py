@@ -65,22 +65,6 @@ class VpcEndpointConnection(BaseModel):
     def _normalise_state(cls, value: Any) -> Any:
         return normalise_state(value) if isinstance(value, str) else value
 
-    @property
-    def is_pending_acceptance(self) -> bool:
-        return self.vpc_endpoint_state == PENDING_ACCEPTANCE
-
-    @property
-    def is_accepted(self) -> bool:
-        return self.vpc_endpoint_state in ACCEPTED_STATES
-
-    @property
-    def is_open(self) -> bool:
-        return self.vpc_endpoint_state in OPEN_STATES
-
-    @property
-    def is_closed(self) -> bool:
-        return self.vpc_endpoint_state in CLOSED_STATES
-
     def region(self, service_region: str) -> str:
         """The consumer's region: cross-region connections carry it, same-region ones may not."""
         return self.vpc_endpoint_region or service_region

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -28,15 +28,20 @@ def entitles(services: Collection[str], service_id: str) -> bool:
     return "*" in services or service_id in services
 
 
-def record_denial(
-    tenant_id: str,
-    service_id: str,
-    at: datetime,
-    *,
-    status: object,
-    expires_at: datetime | None,
-    services: Collection[str] | None,
-) -> Denial | None:
+class TenantRecord(Protocol):
+    """What the tenant rule reads of a record: a `Tenant`, or an image of one that does not validate."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def status(self) -> object: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def services(self) -> Collection[str] | None: ...
+
+
+def record_denial(record: TenantRecord, service_id: str, at: datetime) -> Denial | None:
     """The one tenant-permission rule: why this record does not let the tenant use `service_id`
     at `at`, or None when it does. No policy template can widen access beyond it.
 
@@ -44,12 +49,13 @@ def record_denial(
     clearly (a status that is not a word, an unreadable expiry or service list: None) takes nothing
     away, so such a record narrows access only where it says so.
     """
-    if isinstance(status, str) and status.strip().lower() != "active":
-        return Denial("TenantSuspended", f"tenant {tenant_id} is {status}")
-    if expires_at is not None and expires_at <= at:
-        return Denial("TenantExpired", f"tenant {tenant_id} expired at {expires_at}")
-    if services is not None and not entitles(services, service_id):
-        return Denial("ServiceNotEntitled", f"tenant {tenant_id} is not entitled to {service_id}")
+    tenant = f"tenant {record.tenant_id}"
+    if isinstance(record.status, str) and record.status.strip().lower() != "active":
+        return Denial("TenantSuspended", f"{tenant} is {record.status}")
+    if record.expires_at is not None and record.expires_at <= at:
+        return Denial("TenantExpired", f"{tenant} expired at {record.expires_at}")
+    if record.services is not None and not entitles(record.services, service_id):
+        return Denial("ServiceNotEntitled", f"{tenant} is not entitled to {service_id}")
     return None
 
 
@@ -107,11 +113,4 @@ class Tenant(BaseModel):
     def denial(self, service_id: str, at: datetime) -> Denial | None:
         """Why the record alone (before any template) does not let this tenant use the service
         now, or None when it does (`record_denial`)."""
-        return record_denial(
-            self.tenant_id,
-            service_id,
-            at,
-            status=self.status,
-            expires_at=self.expires_at,
-            services=self.services,
-        )
+        return record_denial(self, service_id, at)
