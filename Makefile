@@ -66,7 +66,7 @@ lint: dev ## ruff lint + format check, import-layer contracts, complexity gate
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	PYTHONPATH=layers/core:ops:. $(BIN)/lint-imports --no-cache
-	$(BIN)/xenon --max-absolute C layers functions
+	$(BIN)/xenon --max-absolute C layers functions ops
 
 format: dev ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -118,7 +118,7 @@ build: tools python ## sam build (python3.13)
 demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000", "--keep-running")
 	$(BIN)/gatekeeper-demo $(ARGS)
 
-bench: dev ## cold import time + memory per handler, AWS API calls per accepted request, reconcile sweep
+bench: dev ## issue 11's numbers: cold start vs floor, calls per outcome, project vs plain baseline, sweeps, peak RSS
 	$(PY) -m tests.perf.bench $(ARGS)
 
 chaos: dev ## fault-injection run: 300 requests at 20 % and 35 % faults (ARGS="--requests 500 --rate 0.5 --seed 7")

@@ -6,7 +6,6 @@ failure becomes a single line on stderr and a non-zero exit status.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -77,6 +76,8 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
+        from importlib.metadata import PackageNotFoundError, version
+
         try:
             typer.echo(f"gatekeeper {version('vpce-gatekeeper')}")
         except PackageNotFoundError:  # pragma: no cover - always installed with the project

@@ -13,18 +13,10 @@ from __future__ import annotations
 
 import time
 from time import sleep
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.text import Text
 
-from gatekeeper.adapters.bus import EventPublisher
-from gatekeeper.dal.decisions import IN_FLIGHT, EndpointState
-from gatekeeper.logic.decision_service import Assessment
-from gatekeeper.models.connection import ACCEPTED_STATES, ConnectionRef, VpcEndpointConnection
-from gatekeeper.models.events import OPERATOR_DECISION, OPERATOR_SOURCE
-from gatekeeper.models.identifiers import SERVICE_ID, account_of, now_utc
-from gatekeeper.models.requests import CARRIED_OUT, OperatorRequest, OperatorVerdict, operator_verdict
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -41,6 +33,13 @@ from gatekeeper_ops.cli.output import (
     table,
     warn,
 )
+
+# The core and rich are imported by the commands that use them: `gatekeeper --help` loads neither.
+if TYPE_CHECKING:
+    from gatekeeper.dal.decisions import EndpointState
+    from gatekeeper.logic.decision_service import Assessment
+    from gatekeeper.models.connection import VpcEndpointConnection
+    from gatekeeper.models.requests import OperatorVerdict
 
 SIMULATED_ENDPOINT = "vpce-0000000000000000"
 EndpointId = Annotated[str, typer.Argument(help="The consumer's VPC endpoint id (vpce-…).")]
@@ -109,6 +108,11 @@ def simulate(
 ) -> None:
     """What the live policy would decide now for a new endpoint from this principal, with the
     explanation (every statement, matched or not, and the values compared). No side effects."""
+    from rich.text import Text
+
+    from gatekeeper.models.connection import VpcEndpointConnection
+    from gatekeeper.models.identifiers import SERVICE_ID, account_of, now_utc
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     account = account_of(principal)
@@ -148,7 +152,8 @@ def simulate(
     if decision.template:
         say(f"template  {decision.template} v{decision.template_version}")
     if assessment.slot is not None and decision.tenant_id:
-        active = gk.decisions.active_endpoints(decision.tenant_id)
+        # The count the assessment read (the decision service's reads are made once).
+        active = gk.decision_service.decisions.active_endpoints(decision.tenant_id)
         say(f"quota     {active} of {assessment.slot.limit} endpoints in use; this one would take a slot")
     say("explanation")
     for line in decision.explanation:
@@ -167,6 +172,8 @@ def pending(
 ) -> None:
     """Connections waiting for acceptance across the managed services: their recorded status
     (held, undecided) and what the policy would decide now."""
+    from rich.text import Text
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     services = gk.stack.managed_services
@@ -174,7 +181,7 @@ def pending(
         if service not in services:
             raise CliError(f"stack {gk.stack.name} does not manage {service}; managed: {', '.join(services)}")
         services = (service,)
-    connections = [c for s in services for c in gk.endpoints.connections(s, ["pendingAcceptance"])]
+    connections = gk.connections(services, ["pendingAcceptance"])
     states = gk.decisions.states([c.vpc_endpoint_id for c in connections]) if connections else {}
     rows: list[dict[str, Any]] = []
     for connection in sorted(connections, key=lambda c: (c.creation_timestamp is None, c.creation_timestamp)):
@@ -284,6 +291,11 @@ def _operator_decision(
     yes: bool,
     json_output: bool,
 ) -> None:
+    from gatekeeper.adapters.bus import EventPublisher
+    from gatekeeper.models.connection import ACCEPTED_STATES, ConnectionRef
+    from gatekeeper.models.events import OPERATOR_DECISION, OPERATOR_SOURCE
+    from gatekeeper.models.requests import OperatorRequest
+
     connection, state, current = _decidable(gk, vpc_endpoint_id, outcome)
     if connection is None:  # already what was asked: nothing to publish, not a failure
         if json_output:
@@ -361,6 +373,9 @@ def _decidable(
 ) -> tuple[VpcEndpointConnection | None, EndpointState | None, str]:
     """The connection if the decision path can act on the operator's request (None when it is
     already in the requested state), the recorded state and EC2's state; CliError saying why not."""
+    from gatekeeper.dal.decisions import IN_FLIGHT
+    from gatekeeper.models.requests import CARRIED_OUT, operator_verdict
+
     stack = gk.stack
     state = gk.decisions.state(vpc_endpoint_id)
     connection = gk.endpoints.connection(vpc_endpoint_id)
@@ -418,6 +433,8 @@ def _refusal(verdict: OperatorVerdict, connection: VpcEndpointConnection, record
 def _wait_for_decision(
     gk: Gatekeeper, vpc_endpoint_id: str, before: EndpointState | None, seconds: int
 ) -> EndpointState:
+    from gatekeeper.dal.decisions import IN_FLIGHT
+
     deadline = time.monotonic() + seconds
     while True:
         state = gk.decisions.state(vpc_endpoint_id)

@@ -9,45 +9,32 @@ a command needs it, so `templates validate` works with no credentials at all.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import typer
-import yaml
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-)
-from pydantic import ValidationError
 
-from gatekeeper.adapters.bus import EventPublisher
-from gatekeeper.adapters.decision_topic import DecisionNotifier
-from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.adapters.load_balancers import LoadBalancers
-from gatekeeper.dal.decisions import DecisionStore
-from gatekeeper.dal.templates import TemplateStore
-from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.logic.decision_service import DecisionService
-from gatekeeper.models.decision import Action
-from gatekeeper.models.errors import GatekeeperError, TenantInvalid
-from gatekeeper.models.identifiers import SERVICE_ID
-from gatekeeper.policy import ParameterInvalid, PolicyError, TemplateInvalid
-
+# Nothing heavy at import time: `gatekeeper --help` and `--version` load none of boto3, the core
+# or yaml. Each is imported where it is first used.
 if TYPE_CHECKING:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb import DynamoDBClient
+
+    from gatekeeper.adapters.endpoint_service import EndpointService
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.dal.templates import TemplateStore
+    from gatekeeper.dal.tenants import TenantStore
+    from gatekeeper.logic.decision_service import DecisionService
+    from gatekeeper.models.connection import VpcEndpointConnection
+    from gatekeeper.models.decision import Action
 
 DEFAULT_STACK = "vpce-gatekeeper"
 STACK_ENV = "GATEKEEPER_STACK"
-# Interactive tool: fail fast on a dead endpoint, retry throttling a few times.
-_CONFIG = Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 4})
 _REQUIRED_OUTPUTS = (
     "TenantsTableName",
     "TemplatesTableName",
@@ -82,6 +69,8 @@ class StackResources:
 
     @classmethod
     def from_description(cls, stack: dict[str, Any], region: str) -> StackResources:
+        from gatekeeper.models.identifiers import SERVICE_ID
+
         name = str(stack.get("StackName", "?"))
         outputs = {o["OutputKey"]: str(o.get("OutputValue", "")) for o in stack.get("Outputs", [])}
         missing = [key for key in _REQUIRED_OUTPUTS if key not in outputs]
@@ -114,9 +103,17 @@ def _action(value: str | None) -> Action:
     return "hold" if value == "hold" else "reject"
 
 
+def _config() -> Config:
+    from botocore.config import Config
+
+    # Interactive tool: fail fast on a dead endpoint, retry throttling a few times.
+    return Config(connect_timeout=5, read_timeout=20, retries={"mode": "standard", "max_attempts": 4})
+
+
 @dataclass
 class Gatekeeper:
-    """One CLI invocation's view of AWS and of the stack. Everything is resolved lazily, once."""
+    """One CLI invocation's view of AWS and of the stack. Everything is resolved lazily, once: one
+    session, one client per service, one DescribeStacks, one GetCallerIdentity per process."""
 
     stack_name: str = DEFAULT_STACK
     profile: str | None = None
@@ -125,13 +122,24 @@ class Gatekeeper:
 
     @cached_property
     def session(self) -> boto3.Session:
+        import boto3
+
         return boto3.Session(profile_name=self.profile, region_name=self.region)
 
+    @cached_property
+    def _clients(self) -> dict[str, Any]:
+        return {}
+
     def client(self, service: str) -> Any:
-        return self.session.client(service, config=_CONFIG)  # type: ignore[call-overload]
+        """The invocation's client of `service`, built once: building one takes tens of ms, EC2's more."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, config=_config())  # type: ignore[call-overload]
+        return self._clients[service]
 
     @cached_property
     def stack(self) -> StackResources:
+        from botocore.exceptions import ClientError
+
         cloudformation = self.client("cloudformation")
         try:
             [description] = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"]
@@ -162,42 +170,90 @@ class Gatekeeper:
 
     @cached_property
     def tenants(self) -> TenantStore:
+        from gatekeeper.dal.tenants import TenantStore
+
         return TenantStore(self.dynamodb, self.stack.tenants_table)
 
     @cached_property
     def templates(self) -> TemplateStore:
+        from gatekeeper.dal.templates import TemplateStore
+
         return TemplateStore(self.dynamodb, self.stack.templates_table)
 
     @cached_property
     def decisions(self) -> DecisionStore:
+        from gatekeeper.dal.decisions import DecisionStore
+
         return DecisionStore(self.dynamodb, self.stack.decisions_table)
 
     @cached_property
     def endpoints(self) -> EndpointService:
+        from gatekeeper.adapters.endpoint_service import EndpointService
+
         return EndpointService(self.client("ec2"))
 
-    @cached_property
-    def bus(self) -> EventPublisher:
-        return EventPublisher(self.client("events"), self.stack.event_bus_name)
+    def connections(self, services: Sequence[str], states: Sequence[str] = ()) -> list[VpcEndpointConnection]:
+        """Every connection of these services (in these states, camelCase): one
+        DescribeVpcEndpointConnections and its pages for all of them, since a filter takes many
+        values — not one call per service as EndpointService.connections makes."""
+        from gatekeeper.models.connection import VpcEndpointConnection
+
+        if not services:
+            return []
+        filters: list[dict[str, Any]] = [{"Name": "service-id", "Values": list(services)}]
+        if states:
+            filters.append({"Name": "vpc-endpoint-state", "Values": list(states)})
+        pages = self.client("ec2").get_paginator("describe_vpc_endpoint_connections")
+        return [
+            VpcEndpointConnection.model_validate(raw)
+            for page in pages.paginate(Filters=filters, PaginationConfig={"PageSize": 1000})
+            for raw in page.get("VpcEndpointConnections", [])
+        ]
 
     @cached_property
     def decision_service(self) -> DecisionService:
-        """The Lambda's decision service, for `assess` only: the CLI never decides by itself."""
+        """The Lambda's decision service, for `assess` only: the CLI never decides by itself. Its
+        reads are made once per invocation (cli/snapshot.py); its clients are built when first
+        called: assessing publishes nothing (SNS, EventBridge), and reads EC2 and the load balancers
+        only for a known tenant whose template tests the data plane."""
+        from gatekeeper.adapters.bus import EventPublisher
+        from gatekeeper.adapters.decision_topic import DecisionNotifier
+        from gatekeeper.adapters.endpoint_service import EndpointService
+        from gatekeeper.adapters.load_balancers import LoadBalancers
+        from gatekeeper.logic.decision_service import DecisionService
+        from gatekeeper_ops.cli.snapshot import DecisionsSnapshot, TemplatesSnapshot, TenantsSnapshot
+
         stack = self.stack
         return DecisionService(
-            tenants=self.tenants,
-            templates=self.templates,
-            decisions=self.decisions,
-            endpoints=self.endpoints,
-            notifier=DecisionNotifier(self.client("sns"), stack.decision_topic_arn),
-            bus=self.bus,
+            tenants=TenantsSnapshot(self.dynamodb, stack.tenants_table),
+            templates=TemplatesSnapshot(self.dynamodb, stack.templates_table),
+            decisions=DecisionsSnapshot(self.dynamodb, stack.decisions_table),
+            endpoints=EndpointService(self._client_on_first_use("ec2")),
+            notifier=DecisionNotifier(self._client_on_first_use("sns"), stack.decision_topic_arn),
+            bus=EventPublisher(self._client_on_first_use("events"), stack.event_bus_name),
             managed_services=frozenset(stack.managed_services),
             service_region=stack.region,
             default_action=stack.default_action,
             unknown_principal_action=stack.unknown_principal_action,
             # The same data-plane check as the decider: `simulate` and `pending` show what it decides.
-            load_balancers=LoadBalancers(self.client("elbv2"), self.client("ec2")),
+            load_balancers=LoadBalancers(
+                self._client_on_first_use("elbv2"), self._client_on_first_use("ec2")
+            ),
         )
+
+    def _client_on_first_use(self, service: str) -> Any:
+        return _ClientOnFirstUse(self, service)
+
+
+class _ClientOnFirstUse:
+    """A client built when something first calls it (building one loads its service model)."""
+
+    def __init__(self, gatekeeper: Gatekeeper, service: str) -> None:
+        self._gatekeeper = gatekeeper
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._gatekeeper.client(self._service), name)
 
 
 def gatekeeper(ctx: typer.Context) -> Gatekeeper:
@@ -216,12 +272,36 @@ def describe_error(exc: BaseException) -> str | None:
 
 
 def _describe(exc: BaseException) -> str | None:
+    for describe in (_describe_refusal, _describe_input, _describe_aws):
+        message = describe(exc)
+        if message is not None:
+            return message
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return None
+
+
+# An exception's class is loaded before it can be raised: the describers below look only at the
+# libraries already imported, so describing a failure never loads the core, pydantic or boto3.
+def _loaded(module: str) -> bool:
+    return module in sys.modules
+
+
+def _describe_refusal(exc: BaseException) -> str | None:
+    """The CLI's and the core's own refusals, already phrased for a person."""
+    if isinstance(exc, CliError):
+        return str(exc)
+    if not _loaded("gatekeeper"):
+        return None
+    from gatekeeper.models.errors import GatekeeperError, TenantInvalid
+    from gatekeeper.policy import ParameterInvalid, PolicyError, TemplateInvalid
+
     if isinstance(exc, TenantInvalid):
         return (
             f"{exc} — fix that attribute in the DynamoDB console, or remove the record with "
             "`gatekeeper tenants remove <id> --expected-version <its version>` and add it again"
         )
-    if isinstance(exc, CliError | GatekeeperError):
+    if isinstance(exc, GatekeeperError):
         return str(exc)
     if isinstance(exc, ParameterInvalid):
         where = f" of template {exc.template!r}" if exc.template else ""
@@ -231,30 +311,48 @@ def _describe(exc: BaseException) -> str | None:
         return f"{subject} is invalid: " + "; ".join(exc.problems)
     if isinstance(exc, PolicyError):
         return f"policy cannot be evaluated: {exc}"
-    if isinstance(exc, ValidationError):
-        return f"invalid {exc.title}: " + "; ".join(_validation_problem(e) for e in exc.errors())
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+    return None
+
+
+def _describe_input(exc: BaseException) -> str | None:
+    """Records, files and documents that do not parse or validate."""
+    if _loaded("pydantic"):
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            return f"invalid {exc.title}: " + "; ".join(_validation_problem(e) for e in exc.errors())
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+    if _loaded("yaml"):
+        import yaml
+
+        if isinstance(exc, yaml.YAMLError):
+            return f"not valid YAML: {exc}"
+    return None
+
+
+def _describe_aws(exc: BaseException) -> str | None:
+    """The SDK's failures: credentials, region, network, and AWS's own error responses."""
+    if not _loaded("botocore"):
+        return None
+    from botocore import exceptions as aws
+
+    if isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
         return (
             "no AWS credentials found: pass --profile or set AWS_PROFILE (for the sandbox, export the "
             "variables `make demo ARGS=--keep-running` prints)"
         )
-    if isinstance(exc, ProfileNotFound):
+    if isinstance(exc, aws.ProfileNotFound):
         return f"{exc}; list profiles with `aws configure list-profiles`"
-    if isinstance(exc, NoRegionError):
+    if isinstance(exc, aws.NoRegionError):
         return "no AWS region: pass --region or set AWS_REGION / AWS_DEFAULT_REGION"
-    if isinstance(exc, EndpointConnectionError):
+    if isinstance(exc, aws.EndpointConnectionError):
         where = exc.kwargs.get("endpoint_url", "AWS")
         return f"cannot reach {where}: check --region, AWS_ENDPOINT_URL and the network"
-    if isinstance(exc, ClientError):
+    if isinstance(exc, aws.ClientError):
         return _client_error(exc)
-    if isinstance(exc, BotoCoreError):
+    if isinstance(exc, aws.BotoCoreError):
         return f"AWS SDK: {exc}"
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    if isinstance(exc, yaml.YAMLError):
-        return f"not valid YAML: {exc}"
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.strerror or exc}: {exc.filename}"
     return None
 
 

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.text import Text
 
-from gatekeeper.models.decision import Decision
-from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -24,6 +21,12 @@ from gatekeeper_ops.cli.output import (
     timestamp,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.models.decision import Decision
+
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 OUTCOMES = ("accepted", "rejected", "held", "revoked")
@@ -31,6 +34,8 @@ OUTCOMES = ("accepted", "rejected", "held", "revoked")
 
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """`24h`, `7d`, `30m`, `2w` ago, or an ISO date/time (UTC when no zone is given)."""
+    from gatekeeper.models.identifiers import now_utc
+
     match = _DURATION.match(value.strip().lower())
     if match:
         return (now or now_utc()) - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
@@ -80,24 +85,9 @@ def decisions(
     render = rendering(output, query, json_output)
     if outcome is not None and outcome not in OUTCOMES:
         raise CliError(f"--decision {outcome!r} is not one of {', '.join(OUTCOMES)}")
-    store = gatekeeper(ctx).decisions
     start = parse_since(since) if since else None
-    if endpoint is not None:
-        found = store.decisions_for_endpoint(endpoint)
-    elif tenant is not None:
-        found = store.decisions_for_tenant(tenant, start)
-    else:
-        found = store.all_decisions(start)
-    selected = [
-        d
-        for d in found
-        if (tenant is None or d.tenant_id == tenant)
-        and (start is None or d.decided_at >= start)
-        and (outcome is None or d.outcome == outcome)
-    ]
-    selected.sort(key=lambda d: d.decided_at, reverse=True)
-    if limit > 0:
-        selected = selected[:limit]
+    found = _read(gatekeeper(ctx).decisions, endpoint=endpoint, tenant=tenant, start=start)
+    selected = _newest(_matching(found, tenant=tenant, start=start, outcome=outcome), limit)
     if not render.human:
         render.emit([d.model_dump(mode="json") for d in selected])
         return
@@ -111,16 +101,51 @@ def decisions(
         wrap=("actor",),
     )
     if explain:
-        for decision in selected:
-            say(
-                f"\n{decision.vpc_endpoint_id} {decision.outcome} at {timestamp(decision.decided_at)} "
-                f"({decision.trigger}, {decision.actor})"
-            )
-            for line in decision.explanation:
-                say(f"  {line}")
+        _explain(selected)
+
+
+def _read(
+    store: DecisionStore, *, endpoint: str | None, tenant: str | None, start: datetime | None
+) -> Iterable[Decision]:
+    """One query, on the narrowest index the options allow."""
+    if endpoint is not None:
+        return store.decisions_for_endpoint(endpoint)
+    if tenant is not None:
+        return store.decisions_for_tenant(tenant, start)
+    return store.all_decisions(start)
+
+
+def _matching(
+    found: Iterable[Decision], *, tenant: str | None, start: datetime | None, outcome: str | None
+) -> list[Decision]:
+    return [
+        d
+        for d in found
+        if (tenant is None or d.tenant_id == tenant)
+        and (start is None or d.decided_at >= start)
+        and (outcome is None or d.outcome == outcome)
+    ]
+
+
+def _newest(decisions: list[Decision], limit: int) -> list[Decision]:
+    """Newest first; the first `limit` of them (0: all)."""
+    ordered = sorted(decisions, key=lambda d: d.decided_at, reverse=True)
+    return ordered[:limit] if limit > 0 else ordered
+
+
+def _explain(decisions: list[Decision]) -> None:
+    for decision in decisions:
+        say(
+            f"\n{decision.vpc_endpoint_id} {decision.outcome} at {timestamp(decision.decided_at)} "
+            f"({decision.trigger}, {decision.actor})"
+        )
+        for line in decision.explanation:
+            say(f"  {line}")
 
 
 def _row(decision: Decision) -> tuple[object, ...]:
+    from rich.text import Text
+
     template = f"{decision.template} v{decision.template_version}" if decision.template else None
     return (
         decision.decided_at,

@@ -3,6 +3,8 @@
 
 Consoles are made per call, so they write to whatever stdout/stderr are at that moment (a test
 runner swaps them). JSON is printed plainly — never through rich — so it is always parseable.
+rich and jmespath are imported when something is printed or queried, not when a command module is
+loaded: `gatekeeper --help` needs neither.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import jmespath
 import typer
-from jmespath.exceptions import JMESPathError
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print a JSON document instead of tables (for scripts).")
@@ -85,6 +85,9 @@ def rendering(output: OutputFormat | None, query: str | None, json_output: bool 
         raise CliError(f"--json and --output {output} disagree; give one of them")
     chosen = OutputFormat.json if json_output else output
     if query is not None:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
         try:
             jmespath.compile(query)
         except JMESPathError as exc:
@@ -96,6 +99,8 @@ def rendering(output: OutputFormat | None, query: str | None, json_output: bool 
 
 
 def _search(query: str, document: Any) -> Any:
+    import jmespath
+
     # Round-trip through JSON so datetimes and sets are plain values JMESPath can compare.
     return jmespath.search(query, json.loads(json.dumps(document, default=_json_default)))
 
@@ -143,6 +148,8 @@ def generic_table(value: Any) -> None:
 
 
 def console() -> Console:
+    from rich.console import Console
+
     return Console(highlight=False, soft_wrap=False)
 
 
@@ -175,6 +182,11 @@ def table(
     """Identifiers stay whole on one line (copy-paste); only the `wrap` columns (prose) give way.
     A table wider than the terminal is printed at its natural width: the terminal wraps lines,
     nothing is cut short."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     prose = set(wrap)
     cells = [[value if isinstance(value, Text) else Text(cell(value)) for value in row] for row in rows]
     grid = Table(title=title, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -237,6 +249,8 @@ DECISION_STYLE = {"accepted": "green", "rejected": "red", "revoked": "red", "hel
 
 
 def styled_decision(decision: str | None) -> Text:
+    from rich.text import Text
+
     if decision is None:
         return Text("-")
     return Text(decision, style=DECISION_STYLE.get(decision, ""))

@@ -10,15 +10,11 @@ import json
 from typing import Any
 
 import typer
-from botocore.config import Config
 
-from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import JsonOption, OutputOption, QueryOption, rendering, say
 
-# A sweep of 10,000 connections takes seconds of work, but its function's timeout is 300 s.
-_INVOKE_CONFIG = Config(read_timeout=330, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1})
 _SHOWN = (
     ("services", "managed services"),
     ("connections", "connections"),
@@ -47,6 +43,10 @@ def reconcile(
 ) -> None:
     """Run one reconcile sweep now: lost requests announced, revocations requested, quota and
     allowed principals repaired, unfinished decisions put back on the decision path."""
+    from botocore.config import Config
+
+    from gatekeeper.models.identifiers import now_utc
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     function = gk.stack.reconcile_function
@@ -62,7 +62,11 @@ def reconcile(
         "time": now_utc().strftime("%Y-%m-%dT%H:%M:%SZ"),
         "detail": {"requested-by": "gatekeeper reconcile"},
     }
-    client = gk.session.client("lambda", config=_INVOKE_CONFIG)
+    # A sweep of 10,000 connections takes seconds of work, but its function's timeout is 300 s.
+    invoke_config = Config(
+        read_timeout=330, connect_timeout=5, retries={"mode": "standard", "max_attempts": 1}
+    )
+    client = gk.session.client("lambda", config=invoke_config)
     answer = client.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(event))
     payload: Any = json.loads(answer["Payload"].read() or b"null")
     if answer.get("FunctionError"):

@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 import typer
 
-from gatekeeper.models.connection import ACCEPTED_STATES
-from gatekeeper.models.identifiers import now_utc
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import examples
@@ -68,12 +66,14 @@ def _format(output: ReportFormat, query: str | None, json_output: bool) -> Repor
 
 
 def _open_endpoints(gk: Gatekeeper, service: str | None) -> list[Endpoint]:
+    from gatekeeper.models.connection import ACCEPTED_STATES
+
     services = gk.stack.managed_services
     if service is not None:
         if service not in services:
             raise CliError(f"stack {gk.stack.name} does not manage {service}; managed: {', '.join(services)}")
         services = (service,)
-    connections = [c for s in services for c in gk.endpoints.connections(s, sorted(ACCEPTED_STATES))]
+    connections = gk.connections(services, sorted(ACCEPTED_STATES))
     ids = [c.vpc_endpoint_id for c in connections]
     states = gk.decisions.states(ids) if ids else {}
     return inventory(connections, gk.tenants.directory(), states)
@@ -170,6 +170,8 @@ def usage(
     connections and resets sent over the period, from the AWS/PrivateLinkServices metrics
     (dimensions Service Id + VPC Endpoint Id). Endpoints that no tenant claims are listed under
     tenant (none). Cross-Region consumers have no metrics: AWS publishes none for them."""
+    from gatekeeper.models.identifiers import now_utc
+
     output = _format(output, query, json_output)
     if by not in ("tenant", "endpoint"):
         raise CliError(f"--by {by!r} is not one of tenant, endpoint")
@@ -239,6 +241,8 @@ def orphans_report(
     (no-tenant), the gatekeeper has no decision for them (no-decision — accepted outside it), or
     they carried no traffic for --idle-days (idle; since creation if younger — see its age).
     Revoke with `gatekeeper reject <vpce-id> --reason …` after talking to the tenant."""
+    from gatekeeper.models.identifiers import now_utc
+
     output = _format(output, query, json_output)
     now = now_utc()
     start = now - timedelta(days=idle_days)

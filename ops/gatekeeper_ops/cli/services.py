@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from botocore.exceptions import ClientError
 
-from gatekeeper.models.identifiers import SERVICE_ID
 from gatekeeper_ops.cli.context import CliError, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -71,6 +69,8 @@ class EndpointServiceAdmin:
         self._ec2 = ec2
 
     def configurations(self, service_ids: list[str] | None = None) -> list[ServiceConfiguration]:
+        from botocore.exceptions import ClientError
+
         kwargs: dict[str, Any] = {"ServiceIds": service_ids} if service_ids else {}
         found: list[ServiceConfiguration] = []
         try:
@@ -92,10 +92,18 @@ class EndpointServiceAdmin:
         return [p.get("Principal", "") for p in response.get("AllowedPrincipals", [])]
 
     def notifications(self, service_id: str) -> list[dict[str, Any]]:
-        response = self._ec2.describe_vpc_endpoint_connection_notifications(
-            Filters=[{"Name": "service-id", "Values": [service_id]}]
-        )
-        return list(response.get("ConnectionNotificationSet", []))
+        return self.notifications_of([service_id]).get(service_id, [])
+
+    def notifications_of(self, service_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """service id → its connection notifications: one call (and its pages) for all of them."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        if not service_ids:
+            return found
+        pages = self._ec2.get_paginator("describe_vpc_endpoint_connection_notifications")
+        for page in pages.paginate(Filters=[{"Name": "service-id", "Values": service_ids}]):
+            for notification in page.get("ConnectionNotificationSet", []):
+                found.setdefault(str(notification.get("ServiceId", "")), []).append(notification)
+        return found
 
     def require_acceptance(self, service_id: str) -> None:
         self._ec2.modify_vpc_endpoint_service_configuration(ServiceId=service_id, AcceptanceRequired=True)
@@ -191,23 +199,27 @@ def list_services(
     stack = gk.stack
     admin = EndpointServiceAdmin(gk.client("ec2"))
     configurations = admin.configurations(None if show_all else list(stack.managed_services))
+    listed = [config.service_id for config in configurations]
+    # One call each for every service's notifications and connections; permissions are per service.
+    notifications = admin.notifications_of(listed)
+    states: dict[str, Counter[str]] = {service_id: Counter() for service_id in listed}
+    for connection in gk.connections(listed):
+        states[connection.service_id][connection.vpc_endpoint_state] += 1
     rows: list[dict[str, Any]] = []
     for config in configurations:
-        managed = config.service_id in stack.managed_services
-        states = Counter(c.vpc_endpoint_state for c in gk.endpoints.connections(config.service_id))
         rows.append(
             {
                 "service_id": config.service_id,
                 "service_name": config.service_name,
                 "state": config.state,
-                "managed": managed,
+                "managed": config.service_id in stack.managed_services,
                 "acceptance_required": config.acceptance_required,
                 "notifies_stack": _notifies(
-                    admin.notifications(config.service_id), stack.connection_notification_topic_arn
+                    notifications.get(config.service_id, []), stack.connection_notification_topic_arn
                 ),
                 "allowed_principals": admin.allowed_principals(config.service_id),
                 "supported_regions": list(config.supported_regions),
-                "connections": dict(sorted(states.items())),
+                "connections": dict(sorted(states[config.service_id].items())),
             }
         )
     if not render.human:
@@ -274,6 +286,8 @@ def attach(
     connection notifications to the stack's topic. The stack parameter EndpointServiceIds must
     also list it for the functions to decide its connections: the reminder names the samconfig
     environment and the parameter_overrides line to put there."""
+    from gatekeeper.models.identifiers import SERVICE_ID
+
     if not SERVICE_ID.match(service_id):
         raise CliError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
     gk = gatekeeper(ctx)

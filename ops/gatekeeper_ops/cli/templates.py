@@ -9,21 +9,10 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
-from gatekeeper.dal.templates import StoredTemplate
-from gatekeeper.models.errors import TemplateNotFound
-from gatekeeper.models.tenant import Tenant
-from gatekeeper.policy import (
-    ParameterInvalid,
-    PolicyTemplate,
-    TemplateInvalid,
-    parse_template,
-    resolve_parameters,
-)
 from gatekeeper_ops.cli.context import CliError, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -37,6 +26,11 @@ from gatekeeper_ops.cli.output import (
     table,
     timestamp,
 )
+
+if TYPE_CHECKING:
+    from gatekeeper.dal.templates import StoredTemplate
+    from gatekeeper.models.tenant import Tenant
+    from gatekeeper.policy import PolicyTemplate
 
 app = typer.Typer(
     help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.", no_args_is_help=True
@@ -89,6 +83,8 @@ def _plain(value: Any) -> str:
 
 
 def _problems(stored: StoredTemplate) -> list[str]:
+    from gatekeeper.policy import TemplateInvalid
+
     try:
         stored.parse()
     except TemplateInvalid as exc:
@@ -109,6 +105,9 @@ def list_templates(
     json_output: JsonOption = False,
 ) -> None:
     """List templates (latest version of each, and how many tenants use it), or every version of one."""
+    from gatekeeper.models.errors import TemplateNotFound
+    from gatekeeper.models.tenant import Tenant
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     if name is not None:
@@ -208,6 +207,8 @@ def validate(
 ) -> None:
     """Validate template files offline (no AWS access). Every problem is reported with the
     statement and condition key at fault; the exit status is 1 if any file is invalid."""
+    from gatekeeper.policy import TemplateInvalid, parse_template
+
     results: list[dict[str, Any]] = []
     for path in files:
         document = read_document(path)
@@ -258,6 +259,10 @@ def push(
     """Validate templates and store each as its next version (stored versions never change); a
     document identical to the latest version is skipped. All files are checked before anything is
     pushed. Tenants that do not pin a version use the new one for their next request."""
+    from gatekeeper.models.errors import TemplateNotFound
+    from gatekeeper.models.tenant import Tenant
+    from gatekeeper.policy import TemplateInvalid, parse_template
+
     gk = gatekeeper(ctx)
     parsed: list[tuple[dict[str, Any], PolicyTemplate]] = []
     for path in paths:
@@ -308,6 +313,8 @@ def push(
 
 
 def _broken_tenants(tenants: list[Tenant], template: PolicyTemplate) -> list[str]:
+    from gatekeeper.policy import ParameterInvalid, resolve_parameters
+
     broken: list[str] = []
     for tenant in tenants:
         if tenant.template != template.name or tenant.template_version:
@@ -366,6 +373,8 @@ def diff(
     if not lines:
         say(f"{old_label} and {new_label} are identical")
         return
+    from rich.text import Text
+
     out = console()
     for line in lines:
         style = (

@@ -12,14 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gatekeeper.models.errors import GatekeeperError, TenantInvalid
-from gatekeeper.models.tenant import Tenant
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import (
@@ -33,23 +29,14 @@ from gatekeeper_ops.cli.output import (
     table,
     warn,
 )
-from gatekeeper_ops.cli.tenant_records import (
-    MAX_IMPORT_BYTES,
-    Action,
-    Change,
-    TenantValidator,
-    apply_change,
-    detect_format,
-    dump,
-    export_document,
-    field_changes,
-    load,
-    parse_assignments,
-    plan_import,
-    read_import_text,
-    too_big,
-    write_refusal,
-)
+
+# The core, the tenant-record helpers (yaml) and rich's progress bar are imported by the commands
+# that use them: `gatekeeper --help` loads none of them.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from gatekeeper.models.tenant import Tenant
+    from gatekeeper_ops.cli.tenant_records import Action, Change, TenantValidator
 
 app = typer.Typer(
     help="Tenant allow-list records: who may connect, to which services, under which template.",
@@ -72,8 +59,12 @@ DryRun = Annotated[
 PROGRESS_FROM = 20
 
 
-def _validator(gk: Gatekeeper) -> TenantValidator:
-    return TenantValidator(gk.templates, gk.stack.managed_services)
+def _validator(gk: Gatekeeper, many: bool = False) -> TenantValidator:
+    """`many`: for a command that checks many tenants, every template read in one scan."""
+    from gatekeeper_ops.cli.tenant_records import TenantValidator
+
+    validator = TenantValidator(gk.templates, gk.stack.managed_services)
+    return validator.read_latest_templates() if many else validator
 
 
 def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant, quota_changed: bool = True) -> Tenant:
@@ -96,6 +87,8 @@ def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant, quota_cha
 
 def _prepare(gk: Gatekeeper, before: Tenant | None, after: Tenant) -> None:
     """Every check of the write, read-only: run for a dry run exactly as for the write."""
+    from gatekeeper_ops.cli.tenant_records import write_refusal
+
     write_refusal(gk.tenants, before, after)
 
 
@@ -104,6 +97,8 @@ def _record(tenant: Tenant) -> dict[str, Any]:
 
 
 def _changed(verb: str, before: Tenant | None, after: Tenant, json_output: bool) -> None:
+    from gatekeeper_ops.cli.tenant_records import Change, field_changes
+
     if json_output:
         print_json({"action": verb, "tenant": _record(after)})
         return
@@ -116,6 +111,8 @@ def _changed(verb: str, before: Tenant | None, after: Tenant, json_output: bool)
 
 
 def _preview(before: Tenant | None, after: Tenant, json_output: bool) -> None:
+    from gatekeeper_ops.cli.tenant_records import Change, field_changes
+
     fields = field_changes(before, after)
     action: Action = "create" if before is None else "update" if fields else "unchanged"
     change = Change(action, after.tenant_id, before, after, fields)
@@ -171,6 +168,9 @@ def add(
 ) -> None:
     """Add a tenant. Validated first: account ids, principal ARNs, service ids, the template and the
     parameter types; a principal already claimed by another tenant is refused, naming it."""
+    from gatekeeper.models.tenant import Tenant
+    from gatekeeper_ops.cli.tenant_records import parse_assignments
+
     gk = gatekeeper(ctx)
     tenant = Tenant.model_validate(
         {
@@ -215,6 +215,8 @@ def show(
     """Show one tenant record, with its version, its effective endpoint quota (the smaller of
     max_endpoints and its template's MaxEndpoints, with the tenant's overrides) and how many
     endpoints it has connected."""
+    from gatekeeper.models.tenant import Tenant
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     tenant = gk.tenants.get(tenant_id)
@@ -254,6 +256,9 @@ def list_tenants(
     """List tenants with their effective endpoint quota. Records that no longer validate (e.g.
     edited in the console) are listed as invalid, with why: the decision path holds their
     requests until they are fixed."""
+    from gatekeeper.models.errors import GatekeeperError
+    from gatekeeper_ops.cli.tenant_records import export_document
+
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     tenants: list[Tenant] = []
@@ -264,7 +269,7 @@ def list_tenants(
         elif (status is None or found.status == status) and (template is None or found.template == template):
             tenants.append(found)
     tenants.sort(key=lambda t: t.tenant_id)
-    validator = _validator(gk)
+    validator = _validator(gk, many=len({(t.template, t.template_version) for t in tenants}) > 1)
     quotas = {t.tenant_id: validator.quota(t) for t in tenants}
     if not render.human:
         records = export_document(tenants)
@@ -308,6 +313,8 @@ def _read(gk: Gatekeeper, tenant_id: str, expected_version: int | None) -> Tenan
 def _write(
     gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, json_output: bool, verb: str
 ) -> None:
+    from gatekeeper_ops.cli.tenant_records import field_changes
+
     if field_changes(before, after):
         _prepare(gk, before, after)
     if dry_run:
@@ -360,6 +367,9 @@ def update(
 ) -> None:
     """Change a tenant. The write is conditional on the version read (or --expected-version): a
     concurrent edit is refused and nothing is written."""
+    from gatekeeper.models.tenant import Tenant
+    from gatekeeper_ops.cli.tenant_records import parse_assignments
+
     gk = gatekeeper(ctx)
     before = _read(gk, tenant_id, expected_version)
     record = before.model_dump()
@@ -464,6 +474,8 @@ def remove(
     """Remove a tenant and release its accounts' claims: new requests from its accounts are
     unknown principals, and the tenant sync puts its open connections up for revocation. A record
     that no longer validates can be removed too, given --expected-version (then add it again)."""
+    from gatekeeper.models.errors import TenantInvalid
+
     gk = gatekeeper(ctx)
     try:
         current = _read(gk, tenant_id, expected_version)
@@ -541,6 +553,15 @@ def import_tenants(
     """Create and update tenants from a file (as `tenants export` writes it). Every record is
     validated before anything is written; a record that carries `version` is refused if the tenant
     changed since it was exported. Files are capped at 5 MiB."""
+    from gatekeeper_ops.cli.tenant_records import (
+        MAX_IMPORT_BYTES,
+        apply_change,
+        detect_format,
+        load,
+        plan_import,
+        read_import_text,
+    )
+
     if confirm_removals is not None and not prune:
         raise CliError("--confirm-removals only means something with --prune")
     fmt = detect_format(path, file_format)
@@ -553,7 +574,7 @@ def import_tenants(
         plan = plan_import(
             records,
             gk.tenants,
-            _validator(gk),
+            _validator(gk, many=len({(r.get("template"), r.get("template_version")) for r in records}) > 1),
             prune=prune,
             confirm_removals=confirm_removals,
             progress=lambda done: progress.update(checking, completed=done),
@@ -586,6 +607,8 @@ def import_tenants(
 
 
 def _read_bytes(path: Path) -> bytes:
+    from gatekeeper_ops.cli.tenant_records import MAX_IMPORT_BYTES, too_big
+
     size = path.stat().st_size
     if size > MAX_IMPORT_BYTES:  # refused before reading it
         raise CliError(too_big(str(path), size))
@@ -595,6 +618,9 @@ def _read_bytes(path: Path) -> bytes:
 @contextmanager
 def _progress(visible: bool) -> Iterator[Progress]:
     """A progress bar on stderr for big imports; an invisible one otherwise (same calls)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -641,6 +667,9 @@ def export(
     json_output: JsonOption = False,
 ) -> None:
     """Export every tenant (with its version, so a re-import refuses edits made meanwhile)."""
+    from gatekeeper.models.errors import GatekeeperError
+    from gatekeeper_ops.cli.tenant_records import detect_format, dump
+
     gk = gatekeeper(ctx)
     fmt = detect_format(
         str(output or ""), "json" if json_output else (file_format or ("yaml" if output is None else None))

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gatekeeper.dal.decisions import EndpointState
-from gatekeeper.dal.tenants import TenantDirectory
-from gatekeeper.models.connection import VpcEndpointConnection
+if TYPE_CHECKING:  # annotations only: `gatekeeper --help` imports this module
+    from gatekeeper.dal.decisions import EndpointState
+    from gatekeeper.dal.tenants import TenantDirectory
+    from gatekeeper.models.connection import VpcEndpointConnection
 
 NAMESPACE = "AWS/PrivateLinkServices"
 SERVICE_DIMENSION = "Service Id"
