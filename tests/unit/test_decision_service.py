@@ -490,6 +490,17 @@ def test_operator_reject_of_an_accepted_connection_revokes_it(world):
     assert world.service.handle(operator("rejected", "again")) is None
 
 
+def test_operator_requests_follow_the_operator_rule(world):
+    # Accepted by hand, outside the decision path: not the decider's to revoke (operator_verdict).
+    world.ec2.current = connection("available")
+    assert world.service.handle(operator("rejected", "who let you in")) is None
+    assert world.service.handle(operator("accepted", "already in")) is None
+    world.ec2.current = connection("partial")
+    assert world.service.handle(operator("rejected", "odd")) is None
+    assert world.ec2.calls == []
+    assert outcomes(world) == []
+
+
 def test_quota_taken_by_a_concurrent_request_turns_accept_into_reject(world):
     world.tables.decisions.record_slot("acme", "vpce-00000000000000001")
     assessment = world.service.assess(connection())

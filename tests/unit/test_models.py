@@ -1,13 +1,22 @@
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
 
-from gatekeeper.models.connection import VpcEndpointConnection, normalise_state
+from gatekeeper.models.connection import (
+    ACCEPTED_STATES,
+    CLOSED_STATES,
+    OPEN_STATES,
+    PENDING_ACCEPTANCE,
+    VpcEndpointConnection,
+    normalise_state,
+)
 from gatekeeper.models.decision import Decision
 from gatekeeper.models.errors import InvalidPrincipal
 from gatekeeper.models.identifiers import account_of, principal_arn
-from gatekeeper.models.tenant import Tenant
+from gatekeeper.models.requests import CARRIED_OUT, operator_verdict
+from gatekeeper.models.tenant import Tenant, entitles, record_denial
 
 
 def tenant(**changes):
@@ -89,15 +98,60 @@ def test_tenant_validation():
         tenant(unexpected="field")
 
 
-def test_tenant_eligibility():
-    now = datetime.now(UTC)
-    record = tenant(expires_at=(now + timedelta(days=1)).replace(tzinfo=None))
+SERVICE = "vpce-svc-0123456789abcdef0"
+OTHER_SERVICE = "vpce-svc-0fffffffffffffff0"
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_tenant_denial():
+    record = tenant(expires_at=(NOW + timedelta(days=1)).replace(tzinfo=None))
     assert record.expires_at.tzinfo is not None
-    assert record.is_eligible("vpce-svc-0123456789abcdef0", now)
-    assert not record.is_eligible("vpce-svc-0123456789abcdef0", now + timedelta(days=2))
-    assert not record.is_eligible("vpce-svc-0fffffffffffffff0", now)
-    assert not tenant(status="suspended").is_eligible("vpce-svc-0123456789abcdef0", now)
-    assert tenant(services=("*",)).is_entitled("vpce-svc-0fffffffffffffff0")
+    assert record.denial(SERVICE, NOW) is None
+    assert record.denial(SERVICE, NOW + timedelta(days=1)) == (
+        "TenantExpired",
+        "tenant acme expired at 2026-06-02 00:00:00+00:00",
+    )
+    assert record.denial(OTHER_SERVICE, NOW) == (
+        "ServiceNotEntitled",
+        f"tenant acme is not entitled to {OTHER_SERVICE}",
+    )
+    assert tenant(status="suspended").denial(SERVICE, NOW) == ("TenantSuspended", "tenant acme is suspended")
+    assert tenant(services=("*",)).denial(OTHER_SERVICE, NOW) is None
+    assert tenant(services=("*",)).is_entitled(OTHER_SERVICE)
+
+
+def test_tenant_denial_reasons_in_order_suspended_then_expired_then_not_entitled():
+    everything_wrong = tenant(status="suspended", expires_at=NOW, services=(OTHER_SERVICE,))
+    assert everything_wrong.denial(SERVICE, NOW).reason == "TenantSuspended"
+    expired_elsewhere = tenant(expires_at=NOW, services=(OTHER_SERVICE,))
+    assert expired_elsewhere.denial(SERVICE, NOW).reason == "TenantExpired"
+
+
+@pytest.mark.parametrize(
+    ("status", "expires_at", "services", "reason"),
+    [
+        ("active", None, (SERVICE,), None),
+        ("Active ", None, (SERVICE,), None),  # hand-written: read as the word it is
+        ("Disabled", None, (SERVICE,), "TenantSuspended"),
+        (False, None, (SERVICE,), None),  # not a word: says nothing, takes nothing away
+        ("active", NOW, None, "TenantExpired"),  # expiry is inclusive
+        ("active", NOW + timedelta(seconds=1), None, None),
+        ("active", None, None, None),  # an unreadable service list takes nothing away
+        ("active", None, (), "ServiceNotEntitled"),
+        ("active", None, (OTHER_SERVICE,), "ServiceNotEntitled"),
+        ("active", None, ("*",), None),
+    ],
+)
+def test_record_denial_reads_what_a_record_says_clearly(status, expires_at, services, reason):
+    record = SimpleNamespace(tenant_id="acme", status=status, expires_at=expires_at, services=services)
+    denial = record_denial(record, SERVICE, NOW)
+    assert (denial.reason if denial else None) == reason
+
+
+def test_entitles():
+    assert entitles((SERVICE,), SERVICE)
+    assert entitles(("*",), SERVICE)
+    assert not entitles((OTHER_SERVICE,), SERVICE)
     assert tenant(principals=("111111111111", "arn:aws:iam::111111111111:role/x")).accounts() == {
         "111111111111"
     }
@@ -113,3 +167,37 @@ def test_decision_actor_is_constrained():
     assert Decision(**base, actor="operator:arn:aws:iam::1:user/x").actor.startswith("operator:")
     with pytest.raises(ValidationError, match="actor"):
         Decision(**base, actor="somebody")
+
+
+@pytest.mark.parametrize(
+    ("requested", "state", "recorded", "verdict"),
+    [
+        ("accepted", "pendingAcceptance", None, "approve"),
+        ("accepted", "pendingAcceptance", "held", "approve"),
+        ("accepted", "pendingAcceptance", "rejected", "drift"),
+        ("accepted", "pending", "accepted", "already"),
+        ("accepted", "available", None, "already"),
+        ("accepted", "available", "revoked", "not-pending"),
+        ("accepted", "rejected", "rejected", "not-pending"),
+        ("rejected", "pendingAcceptance", None, "reject"),
+        ("rejected", "pendingAcceptance", "held", "reject"),
+        ("rejected", "pendingAcceptance", "accepted", "drift"),
+        ("rejected", "available", "accepted", "revoke"),
+        ("rejected", "pending", "accepted", "revoke"),
+        ("rejected", "available", None, "never-accepted"),
+        ("rejected", "available", "held", "never-accepted"),
+        ("rejected", "deleted", "accepted", "already"),
+        ("rejected", "rejected", "revoked", "already"),
+        ("rejected", "partial", None, "not-open"),
+    ],
+)
+def test_operator_verdict(requested, state, recorded, verdict):
+    assert operator_verdict(requested, state, recorded) == verdict
+    assert (verdict in CARRIED_OUT) is (verdict in ("approve", "reject", "revoke"))
+
+
+def test_connection_state_groups():
+    assert ACCEPTED_STATES | {PENDING_ACCEPTANCE} == OPEN_STATES
+    assert not OPEN_STATES & CLOSED_STATES
+    assert {normalise_state(s) for s in (*OPEN_STATES, *CLOSED_STATES)} == OPEN_STATES | CLOSED_STATES
+    assert "partial" not in OPEN_STATES | CLOSED_STATES  # neither: left to an operator

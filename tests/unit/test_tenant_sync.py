@@ -63,7 +63,7 @@ def test_a_valid_record_is_read_whole():
     assert read.principal_arns(SERVICE) == {root(ACME), f"arn:aws:iam::{NEWCO}:role/app"}
     assert read.principal_arns(OTHER) == frozenset()
     assert read.grants(SERVICE, NOW)
-    assert read.forbids(SERVICE, NOW) is None
+    assert read.denial(SERVICE, NOW) is None
 
 
 def test_an_invalid_record_keeps_only_what_reads_unambiguously():
@@ -72,7 +72,7 @@ def test_an_invalid_record_keeps_only_what_reads_unambiguously():
     assert "max_endpoints" in (read.problem or "")
     assert read.accounts() == {ACME, NEWCO}
     assert not read.grants(SERVICE, NOW)  # an invalid record never grants
-    assert read.forbids(SERVICE, NOW) is None  # and takes away only what it says clearly
+    assert read.denial(SERVICE, NOW) is None  # and takes away only what it says clearly
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_principals_that_do_not_all_read_say_nothing(principals):
 def test_an_invalid_record_takes_access_away_only_where_it_is_clear(raw, forbidden):
     read = image(max_endpoints=-1, **raw)
     assert not read.valid
-    assert (read.forbids(SERVICE, NOW) is not None) is forbidden
+    assert (read.denial(SERVICE, NOW) is not None) is forbidden
 
 
 def test_stream_records_of_claims_are_not_tenant_changes():
@@ -117,11 +117,11 @@ def test_the_sample_stream_batch_reads_as_four_tenant_changes():
     assert [c.tenant_id for c in changes if c] == ["acme", "hooli", "initech", "globex"]
     suspended, inserted, hand_edit, removed = changes
     assert suspended.old.grants(SERVICE, NOW)
-    assert suspended.new.forbids(SERVICE, NOW)
+    assert suspended.new.denial(SERVICE, NOW)
     assert inserted.old is None
     assert inserted.new.accounts() == {"555566667777"}
     assert hand_edit.new.problem
-    assert hand_edit.new.forbids(SERVICE, NOW) == "tenant initech is Disabled"
+    assert hand_edit.new.denial(SERVICE, NOW) == ("TenantSuspended", "tenant initech is Disabled")
     assert removed.new is None
     assert removed.old.accounts() == {"222233334444"}
     plans = {c.tenant_id: plan_change(c, (SERVICE,), NOW) for c in changes}

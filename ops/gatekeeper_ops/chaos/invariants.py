@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gatekeeper.dal.decisions import FINAL, IN_FLIGHT
+from gatekeeper.models.connection import ACCEPTED_STATES, PENDING_ACCEPTANCE
 from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Workload
 
-IN_FLIGHT = frozenset({"accepting", "rejecting", "revoking"})
-OPEN = frozenset({"pending", "available"})
 _ENDPOINT = re.compile(r"\bvpce-[0-9a-f]{8,17}\b")
 Triple = tuple[str, str, datetime]  # (endpoint, outcome, decided_at)
 
@@ -139,13 +139,13 @@ def _ec2_agrees(ours: dict[str, Any], seen: Observations) -> Invariant:
     found = Invariant("ec2-agrees", "EC2 agrees with the decision state and records")
     for endpoint in sorted(set(ours) | set(seen.connections)):
         ec2, status, outcomes = seen.ec2_state(endpoint), seen.status(endpoint), seen.outcomes(endpoint)
-        if ec2 in OPEN and not (status == "accepted" and "accepted" in outcomes):
+        if ec2 in ACCEPTED_STATES and not (status == "accepted" and "accepted" in outcomes):
             found.offenders.append(f"{endpoint} ({ec2} in EC2, state={status}, records={sorted(outcomes)})")
         elif ec2 == "rejected" and not (status in ("rejected", "revoked") and status in outcomes):
             found.offenders.append(
                 f"{endpoint} (rejected in EC2, state={status}, records={sorted(outcomes)})"
             )
-        elif ec2 == "pendingAcceptance" and status in ("accepted", "rejected", "revoked"):
+        elif ec2 == PENDING_ACCEPTANCE and status in FINAL:
             found.offenders.append(f"{endpoint} (pendingAcceptance in EC2, state={status})")
     found.detail = "(pending/available needs state+record accepted; rejected needs rejected/revoked)"
     return found
@@ -194,7 +194,7 @@ def _quota(workload: Workload, seen: Observations) -> Invariant:
         open_ = {
             e
             for e, raw in seen.connections.items()
-            if raw["VpcEndpointOwner"] in accounts and seen.ec2_state(e) in OPEN
+            if raw["VpcEndpointOwner"] in accounts and seen.ec2_state(e) in ACCEPTED_STATES
         }
         slots = seen.slots.get(tenant, set())
         counter = seen.counters.get(tenant, 0)
@@ -213,7 +213,9 @@ def _policy(workload: Workload, ours: dict[str, Any], seen: Observations) -> Inv
     found = Invariant("policy", "outcomes follow policy (no access for the refused, quotas, revocation)")
     for endpoint, request in sorted(ours.items()):
         ec2, status = seen.ec2_state(endpoint), seen.status(endpoint)
-        if request.kind in ("unknown", "suspended", "not_entitled") and (ec2 in OPEN or status == "accepted"):
+        if request.kind in ("unknown", "suspended", "not_entitled") and (
+            ec2 in ACCEPTED_STATES or status == "accepted"
+        ):
             found.offenders.append(
                 f"{endpoint} ({request.kind} account {request.account} has {ec2}/{status})"
             )
@@ -224,7 +226,7 @@ def _policy(workload: Workload, ours: dict[str, Any], seen: Observations) -> Inv
         open_ = [
             e
             for e, raw in seen.connections.items()
-            if raw["VpcEndpointOwner"] in accounts and raw["VpcEndpointState"] in OPEN
+            if raw["VpcEndpointOwner"] in accounts and raw["VpcEndpointState"] in ACCEPTED_STATES
         ]
         limit = 0 if plan.tenant.tenant_id == SUSPENDED_MID_RUN else plan.quota
         if len(open_) > limit:

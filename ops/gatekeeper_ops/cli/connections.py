@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from gatekeeper.dal.decisions import EndpointState
     from gatekeeper.logic.decision_service import Assessment
     from gatekeeper.models.connection import VpcEndpointConnection
+    from gatekeeper.models.requests import OperatorVerdict
 
 SIMULATED_ENDPOINT = "vpce-0000000000000000"
 EndpointId = Annotated[str, typer.Argument(help="The consumer's VPC endpoint id (vpce-…).")]
@@ -291,7 +292,7 @@ def _operator_decision(
     json_output: bool,
 ) -> None:
     from gatekeeper.adapters.bus import EventPublisher
-    from gatekeeper.models.connection import ConnectionRef
+    from gatekeeper.models.connection import ACCEPTED_STATES, ConnectionRef
     from gatekeeper.models.events import OPERATOR_DECISION, OPERATOR_SOURCE
     from gatekeeper.models.requests import OperatorRequest
 
@@ -311,7 +312,7 @@ def _operator_decision(
             say(f"{vpc_endpoint_id} is already {shown}; nothing to do")
         return
     policy = gk.decision_service.assess(connection, "operator").decision
-    revoke = connection.vpc_endpoint_state in ("pending", "available")
+    revoke = connection.vpc_endpoint_state in ACCEPTED_STATES
     if not yes:
         if outcome == "accepted" and policy.outcome == "rejected":  # a hold is exactly what approve is for
             typer.confirm(
@@ -368,12 +369,12 @@ def _behind(connection: VpcEndpointConnection | None, state: EndpointState | Non
 
 
 def _decidable(
-    gk: Gatekeeper, vpc_endpoint_id: str, outcome: str
+    gk: Gatekeeper, vpc_endpoint_id: str, outcome: Literal["accepted", "rejected"]
 ) -> tuple[VpcEndpointConnection | None, EndpointState | None, str]:
     """The connection if the decision path can act on the operator's request (None when it is
     already in the requested state), the recorded state and EC2's state; CliError saying why not."""
     from gatekeeper.dal.decisions import IN_FLIGHT
-    from gatekeeper.models.connection import CLOSED_STATES
+    from gatekeeper.models.requests import CARRIED_OUT, operator_verdict
 
     stack = gk.stack
     state = gk.decisions.state(vpc_endpoint_id)
@@ -396,37 +397,37 @@ def _decidable(
         raise CliError(f"{vpc_endpoint_id} is being decided right now ({state.status}); retry in a minute")
     recorded = state.status if state else None
     current = connection.vpc_endpoint_state
-    if outcome == "accepted":
-        if current in ("pending", "available") and recorded in (None, "accepted"):
-            return None, state, current
-        if current != "pendingAcceptance":
-            raise CliError(
-                f"{vpc_endpoint_id} is {current}; only a pendingAcceptance connection can be approved — "
-                "the consumer has to create a new endpoint"
-            )
-    elif current in ("pending", "available"):
-        if recorded != "accepted":
-            raise CliError(
-                f"{vpc_endpoint_id} is {current} but the gatekeeper never accepted it "
-                f"(recorded: {recorded or 'nothing'}); "
-                "the decision path revokes only what it accepted — reject it with `aws ec2 "
-                f"reject-vpc-endpoint-connections --service-id {connection.service_id} --vpc-endpoint-ids "
-                f"{vpc_endpoint_id}`"
-            )
-        return connection, state, current
-    elif current in CLOSED_STATES:
+    verdict = operator_verdict(outcome, current, recorded)
+    if verdict == "already":
         return None, state, current
-    elif current != "pendingAcceptance":
-        raise CliError(
-            f"{vpc_endpoint_id} is {current}; only pending or accepted connections can be rejected"
-        )
-    if recorded not in (None, "held"):
-        raise CliError(
-            f"{vpc_endpoint_id} is pendingAcceptance but the gatekeeper recorded it {recorded}; "
-            "the reconciler repairs such drift — check `gatekeeper decisions --endpoint "
-            f"{vpc_endpoint_id}`"
-        )
+    if verdict not in CARRIED_OUT:
+        raise CliError(_refusal(verdict, connection, recorded))
     return connection, state, current
+
+
+def _refusal(verdict: OperatorVerdict, connection: VpcEndpointConnection, recorded: str | None) -> str:
+    """Why the decision path would not carry the operator's request out, and what to do instead."""
+    endpoint, current = connection.vpc_endpoint_id, connection.vpc_endpoint_state
+    if verdict == "not-pending":
+        return (
+            f"{endpoint} is {current}; only a pendingAcceptance connection can be approved — "
+            "the consumer has to create a new endpoint"
+        )
+    if verdict == "never-accepted":
+        return (
+            f"{endpoint} is {current} but the gatekeeper never accepted it "
+            f"(recorded: {recorded or 'nothing'}); "
+            "the decision path revokes only what it accepted — reject it with `aws ec2 "
+            f"reject-vpc-endpoint-connections --service-id {connection.service_id} --vpc-endpoint-ids "
+            f"{endpoint}`"
+        )
+    if verdict == "drift":
+        return (
+            f"{endpoint} is pendingAcceptance but the gatekeeper recorded it {recorded}; "
+            "the reconciler repairs such drift — check `gatekeeper decisions --endpoint "
+            f"{endpoint}`"
+        )
+    return f"{endpoint} is {current}; only pending or accepted connections can be rejected"
 
 
 def _wait_for_decision(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.decisions import DecisionStore
+from gatekeeper.models.connection import ACCEPTED_STATES, PENDING_ACCEPTANCE
 from gatekeeper.models.decision import Decision
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import BUILTIN_TEMPLATES
@@ -24,10 +25,10 @@ from gatekeeper_ops.sandbox.seed import DemoSeed, StepSeed, SubscriberSeed
 
 # What the consumer's own DescribeVpcEndpoints shows once a decision is carried out.
 CONSUMER_STATES: dict[str, frozenset[str]] = {
-    "accepted": frozenset({"pending", "available"}),  # pending is normal right after an accept
+    "accepted": ACCEPTED_STATES,  # pending is normal right after an accept
     "rejected": frozenset({"rejected"}),
     "revoked": frozenset({"rejected"}),
-    "held": frozenset({"pendingAcceptance"}),
+    "held": frozenset({PENDING_ACCEPTANCE}),
 }
 
 

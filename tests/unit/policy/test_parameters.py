@@ -128,6 +128,6 @@ def test_template_without_parameters_rejects_any_override() -> None:
 
 def test_spec_helpers() -> None:
     spec = TEMPLATE.parameters["Owner"]
-    assert spec.required
+    assert spec.default is None  # required: every tenant must override it
     assert spec.to_document() == {"Type": "String"}
     assert coerce_parameter("Number", "1e3") == 1000.0

@@ -51,7 +51,7 @@ def test_round_trip_of_every_parameter_field() -> None:
     template = parse_template(document)
     assert template.to_document() == document
     assert template.parameters["Cutoff"].default == datetime(2025, 1, 31, tzinfo=UTC)
-    assert template.parameters["Regions"].required
+    assert template.parameters["Regions"].default is None
     assert parse_template(template.to_document()) == template
 
 

@@ -14,7 +14,7 @@ from gatekeeper.dal.codec import decode
 from gatekeeper.dal.tenants import TENANT_SK, tenant_from_item
 from gatekeeper.models.errors import InvalidPrincipal, TenantInvalid
 from gatekeeper.models.identifiers import SERVICE_ID, account_of, principal_arn
-from gatekeeper.models.tenant import Tenant
+from gatekeeper.models.tenant import Denial, Tenant, entitles, record_denial
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,23 +69,18 @@ class TenantImage:
 
     def grants(self, service_id: str, at: datetime) -> bool:
         """Whether the record lets the tenant use the service now (only a valid record can)."""
-        return self.tenant is not None and self.tenant.is_eligible(service_id, at)
+        return self.tenant is not None and self.tenant.denial(service_id, at) is None
 
-    def forbids(self, service_id: str, at: datetime) -> str | None:
-        """Why the record clearly takes the service away from the tenant, or None."""
-        if isinstance(self.status, str) and self.status.strip().lower() != "active":
-            return f"tenant {self.tenant_id} is {self.status}"
-        if self.expires_at is not None and self.expires_at <= at:
-            return f"tenant {self.tenant_id} expired at {self.expires_at.isoformat()}"
-        if self.services is not None and "*" not in self.services and service_id not in self.services:
-            return f"tenant {self.tenant_id} is not entitled to {service_id}"
-        return None
+    def denial(self, service_id: str, at: datetime) -> Denial | None:
+        """Why the record clearly takes the service away from the tenant, or None: the tenant rule
+        (`record_denial`) on what the image says, so an invalid record narrows only where it is clear."""
+        return record_denial(self, service_id, at)
 
     def principal_arns(self, service_id: str) -> frozenset[str] | None:
         """The allowed-principal ARNs this image wants on the service; None when it does not say."""
         if self.principals is None:
             return None
-        if self.services is not None and "*" not in self.services and service_id not in self.services:
+        if self.services is not None and not entitles(self.services, service_id):
             return frozenset()
         return frozenset(principal_arn(p) for p in self.principals)
 

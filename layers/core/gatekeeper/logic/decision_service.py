@@ -56,11 +56,13 @@ from gatekeeper.models.errors import (
 )
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.models.requests import (
+    CARRIED_OUT,
     ConnectionClosed,
     DecisionRequest,
     EvaluationRequest,
     OperatorRequest,
     RevocationRequest,
+    operator_verdict,
 )
 from gatekeeper.models.tenant import Tenant
 from gatekeeper.observability import logger
@@ -216,16 +218,14 @@ class DecisionService:
         why = request.reason or f"{request.decision} by an operator"
         if request.requested_by:
             why = f"{why} (requested by {request.requested_by}, as stated by the caller)"
+        recorded = state.status if state else None
+        verdict = operator_verdict(request.decision, connection.vpc_endpoint_state, recorded)
+        if verdict not in CARRIED_OUT:
+            logger.info("Operator request not carried out", extra={**_ids(ref), "verdict": verdict})
+            return None
         if request.decision == "rejected":
-            if connection.vpc_endpoint_state in CLOSED_STATES:
-                return None
             reasons = ("OperatorDecision",)
             return self._revoke(connection, state, why, self.operator_actor, "operator", reasons=reasons)
-        if connection.vpc_endpoint_state != "pendingAcceptance" or (
-            state is not None and state.status != "held"
-        ):
-            logger.info("Nothing to approve: already decided", extra=_ids(ref))
-            return None
         policy = self.assess(connection, "operator", self.operator_actor).decision
         decision = policy.model_copy(
             update={
@@ -281,7 +281,7 @@ class DecisionService:
             outcome = _ACTION_OUTCOME[self.unknown_principal_action]
             return Assessment(_with(base, outcome, ("UnknownPrincipal",), (why,)))
         base = base.model_copy(update={"tenant_id": tenant.tenant_id})
-        guard = _record_guard(tenant, connection.service_id, at)
+        guard = tenant.denial(connection.service_id, at)
         if guard is not None:
             reason, why = guard
             return Assessment(_with(base, "rejected", (reason,), (why,)))
@@ -358,7 +358,7 @@ class DecisionService:
         if tenant is None:
             why = f"account {connection.vpc_endpoint_owner} is no longer a principal of any tenant"
             return "UnknownPrincipal", why, None
-        guard = _record_guard(tenant, connection.service_id, self.clock())
+        guard = tenant.denial(connection.service_id, self.clock())
         return None if guard is None else (*guard, tenant.tenant_id)
 
     # -- carrying a decision out -----------------------------------------------------------
@@ -548,17 +548,6 @@ def _took_effect(decision: Decision, state: str | None) -> bool:
 def _frees_slot(claimed: EndpointState) -> bool:
     decision = claimed.decision.outcome
     return claimed.slot_tenant is not None and decision in ("revoked", "rejected")
-
-
-def _record_guard(tenant: Tenant, service_id: str, at: datetime) -> tuple[str, str] | None:
-    """What the tenant record alone forbids; no template can widen access beyond it."""
-    if tenant.status != "active":
-        return "TenantSuspended", f"tenant {tenant.tenant_id} is {tenant.status}"
-    if tenant.is_expired(at):
-        return "TenantExpired", f"tenant {tenant.tenant_id} expired at {tenant.expires_at}"
-    if not tenant.is_entitled(service_id):
-        return "ServiceNotEntitled", f"tenant {tenant.tenant_id} is not entitled to {service_id}"
-    return None
 
 
 def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:

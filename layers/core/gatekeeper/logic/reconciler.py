@@ -33,11 +33,16 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore, EndpointState
 from gatekeeper.dal.tenants import TenantDirectory, TenantStore
 from gatekeeper.logic.announcer import Announcer
-from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, VpcEndpointConnection
+from gatekeeper.models.connection import (
+    ACCEPTED_STATES,
+    CLOSED_STATES,
+    OPEN_STATES,
+    PENDING_ACCEPTANCE,
+    VpcEndpointConnection,
+)
 from gatekeeper.models.identifiers import now_utc, principal_arn
 from gatekeeper.observability import logger
 
-PENDING_ACCEPTANCE = "pendingAcceptance"
 ANNOUNCE_CHUNK = 100  # connections announced between two looks at the clock
 
 
@@ -95,13 +100,8 @@ def revocation_reason(
         if accepted_for is None:
             return None  # accepted for nobody (an operator's call, or before the gatekeeper): leave it
         return f"account {account} was accepted for tenant {accepted_for} and no tenant claims it now"
-    if tenant.status != "active":
-        return f"tenant {tenant.tenant_id} is {tenant.status}"
-    if tenant.is_expired(at):
-        return f"tenant {tenant.tenant_id} expired at {tenant.expires_at}"
-    if not tenant.is_entitled(connection.service_id):
-        return f"tenant {tenant.tenant_id} is not entitled to {connection.service_id}"
-    return None
+    denial = tenant.denial(connection.service_id, at)
+    return denial.why if denial else None
 
 
 def desired_principals(directory: TenantDirectory, service_id: str) -> frozenset[str]:
@@ -182,12 +182,8 @@ class Reconciler:
     # -- one service -----------------------------------------------------------------------
     def _view(self, service_id: str) -> ServiceView:
         connections = list(self.endpoints.connections(service_id))
-        undecided_or_open = [
-            c.vpc_endpoint_id
-            for c in connections
-            if c.vpc_endpoint_state == PENDING_ACCEPTANCE or c.vpc_endpoint_state in ACCEPTED_STATES
-        ]
-        return ServiceView(service_id, connections, self.decisions.states(undecided_or_open))
+        open_endpoints = [c.vpc_endpoint_id for c in connections if c.vpc_endpoint_state in OPEN_STATES]
+        return ServiceView(service_id, connections, self.decisions.states(open_endpoints))
 
     def _reconcile_service(
         self,

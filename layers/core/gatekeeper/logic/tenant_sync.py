@@ -34,11 +34,10 @@ from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
 from gatekeeper.logic.announcer import Announcer
-from gatekeeper.models.connection import VpcEndpointConnection
+from gatekeeper.models.connection import OPEN_STATES, PENDING_ACCEPTANCE, VpcEndpointConnection
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.observability import logger
 
-OPEN_STATES = ["pendingAcceptance", "pending", "available"]
 OWNERS_PER_CALL = 100  # accounts in one vpc-endpoint-owner filter
 
 
@@ -87,8 +86,8 @@ def _plan_service(
     revoke: dict[str, str] = {}
     if new is None:
         revoke = dict.fromkeys(old_accounts, f"tenant {old.tenant_id if old else '?'} was removed")
-    elif why := new.forbids(service_id, at):
-        revoke = dict.fromkeys(old_accounts | new.accounts(), why)
+    elif denial := new.denial(service_id, at):
+        revoke = dict.fromkeys(old_accounts | new.accounts(), denial.why)
     elif new.principals is not None:
         revoke = {
             account: f"account {account} was removed from tenant {new.tenant_id}"
@@ -155,14 +154,14 @@ class TenantSync:
         connections: list[VpcEndpointConnection] = []
         for start in range(0, len(accounts), OWNERS_PER_CALL):
             owners = accounts[start : start + OWNERS_PER_CALL]
-            connections += self.endpoints.connections(plan.service_id, OPEN_STATES, owners)
+            connections += self.endpoints.connections(plan.service_id, sorted(OPEN_STATES), owners)
         revoke = [
             (c, plan.revoke[c.vpc_endpoint_owner]) for c in connections if c.vpc_endpoint_owner in plan.revoke
         ]
         waiting = [
             c
             for c in connections
-            if c.vpc_endpoint_owner in plan.rerequest and c.vpc_endpoint_state == "pendingAcceptance"
+            if c.vpc_endpoint_owner in plan.rerequest and c.vpc_endpoint_state == PENDING_ACCEPTANCE
         ]
         result.revocations_requested += self.announcer.revocations(revoke, "tenant-change")
         if waiting:

@@ -26,9 +26,15 @@ ConnectionState = Literal[
     "partial",
 ]
 _STATES: dict[str, ConnectionState] = {state.lower(): state for state in get_args(ConnectionState)}
-CLOSED_STATES: frozenset[str] = frozenset({"deleting", "deleted", "rejected", "failed", "expired"})
+# The named groups of states; every layer (and the operator package) tests states through them.
+# A request nobody has accepted or rejected yet: the only state a decision can be made in.
+PENDING_ACCEPTANCE: ConnectionState = "pendingAcceptance"
 # Accepted: the connection has, or is getting, access (`pending` is normal right after an accept).
 ACCEPTED_STATES: frozenset[str] = frozenset({"pending", "available"})
+# Open: pending acceptance or accepted, what a revocation can still take away.
+OPEN_STATES: frozenset[str] = ACCEPTED_STATES | {PENDING_ACCEPTANCE}
+# Closed: the connection is gone or going, nothing left to accept or take away.
+CLOSED_STATES: frozenset[str] = frozenset({"deleting", "deleted", "rejected", "failed", "expired"})
 
 
 def normalise_state(value: str) -> ConnectionState:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gatekeeper.models.connection import ConnectionRef
+from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, PENDING_ACCEPTANCE, ConnectionRef
 
 SourceTrigger = Literal["notification", "reconcile", "tenant-change"]
 
@@ -48,6 +48,40 @@ class OperatorRequest(BaseModel):
 
 
 DecisionRequest = EvaluationRequest | RevocationRequest | OperatorRequest
+
+OperatorVerdict = Literal[
+    "approve",  # pending acceptance, nothing or a hold recorded: accept it
+    "reject",  # pending acceptance, nothing or a hold recorded: reject it
+    "revoke",  # accepted by the gatekeeper: reject it, which takes the tenant's access away
+    "already",  # already what was asked (accepted, or closed): nothing to do
+    "not-pending",  # an approval of a connection that is not pending acceptance
+    "never-accepted",  # accepted, but not by the gatekeeper: not the decision path's to take away
+    "drift",  # pending acceptance while a final decision is recorded: the reconciler repairs it
+    "not-open",  # a rejection of a connection neither pending, accepted nor closed
+]
+CARRIED_OUT: frozenset[OperatorVerdict] = frozenset({"approve", "reject", "revoke"})
+
+
+def operator_verdict(
+    requested: Literal["accepted", "rejected"], state: str, recorded: str | None
+) -> OperatorVerdict:
+    """When an operator may approve (`accepted`) or reject (`rejected`) a connection in this EC2
+    state, given the decision status the gatekeeper recorded for it (None: none). The decider
+    carries out only the CARRIED_OUT verdicts; the CLI explains the others before publishing."""
+    if requested == "accepted":
+        if state in ACCEPTED_STATES and recorded in (None, "accepted"):
+            return "already"
+        if state != PENDING_ACCEPTANCE:
+            return "not-pending"
+    elif state in ACCEPTED_STATES:
+        return "revoke" if recorded == "accepted" else "never-accepted"
+    elif state in CLOSED_STATES:
+        return "already"
+    elif state != PENDING_ACCEPTANCE:
+        return "not-open"
+    if recorded not in (None, "held"):
+        return "drift"
+    return "approve" if requested == "accepted" else "reject"
 
 
 class ConnectionClosed(BaseModel):

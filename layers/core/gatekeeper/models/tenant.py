@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -12,6 +13,50 @@ from gatekeeper.models.identifiers import (
     TENANT_ID,
     account_of,
 )
+
+
+class Denial(NamedTuple):
+    """Why a tenant record does not let the tenant use a service now: the decision's reason code
+    and the explanation a person reads."""
+
+    reason: str  # TenantSuspended | TenantExpired | ServiceNotEntitled
+    why: str
+
+
+def entitles(services: Collection[str], service_id: str) -> bool:
+    """Whether a record's service list names the service (or every service, `*`)."""
+    return "*" in services or service_id in services
+
+
+class TenantRecord(Protocol):
+    """What the tenant rule reads of a record: a `Tenant`, or an image of one that does not validate."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def status(self) -> object: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+    @property
+    def services(self) -> Collection[str] | None: ...
+
+
+def record_denial(record: TenantRecord, service_id: str, at: datetime) -> Denial | None:
+    """The one tenant-permission rule: why this record does not let the tenant use `service_id`
+    at `at`, or None when it does. No policy template can widen access beyond it.
+
+    It also reads records that do not validate, field by field: a field the record does not state
+    clearly (a status that is not a word, an unreadable expiry or service list: None) takes nothing
+    away, so such a record narrows access only where it says so.
+    """
+    tenant = f"tenant {record.tenant_id}"
+    if isinstance(record.status, str) and record.status.strip().lower() != "active":
+        return Denial("TenantSuspended", f"{tenant} is {record.status}")
+    if record.expires_at is not None and record.expires_at <= at:
+        return Denial("TenantExpired", f"{tenant} expired at {record.expires_at}")
+    if record.services is not None and not entitles(record.services, service_id):
+        return Denial("ServiceNotEntitled", f"{tenant} is not entitled to {service_id}")
+    return None
 
 
 class Tenant(BaseModel):
@@ -62,12 +107,10 @@ class Tenant(BaseModel):
     def accounts(self) -> frozenset[str]:
         return frozenset(account_of(p) for p in self.principals)
 
-    def is_expired(self, at: datetime) -> bool:
-        return self.expires_at is not None and self.expires_at <= at
-
     def is_entitled(self, service_id: str) -> bool:
-        return "*" in self.services or service_id in self.services
+        return entitles(self.services, service_id)
 
-    def is_eligible(self, service_id: str, at: datetime) -> bool:
-        """Whether the record alone (before any template) still lets this tenant use the service."""
-        return self.status == "active" and not self.is_expired(at) and self.is_entitled(service_id)
+    def denial(self, service_id: str, at: datetime) -> Denial | None:
+        """Why the record alone (before any template) does not let this tenant use the service
+        now, or None when it does (`record_denial`)."""
+        return record_denial(self, service_id, at)

@@ -173,6 +173,13 @@ def suggest(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def not_one_of(value: object, choices: Sequence[str], listed: str = "") -> str:
+    """ "<value> is not one of <choices>" (`(missing)` for None), with a hint for a near miss."""
+    shown = "(missing)" if value is None else describe(value)
+    hint = suggest(value, choices) if isinstance(value, str) else ""
+    return f"{shown} is not one of {listed or ', '.join(choices)}{hint}"
+
+
 # --- ${…} references -------------------------------------------------------------------------
 
 
@@ -397,30 +404,25 @@ def type_condition_value(operator: Operator, value: Substituted) -> Typed:
                 f"{shown!r} is not an ARN pattern (arn:partition:service:region:account:resource)"
             )
         return tokens
-    plain = value.value if isinstance(value, Text) else value
-    if family in (Family.STRING, Family.STRING_IGNORE_CASE):
-        return render(plain)
-    if family is Family.NUMERIC:
-        if isinstance(plain, datetime):
-            raise ValueError(f"{describe(plain)} is a date, not a number")
-        return to_number(plain)
-    if family is Family.DATE:
-        return to_datetime(plain)
-    return to_bool(plain)  # Bool, Null
+    return _type_scalar(family, value.value if isinstance(value, Text) else value)
 
 
 def type_context_value(operator: Operator, value: Scalar) -> str | Number | bool | datetime:
-    """Read one context value as the operator's type; ``ValueError`` if it cannot be."""
-    family = operator.family
+    """Read one context value as the operator's type; ``ValueError`` if it cannot be. (Null tests
+    presence only: the engine never types a context value for it.)"""
+    return _type_scalar(operator.family, value)
+
+
+def _type_scalar(family: Family, value: Scalar) -> str | Number | bool | datetime:
     if family is Family.NUMERIC:
         if isinstance(value, datetime):
             raise ValueError(f"{describe(value)} is a date, not a number")
         return to_number(value)
     if family is Family.DATE:
         return to_datetime(value)
-    if family is Family.BOOL:
+    if family in (Family.BOOL, Family.NULL):
         return to_bool(value)
-    return render(value)
+    return render(value)  # String, StringIgnoreCase (and the text of Like and Arn)
 
 
 def display(value: Typed) -> Scalar:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .conditions import suggest
+from .conditions import not_one_of, suggest
 from .errors import ParameterInvalid
 from .values import describe, render, to_bool, to_datetime, to_number
 
@@ -39,11 +39,6 @@ class ParameterSpec(BaseModel):
     allowed_values: tuple[str | int | float, ...] | None = Field(default=None, alias="AllowedValues")
     min_value: int | float | None = Field(default=None, alias="MinValue")
     max_value: int | float | None = Field(default=None, alias="MaxValue")
-
-    @property
-    def required(self) -> bool:
-        """No default: every tenant using the template must override it."""
-        return self.default is None
 
     def to_document(self) -> dict[str, Any]:
         document: dict[str, Any] = {"Type": self.type}
@@ -134,11 +129,7 @@ def check_parameter_spec(name: str, raw: object) -> tuple[dict[str, Any] | None,
             )
     param_type = raw.get("Type")
     if param_type not in PARAMETER_TYPES:
-        shown = "(missing)" if param_type is None else describe(param_type)
-        problems.append(
-            f"{where}: Type {shown} is not one of {', '.join(PARAMETER_TYPES)}"
-            + (suggest(param_type, PARAMETER_TYPES) if isinstance(param_type, str) else "")
-        )
+        problems.append(f"{where}: Type {not_one_of(param_type, PARAMETER_TYPES)}")
         return None, problems
     normalised: dict[str, Any] = {"Type": param_type}
     description = raw.get("Description", "")

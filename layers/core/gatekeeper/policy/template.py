@@ -20,6 +20,7 @@ from .conditions import (
     Operator,
     ValueTemplate,
     check_key_type,
+    not_one_of,
     parse_operator,
     parse_value,
     substitute,
@@ -268,11 +269,8 @@ def _check_statements(
                 )
         effect = item.get("Effect")
         if effect not in EFFECTS:
-            shown = "(missing)" if effect is None else describe(effect)
-            problems.append(
-                f"{where}: Effect {shown} is not one of Allow (accept), Deny (reject), Review (hold)"
-                + (suggest(effect, EFFECTS) if isinstance(effect, str) else "")
-            )
+            listed = "Allow (accept), Deny (reject), Review (hold)"
+            problems.append(f"{where}: Effect {not_one_of(effect, EFFECTS, listed)}")
         condition = None
         if "Condition" in item and item["Condition"] is not None:
             condition = _check_condition(where, item["Condition"], parameter_types, problems)
