@@ -174,7 +174,7 @@ def world(tables):
         tenants=tables.tenants,
         templates=tables.templates,
         decisions=tables.decisions,
-        endpoints=endpoints,
+        endpoint_service=endpoints,
         notifier=notifier,
         bus=bus,
         managed_services=frozenset({SERVICE}),
@@ -322,7 +322,7 @@ def test_an_unanswered_accept_is_never_rolled_back_on_a_guess(world):
     world.clock.now += timedelta(seconds=60)
     world.service.handle(requested())
     assert outcomes(world) == ["accepted"]
-    assert world.ec2.calls == ["Accept", "Accept"]  # the resume re-sends; EC2 answers, state confirms
+    assert world.ec2.calls == ["Accept"]  # the resume reads EC2 first: done, so not sent again
 
 
 def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
@@ -347,21 +347,27 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
     assert world.tables.decisions.active_endpoints("acme") == 1
 
 
-def test_a_lost_notification_is_sent_by_a_later_duplicate_once_stale(world):
+def test_a_lost_announcement_is_sent_when_its_claim_is_resumed(world):
+    # Announced before it is recorded: a decider that dies announcing leaves its claim in flight
+    # (Unsettled), and whoever resumes it reads EC2, records the effect and announces it.
     world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
-    assert outcomes(world) == ["accepted"]
-    world.notifier.publish = Recorder().publish
+    assert outcomes(world) == []
+    assert world.tables.decisions.state(ENDPOINT).status == "accepting"
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) != []
     sent = Recorder()
     world.notifier.publish = sent.publish
-    assert world.service.handle(requested()) is None
-    assert sent.sent == []  # the first sender may still be working
+    with pytest.raises(DecisionInProgress):  # the first sender may still be working
+        world.service.handle(requested())
+    assert sent.sent == []
     world.clock.now += timedelta(seconds=60)
+    assert world.service.handle(requested()) is None
+    assert len(sent.sent) == 1
+    assert outcomes(world) == ["accepted"]
     world.service.handle(requested())
     assert len(sent.sent) == 1
-    world.service.handle(requested())
-    assert len(sent.sent) == 1
+    assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not asked again
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == []
 
 

@@ -105,6 +105,6 @@ def test_a_delete_notification_that_ec2_does_not_reflect_yet_is_read_again_later
     assert bus.sent == []
     # Past the retries it routes by what EC2 says (here: nothing to do for an available one).
     assert announcer.ingest(body, attempt=NOT_VISIBLE_ATTEMPTS) == "ignored"
-    announcer.endpoints.state = "deleted"
+    announcer.endpoint_service.state = "deleted"
     assert announcer.ingest(body, attempt=2) == "closed"
     assert bus.sent == ["Endpoint Connection Closed"]

@@ -188,7 +188,7 @@ class Gatekeeper:
             tenants=self.tenants,
             templates=self.templates,
             decisions=self.decisions,
-            endpoints=self.endpoints,
+            endpoint_service=self.endpoints,
             notifier=DecisionNotifier(self.client("sns"), stack.decision_topic_arn),
             bus=self.bus,
             managed_services=frozenset(stack.managed_services),
