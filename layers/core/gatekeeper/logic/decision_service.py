@@ -287,10 +287,7 @@ class DecisionService:
         `inputs`: the tables as the caller already read them for this connection (else read here)."""
         at = self.clock()
         fields = _fields(connection, trigger, actor, at)
-        tenant = (inputs or self._inputs(None, connection)).tenant
-        active = inputs.active if inputs is not None else 0
-        if inputs is None and isinstance(tenant, Tenant):
-            active = self.decisions.active_endpoints(tenant.tenant_id)
+        tenant, active = self._tenant(connection, inputs)
         if isinstance(tenant, TenantInvalid):
             return Assessment(_decided(fields, "held", ("TenantInvalid",), (str(tenant),)))
         if tenant is None:
@@ -338,6 +335,19 @@ class DecisionService:
             return Assessment(decision, evaluation=evaluation)
         decision = _decided(fields, "accepted", evaluation.deciding_sids, explanation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
+
+    def _tenant(
+        self, connection: VpcEndpointConnection, inputs: DecisionInputs | None
+    ) -> tuple[Tenant | TenantInvalid | None, int]:
+        """The owner's tenant record and active endpoints: as read with the state, or read now (the
+        operator path and the CLI's `simulate`, with plain reads)."""
+        if inputs is not None:
+            return inputs.tenant, inputs.active
+        try:
+            tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
+        except TenantInvalid as exc:
+            return exc, 0
+        return tenant, self.decisions.active_endpoints(tenant.tenant_id) if tenant else 0
 
     def _inputs(
         self, vpc_endpoint_id: str | None, connection: VpcEndpointConnection | None
