@@ -514,6 +514,40 @@ def test_release_frees_the_slot_once(world):
     assert world.service.release(closed) is False
 
 
+def test_release_after_a_reject_that_took_no_slot_writes_nothing(world):
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    assert world.service.handle(requested()).reasons == ("TenantSuspended",)
+    world.ec2.state = "rejected"
+    calls = []
+    world.tables.client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    assert world.service.release(ConnectionClosed(connection=REF)) is False
+    assert calls == ["GetItem"]  # the state: rejected, no slot; no claim lookup, no transaction
+
+
+def test_a_decider_that_dies_between_announcing_and_recording_is_resumed_and_announces_again(world):
+    finalise = world.tables.decisions.finalise
+    world.tables.decisions.finalise = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    assert len(world.notifier.sent) == len(world.bus.sent) == 1  # announced, not recorded
+    assert outcomes(world) == []
+    state = world.tables.decisions.state(ENDPOINT)
+    assert (state.status, state.notified) == ("accepting", False)
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == [state]
+    world.tables.decisions.finalise = finalise
+    world.clock.now += timedelta(seconds=60)  # the async retry (or the sweep) resumes the claim
+    assert world.service.handle(requested()) is None
+    assert outcomes(world) == ["accepted"]
+    assert [d.outcome for (d,) in world.notifier.sent] == ["accepted", "accepted"]  # a duplicate, not a loss
+    assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not sent again
+    assert world.tables.decisions.state(ENDPOINT).settled
+    assert world.tables.decisions.active_endpoints("acme") == 1
+
+
 def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):
     world.service.handle(requested())
     world.ec2.state = "available"
