@@ -79,4 +79,5 @@ def test_calls_per_decision(tenants, iam_contract: CallRecorder, account, region
     assert dict(calls) == EXPECTED[outcome]
     assert calls.total() <= LIMITS[outcome]
     state = tenants.decisions.state(endpoint)
-    assert state is not None and state.settled  # recorded and announced: nothing left to sweep
+    assert state is not None
+    assert state.settled  # recorded and announced: nothing left to sweep
