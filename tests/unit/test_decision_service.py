@@ -333,6 +333,36 @@ def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
     assert world.ec2.calls == []
 
 
+def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_the_first_async_retry(world):
+    # The ingester no longer reads EC2 for a Connect: the decider's read is the one that waits for
+    # EC2 to list it, through Lambda's async retries (~1 and ~2 min), then stops raising (no DLQ).
+    world.ec2.current = None
+    sent = world.clock.now
+    asked = EvaluationRequest(connection=REF, trigger="notification", requested_at=sent)
+    world.clock.now = sent + timedelta(seconds=70)
+    with pytest.raises(ConnectionNotVisible):
+        world.service.handle(asked)
+    world.clock.now = sent + timedelta(seconds=190)
+    assert world.service.handle(asked) is None
+    assert world.tables.decisions.state(ENDPOINT) is None
+    assert world.ec2.calls == []
+
+
+def test_the_request_time_comes_from_the_envelope_never_the_detail():
+    from gatekeeper.models.events import decision_request
+
+    event = {
+        "source": "vpce.gatekeeper",
+        "detail-type": "Endpoint Connection Requested",
+        "time": "2026-11-27T12:00:00Z",
+        "detail": {
+            "connection": {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE},
+            "requested_at": "2000-01-01T00:00:00Z",
+        },
+    }
+    assert decision_request(event).requested_at == datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
 def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(world):
     claimed_decision = world.service.assess(connection()).decision
     world.tables.decisions.claim(

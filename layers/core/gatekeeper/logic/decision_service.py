@@ -80,6 +80,10 @@ from gatekeeper.policy import (
 
 _ACTION_OUTCOME: dict[Action, Outcome] = {"reject": "rejected", "hold": "held"}
 _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", "Review": "held"}
+# A notified connection EC2 still does not list this long after the notification reached the bus (past
+# Lambda's first async retry, ~1 min) is left to the reconciler's sweep instead of the DLQ: it was
+# deleted before EC2 listed it, or the sweep finds it still waiting.
+NOT_VISIBLE_GIVE_UP = timedelta(seconds=150)
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
@@ -181,6 +185,8 @@ class DecisionService:
             inputs = self._inputs(ref.vpc_endpoint_id, connection)
         if state is not None and not (state.status == "held" and request.trigger == "tenant-change"):
             self._ensure_notified(state)
+            return None
+        if connection is None and self._gave_up_waiting(request):
             return None
         connection = self._visible(ref, connection)
         if connection.vpc_endpoint_state != "pendingAcceptance":
@@ -335,6 +341,18 @@ class DecisionService:
             return Assessment(decision, evaluation=evaluation)
         decision = _decided(fields, "accepted", evaluation.deciding_sids, explanation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
+
+    def _gave_up_waiting(self, request: EvaluationRequest) -> bool:
+        """Whether a connection EC2 does not list has been waited for long enough (see
+        NOT_VISIBLE_GIVE_UP); the ingester no longer reads EC2 first, so this is where it is retried."""
+        waited = self.clock() - request.requested_at if request.requested_at else timedelta(0)
+        if waited < NOT_VISIBLE_GIVE_UP:
+            return False
+        logger.warning(
+            "Requested endpoint still not listed by EC2; left to the reconciler's sweep",
+            extra={**_ids(request.connection), "waited_seconds": waited.total_seconds()},
+        )
+        return True
 
     def _tenant(
         self, connection: VpcEndpointConnection, inputs: DecisionInputs | None
