@@ -174,7 +174,7 @@ def world(tables):
         tenants=tables.tenants,
         templates=tables.templates,
         decisions=tables.decisions,
-        endpoints=endpoints,
+        endpoint_service=endpoints,
         notifier=notifier,
         bus=bus,
         managed_services=frozenset({SERVICE}),
@@ -322,7 +322,7 @@ def test_an_unanswered_accept_is_never_rolled_back_on_a_guess(world):
     world.clock.now += timedelta(seconds=60)
     world.service.handle(requested())
     assert outcomes(world) == ["accepted"]
-    assert world.ec2.calls == ["Accept", "Accept"]  # the resume re-sends; EC2 answers, state confirms
+    assert world.ec2.calls == ["Accept"]  # the resume reads EC2 first: done, so not sent again
 
 
 def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
@@ -331,6 +331,36 @@ def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
         world.service.handle(requested())
     assert world.tables.decisions.state(ENDPOINT) is None
     assert world.ec2.calls == []
+
+
+def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_the_first_async_retry(world):
+    # The ingester no longer reads EC2 for a Connect: the decider's read is the one that waits for
+    # EC2 to list it, through Lambda's async retries (~1 and ~2 min), then stops raising (no DLQ).
+    world.ec2.current = None
+    sent = world.clock.now
+    asked = EvaluationRequest(connection=REF, trigger="notification", requested_at=sent)
+    world.clock.now = sent + timedelta(seconds=70)
+    with pytest.raises(ConnectionNotVisible):
+        world.service.handle(asked)
+    world.clock.now = sent + timedelta(seconds=190)
+    assert world.service.handle(asked) is None
+    assert world.tables.decisions.state(ENDPOINT) is None
+    assert world.ec2.calls == []
+
+
+def test_the_request_time_comes_from_the_envelope_never_the_detail():
+    from gatekeeper.models.events import decision_request
+
+    event = {
+        "source": "vpce.gatekeeper",
+        "detail-type": "Endpoint Connection Requested",
+        "time": "2026-11-27T12:00:00Z",
+        "detail": {
+            "connection": {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE},
+            "requested_at": "2000-01-01T00:00:00Z",
+        },
+    }
+    assert decision_request(event).requested_at == datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(world):
@@ -347,21 +377,27 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
     assert world.tables.decisions.active_endpoints("acme") == 1
 
 
-def test_a_lost_notification_is_sent_by_a_later_duplicate_once_stale(world):
+def test_a_lost_announcement_is_sent_when_its_claim_is_resumed(world):
+    # Announced before it is recorded: a decider that dies announcing leaves its claim in flight
+    # (Unsettled), and whoever resumes it reads EC2, records the effect and announces it.
     world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
-    assert outcomes(world) == ["accepted"]
-    world.notifier.publish = Recorder().publish
+    assert outcomes(world) == []
+    assert world.tables.decisions.state(ENDPOINT).status == "accepting"
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) != []
     sent = Recorder()
     world.notifier.publish = sent.publish
-    assert world.service.handle(requested()) is None
-    assert sent.sent == []  # the first sender may still be working
+    with pytest.raises(DecisionInProgress):  # the first sender may still be working
+        world.service.handle(requested())
+    assert sent.sent == []
     world.clock.now += timedelta(seconds=60)
+    assert world.service.handle(requested()) is None
+    assert len(sent.sent) == 1
+    assert outcomes(world) == ["accepted"]
     world.service.handle(requested())
     assert len(sent.sent) == 1
-    world.service.handle(requested())
-    assert len(sent.sent) == 1
+    assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not asked again
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == []
 
 
@@ -517,6 +553,40 @@ def test_release_frees_the_slot_once(world):
     closed = ConnectionClosed(connection=REF)
     assert world.service.release(closed) is True
     assert world.service.release(closed) is False
+
+
+def test_release_after_a_reject_that_took_no_slot_writes_nothing(world):
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    assert world.service.handle(requested()).reasons == ("TenantSuspended",)
+    world.ec2.state = "rejected"
+    calls = []
+    world.tables.client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name)
+    )
+    assert world.service.release(ConnectionClosed(connection=REF)) is False
+    assert calls == ["GetItem"]  # the state: rejected, no slot; no claim lookup, no transaction
+
+
+def test_a_decider_that_dies_between_announcing_and_recording_is_resumed_and_announces_again(world):
+    finalise = world.tables.decisions.finalise
+    world.tables.decisions.finalise = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    assert len(world.notifier.sent) == len(world.bus.sent) == 1  # announced, not recorded
+    assert outcomes(world) == []
+    state = world.tables.decisions.state(ENDPOINT)
+    assert (state.status, state.notified) == ("accepting", False)
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == [state]
+    world.tables.decisions.finalise = finalise
+    world.clock.now += timedelta(seconds=60)  # the async retry (or the sweep) resumes the claim
+    assert world.service.handle(requested()) is None
+    assert outcomes(world) == ["accepted"]
+    assert [d.outcome for (d,) in world.notifier.sent] == ["accepted", "accepted"]  # a duplicate, not a loss
+    assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not sent again
+    assert world.tables.decisions.state(ENDPOINT).settled
+    assert world.tables.decisions.active_endpoints("acme") == 1
 
 
 def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):

@@ -105,6 +105,55 @@ def test_a_delete_notification_that_ec2_does_not_reflect_yet_is_read_again_later
     assert bus.sent == []
     # Past the retries it routes by what EC2 says (here: nothing to do for an available one).
     assert announcer.ingest(body, attempt=NOT_VISIBLE_ATTEMPTS) == "ignored"
-    announcer.endpoints.state = "deleted"
+    announcer.endpoint_service.state = "deleted"
     assert announcer.ingest(body, attempt=2) == "closed"
     assert bus.sent == ["Endpoint Connection Closed"]
+
+
+class _NoEc2:
+    def connection(self, vpc_endpoint_id, service_id=None):
+        raise AssertionError("EC2 read: the decider reads it, ingest must not")
+
+
+class _IdsBus(_Bus):
+    def publish(self, detail_type, details):
+        self.details = details
+        return super().publish(detail_type, details)
+
+
+def test_a_connect_is_put_on_the_bus_by_its_ids_without_reading_ec2():
+    from gatekeeper.logic.announcer import Announcer
+
+    bus = _IdsBus()
+    announcer = Announcer(_NoEc2(), bus, frozenset({SERVICE}))
+    body = envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Connect"})
+    assert announcer.ingest(body) == "requested"
+    assert bus.sent == ["Endpoint Connection Requested"]
+    assert bus.details == [
+        {"connection": {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE}, "trigger": "notification"}
+    ]
+    other = envelope(
+        {"VpcEndpointId": ENDPOINT, "ServiceId": "vpce-svc-0fffffffffffffff0", "EventType": "Connect"}
+    )
+    assert announcer.ingest(other) == "ignored"
+    assert bus.sent == ["Endpoint Connection Requested"]
+
+
+@pytest.mark.parametrize("event", ["Accept", "Reject"])
+def test_ec2s_notice_of_the_gatekeepers_own_decision_costs_no_call(event):
+    from gatekeeper.logic.announcer import Announcer
+
+    bus = _Bus()
+    announcer = Announcer(_NoEc2(), bus, frozenset({SERVICE}))
+    body = envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": event})
+    assert announcer.ingest(body) == "ignored"
+    assert bus.sent == []
+
+
+def test_a_notification_that_does_not_say_its_event_is_read_from_ec2():
+    from gatekeeper.logic.announcer import Announcer
+
+    bus = _Bus()
+    announcer = Announcer(_Ec2("pendingAcceptance"), bus, frozenset({SERVICE}))
+    assert announcer.ingest(envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE})) == "requested"
+    assert bus.sent == ["Endpoint Connection Requested"]

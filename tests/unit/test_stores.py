@@ -320,3 +320,97 @@ def test_notification_takeover_is_exclusive(tables):
         tables.decisions.take_over_notification(state)
     tables.decisions.mark_notified(taken)
     assert tables.decisions.state(state.vpc_endpoint_id).notified is True
+
+
+# -- what the decision path reads in one call ------------------------------------------------
+def counted(tables):
+    calls = []
+    tables.client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_read_inputs_reads_state_claim_tenant_and_quota_in_one_call_when_the_tenant_is_guessed(tables):
+    tables.tenants.create(tenant(), "op")
+    tables.decisions.claim(decision(), "accepting", None, Slot("acme", "vpce-0a1b2c3d4e5f60718", 2))
+    calls = counted(tables)
+    inputs = tables.decisions.read_inputs(tables.tenants, "vpce-0a1b2c3d4e5f60718", "111111111111", "acme")
+    assert calls == ["BatchGetItem"]
+    assert (inputs.state.status, inputs.owner, inputs.tenant.tenant_id, inputs.active) == (
+        "accepting",
+        "acme",
+        "acme",
+        1,
+    )
+    calls.clear()
+    # A wrong guess (the account moved to another tenant): the claim decides, a second read follows.
+    wrong = tables.decisions.read_inputs(tables.tenants, None, "111111111111", "globex")
+    assert calls == ["BatchGetItem", "BatchGetItem"]
+    assert (wrong.state, wrong.owner, wrong.tenant.tenant_id, wrong.active) == (None, "acme", "acme", 1)
+
+
+def test_read_inputs_fails_closed_on_missing_invalid_or_disagreeing_records(tables):
+    assert tables.decisions.read_inputs(tables.tenants, None, "111111111111").tenant is None  # no claim
+    tables.client.put_item(
+        TableName=tables.names["TenantsTableName"],
+        Item={"pk": {"S": "ACCOUNT#111111111111"}, "sk": {"S": "CLAIM"}, "tenant_id": {"S": "ghost"}},
+    )
+    ghost = tables.decisions.read_inputs(tables.tenants, None, "111111111111", "ghost")
+    assert (ghost.owner, ghost.tenant) == ("ghost", None)  # a claim whose record is gone: unknown
+    tables.tenants.create(tenant("other", principals=("333333333333",)), "op")
+    tables.client.put_item(
+        TableName=tables.names["TenantsTableName"],
+        Item={"pk": {"S": "ACCOUNT#111111111111"}, "sk": {"S": "CLAIM"}, "tenant_id": {"S": "other"}},
+    )
+    assert tables.decisions.read_inputs(tables.tenants, None, "111111111111").tenant is None  # disagree
+    tables.client.update_item(
+        TableName=tables.names["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#other"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="SET max_endpoints = :s",
+        ExpressionAttributeValues={":s": {"S": "many"}},
+    )
+    invalid = tables.decisions.read_inputs(tables.tenants, None, "111111111111", "other").tenant
+    assert isinstance(invalid, TenantInvalid)
+
+
+def test_all_slots_reads_every_tenants_slots_from_its_counter_and_falls_back_for_old_counters(tables):
+    for endpoint in ("vpce-00000000000000001", "vpce-00000000000000002"):
+        tables.decisions.record_slot("acme", endpoint)
+    tables.decisions.record_slot("globex", "vpce-00000000000000003")
+    tables.decisions.release_slot("acme", "vpce-00000000000000001")
+    # A counter from before it kept its slot set: its slot items are read instead.
+    tables.client.put_item(
+        TableName=tables.names["DecisionsTableName"],
+        Item={"pk": {"S": "TENANT#old"}, "sk": {"S": "SLOT#vpce-00000000000000004"}},
+    )
+    tables.client.put_item(
+        TableName=tables.names["DecisionsTableName"],
+        Item={"pk": {"S": "TENANT#old"}, "sk": {"S": "QUOTA"}, "active": {"N": "1"}},
+    )
+    calls = counted(tables)
+    slots = tables.decisions.all_slots(["acme", "globex", "nobody", "old"])
+    assert slots == {
+        "vpce-00000000000000002": "acme",
+        "vpce-00000000000000003": "globex",
+        "vpce-00000000000000004": "old",
+    }
+    assert calls == ["BatchGetItem", "Query"]
+
+
+def test_templates_cached_keeps_versions_and_looks_the_latest_up_again_after_its_ttl(tables):
+    from gatekeeper.dal.templates import TemplateStore
+
+    now = [0.0]
+    store = TemplateStore(tables.client, tables.names["TemplatesTableName"], 30.0, lambda: now[0])
+    tables.templates.push(STANDARD, "op")
+    calls = counted(tables)
+    assert store.cached("standard").version == 1
+    assert store.cached("standard").version == 1
+    assert store.cached("standard", 1).version == 1
+    assert calls == ["Query"]
+    tables.templates.push({**STANDARD, "Description": "changed"}, "op")
+    calls.clear()
+    assert store.cached("standard").version == 1  # within the TTL
+    now[0] = 31.0
+    assert store.cached("standard").version == 2
+    assert store.cached("standard", 1).version == 1
+    assert calls == ["Query"]

@@ -385,7 +385,7 @@ def decider(tables):
         tenants=tables.tenants,
         templates=tables.templates,
         decisions=tables.decisions,
-        endpoints=ec2,  # type: ignore[arg-type]
+        endpoint_service=ec2,  # type: ignore[arg-type]
         notifier=Sink(),  # type: ignore[arg-type]
         bus=Sink(),  # type: ignore[arg-type]
         managed_services=frozenset({SERVICE}),

@@ -228,7 +228,7 @@ class Gatekeeper:
             tenants=TenantsSnapshot(self.dynamodb, stack.tenants_table),
             templates=TemplatesSnapshot(self.dynamodb, stack.templates_table),
             decisions=DecisionsSnapshot(self.dynamodb, stack.decisions_table),
-            endpoints=EndpointService(self._client_on_first_use("ec2")),
+            endpoint_service=EndpointService(self._client_on_first_use("ec2")),
             notifier=DecisionNotifier(self._client_on_first_use("sns"), stack.decision_topic_arn),
             bus=EventPublisher(self._client_on_first_use("events"), stack.event_bus_name),
             managed_services=frozenset(stack.managed_services),

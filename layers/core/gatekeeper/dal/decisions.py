@@ -4,8 +4,17 @@ Keys (DecisionsTable):
 - endpoint state   `pk=ENDPOINT#<vpce>` `sk=STATE`                    — status, seq, decision, notified
 - decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>`
                    (GSI ByTenant: `tenant_pk` / `decided_at_sk`)
-- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
+- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`, `endpoints`
 - quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
+
+The counter also lists its slots' endpoints (`endpoints`, a string set, moved in the same
+transaction as the slot items), so the reconciler reads every tenant's slots with one BatchGetItem
+per 100 tenants; a counter whose set does not account for all its slots (slots taken before the set
+existed) is read with a Query of its slot items instead.
+
+The decision path reads what it needs in one BatchGetItem across the decisions and tenants tables
+(`read_inputs`): the endpoint's state, the account's claim and — when the container has seen the
+account before — the claimed tenant's record and quota counter, checked against the claim.
 
 A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
 `revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
@@ -27,9 +36,11 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.codec import cancellation_codes, decode, encode, error_code, key
-from gatekeeper.models.decision import Decision
-from gatekeeper.models.errors import QuotaExceeded, WriteConflict
+from gatekeeper.dal.tenants import CLAIM_SK, TENANT_SK, TenantStore, claim_pk, tenant_from_item, tenant_pk
+from gatekeeper.models.decision import Decision, Outcome
+from gatekeeper.models.errors import QuotaExceeded, TenantInvalid, WriteConflict
 from gatekeeper.models.identifiers import now_utc
+from gatekeeper.models.tenant import Tenant
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,6 +49,13 @@ if TYPE_CHECKING:
 Status = Literal["accepting", "accepted", "rejecting", "rejected", "held", "revoking", "revoked"]
 FINAL: frozenset[str] = frozenset({"accepted", "rejected", "revoked"})
 IN_FLIGHT: frozenset[str] = frozenset({"accepting", "rejecting", "revoking"})
+# The status an endpoint is claimed with while an outcome is carried out (the one mapping).
+CLAIM_STATUS: dict[Outcome, Status] = {
+    "accepted": "accepting",
+    "rejected": "rejecting",
+    "revoked": "revoking",
+    "held": "held",
+}
 STATE_SK = "STATE"
 QUOTA_SK = "QUOTA"
 UNSETTLED_INDEX = "Unsettled"
@@ -90,6 +108,19 @@ class EndpointState:
         return not self.in_flight and self.notified
 
 
+@dataclass(frozen=True)
+class DecisionInputs:
+    """What the decision path reads from the tables about one request, in one or two calls."""
+
+    state: EndpointState | None
+    owner: str | None  # the tenant id that claims the account
+    tenant: Tenant | TenantInvalid | None  # its record (an invalid one as its error); None: unknown
+    active: int  # the owner's active endpoints (quota counter)
+
+
+Keys = dict[str, dict[str, Any]]
+
+
 def _state_from_item(item: dict[str, Any]) -> EndpointState:
     return EndpointState(
         vpc_endpoint_id=item["pk"].removeprefix("ENDPOINT#"),
@@ -126,6 +157,65 @@ class DecisionStore:
                     state = _state_from_item(decode(raw))
                     found[state.vpc_endpoint_id] = state
                 request = dict(response.get("UnprocessedKeys") or {})
+        return found
+
+    def read_inputs(
+        self,
+        tenants: TenantStore,
+        vpc_endpoint_id: str | None,
+        account: str | None,
+        tenant_guess: str | None = None,
+    ) -> DecisionInputs:
+        """The endpoint's state (when an id is given) and the tenant claiming the account (when one is
+        given), consistently read. `tenant_guess` (the tenant this container last saw claim the account)
+        is read in the same call; when the claim names another tenant, its record is read after it."""
+        wanted: list[tuple[str, Keys]] = []
+        if vpc_endpoint_id is not None:
+            wanted.append((self._table, key(endpoint_pk(vpc_endpoint_id), STATE_SK)))
+        if account is not None:
+            wanted.append((tenants.table, key(claim_pk(account), CLAIM_SK)))
+            if tenant_guess is not None:
+                wanted += self._tenant_keys(tenants, tenant_guess)
+        found = self._batch_get(wanted)
+        raw_state = found.get((self._table, endpoint_pk(vpc_endpoint_id or ""), STATE_SK))
+        state = _state_from_item(decode(raw_state)) if raw_state else None
+        claim = found.get((tenants.table, claim_pk(account or ""), CLAIM_SK))
+        owner = str(claim["tenant_id"]["S"]) if claim and "S" in claim.get("tenant_id", {}) else None
+        if owner is None or account is None:
+            return DecisionInputs(state, None, None, 0)
+        if owner != tenant_guess:
+            found = self._batch_get(self._tenant_keys(tenants, owner))
+        raw_tenant = found.get((tenants.table, tenant_pk(owner), TENANT_SK))
+        quota = found.get((self._table, quota_pk(owner), QUOTA_SK))
+        active = int(decode(quota).get("active", 0)) if quota else 0
+        if raw_tenant is None:
+            return DecisionInputs(state, owner, None, active)  # a claim whose record is gone: unknown
+        try:
+            tenant: Tenant | TenantInvalid | None = tenant_from_item(raw_tenant)
+        except TenantInvalid as exc:
+            tenant = exc
+        if isinstance(tenant, Tenant) and account not in tenant.accounts():
+            tenant = None  # the claim and the record disagree: fail closed
+        return DecisionInputs(state, owner, tenant, active)
+
+    def _tenant_keys(self, tenants: TenantStore, tenant_id: str) -> list[tuple[str, Keys]]:
+        return [
+            (tenants.table, key(tenant_pk(tenant_id), TENANT_SK)),
+            (self._table, key(quota_pk(tenant_id), QUOTA_SK)),
+        ]
+
+    def _batch_get(self, wanted: list[tuple[str, Keys]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Consistent BatchGetItem of a few keys over several tables, keyed (table, pk, sk)."""
+        request: dict[str, Any] = {}
+        for table, item_key in wanted:
+            request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(item_key)
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        while request:
+            response = self._client.batch_get_item(RequestItems=request)
+            for table, items in response.get("Responses", {}).items():
+                for raw in items:
+                    found[(table, str(raw["pk"]["S"]), str(raw["sk"]["S"]))] = dict(raw)
+            request = dict(response.get("UnprocessedKeys") or {})
         return found
 
     def claim(
@@ -174,15 +264,18 @@ class DecisionStore:
         decision: Decision,
         release_slot: bool = False,
         at: datetime | None = None,
+        notified: bool = False,
     ) -> EndpointState:
-        """Record the outcome of a claimed action; the decider now owns its notification."""
+        """Record the outcome of a claimed action. `notified`: it was announced before this write
+        (until this write the claim stays in flight, so a crash before it is resumed and announced
+        again); otherwise the decider now owns its notification."""
         status: Status = decision.outcome
         state = EndpointState(
             claimed.vpc_endpoint_id,
             status,
             claimed.seq + 1,
             decision,
-            False,
+            notified,
             at or now_utc(),
             None if release_slot else claimed.slot_tenant,
         )
@@ -275,6 +368,26 @@ class DecisionStore:
         ):
             found += [str(item["sk"]["S"]).removeprefix("SLOT#") for item in page.get("Items", [])]
         return found
+
+    def all_slots(self, tenant_ids: list[str]) -> dict[str, str]:
+        """endpoint → the tenant holding a slot for it, for these tenants: their counters, 100 a
+        BatchGetItem; a counter whose `endpoints` set does not cover `active` (slots taken before
+        the set was kept) is completed with a Query of its slot items."""
+        wanted = [(self._table, key(quota_pk(t), QUOTA_SK)) for t in tenant_ids]
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for start in range(0, len(wanted), 100):
+            found.update(self._batch_get(wanted[start : start + 100]))
+        slots: dict[str, str] = {}
+        for tenant_id in tenant_ids:
+            raw = found.get((self._table, quota_pk(tenant_id), QUOTA_SK))
+            if raw is None:
+                continue  # never took a slot: a slot item always comes with its counter
+            counter = decode(raw)
+            endpoints = sorted(str(e) for e in counter.get("endpoints") or ())
+            if int(counter.get("active", 0)) != len(endpoints):
+                endpoints = self.slots(tenant_id)
+            slots.update(dict.fromkeys(endpoints, tenant_id))
+        return slots
 
     def release_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
         """Free an endpoint's slot once; False when it was already free."""
@@ -388,8 +501,15 @@ class DecisionStore:
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": key(quota_pk(slot.tenant_id), QUOTA_SK),
-            "UpdateExpression": "SET active = if_not_exists(active, :zero) + :one, item_type = :type",
-            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":type": {"S": "quota"}},
+            "UpdateExpression": (
+                "SET active = if_not_exists(active, :zero) + :one, item_type = :type ADD endpoints :endpoint"
+            ),
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                ":one": {"N": "1"},
+                ":type": {"S": "quota"},
+                ":endpoint": {"SS": [slot.vpc_endpoint_id]},
+            },
         }
         if slot.limit is not None:
             update["ConditionExpression"] = "attribute_not_exists(active) OR active < :limit"
@@ -427,9 +547,13 @@ class DecisionStore:
                 "Update": {
                     "TableName": self._table,
                     "Key": key(quota_pk(tenant_id), QUOTA_SK),
-                    "UpdateExpression": "SET active = active - :one",
+                    "UpdateExpression": "SET active = active - :one DELETE endpoints :endpoint",
                     "ConditionExpression": "active > :zero",
-                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
+                    "ExpressionAttributeValues": {
+                        ":one": {"N": "1"},
+                        ":zero": {"N": "0"},
+                        ":endpoint": {"SS": [vpc_endpoint_id]},
+                    },
                 }
             },
         ]

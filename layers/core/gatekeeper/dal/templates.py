@@ -3,11 +3,18 @@
 Keys (TemplatesTable): `pk=TEMPLATE#<name>`, `sk=V#<version:06d>`. A version is written once with
 `attribute_not_exists`; pushing a template stores the next version. The stored document is the
 JSON text the operator pushed, parsed again on every read so a bad edit is caught where it is used.
+
+The decision path reads through `cached`: a stored version never changes, so a container keeps every
+version it has read; which version is the latest is kept for `LATEST_TTL_SECONDS` only, so a pushed
+version (CLI or console) governs new decisions within that time. A tenant that pins a version gets
+exactly that version, always.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +29,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
     from gatekeeper.policy import PolicyTemplate
+
+
+# How long a container trusts which version is a template's latest (docs/how-it-decides.md, step 4).
+LATEST_TTL_SECONDS = 30.0
 
 
 def template_pk(name: str) -> str:
@@ -69,9 +80,36 @@ def _stored(item: dict[str, Any]) -> StoredTemplate:
 
 
 class TemplateStore:
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        latest_ttl_seconds: float = LATEST_TTL_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self._table = table
+        self._latest_ttl = latest_ttl_seconds
+        self._monotonic = monotonic
+        self._versions: dict[tuple[str, int], StoredTemplate] = {}
+        self._latest: dict[str, tuple[float, StoredTemplate]] = {}
+
+    def cached(self, name: str, version: int | None = None) -> StoredTemplate:
+        """`get` for the decision path: a stored version is immutable, so it is read once per
+        container; the latest version is looked up again after `LATEST_TTL_SECONDS`."""
+        now = self._monotonic()
+        if version is not None:
+            stored = self._versions.get((name, version))
+            if stored is None:
+                stored = self._versions[(name, version)] = self.get(name, version)
+            return stored
+        latest = self._latest.get(name)
+        if latest is not None and now < latest[0]:
+            return latest[1]
+        stored = self.get(name)
+        self._versions[(name, stored.version)] = stored
+        self._latest[name] = (now + self._latest_ttl, stored)
+        return stored
 
     def get(self, name: str, version: int | None = None) -> StoredTemplate:
         """A pinned version, or the latest one."""

@@ -137,6 +137,10 @@ class TenantStore:
         self._client = client
         self._table = table
 
+    @property
+    def table(self) -> str:
+        return self._table
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, tenant_id: str) -> Tenant:
         response = self._client.get_item(TableName=self._table, Key=key(tenant_pk(tenant_id), TENANT_SK))

@@ -1,8 +1,14 @@
 """Sources of work for the decision path: they announce connections on the bus, never decide.
 
-A connection notification is a trigger only; the connection is read back from EC2 and, if it
-waits for acceptance, announced as `Endpoint Connection Requested`; if it is gone, as
-`Endpoint Connection Closed`.
+A connection notification is a trigger only. One that says `Connect` is announced as
+`Endpoint Connection Requested` by its ids alone: the decider reads the connection from EC2 anyway
+(and retries one EC2 does not list yet), so a Describe here would only be a second read of the same
+thing. One that says `Accept` or `Reject` reports the gatekeeper's own work (or an operator's out of
+band) and is dropped without a call: the decider freed any quota slot in the same transaction that
+recorded a reject or revoke, and the reconciler's sweep frees the slot of a connection rejected out
+of band. Any other notification (`Delete`, or one whose event the body does not say) is read back
+from EC2 and, if it waits for acceptance, announced as `Endpoint Connection Requested`; if it is
+gone, as `Endpoint Connection Closed`.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class Announcer:
     only its ids and reads the rest from EC2 again.
     """
 
-    endpoints: EndpointService
+    endpoint_service: EndpointService
     bus: EventPublisher
     managed_services: frozenset[str]
 
@@ -84,7 +90,19 @@ class Announcer:
     def ingest(self, body: str, attempt: int = 1) -> Routed:
         """One SQS message from the notification topic → at most one event on the bus."""
         notification = parse_notification(body)
-        connection = self.endpoints.connection(notification.vpc_endpoint_id, notification.service_id)
+        if notification.event in ("Accept", "Reject"):
+            return "ignored"  # see the module docstring: the decider did it, and did the bookkeeping
+        if notification.event == "Connect" and notification.service_id is not None:
+            if notification.service_id not in self.managed_services:
+                logger.warning(
+                    "Notification for an unmanaged service ignored",
+                    extra={"service_id": notification.service_id},
+                )
+                return "ignored"
+            ref = _ref(notification.vpc_endpoint_id, notification.service_id)
+            self.bus.publish(REQUESTED, [{"connection": ref, "trigger": "notification"}])
+            return "requested"
+        connection = self.endpoint_service.connection(notification.vpc_endpoint_id, notification.service_id)
         closing = notification.event in ("Reject", "Delete")
         stale = connection is not None and closing and connection.vpc_endpoint_state not in CLOSED_STATES
         if (connection is None or stale) and attempt < NOT_VISIBLE_ATTEMPTS:

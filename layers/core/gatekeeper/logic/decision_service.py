@@ -10,9 +10,11 @@ An event names the endpoint and nothing else is trusted from it: the connection 
 the tenant from the table, and an operator's identity from the source only operators may use.
 
 Order of work (each step safe to repeat, and every state has an owner that finishes it):
-1. read the endpoint's decision state; a final decision or an unchanged hold makes a duplicate a
-   no-op (re-announcing it if its announcer died);
-2. read the connection from EC2 (not yet listed: raise, the event is delivered again later);
+1. read the connection from EC2, then, in one BatchGetItem, the endpoint's decision state, the
+   account's tenant claim and (when this container has seen the account) the tenant's record and
+   quota counter; a final decision or an unchanged hold makes a duplicate a no-op (re-announcing it
+   if its announcer died); a connection EC2 does not list yet raises, and the event comes again;
+2. (the template: a pinned version is read once per container, the latest at most every 30 s);
 3. assess: tenant record guards, then the tenant's policy template (pure engine). The service's
    load balancer health is read (cached) only for a template that tests it, and a template that
    tests it never accepts while it cannot be read (held, `DataPlaneUnknown`);
@@ -21,8 +23,11 @@ Order of work (each step safe to repeat, and every state has an owner that finis
    recorded; a definite refusal rolls the claim back; anything else leaves the claim in flight
    and raises, and whoever resumes it (the event's retry, or the reconciler's sweep once the claim
    is older than `stale_after`) re-reads EC2 and finishes it;
-6. record the outcome, then publish it to SNS and the bus, then mark it notified. A decision whose
-   announcer died stays in the `Unsettled` index until the sweep has it announced. An accepted
+6. publish the outcome to SNS and the bus, then record it, marked notified, in one transaction: until
+   that write the claim is in flight, so a crash in between is resumed (EC2 read again) and announced
+   again — a duplicate of the same decision, never a lost one. A hold (no EC2 action) is recorded
+   with its claim, then announced, then marked notified; a decision whose announcer died stays in
+   the `Unsettled` index until the sweep has it announced. An accepted
    decision carries what the tenant needs to connect (`service_access`) when it can be read;
    it is informational, so a failure to read it is logged and the decision goes out without it.
 """
@@ -38,7 +43,7 @@ from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.load_balancers import DataPlane, LoadBalancers
-from gatekeeper.dal.decisions import DecisionStore, EndpointState, Slot, Status
+from gatekeeper.dal.decisions import CLAIM_STATUS, DecisionInputs, DecisionStore, EndpointState, Slot
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, ConnectionRef, VpcEndpointConnection
@@ -72,12 +77,10 @@ if TYPE_CHECKING:
 
 _ACTION_OUTCOME: dict[Action, Outcome] = {"reject": "rejected", "hold": "held"}
 _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", "Review": "held"}
-_CLAIM_STATUS: dict[Outcome, Status] = {
-    "accepted": "accepting",
-    "rejected": "rejecting",
-    "revoked": "revoking",
-    "held": "held",
-}
+# A notified connection EC2 still does not list this long after the notification reached the bus (past
+# Lambda's first async retry, ~1 min) is left to the reconciler's sweep instead of the DLQ: it was
+# deleted before EC2 listed it, or the sweep finds it still waiting.
+NOT_VISIBLE_GIVE_UP = timedelta(seconds=150)
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
@@ -135,7 +138,7 @@ class DecisionService:
     tenants: TenantStore
     templates: TemplateStore
     decisions: DecisionStore
-    endpoints: EndpointService
+    endpoint_service: EndpointService
     notifier: DecisionNotifier
     bus: EventPublisher
     managed_services: frozenset[str]
@@ -151,6 +154,8 @@ class DecisionService:
     # The services' load balancers: health for templates that test it, and the accepted notice. None
     # (a caller that cannot read elbv2): such templates hold with DataPlaneUnknown, notices go bare.
     load_balancers: LoadBalancers | None = None
+    # account → the tenant this container last saw claim it: read with the claim, in the same call.
+    _owners: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     # -- the three kinds of request ----------------------------------------------------------
     def handle(self, request: DecisionRequest) -> Decision | None:
@@ -169,15 +174,22 @@ class DecisionService:
 
     def evaluate(self, request: EvaluationRequest) -> Decision | None:
         ref = request.connection
-        state = self._settle_in_flight(self.decisions.state(ref.vpc_endpoint_id))
+        connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
+        inputs = self._inputs(ref.vpc_endpoint_id, connection)
+        state = self._settle_in_flight(inputs.state, connection)
+        if state is not inputs.state:  # a dead invocation's claim was finished: read both again
+            connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
+            inputs = self._inputs(ref.vpc_endpoint_id, connection)
         if state is not None and not (state.status == "held" and request.trigger == "tenant-change"):
             self._ensure_notified(state)
             return None
-        connection = self._read(ref)
+        if connection is None and self._gave_up_waiting(request):
+            return None
+        connection = self._visible(ref, connection)
         if connection.vpc_endpoint_state != "pendingAcceptance":
             logger.info("Connection is not pending acceptance; nothing to decide", extra=_ids(ref))
             return None
-        assessment = self.assess(connection, request.trigger)
+        assessment = self.assess(connection, request.trigger, inputs=inputs)
         if (
             state is not None
             and assessment.decision.outcome == "held"
@@ -192,7 +204,7 @@ class DecisionService:
         an invalid record never vouches for one."""
         ref = request.connection
         state = self._settle_in_flight(self.decisions.state(ref.vpc_endpoint_id))
-        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
         if connection is None or connection.vpc_endpoint_state in CLOSED_STATES:
             logger.info("Connection already closed; nothing to revoke", extra=_ids(ref))
             return None
@@ -227,20 +239,14 @@ class DecisionService:
             reasons = ("OperatorDecision",)
             return self._revoke(connection, state, why, self.operator_actor, "operator", reasons=reasons)
         policy = self.assess(connection, "operator", self.operator_actor).decision
-        decision = policy.model_copy(
-            update={
-                "outcome": "accepted",
-                "reasons": ("OperatorDecision",),
-                "explanation": (why, *policy.explanation),
-            }
-        )
+        decision = _with(policy, "accepted", ("OperatorDecision",), (why, *policy.explanation))
         slot = Slot(decision.tenant_id, ref.vpc_endpoint_id, None) if decision.tenant_id else None
         return self._carry_out(Assessment(decision, slot), state)
 
     def release(self, closed: ConnectionClosed) -> bool:
         """Free the quota slot of an endpoint EC2 reports closed (or no longer lists), exactly once."""
         ref = closed.connection
-        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
         if connection is not None and connection.vpc_endpoint_state not in CLOSED_STATES:
             # A source only announces a closed connection after reading it closed: EC2's read is behind
             # (or the event is forged). Retried later; a forged one ends in the DLQ, slot untouched.
@@ -253,6 +259,11 @@ class DecisionService:
                 "released once EC2 reports it closed"
             )
         state = self.decisions.state(ref.vpc_endpoint_id)
+        if state is not None and state.status == "rejected" and state.slot_tenant is None:
+            # Rejected while it waited for acceptance: it never held a slot, nor could the reconciler
+            # have recorded one (it does for open connections only). Nothing to free, no write.
+            logger.info("No quota slot held", extra=_ids(ref))
+            return False
         tenant_id = state.slot_tenant if state else None
         if tenant_id is None and connection is not None:
             tenant_id = self.tenants.owner_of(connection.vpc_endpoint_owner)
@@ -267,33 +278,36 @@ class DecisionService:
 
     # -- reading -----------------------------------------------------------------------------
     def assess(
-        self, connection: VpcEndpointConnection, trigger: Trigger = "operator", actor: str = "auto"
+        self,
+        connection: VpcEndpointConnection,
+        trigger: Trigger = "operator",
+        actor: str = "auto",
+        inputs: DecisionInputs | None = None,
     ) -> Assessment:
-        """What the live policy decides for this connection now. Reads only; no side effects."""
+        """What the live policy decides for this connection now. Reads only; no side effects.
+        `inputs`: the tables as the caller already read them for this connection (else read here)."""
         at = self.clock()
-        base = _decision(connection, trigger, actor, at)
-        try:
-            tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
-        except TenantInvalid as exc:
-            return Assessment(_with(base, "held", ("TenantInvalid",), (str(exc),)))
+        fields = _fields(connection, trigger, actor, at)
+        tenant, active = self._tenant(connection, inputs)
+        if isinstance(tenant, TenantInvalid):
+            return Assessment(_decided(fields, "held", ("TenantInvalid",), (str(tenant),)))
         if tenant is None:
             why = f"account {connection.vpc_endpoint_owner} is not a principal of any tenant"
             outcome = _ACTION_OUTCOME[self.unknown_principal_action]
-            return Assessment(_with(base, outcome, ("UnknownPrincipal",), (why,)))
-        base = base.model_copy(update={"tenant_id": tenant.tenant_id})
+            return Assessment(_decided(fields, outcome, ("UnknownPrincipal",), (why,)))
+        fields["tenant_id"] = tenant.tenant_id
         guard = tenant.denial(connection.service_id, at)
         if guard is not None:
             reason, why = guard
-            return Assessment(_with(base, "rejected", (reason,), (why,)))
+            return Assessment(_decided(fields, "rejected", (reason,), (why,)))
         # The policy engine loads at the first evaluation: close_connection shares this service and
         # never evaluates, so the engine stays off its cold start.
         from gatekeeper.policy import PolicyError, PolicyEvaluationError, evaluate
 
         try:
-            stored = self.templates.get(tenant.template, tenant.template_version)
-            base = base.model_copy(update={"template": stored.name, "template_version": stored.version})
+            stored = self.templates.cached(tenant.template, tenant.template_version)
+            fields.update(template=stored.name, template_version=stored.version)
             template = stored.parse()
-            active = self.decisions.active_endpoints(tenant.tenant_id)
             context = connection_context(connection, tenant, active, at, self.service_region)
             data_plane = self._data_plane(connection, template.referenced_keys)
             context.update(data_plane_context(data_plane))
@@ -301,24 +315,71 @@ class DecisionService:
         except (TemplateNotFound, PolicyError) as exc:
             # Fail closed: an unusable template holds the request and operators are told why.
             reason = "PolicyEvaluationError" if isinstance(exc, PolicyEvaluationError) else "TemplateInvalid"
-            return Assessment(_with(base, "held", (reason,), (str(exc),)))
+            return Assessment(_decided(fields, "held", (reason,), (str(exc),)))
         explanation = (*evaluation.explain(), *_data_plane_explanation(connection, data_plane))
         if evaluation.effect is None:
             outcome = _ACTION_OUTCOME[self.default_action]
-            decision = _with(base, outcome, ("NoStatementMatched",), explanation)
+            decision = _decided(fields, outcome, ("NoStatementMatched",), explanation)
             return Assessment(decision, evaluation=evaluation)
         outcome = _EFFECT_OUTCOME[evaluation.effect]
-        decision = _with(base, outcome, evaluation.deciding_sids, explanation)
-        if outcome != "accepted":
-            return Assessment(decision, evaluation=evaluation)
-        if isinstance(data_plane, DataPlaneUnreadable):
+        if outcome == "accepted" and isinstance(data_plane, DataPlaneUnreadable):
             # Fail closed: the template tests the load balancer and it cannot be read. Its own
             # Deny/Review statements for an absent key (Null, …IfExists) decided above.
-            return Assessment(_with(base, "held", ("DataPlaneUnknown",), explanation), evaluation=evaluation)
+            decision = _decided(fields, "held", ("DataPlaneUnknown",), explanation)
+            return Assessment(decision, evaluation=evaluation)
+        if outcome != "accepted":
+            decision = _decided(fields, outcome, evaluation.deciding_sids, explanation)
+            return Assessment(decision, evaluation=evaluation)
+        # The quota is the claim transaction's to enforce (a condition on the counter); the counter
+        # read with the tenant only spares a claim that is sure to fail.
         limit = _quota_limit(tenant, evaluation.parameters)
         if active >= limit:
-            return Assessment(_quota_exceeded(decision, limit), evaluation=evaluation)
+            decision = _decided(
+                fields, "rejected", ("QuotaExceeded",), (*explanation, _quota_line(tenant.tenant_id, limit))
+            )
+            return Assessment(decision, evaluation=evaluation)
+        decision = _decided(fields, "accepted", evaluation.deciding_sids, explanation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
+
+    def _gave_up_waiting(self, request: EvaluationRequest) -> bool:
+        """Whether a connection EC2 does not list has been waited for long enough (see
+        NOT_VISIBLE_GIVE_UP); the ingester no longer reads EC2 first, so this is where it is retried."""
+        waited = self.clock() - request.requested_at if request.requested_at else timedelta(0)
+        if waited < NOT_VISIBLE_GIVE_UP:
+            return False
+        logger.warning(
+            "Requested endpoint still not listed by EC2; left to the reconciler's sweep",
+            extra={**_ids(request.connection), "waited_seconds": waited.total_seconds()},
+        )
+        return True
+
+    def _tenant(
+        self, connection: VpcEndpointConnection, inputs: DecisionInputs | None
+    ) -> tuple[Tenant | TenantInvalid | None, int]:
+        """The owner's tenant record and active endpoints: as read with the state, or read now (the
+        operator path and the CLI's `simulate`, with plain reads)."""
+        if inputs is not None:
+            return inputs.tenant, inputs.active
+        try:
+            tenant = self.tenants.find_by_account(connection.vpc_endpoint_owner)
+        except TenantInvalid as exc:
+            return exc, 0
+        return tenant, self.decisions.active_endpoints(tenant.tenant_id) if tenant else 0
+
+    def _inputs(
+        self, vpc_endpoint_id: str | None, connection: VpcEndpointConnection | None
+    ) -> DecisionInputs:
+        """The endpoint's state (for an id) and the tenant of the connection's owner, in one call when
+        this container has seen the account before (two otherwise)."""
+        account = connection.vpc_endpoint_owner if connection is not None else None
+        guess = self._owners.get(account) if account is not None else None
+        inputs = self.decisions.read_inputs(self.tenants, vpc_endpoint_id, account, guess)
+        if account is not None:
+            if inputs.owner is None:
+                self._owners.pop(account, None)
+            else:
+                self._owners[account] = inputs.owner
+        return inputs
 
     def _data_plane(
         self, connection: VpcEndpointConnection, keys: frozenset[str]
@@ -338,9 +399,13 @@ class DecisionService:
             return exc
 
     def _read(self, ref: ConnectionRef) -> VpcEndpointConnection:
-        """The connection as EC2 describes it now. Describe is eventually consistent: a connection a
-        source has just seen may not be listed yet, so its absence is retried, never decided on."""
-        connection = self.endpoints.connection(ref.vpc_endpoint_id, ref.service_id)
+        """The connection as EC2 describes it now (see _visible)."""
+        return self._visible(ref, self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id))
+
+    @staticmethod
+    def _visible(ref: ConnectionRef, connection: VpcEndpointConnection | None) -> VpcEndpointConnection:
+        """Describe is eventually consistent: a connection a source has just seen may not be listed
+        yet, so its absence is retried, never decided on."""
         if connection is None:
             raise ConnectionNotVisible(
                 f"EC2 does not list {ref.vpc_endpoint_id} of {ref.service_id} (yet); the request is "
@@ -381,19 +446,24 @@ class DecisionService:
         if tenant_id is None:
             tenant_id = self.tenants.owner_of(connection.vpc_endpoint_owner)
         outcome: Outcome = "revoked" if connection.vpc_endpoint_state in ACCEPTED_STATES else "rejected"
-        decision = _with(
-            _decision(connection, trigger, actor, self.clock()), outcome, reasons, (why,)
-        ).model_copy(update={"tenant_id": tenant_id})
+        fields = {**_fields(connection, trigger, actor, self.clock()), "tenant_id": tenant_id}
+        decision = _decided(fields, outcome, reasons, (why,))
         return self._carry_out(Assessment(decision), state)
 
     def _carry_out(self, assessment: Assessment, previous: EndpointState | None) -> Decision | None:
         decision, slot = assessment.decision, assessment.slot
-        status = _CLAIM_STATUS[decision.outcome]
+        status = CLAIM_STATUS[decision.outcome]
         try:
             claimed = self.decisions.claim(decision, status, previous, slot, self.clock())
         except QuotaExceeded:
             limit = slot.limit if slot and slot.limit is not None else 0
-            return self._carry_out(Assessment(_quota_exceeded(decision, limit)), previous)
+            refused = _with(
+                decision,
+                "rejected",
+                ("QuotaExceeded",),
+                (*decision.explanation, _quota_line(decision.tenant_id, limit)),
+            )
+            return self._carry_out(Assessment(refused), previous)
         except WriteConflict:
             logger.info("Another delivery is deciding this endpoint", extra=_ids(decision))
             return None
@@ -408,18 +478,34 @@ class DecisionService:
         decision = claimed.decision
         try:
             if decision.outcome == "accepted":
-                self.endpoints.accept(decision.service_id, decision.vpc_endpoint_id)
+                self.endpoint_service.accept(decision.service_id, decision.vpc_endpoint_id)
             else:
-                self.endpoints.reject(decision.service_id, decision.vpc_endpoint_id)
+                self.endpoint_service.reject(decision.service_id, decision.vpc_endpoint_id)
         except Exception as exc:
             # Unsuccessful, timeout, reset, 5xx, a crash of this very call: EC2 may or may not have
             # done it (an earlier attempt may have). Only EC2 can say; never assume.
             if not self._after_failure(claimed, previous, slot, exc):
                 return None
+        return self._record(claimed)
+
+    def _record(self, claimed: EndpointState) -> Decision:
+        """Announce and record a claimed action EC2 shows done."""
+        decision = claimed.decision
         if decision.outcome == "accepted":
             decision = self._with_access(decision)
-        final = self.decisions.finalise(claimed, decision, release_slot=_frees_slot(claimed), at=self.clock())
-        self._notify(final)
+        # Announced before it is recorded: until the record is written the claim stays in flight
+        # (Unsettled), so a crash here is resumed — EC2 read again, the effect recorded, announced
+        # again (a duplicate of the same decision). Recording first would need a second write to
+        # mark the announcement sent.
+        self._announce(decision)
+        at = self.clock()
+        try:
+            self.decisions.finalise(
+                claimed, decision, release_slot=_frees_slot(claimed), at=at, notified=True
+            )
+        except WriteConflict:
+            # Another invocation resumed this claim meanwhile and records (and announces) it itself.
+            logger.info("Claim finished by another invocation", extra=_ids(decision))
         return decision
 
     def _after_failure(
@@ -430,7 +516,7 @@ class DecisionService:
         in flight for a resume, and the error is raised so the event is retried."""
         decision = claimed.decision
         try:
-            current = self.endpoints.connection(decision.vpc_endpoint_id, decision.service_id)
+            current = self.endpoint_service.connection(decision.vpc_endpoint_id, decision.service_id)
         except Exception:
             logger.warning("EC2 could not be read after a failed action; claim kept", extra=_ids(decision))
             raise exc from None
@@ -469,11 +555,13 @@ class DecisionService:
                 extra={**_ids(decision), "error": f"{type(exc).__name__}: {exc}"},
             )
             return decision
-        return decision.model_copy(update={"service_access": access})
+        return Decision.model_validate({**decision.model_dump(by_alias=False), "service_access": access})
 
-    def _settle_in_flight(self, state: EndpointState | None) -> EndpointState | None:
+    def _settle_in_flight(
+        self, state: EndpointState | None, connection: VpcEndpointConnection | None = None
+    ) -> EndpointState | None:
         """Finish a claim a dead invocation left (raises while its decider may still be alive); the
-        state as it is afterwards."""
+        state as it is afterwards. `connection`: as EC2 was just read, if it was."""
         if state is None or not state.in_flight:
             return state
         if self.clock() - state.claimed_at < self.stale_after:
@@ -484,16 +572,24 @@ class DecisionService:
             "Resuming a decision left unfinished",
             extra={"vpc_endpoint_id": state.vpc_endpoint_id, "status": state.status},
         )
-        slot = Slot(state.slot_tenant, state.vpc_endpoint_id, None) if state.slot_tenant else None
-        self._execute(state, None, slot)
+        if connection is None:
+            connection = self.endpoint_service.connection(state.vpc_endpoint_id, state.decision.service_id)
+        if connection is not None and _took_effect(state.decision, connection.vpc_endpoint_state):
+            # Done in EC2 (its decider died before recording, or while announcing): record it.
+            self._record(state)
+        else:
+            slot = Slot(state.slot_tenant, state.vpc_endpoint_id, None) if state.slot_tenant else None
+            self._execute(state, None, slot)
         return self.decisions.state(state.vpc_endpoint_id)
 
     # -- announcing ------------------------------------------------------------------------
     def _notify(self, state: EndpointState) -> None:
-        decision = state.decision
+        self._announce(state.decision)
+        self.decisions.mark_notified(state)
+
+    def _announce(self, decision: Decision) -> None:
         self.notifier.publish(decision)
         self.bus.publish(DECIDED, [decision.model_dump(mode="json")])
-        self.decisions.mark_notified(state)
 
     def _ensure_notified(self, state: EndpointState) -> None:
         """A duplicate delivery re-sends only a notification whose sender died."""
@@ -509,23 +605,35 @@ class DecisionService:
         self._notify(taken)
 
 
-def _decision(connection: VpcEndpointConnection, trigger: Trigger, actor: str, at: datetime) -> Decision:
-    return Decision(
-        vpc_endpoint_id=connection.vpc_endpoint_id,
-        service_id=connection.service_id,
-        vpc_endpoint_owner=connection.vpc_endpoint_owner,
-        vpc_endpoint_region=connection.vpc_endpoint_region,
-        outcome="held",
-        actor=actor if actor.startswith("operator:") else ("reconcile" if trigger == "reconcile" else "auto"),
-        trigger=trigger,
-        decided_at=at,
+def _fields(connection: VpcEndpointConnection, trigger: Trigger, actor: str, at: datetime) -> dict[str, Any]:
+    """The fields every decision about this connection has; the outcome and its why come later."""
+    return {
+        "vpc_endpoint_id": connection.vpc_endpoint_id,
+        "service_id": connection.service_id,
+        "vpc_endpoint_owner": connection.vpc_endpoint_owner,
+        "vpc_endpoint_region": connection.vpc_endpoint_region,
+        "actor": actor
+        if actor.startswith("operator:")
+        else ("reconcile" if trigger == "reconcile" else "auto"),
+        "trigger": trigger,
+        "decided_at": at,
+    }
+
+
+def _decided(
+    fields: Mapping[str, Any], outcome: Outcome, reasons: tuple[str, ...], explanation: tuple[str, ...]
+) -> Decision:
+    """The decision, built once and validated."""
+    return Decision.model_validate(
+        {**fields, "outcome": outcome, "reasons": reasons, "explanation": explanation}
     )
 
 
 def _with(
     decision: Decision, outcome: Outcome, reasons: tuple[str, ...], explanation: tuple[str, ...]
 ) -> Decision:
-    return decision.model_copy(update={"outcome": outcome, "reasons": reasons, "explanation": explanation})
+    """Another outcome for a decision already built (an operator's, a refused quota), validated."""
+    return _decided(decision.model_dump(by_alias=False), outcome, reasons, explanation)
 
 
 def _data_plane_explanation(
@@ -558,17 +666,8 @@ def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:
     return limit
 
 
-def _quota_exceeded(decision: Decision, limit: int) -> Decision:
-    return decision.model_copy(
-        update={
-            "outcome": "rejected",
-            "reasons": ("QuotaExceeded",),
-            "explanation": (
-                *decision.explanation,
-                f"tenant {decision.tenant_id} already uses {limit} of {limit} endpoints",
-            ),
-        }
-    )
+def _quota_line(tenant_id: str | None, limit: int) -> str:
+    return f"tenant {tenant_id} already uses {limit} of {limit} endpoints"
 
 
 def _ids(subject: ConnectionRef | Decision | VpcEndpointConnection) -> dict[str, str]:

@@ -8,6 +8,7 @@ Plain pydantic: the Powertools parser package costs ~80 ms of cold start for the
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +46,7 @@ class BusEvent(BaseModel):
     source: str
     detail_type: str = Field(alias="detail-type")
     account: str = ""
+    time: datetime | None = None
     detail: dict[str, Any]
 
 
@@ -60,6 +62,8 @@ def decision_request(event: dict[str, Any]) -> DecisionRequest:
             f"'{envelope.detail_type}' from source '{envelope.source}' is not a request the decider takes; "
             f"it takes {', '.join(f'{t!r} from {s!r}' for s, t in _REQUESTS)}"
         )
+    if kind is EvaluationRequest:
+        return EvaluationRequest.model_validate({**envelope.detail, "requested_at": envelope.time})
     return kind.model_validate(envelope.detail)
 
 

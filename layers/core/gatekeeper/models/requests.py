@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,6 +19,9 @@ class EvaluationRequest(BaseModel):
 
     connection: ConnectionRef
     trigger: SourceTrigger = "notification"
+    # When the bus accepted the request (the envelope's `time`, set by models.events, never taken
+    # from the detail): how long a connection EC2 does not list yet has been waited for.
+    requested_at: datetime | None = None
 
 
 class RevocationRequest(BaseModel):

@@ -106,7 +106,7 @@ def build_decision_service(config: Settings) -> DecisionService:
         tenants=TenantStore(table_client, config.tenants_table),
         templates=TemplateStore(table_client, config.templates_table),
         decisions=DecisionStore(table_client, config.decisions_table),
-        endpoints=endpoint_service(),
+        endpoint_service=endpoint_service(),
         notifier=DecisionNotifier(sns, config.decision_topic_arn),
         bus=event_publisher(config),
         managed_services=frozenset(config.endpoint_service_ids),
