@@ -93,7 +93,7 @@ class FakeAnnouncer:
 def world(tables):
     ec2, announcer = FakeEc2(), FakeAnnouncer()
     reconciler = Reconciler(
-        endpoints=ec2,  # type: ignore[arg-type]
+        endpoint_service=ec2,  # type: ignore[arg-type]
         decisions=tables.decisions,
         tenants=tables.tenants,
         announcer=announcer,  # type: ignore[arg-type]

@@ -231,7 +231,7 @@ class FakeEdges:
 def sync(edges: FakeEdges, manage: bool = True) -> TenantSync:
     decisions = type("Decisions", (), {"states": staticmethod(edges.states_of)})()
     return TenantSync(
-        endpoints=edges,  # type: ignore[arg-type]
+        endpoint_service=edges,  # type: ignore[arg-type]
         decisions=decisions,  # type: ignore[arg-type]
         announcer=edges,  # type: ignore[arg-type]
         alerts=edges,  # type: ignore[arg-type]

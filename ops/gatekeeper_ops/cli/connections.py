@@ -378,11 +378,11 @@ def _decidable(
 
     stack = gk.stack
     state = gk.decisions.state(vpc_endpoint_id)
-    connection = gk.endpoints.connection(vpc_endpoint_id)
+    connection = gk.endpoint_service.connection(vpc_endpoint_id)
     if _behind(connection, state):
         # EC2's reads lag its writes for a moment (eventual consistency): read once more before
         # telling the operator the record and EC2 disagree.
-        connection = gk.endpoints.connection(vpc_endpoint_id)
+        connection = gk.endpoint_service.connection(vpc_endpoint_id)
     if connection is None:
         raise CliError(
             f"no connection {vpc_endpoint_id} to an endpoint service of this account in {stack.region}; "

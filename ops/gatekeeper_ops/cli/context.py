@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from gatekeeper.logic.decision_service import DecisionService
     from gatekeeper.models.connection import VpcEndpointConnection
     from gatekeeper.models.decision import Action
+    from gatekeeper.wiring.settings import Settings
 
 DEFAULT_STACK = "vpce-gatekeeper"
 STACK_ENV = "GATEKEEPER_STACK"
@@ -187,7 +188,7 @@ class Gatekeeper:
         return DecisionStore(self.dynamodb, self.stack.decisions_table)
 
     @cached_property
-    def endpoints(self) -> EndpointService:
+    def endpoint_service(self) -> EndpointService:
         from gatekeeper.adapters.endpoint_service import EndpointService
 
         return EndpointService(self.client("ec2"))
@@ -211,37 +212,45 @@ class Gatekeeper:
         ]
 
     @cached_property
+    def settings(self) -> Settings:
+        """The stack as the functions see it: the same settings model, from the stack's outputs and
+        parameters instead of the Lambda environment."""
+        from gatekeeper.wiring.settings import Settings
+
+        stack = self.stack
+        return Settings(
+            tenants_table=stack.tenants_table,
+            templates_table=stack.templates_table,
+            decisions_table=stack.decisions_table,
+            event_bus_name=stack.event_bus_name,
+            decision_topic_arn=stack.decision_topic_arn,
+            endpoint_service_ids=stack.managed_services,
+            default_action=stack.default_action,
+            unknown_principal_action=stack.unknown_principal_action,
+            region=stack.region,
+        )
+
+    @cached_property
     def decision_service(self) -> DecisionService:
-        """The Lambda's decision service, for `assess` only: the CLI never decides by itself. Its
-        reads are made once per invocation (cli/snapshot.py); its clients are built when first
-        called: assessing publishes nothing (SNS, EventBridge), and reads EC2 and the load balancers
-        only for a known tenant whose template tests the data plane."""
-        from gatekeeper.adapters.bus import EventPublisher
-        from gatekeeper.adapters.decision_topic import DecisionNotifier
-        from gatekeeper.adapters.endpoint_service import EndpointService
-        from gatekeeper.adapters.load_balancers import LoadBalancers
-        from gatekeeper.logic.decision_service import DecisionService
+        """The Lambda's decision service, built by the same wiring (gatekeeper.wiring.services), for
+        `assess` only: the CLI never decides by itself. Its reads are made once per invocation
+        (cli/snapshot.py); its clients are built when first called: assessing publishes nothing
+        (SNS, EventBridge), and reads EC2 and the load balancers only for a known tenant whose
+        template tests the data plane."""
+        from gatekeeper.wiring.services import Stores, build_decision_service
         from gatekeeper_ops.cli.snapshot import DecisionsSnapshot, TemplatesSnapshot, TenantsSnapshot
 
         stack = self.stack
-        return DecisionService(
+        snapshots = Stores(
             tenants=TenantsSnapshot(self.dynamodb, stack.tenants_table),
             templates=TemplatesSnapshot(self.dynamodb, stack.templates_table),
             decisions=DecisionsSnapshot(self.dynamodb, stack.decisions_table),
-            endpoint_service=EndpointService(self._client_on_first_use("ec2")),
-            notifier=DecisionNotifier(self._client_on_first_use("sns"), stack.decision_topic_arn),
-            bus=EventPublisher(self._client_on_first_use("events"), stack.event_bus_name),
-            managed_services=frozenset(stack.managed_services),
-            service_region=stack.region,
-            default_action=stack.default_action,
-            unknown_principal_action=stack.unknown_principal_action,
-            # The same data-plane check as the decider: `simulate` and `pending` show what it decides.
-            load_balancers=LoadBalancers(
-                self._client_on_first_use("elbv2"), self._client_on_first_use("ec2")
-            ),
         )
+        return build_decision_service(self.settings, self._client_on_first_use, snapshots)
 
-    def _client_on_first_use(self, service: str) -> Any:
+    def _client_on_first_use(self, service: str, config: object = None) -> Any:
+        """A ClientFactory for the wiring: the CLI's own session and retry settings, not the
+        functions' (`config` is theirs, ignored here)."""
         return _ClientOnFirstUse(self, service)
 
 

@@ -117,7 +117,7 @@ def desired_principals(directory: TenantDirectory, service_id: str) -> frozenset
 
 @dataclass
 class Reconciler:
-    endpoints: EndpointService
+    endpoint_service: EndpointService
     decisions: DecisionStore
     tenants: TenantStore
     announcer: Announcer
@@ -182,7 +182,7 @@ class Reconciler:
 
     # -- one service -----------------------------------------------------------------------
     def _view(self, service_id: str) -> ServiceView:
-        connections = list(self.endpoints.connections(service_id))
+        connections = list(self.endpoint_service.connections(service_id))
         open_endpoints = [c.vpc_endpoint_id for c in connections if c.vpc_endpoint_state in OPEN_STATES]
         return ServiceView(service_id, connections, self.decisions.states(open_endpoints))
 
@@ -298,9 +298,11 @@ class Reconciler:
     def _add_missing_principals(
         self, service_id: str, directory: TenantDirectory, report: SweepReport
     ) -> None:
-        missing = desired_principals(directory, service_id) - self.endpoints.allowed_principals(service_id)
+        missing = desired_principals(directory, service_id) - self.endpoint_service.allowed_principals(
+            service_id
+        )
         if missing:
-            self.endpoints.change_allowed_principals(service_id, add=missing)
+            self.endpoint_service.change_allowed_principals(service_id, add=missing)
             report.principals_added += len(missing)
             logger.warning(
                 "Tenant principals added to the service's allowed principals",

@@ -112,7 +112,7 @@ class SyncResult:
 
 @dataclass
 class TenantSync:
-    endpoints: EndpointService
+    endpoint_service: EndpointService
     decisions: DecisionStore
     announcer: Announcer
     alerts: OperatorAlerts
@@ -141,9 +141,9 @@ class TenantSync:
     def _permissions(self, plan: ServicePlan, result: SyncResult) -> None:
         if not (plan.grant or plan.withdraw):
             return
-        current = self.endpoints.allowed_principals(plan.service_id)
+        current = self.endpoint_service.allowed_principals(plan.service_id)
         add, remove = plan.grant - current, plan.withdraw & current
-        self.endpoints.change_allowed_principals(plan.service_id, add=add, remove=remove)
+        self.endpoint_service.change_allowed_principals(plan.service_id, add=add, remove=remove)
         result.principals_added += len(add)
         result.principals_removed += len(remove)
 
@@ -154,7 +154,7 @@ class TenantSync:
         connections: list[VpcEndpointConnection] = []
         for start in range(0, len(accounts), OWNERS_PER_CALL):
             owners = accounts[start : start + OWNERS_PER_CALL]
-            connections += self.endpoints.connections(plan.service_id, sorted(OPEN_STATES), owners)
+            connections += self.endpoint_service.connections(plan.service_id, sorted(OPEN_STATES), owners)
         revoke = [
             (c, plan.revoke[c.vpc_endpoint_owner]) for c in connections if c.vpc_endpoint_owner in plan.revoke
         ]

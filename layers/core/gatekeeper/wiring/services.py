@@ -7,6 +7,8 @@ the part of the core it runs (evaluate never loads the reconciler, ingest never 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
     from gatekeeper.adapters.bus import EventPublisher
     from gatekeeper.adapters.endpoint_service import EndpointService
     from gatekeeper.adapters.load_balancers import LoadBalancers
+    from gatekeeper.dal.decisions import DecisionStore
+    from gatekeeper.dal.templates import TemplateStore
+    from gatekeeper.dal.tenants import TenantStore
     from gatekeeper.logic.announcer import Announcer
     from gatekeeper.logic.decision_service import DecisionService
     from gatekeeper.logic.reconciler import Reconciler
@@ -45,14 +50,24 @@ def client(service: str, config: Config = _CONFIG) -> Any:
     return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
-def dynamodb() -> DynamoDBClient:
-    return client("dynamodb")  # type: ignore[no-any-return]
+# (service, botocore Config) → a client. The Lambda functions use `client` above (looked up at call
+# time, so the chaos harness can wrap it); the operator CLI passes its own (its session, profile
+# and region, clients built at first use) and gets the very same services.
+ClientFactory = Callable[[str, Config], Any]
 
 
-def endpoint_service() -> EndpointService:
+def _factory(clients: ClientFactory | None) -> ClientFactory:
+    return clients or client
+
+
+def dynamodb(clients: ClientFactory | None = None) -> DynamoDBClient:
+    return _factory(clients)("dynamodb", _CONFIG)  # type: ignore[no-any-return]
+
+
+def endpoint_service(clients: ClientFactory | None = None) -> EndpointService:
     from gatekeeper.adapters.endpoint_service import EndpointService
 
-    ec2: EC2Client = client("ec2", _EC2_CONFIG)
+    ec2: EC2Client = _factory(clients)("ec2", _EC2_CONFIG)
     return EndpointService(ec2)
 
 
@@ -61,29 +76,29 @@ class _OnFirstCall:
     shares the decision service and never reads a load balancer (evaluate only does for some
     templates and accepts), tenant sync alerts operators only about an invalid record."""
 
-    def __init__(self, service: str, config: Config) -> None:
-        self._service, self._config = service, config
+    def __init__(self, clients: ClientFactory | None, service: str, config: Config) -> None:
+        self._clients, self._service, self._config = clients, service, config
         self._client: Any = None
 
     def __getattr__(self, name: str) -> Any:
         if self._client is None:
-            self._client = client(self._service, self._config)
+            self._client = _factory(self._clients)(self._service, self._config)
         return getattr(self._client, name)
 
 
-def load_balancers(config: Settings) -> LoadBalancers:
+def load_balancers(config: Settings, clients: ClientFactory | None = None) -> LoadBalancers:
     """Reads the services' NLBs (elbv2) and service configurations (EC2); cached per container."""
     from gatekeeper.adapters.load_balancers import LoadBalancers
 
-    ec2: EC2Client = _OnFirstCall("ec2", _ELBV2_CONFIG)  # type: ignore[assignment]
-    elbv2 = _OnFirstCall("elbv2", _ELBV2_CONFIG)
+    ec2: EC2Client = _OnFirstCall(clients, "ec2", _ELBV2_CONFIG)  # type: ignore[assignment]
+    elbv2 = _OnFirstCall(clients, "elbv2", _ELBV2_CONFIG)
     return LoadBalancers(elbv2, ec2, ttl_seconds=config.data_plane_cache_seconds)
 
 
-def event_publisher(config: Settings) -> EventPublisher:
+def event_publisher(config: Settings, clients: ClientFactory | None = None) -> EventPublisher:
     from gatekeeper.adapters.bus import EventPublisher
 
-    events: EventBridgeClient = client("events")
+    events: EventBridgeClient = _factory(clients)("events", _CONFIG)
     return EventPublisher(events, config.event_bus_name)
 
 
@@ -93,29 +108,52 @@ def _announcer(endpoints: EndpointService, config: Settings) -> Announcer:
     return Announcer(endpoints, event_publisher(config), frozenset(config.endpoint_service_ids))
 
 
-def build_decision_service(config: Settings) -> DecisionService:
-    from gatekeeper.adapters.decision_topic import DecisionNotifier
+@dataclass(frozen=True)
+class Stores:
+    """The three tables' stores. The CLI passes read-once snapshots of them to assess with."""
+
+    tenants: TenantStore
+    templates: TemplateStore
+    decisions: DecisionStore
+
+
+def stores(config: Settings, clients: ClientFactory | None = None) -> Stores:
     from gatekeeper.dal.decisions import DecisionStore
     from gatekeeper.dal.templates import TemplateStore
     from gatekeeper.dal.tenants import TenantStore
-    from gatekeeper.logic.decision_service import DecisionService
 
-    table_client = dynamodb()
-    sns: SNSClient = client("sns")
-    return DecisionService(
+    table_client = dynamodb(clients)
+    return Stores(
         tenants=TenantStore(table_client, config.tenants_table),
         templates=TemplateStore(table_client, config.templates_table),
         decisions=DecisionStore(table_client, config.decisions_table),
-        endpoint_service=endpoint_service(),
+    )
+
+
+def build_decision_service(
+    config: Settings, clients: ClientFactory | None = None, tables: Stores | None = None
+) -> DecisionService:
+    """The one decision service: the evaluate and close functions' (`decision_service()`), and the
+    operator CLI's, which only assesses with it (`gatekeeper simulate`, `pending`, `approve`)."""
+    from gatekeeper.adapters.decision_topic import DecisionNotifier
+    from gatekeeper.logic.decision_service import DecisionService
+
+    tables = tables or stores(config, clients)
+    sns: SNSClient = _factory(clients)("sns", _CONFIG)
+    return DecisionService(
+        tenants=tables.tenants,
+        templates=tables.templates,
+        decisions=tables.decisions,
+        endpoint_service=endpoint_service(clients),
         notifier=DecisionNotifier(sns, config.decision_topic_arn),
-        bus=event_publisher(config),
+        bus=event_publisher(config, clients),
         managed_services=frozenset(config.endpoint_service_ids),
         service_region=config.region,
         default_action=config.default_action,
         unknown_principal_action=config.unknown_principal_action,
         operator_actor=config.operator_actor,
         stale_after=timedelta(seconds=config.claim_stale_seconds),
-        load_balancers=load_balancers(config),
+        load_balancers=load_balancers(config, clients),
     )
 
 
@@ -144,7 +182,7 @@ def build_reconciler(config: Settings) -> Reconciler:
     table_client = dynamodb()
     endpoints = endpoint_service()
     return Reconciler(
-        endpoints=endpoints,
+        endpoint_service=endpoints,
         decisions=DecisionStore(table_client, config.decisions_table),
         tenants=TenantStore(table_client, config.tenants_table),
         announcer=_announcer(endpoints, config),
@@ -165,9 +203,9 @@ def build_tenant_sync(config: Settings) -> TenantSync:
     from gatekeeper.logic.tenant_sync import TenantSync
 
     endpoints = endpoint_service()
-    sns: SNSClient | None = _OnFirstCall("sns", _CONFIG) if config.alarm_topic_arn else None  # type: ignore[assignment]
+    sns: SNSClient | None = _OnFirstCall(None, "sns", _CONFIG) if config.alarm_topic_arn else None  # type: ignore[assignment]
     return TenantSync(
-        endpoints=endpoints,
+        endpoint_service=endpoints,
         decisions=DecisionStore(dynamodb(), config.decisions_table),
         announcer=_announcer(endpoints, config),
         alerts=OperatorAlerts(sns, config.alarm_topic_arn),
