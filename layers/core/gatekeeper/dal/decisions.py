@@ -66,10 +66,6 @@ def endpoint_pk(vpc_endpoint_id: str) -> str:
     return f"ENDPOINT#{vpc_endpoint_id}"
 
 
-def quota_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}"
-
-
 def slot_sk(vpc_endpoint_id: str) -> str:
     return f"SLOT#{vpc_endpoint_id}"
 
@@ -186,7 +182,7 @@ class DecisionStore:
         if owner != tenant_guess:
             found = self._batch_get(self._tenant_keys(tenants, owner))
         raw_tenant = found.get((tenants.table, tenant_pk(owner), TENANT_SK))
-        quota = found.get((self._table, quota_pk(owner), QUOTA_SK))
+        quota = found.get((self._table, tenant_pk(owner), QUOTA_SK))
         active = int(decode(quota).get("active", 0)) if quota else 0
         if raw_tenant is None:
             return DecisionInputs(state, owner, None, active)  # a claim whose record is gone: unknown
@@ -201,7 +197,7 @@ class DecisionStore:
     def _tenant_keys(self, tenants: TenantStore, tenant_id: str) -> list[tuple[str, Keys]]:
         return [
             (tenants.table, key(tenant_pk(tenant_id), TENANT_SK)),
-            (self._table, key(quota_pk(tenant_id), QUOTA_SK)),
+            (self._table, key(tenant_pk(tenant_id), QUOTA_SK)),
         ]
 
     def _batch_get(self, wanted: list[tuple[str, Keys]]) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -353,7 +349,7 @@ class DecisionStore:
     # -- quota -----------------------------------------------------------------------------
     def active_endpoints(self, tenant_id: str) -> int:
         response = self._client.get_item(
-            TableName=self._table, Key=key(quota_pk(tenant_id), QUOTA_SK), ConsistentRead=True
+            TableName=self._table, Key=key(tenant_pk(tenant_id), QUOTA_SK), ConsistentRead=True
         )
         return int(decode(response["Item"]).get("active", 0)) if "Item" in response else 0
 
@@ -363,7 +359,7 @@ class DecisionStore:
         for page in self._client.get_paginator("query").paginate(
             TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :slot)",
-            ExpressionAttributeValues={":pk": {"S": quota_pk(tenant_id)}, ":slot": {"S": "SLOT#"}},
+            ExpressionAttributeValues={":pk": {"S": tenant_pk(tenant_id)}, ":slot": {"S": "SLOT#"}},
             ProjectionExpression="sk",
         ):
             found += [str(item["sk"]["S"]).removeprefix("SLOT#") for item in page.get("Items", [])]
@@ -373,13 +369,13 @@ class DecisionStore:
         """endpoint → the tenant holding a slot for it, for these tenants: their counters, 100 a
         BatchGetItem; a counter whose `endpoints` set does not cover `active` (slots taken before
         the set was kept) is completed with a Query of its slot items."""
-        wanted = [(self._table, key(quota_pk(t), QUOTA_SK)) for t in tenant_ids]
+        wanted = [(self._table, key(tenant_pk(t), QUOTA_SK)) for t in tenant_ids]
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
         for start in range(0, len(wanted), 100):
             found.update(self._batch_get(wanted[start : start + 100]))
         slots: dict[str, str] = {}
         for tenant_id in tenant_ids:
-            raw = found.get((self._table, quota_pk(tenant_id), QUOTA_SK))
+            raw = found.get((self._table, tenant_pk(tenant_id), QUOTA_SK))
             if raw is None:
                 continue  # never took a slot: a slot item always comes with its counter
             counter = decode(raw)
@@ -421,7 +417,7 @@ class DecisionStore:
         return [Decision.model_validate_json(decode(i)["decision"]) for i in response.get("Items", [])]
 
     def decisions_for_tenant(self, tenant_id: str, since: datetime | None = None) -> list[Decision]:
-        values: dict[str, Any] = {":t": {"S": quota_pk(tenant_id)}}
+        values: dict[str, Any] = {":t": {"S": tenant_pk(tenant_id)}}
         condition = "tenant_pk = :t"
         if since is not None:
             condition += " AND decided_at_sk >= :since"
@@ -489,7 +485,7 @@ class DecisionStore:
                         "item_type": "decision",
                         "decision": decision.model_dump_json(),
                         "outcome": decision.outcome,
-                        "tenant_pk": quota_pk(decision.tenant_id) if decision.tenant_id else None,
+                        "tenant_pk": tenant_pk(decision.tenant_id) if decision.tenant_id else None,
                         "decided_at_sk": f"{decided_at}#{decision.vpc_endpoint_id}",
                     }
                 ),
@@ -500,7 +496,7 @@ class DecisionStore:
     def _take_slot(self, slot: Slot) -> list[TransactWriteItemTypeDef]:
         update: dict[str, Any] = {
             "TableName": self._table,
-            "Key": key(quota_pk(slot.tenant_id), QUOTA_SK),
+            "Key": key(tenant_pk(slot.tenant_id), QUOTA_SK),
             "UpdateExpression": (
                 "SET active = if_not_exists(active, :zero) + :one, item_type = :type ADD endpoints :endpoint"
             ),
@@ -522,7 +518,7 @@ class DecisionStore:
                     "TableName": self._table,
                     "Item": encode(
                         {
-                            "pk": quota_pk(slot.tenant_id),
+                            "pk": tenant_pk(slot.tenant_id),
                             "sk": slot_sk(slot.vpc_endpoint_id),
                             "item_type": "slot",
                             "taken_at": now_utc().isoformat(),
@@ -539,14 +535,14 @@ class DecisionStore:
             {
                 "Delete": {
                     "TableName": self._table,
-                    "Key": key(quota_pk(tenant_id), slot_sk(vpc_endpoint_id)),
+                    "Key": key(tenant_pk(tenant_id), slot_sk(vpc_endpoint_id)),
                     "ConditionExpression": "attribute_exists(pk)",
                 }
             },
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": key(quota_pk(tenant_id), QUOTA_SK),
+                    "Key": key(tenant_pk(tenant_id), QUOTA_SK),
                     "UpdateExpression": "SET active = active - :one DELETE endpoints :endpoint",
                     "ConditionExpression": "active > :zero",
                     "ExpressionAttributeValues": {

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gatekeeper.dal.codec import decode
-from gatekeeper.dal.tenants import TENANT_SK, tenant_from_item
+from gatekeeper.dal.tenants import TENANT_SK, tenant_from_item, tenant_id_of
 from gatekeeper.models.errors import InvalidPrincipal, TenantInvalid
 from gatekeeper.models.identifiers import SERVICE_ID, account_of, principal_arn
 from gatekeeper.models.tenant import Denial, Tenant, entitles, record_denial
@@ -98,10 +98,9 @@ def change_from_stream(record: Mapping[str, Any]) -> TenantChange | None:
     """A DynamoDB stream record of the tenants table → the change; None for other items (claims)."""
     stream = record.get("dynamodb") or {}
     keys = decode(stream.get("Keys") or {})
-    pk = str(keys.get("pk", ""))
-    if keys.get("sk") != TENANT_SK or not pk.startswith("TENANT#"):
+    tenant_id = tenant_id_of(str(keys.get("pk", "")))
+    if keys.get("sk") != TENANT_SK or tenant_id is None:
         return None
-    tenant_id = pk.removeprefix("TENANT#")
     old, new = stream.get("OldImage"), stream.get("NewImage")
     return TenantChange(
         tenant_id,

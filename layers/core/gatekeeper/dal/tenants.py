@@ -29,12 +29,20 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+_TENANT_PREFIX = "TENANT#"
 TENANT_SK = "TENANT"
 CLAIM_SK = "CLAIM"
 
 
 def tenant_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}"
+    """The partition of everything about one tenant: its record here, its quota counter and slots in
+    the decisions table."""
+    return f"{_TENANT_PREFIX}{tenant_id}"
+
+
+def tenant_id_of(pk: str) -> str | None:
+    """The tenant a `tenant_pk` names; None for any other partition (account claims)."""
+    return pk.removeprefix(_TENANT_PREFIX) if pk.startswith(_TENANT_PREFIX) else None
 
 
 def claim_pk(account: str) -> str:
