@@ -109,6 +109,7 @@ def seed_slots(producer: ProducerAccount, tenant_id: str, endpoints: list[str]) 
         client.batch_write_item(RequestItems={update["TableName"]: puts[first : first + 25]})
     if endpoints:
         update["ExpressionAttributeValues"][":one"] = {"N": str(len(endpoints))}
+        update["ExpressionAttributeValues"][":endpoint"] = {"SS": list(endpoints)}  # the counter lists its slots
         client.update_item(**update)
     assert len(store.slots(tenant_id)) == len(endpoints) == store.active_endpoints(tenant_id)
 
