@@ -108,8 +108,9 @@ def seed_slots(producer: ProducerAccount, tenant_id: str, endpoints: list[str]) 
     for first in range(0, len(puts), 25):
         client.batch_write_item(RequestItems={update["TableName"]: puts[first : first + 25]})
     if endpoints:
+        # The counter lists its slots (the sweep reads them from it, not with a Query per tenant).
         update["ExpressionAttributeValues"][":one"] = {"N": str(len(endpoints))}
-        update["ExpressionAttributeValues"][":endpoint"] = {"SS": list(endpoints)}  # the counter lists its slots
+        update["ExpressionAttributeValues"][":endpoint"] = {"SS": list(endpoints)}
         client.update_item(**update)
     assert len(store.slots(tenant_id)) == len(endpoints) == store.active_endpoints(tenant_id)
 
