@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -50,19 +50,26 @@ class StoredTemplate:
     document: dict[str, Any]
     created_by: str
     created_at: str
+    # The parsed template, once parse() succeeded: this object is one read of one stored version (the
+    # store's cache keeps it per container), so its document is parsed once, not at every decision.
+    _parsed: PolicyTemplate | None = field(default=None, init=False, repr=False, compare=False)
 
     def parse(self) -> PolicyTemplate:
         """The validated template; raises TemplateInvalid naming the stored version."""
+        if self._parsed is not None:
+            return self._parsed
         # Imported here: close_connection reaches this store through the decision service and never
         # parses a template, so the policy engine stays off its cold start.
         from gatekeeper.policy import TemplateInvalid, parse_template
 
         try:
-            return parse_template(self.document)
+            parsed = parse_template(self.document)
         except TemplateInvalid as exc:
             raise TemplateInvalid(
                 [f"template {self.name} v{self.version}: {problem}" for problem in exc.problems]
             ) from None
+        object.__setattr__(self, "_parsed", parsed)  # frozen dataclass: a cache, not state
+        return parsed
 
 
 def _stored(item: dict[str, Any]) -> StoredTemplate:
