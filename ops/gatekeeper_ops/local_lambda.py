@@ -144,6 +144,7 @@ class LocalLambda:
         self.streams = session.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
         self._cursors: dict[tuple[str, str], StreamCursor] = {}
         self._shards: dict[str, str] = {}
+        self._queue_arns: dict[str, str] = {}  # an event source mapping knows its queue's ARN
         self.invocations: list[Invocation] = []
         self._on_invocation = on_invocation
         os.environ.update(stack.environment())
@@ -237,9 +238,7 @@ class LocalLambda:
         messages = self._receive(queue_url, binding.sqs_batch_size)
         if not messages:
             return 0
-        arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        arn = self._queue_arn(queue_url)
         records = [
             {
                 "messageId": m["MessageId"],
@@ -262,46 +261,66 @@ class LocalLambda:
         elif isinstance(invocation.result, dict):
             failed = {f["itemIdentifier"] for f in invocation.result.get("batchItemFailures", [])}
         for message in messages:
-            if message["MessageId"] in failed:
-                if not self.timing.sqs_wait_visibility_timeout:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
-            else:
-                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if message["MessageId"] in failed and not self.timing.sqs_wait_visibility_timeout:
+                self.sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+        # The event source mapping deletes what succeeded in one DeleteMessageBatch, as Lambda does.
+        self._delete(queue_url, [m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed])
         return len(messages)
+
+    def _queue_arn(self, queue_url: str) -> str:
+        if queue_url not in self._queue_arns:
+            attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+            self._queue_arns[queue_url] = attributes["Attributes"]["QueueArn"]
+        return self._queue_arns[queue_url]
+
+    def _delete(self, queue_url: str, receipt_handles: list[str]) -> None:
+        """Delete messages, up to ten a call; a receipt handle SQS refuses raises, as DeleteMessage would."""
+        for first in range(0, len(receipt_handles), 10):
+            chunk = receipt_handles[first : first + 10]
+            response = self.sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(chunk)],
+            )
+            if response.get("Failed"):
+                raise RuntimeError(f"DeleteMessageBatch on {queue_url} failed: {response['Failed']}")
 
     def _deliver_async(self, binding: FunctionBinding, queue_url: str) -> int:
         messages = self._receive(queue_url, 10)
-        for message in messages:
-            event = json.loads(message["Body"])
-            # moto's SQS target drops the event's `account`; EventBridge always sends it.
-            event.setdefault("account", self.stack.account_id)
-            attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-            invocation = self.invoke(binding, event, str(event.get("detail-type", "event")), attempts)
-            if invocation.ok or attempts >= 1 + binding.async_retry_attempts:
-                if not invocation.ok and binding.on_failure_queue_url:
-                    self.sqs.send_message(
-                        QueueUrl=binding.on_failure_queue_url,
-                        MessageBody=json.dumps(
-                            {
-                                "requestContext": {
-                                    "functionArn": binding.logical_id,
-                                    "condition": "RetriesExhausted",
-                                    "approximateInvokeCount": attempts,
-                                },
-                                "requestPayload": event,
-                                "responsePayload": {"errorMessage": invocation.error},
-                            }
-                        ),
+        done: list[str] = []  # receipt handles to delete, once the batch is through
+        try:
+            for message in messages:
+                event = json.loads(message["Body"])
+                # moto's SQS target drops the event's `account`; EventBridge always sends it.
+                event.setdefault("account", self.stack.account_id)
+                attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+                invocation = self.invoke(binding, event, str(event.get("detail-type", "event")), attempts)
+                if invocation.ok or attempts >= 1 + binding.async_retry_attempts:
+                    if not invocation.ok and binding.on_failure_queue_url:
+                        self.sqs.send_message(
+                            QueueUrl=binding.on_failure_queue_url,
+                            MessageBody=json.dumps(
+                                {
+                                    "requestContext": {
+                                        "functionArn": binding.logical_id,
+                                        "condition": "RetriesExhausted",
+                                        "approximateInvokeCount": attempts,
+                                    },
+                                    "requestPayload": event,
+                                    "responsePayload": {"errorMessage": invocation.error},
+                                }
+                            ),
+                        )
+                    done.append(message["ReceiptHandle"])
+                else:
+                    self.sqs.change_message_visibility(
+                        QueueUrl=queue_url,
+                        ReceiptHandle=message["ReceiptHandle"],
+                        VisibilityTimeout=self.timing.async_delay(attempts),
                     )
-                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            else:
-                self.sqs.change_message_visibility(
-                    QueueUrl=queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=self.timing.async_delay(attempts),
-                )
+        finally:
+            self._delete(queue_url, done)
         return len(messages)
 
     # -- DynamoDB streams ----------------------------------------------------------------------

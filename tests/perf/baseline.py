@@ -184,8 +184,10 @@ class SqsDelivery:
                 self.sqs.change_message_visibility(
                     QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
-            else:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        done = [m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed]
+        if done:  # one DeleteMessageBatch, as Lambda's event source mapping (and local_lambda) does
+            entries = [{"Id": str(i), "ReceiptHandle": handle} for i, handle in enumerate(done)]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
         return len(messages)
 
     def drain(self, max_rounds: int = 1000) -> int:
