@@ -9,6 +9,10 @@ the tests that make thousands of decisions.
   Parsed expressions are immutable, so one per expression is kept.
 - SQS checks every message's visibility on every send and receive, each check building datetimes
   to compute "now"; `time.time()` gives the same epoch seconds for a fraction of the cost.
+- Every request looks up its action among the response class's methods with `inspect.getmembers`
+  (a `dir()` of the class and a getattr per name), and SQS builds a queue's attributes (for every
+  message it receives, to read the retention period) by converting each attribute name from
+  camelCase again. Both are pure functions of their argument: computed once per class / name.
 None of this changes what any API answers. Most tests run moto unchanged.
 """
 
@@ -23,6 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonpath_ng.ext
+import moto.core.responses as core_responses
+import moto.core.utils as core_utils
 import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models.table import Table
@@ -87,6 +93,20 @@ def _unix_time_millis(dt: Any = None) -> float:
 
 _moto_unix_time = sqs_models.unix_time  # type: ignore[attr-defined]
 
+_moto_method_names = core_utils.method_names_from_class
+_method_names_by_class: dict[type, list[str]] = {}
+
+
+def _method_names_from_class(clazz: Any) -> list[str]:
+    """moto's method_names_from_class, once per class (its result is only read)."""
+    names = _method_names_by_class.get(clazz)
+    if names is None:
+        names = _method_names_by_class[clazz] = _moto_method_names(clazz)
+    return names
+
+
+_camelcase_to_underscores = functools.cache(core_utils.camelcase_to_underscores)
+
 
 @contextlib.contextmanager
 def faster_moto() -> Iterator[None]:
@@ -107,6 +127,9 @@ def faster_moto() -> Iterator[None]:
         (jsonpath_ng.ext, "parse", functools.cache(jsonpath_ng.ext.parse)),  # type: ignore[attr-defined]
         (sqs_models, "unix_time", _unix_time),
         (sqs_models, "unix_time_millis", _unix_time_millis),
+        (core_responses, "method_names_from_class", _method_names_from_class),
+        (core_responses, "camelcase_to_underscores", _camelcase_to_underscores),
+        (sqs_models, "camelcase_to_underscores", _camelcase_to_underscores),
     ]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, value in patches:
