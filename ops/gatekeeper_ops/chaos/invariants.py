@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gatekeeper.dal.decisions import FINAL, IN_FLIGHT
+from gatekeeper.dal.decisions import FINAL, IN_FLIGHT, REFUSALS
 from gatekeeper.models.connection import ACCEPTED_STATES, PENDING_ACCEPTANCE
 from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Workload
 
@@ -141,7 +141,7 @@ def _ec2_agrees(ours: dict[str, Any], seen: Observations) -> Invariant:
         ec2, status, outcomes = seen.ec2_state(endpoint), seen.status(endpoint), seen.outcomes(endpoint)
         if ec2 in ACCEPTED_STATES and not (status == "accepted" and "accepted" in outcomes):
             found.offenders.append(f"{endpoint} ({ec2} in EC2, state={status}, records={sorted(outcomes)})")
-        elif ec2 == "rejected" and not (status in ("rejected", "revoked") and status in outcomes):
+        elif ec2 == "rejected" and not (status in REFUSALS and status in outcomes):
             found.offenders.append(
                 f"{endpoint} (rejected in EC2, state={status}, records={sorted(outcomes)})"
             )

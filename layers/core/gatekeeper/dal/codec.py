@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -58,3 +63,16 @@ def cancellation_codes(error: Exception) -> list[str]:
 def error_code(error: Exception) -> str:
     response = getattr(error, "response", {}) or {}
     return str(response.get("Error", {}).get("Code", ""))
+
+
+def transact(client: DynamoDBClient, items: list[TransactWriteItemTypeDef]) -> ClientError | None:
+    """Write `items` in one transaction. None when it commits; the error when DynamoDB cancelled it
+    (`cancellation_codes(error)` says why, item by item: the caller decides what a failed condition
+    means, and re-raises what it does not handle). Any other failure raises here."""
+    try:
+        client.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if not cancellation_codes(exc):
+            raise
+        return exc
+    return None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from botocore.exceptions import ClientError
 
-from gatekeeper.dal.codec import cancellation_codes, decode, encode, error_code, key
+from gatekeeper.dal.codec import cancellation_codes, decode, encode, error_code, key, transact
 from gatekeeper.dal.tenants import CLAIM_SK, TENANT_SK, TenantStore, claim_pk, tenant_from_item, tenant_pk
 from gatekeeper.models.decision import Decision, Outcome
 from gatekeeper.models.errors import QuotaExceeded, TenantInvalid, WriteConflict
@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 Status = Literal["accepting", "accepted", "rejecting", "rejected", "held", "revoking", "revoked"]
 FINAL: frozenset[str] = frozenset({"accepted", "rejected", "revoked"})
 IN_FLIGHT: frozenset[str] = frozenset({"accepting", "rejecting", "revoking"})
+# Outcomes (and final statuses) that take access away: recording one frees the quota slot.
+REFUSALS: frozenset[str] = frozenset({"rejected", "revoked"})
 # The status an endpoint is claimed with while an outcome is carried out (the one mapping).
 CLAIM_STATUS: dict[Outcome, Status] = {
     "accepted": "accepting",
@@ -236,12 +238,9 @@ class DecisionStore:
             items.append(self._put_record(decision))
         if slot:
             items += self._take_slot(slot)
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if not codes:
-                raise
+        cancelled = transact(self._client, items)
+        if cancelled is not None:
+            codes = cancellation_codes(cancelled)
             if codes[0] == "ConditionalCheckFailed":
                 raise WriteConflict(f"{decision.vpc_endpoint_id} is being decided by someone else") from None
             if slot and codes[-1] == "ConditionalCheckFailed":
@@ -251,7 +250,7 @@ class DecisionStore:
             if slot and codes[-2] == "ConditionalCheckFailed":
                 # The endpoint already holds a slot (recorded by the reconciler): keep that one.
                 return self.claim(decision, status, previous, None, at)
-            raise
+            raise cancelled
         return state
 
     def finalise(
@@ -387,25 +386,12 @@ class DecisionStore:
 
     def release_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
         """Free an endpoint's slot once; False when it was already free."""
-        try:
-            self._client.transact_write_items(TransactItems=self._free_slot(tenant_id, vpc_endpoint_id))
-        except ClientError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                return False
-            raise
-        return True
+        return _unless_condition_failed(transact(self._client, self._free_slot(tenant_id, vpc_endpoint_id)))
 
     def record_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
         """Record a slot for an endpoint EC2 reports in use (drift repair); never refused for quota."""
-        try:
-            self._client.transact_write_items(
-                TransactItems=self._take_slot(Slot(tenant_id, vpc_endpoint_id, limit=None))
-            )
-        except ClientError as exc:
-            if cancellation_codes(exc)[:1] == ["ConditionalCheckFailed"]:
-                return False
-            raise
-        return True
+        slot = Slot(tenant_id, vpc_endpoint_id, limit=None)
+        return _unless_condition_failed(transact(self._client, self._take_slot(slot)))
 
     # -- audit trail -----------------------------------------------------------------------
     def decisions_for_endpoint(self, vpc_endpoint_id: str) -> list[Decision]:
@@ -563,29 +549,35 @@ class DecisionStore:
         """Write a state transition that also frees a quota slot. The slot may already be free (the
         consumer deleted the endpoint and close_connection released it meanwhile): then the
         transition is written alone, instead of failing forever on the slot's condition."""
-        try:
-            self._client.transact_write_items(TransactItems=[*items, *slot_items])
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
+        cancelled = transact(self._client, [*items, *slot_items])
+        if cancelled is not None:
+            codes = cancellation_codes(cancelled)
             failed = "ConditionalCheckFailed"
             if not (failed in codes[len(items) :] and failed not in codes[: len(items)]):
-                _raise_as_conflict(exc, vpc_endpoint_id)
+                _raise_as_conflict(cancelled, vpc_endpoint_id)
             self._transact_or_conflict(items, vpc_endpoint_id)
 
     def _transact_or_conflict(self, items: list[TransactWriteItemTypeDef], vpc_endpoint_id: str) -> None:
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            _raise_as_conflict(exc, vpc_endpoint_id)
+        cancelled = transact(self._client, items)
+        if cancelled is not None:
+            _raise_as_conflict(cancelled, vpc_endpoint_id)
 
 
-def _raise_as_conflict(exc: ClientError, vpc_endpoint_id: str) -> NoReturn:
+def _raise_as_conflict(cancelled: ClientError, vpc_endpoint_id: str) -> NoReturn:
     """A transaction cancelled on a condition is a lost race (WriteConflict); anything else as it is."""
-    if error_code(exc) == "TransactionCanceledException" and "ConditionalCheckFailed" in cancellation_codes(
-        exc
-    ):
+    if "ConditionalCheckFailed" in cancellation_codes(cancelled):
         raise WriteConflict(f"{vpc_endpoint_id} changed while it was being decided") from None
-    raise exc
+    raise cancelled
+
+
+def _unless_condition_failed(cancelled: ClientError | None) -> bool:
+    """True when the transaction committed; False when its first item's condition failed (the work
+    was already done); anything else raises."""
+    if cancelled is None:
+        return True
+    if cancellation_codes(cancelled)[:1] == ["ConditionalCheckFailed"]:
+        return False
+    raise cancelled
 
 
 def _unsettled_keys(state: EndpointState) -> dict[str, str]:

@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from gatekeeper.dal.codec import cancellation_codes, decode, encode, key
+from gatekeeper.dal.codec import cancellation_codes, decode, encode, key, transact
 from gatekeeper.models.errors import TenantConflict, TenantInvalid, TenantNotFound
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.models.tenant import Tenant
@@ -303,12 +302,9 @@ class TenantStore:
         exists_message: str = "",
         stale: bool = False,
     ) -> None:
-        try:
-            self._client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if not codes:
-                raise
+        cancelled = transact(self._client, items)
+        if cancelled is not None:
+            codes = cancellation_codes(cancelled)
             for code, account in zip(codes, claimed_accounts, strict=False):
                 if code == "ConditionalCheckFailed" and account is not None:
                     owner = self.owner_of(account) or "another tenant"
@@ -323,4 +319,4 @@ class TenantStore:
                         "nothing was written — read it again and retry"
                     ) from None
                 raise TenantConflict(f"tenant {tenant_id} {exists_message}") from None
-            raise
+            raise cancelled

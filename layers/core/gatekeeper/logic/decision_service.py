@@ -43,7 +43,14 @@ from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.decision_topic import DecisionNotifier
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.adapters.load_balancers import DataPlane, LoadBalancers
-from gatekeeper.dal.decisions import CLAIM_STATUS, DecisionInputs, DecisionStore, EndpointState, Slot
+from gatekeeper.dal.decisions import (
+    CLAIM_STATUS,
+    REFUSALS,
+    DecisionInputs,
+    DecisionStore,
+    EndpointState,
+    Slot,
+)
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, ConnectionRef, VpcEndpointConnection
@@ -439,7 +446,7 @@ class DecisionService:
         tenant_id: str | None = None,
     ) -> Decision | None:
         """Reject a waiting connection, or revoke an accepted one: how access is taken away."""
-        if state is not None and state.status in ("rejected", "revoked"):
+        if state is not None and state.status in REFUSALS:
             self._ensure_notified(state)
             return None
         tenant_id = (state.decision.tenant_id if state else None) or tenant_id
@@ -655,7 +662,7 @@ def _took_effect(decision: Decision, state: str | None) -> bool:
 
 def _frees_slot(claimed: EndpointState) -> bool:
     decision = claimed.decision.outcome
-    return claimed.slot_tenant is not None and decision in ("revoked", "rejected")
+    return claimed.slot_tenant is not None and decision in REFUSALS
 
 
 def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:
