@@ -254,13 +254,15 @@ def _dead_letters(producer: DemoProducer) -> dict[str, int]:
     }
 
 
-def _invocation_counts(producer: DemoProducer) -> tuple[dict[str, int], int]:
+def _invocation_counts(producer: DemoProducer) -> tuple[dict[str, int], list[str]]:
+    """Invocations per function, and the errors of those that raised."""
     counts: dict[str, int] = {}
-    failed = 0
+    errors: list[str] = []
     for invocation in producer.account.lambdas.invocations:
         counts[invocation.function] = counts.get(invocation.function, 0) + 1
-        failed += 0 if invocation.ok else 1
-    return counts, failed
+        if not invocation.ok:
+            errors.append(invocation.error or "")
+    return counts, errors
 
 
 # ------------------------------------------------------------------------ the scenario
@@ -290,12 +292,12 @@ def _play_scenario(
     console.print()
     console.rule("[bold]Decision notifications, as SQS subscribers of the decision topic receive them")
     console.print(render.notifications(outcome.subscribers))
-    counts, failed = _invocation_counts(producer)
+    counts, errors = _invocation_counts(producer)
     console.print(
         render.summary(
             outcome,
             invocations=counts,
-            failed_invocations=failed,
+            failed_invocations=errors,
             dead_letters=_dead_letters(producer),
             log_path=str(log_path),
             total_seconds=time.perf_counter() - started,

@@ -7,7 +7,7 @@ import json
 import math
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from rich.console import Group, RenderableType
@@ -149,11 +149,26 @@ def notifications(results: Iterable[SubscriberResult]) -> Group:
 
 
 # ------------------------------------------------------------------------ summary
+# Raised on purpose so that Lambda retries: EC2 not listing a notified endpoint yet (eventual
+# consistency), or another invocation deciding the same endpoint. Not failures.
+_RETRIED_BY_DESIGN = ("ConnectionNotVisible", "DecisionInProgress")
+
+
+def _failures(errors: Sequence[str]) -> str:
+    retried = sum(1 for e in errors if e.startswith(_RETRIED_BY_DESIGN))
+    failed = len(errors) - retried
+    said = f" · [red]{failed} failed[/]" if failed else " · none failed"
+    if retried:
+        why = "EC2 did not list the endpoint yet, or it was being decided"
+        said += f" · [yellow]{retried} retried[/] [dim]({why})[/]"
+    return said
+
+
 def summary(
     outcome: ScenarioOutcome,
     *,
     invocations: Mapping[str, int],
-    failed_invocations: int,
+    failed_invocations: Sequence[str],
     dead_letters: Mapping[str, int],
     log_path: str,
     total_seconds: float,
@@ -182,7 +197,7 @@ def summary(
     grid.add_row(
         "Handlers",
         " · ".join(f"{_function(name)} {count}" for name, count in sorted(invocations.items()))
-        + (f" · [red]{failed_invocations} failed[/]" if failed_invocations else " · none failed"),
+        + _failures(failed_invocations),
     )
     grid.add_row(
         "Dead-letter queues",
