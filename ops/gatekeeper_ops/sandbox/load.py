@@ -74,7 +74,7 @@ class LoadReport:
     seconds: float  # first CreateVpcEndpoint → last decision
     setup_seconds: float
     durations: dict[str, list[float]] = field(default_factory=dict)  # function → seconds, in order
-    failed_invocations: int = 0
+    invocation_errors: list[str] = field(default_factory=list)  # of the invocations that raised
 
     def work_trend(self, function: str) -> tuple[float, float]:
         """Mean duration of the first and the last tenth of a function's invocations."""
@@ -243,5 +243,6 @@ class LoadScenario:
         report = LoadReport(requests, self.in_flight, last - started, 0.0)
         for invocation in lambdas.invocations[first_invocation:]:
             report.durations.setdefault(invocation.function, []).append(invocation.seconds)
-            report.failed_invocations += 0 if invocation.ok else 1
+            if not invocation.ok:
+                report.invocation_errors.append(invocation.error or "")
         return report

@@ -245,7 +245,7 @@ def load_report(report: LoadReport, dead_letters: Mapping[str, int], log_path: s
     grid.add_row(
         "Handlers",
         " · ".join(per_call)
-        + (f" · [red]{report.failed_invocations} failed[/]" if report.failed_invocations else ""),
+        + _failures(report.invocation_errors),
     )
     if report.durations:
         busiest = max(report.durations, key=lambda name: sum(report.durations[name]))
