@@ -244,8 +244,7 @@ def load_report(report: LoadReport, dead_letters: Mapping[str, int], log_path: s
     ]
     grid.add_row(
         "Handlers",
-        " · ".join(per_call)
-        + _failures(report.invocation_errors),
+        " · ".join(per_call) + _failures(report.invocation_errors),
     )
     if report.durations:
         busiest = max(report.durations, key=lambda name: sum(report.durations[name]))
