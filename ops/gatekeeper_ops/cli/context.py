@@ -194,22 +194,9 @@ class Gatekeeper:
         return EndpointService(self.client("ec2"))
 
     def connections(self, services: Sequence[str], states: Sequence[str] = ()) -> list[VpcEndpointConnection]:
-        """Every connection of these services (in these states, camelCase): one
-        DescribeVpcEndpointConnections and its pages for all of them, since a filter takes many
-        values — not one call per service as EndpointService.connections makes."""
-        from gatekeeper.models.connection import VpcEndpointConnection
-
-        if not services:
-            return []
-        filters: list[dict[str, Any]] = [{"Name": "service-id", "Values": list(services)}]
-        if states:
-            filters.append({"Name": "vpc-endpoint-state", "Values": list(states)})
-        pages = self.client("ec2").get_paginator("describe_vpc_endpoint_connections")
-        return [
-            VpcEndpointConnection.model_validate(raw)
-            for page in pages.paginate(Filters=filters, PaginationConfig={"PageSize": 1000})
-            for raw in page.get("VpcEndpointConnections", [])
-        ]
+        """Every connection of these services (in these states, camelCase), in one Describe and its
+        pages for all of them."""
+        return list(self.endpoint_service.connections(services, states))
 
     @cached_property
     def settings(self) -> Settings:

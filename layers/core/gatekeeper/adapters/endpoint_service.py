@@ -9,7 +9,7 @@ Nothing here retries again on top of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gatekeeper.models.connection import VpcEndpointConnection
@@ -32,14 +32,21 @@ class EndpointService:
         return VpcEndpointConnection.model_validate(found[0]) if found else None
 
     def connections(
-        self, service_id: str, states: list[str] | None = None, owners: list[str] | None = None
+        self,
+        service_ids: str | Sequence[str],
+        states: Sequence[str] | None = None,
+        owners: Sequence[str] | None = None,
     ) -> Iterator[VpcEndpointConnection]:
-        """Every connection of a service (of some states, of some consumer accounts), 1,000 a page."""
-        filters: list[Any] = [{"Name": "service-id", "Values": [service_id]}]
+        """Every connection of a service, or of several in the same calls (a filter takes many
+        values), of some states, of some consumer accounts; 1,000 a page."""
+        services = [service_ids] if isinstance(service_ids, str) else list(service_ids)
+        if not services:
+            return
+        filters: list[Any] = [{"Name": "service-id", "Values": services}]
         if states:
-            filters.append({"Name": "vpc-endpoint-state", "Values": states})
+            filters.append({"Name": "vpc-endpoint-state", "Values": list(states)})
         if owners:
-            filters.append({"Name": "vpc-endpoint-owner", "Values": owners})
+            filters.append({"Name": "vpc-endpoint-owner", "Values": list(owners)})
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
