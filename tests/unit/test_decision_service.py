@@ -589,6 +589,25 @@ def test_a_decider_that_dies_between_announcing_and_recording_is_resumed_and_ann
     assert world.tables.decisions.active_endpoints("acme") == 1
 
 
+def test_a_reject_announced_before_its_decider_died_is_recorded_even_if_the_consumer_deleted_it(world):
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    finalise = world.tables.decisions.finalise
+    world.tables.decisions.finalise = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    assert [d.outcome for (d,) in world.notifier.sent] == ["rejected"]  # announced, not recorded
+    world.tables.decisions.finalise = finalise
+    world.ec2.state = "deleted"  # the consumer deletes its rejected endpoint meanwhile
+    world.clock.now += timedelta(seconds=60)  # the async retry (or the sweep) resumes the claim
+    assert world.service.handle(requested()) is None
+    # What was announced is recorded (a closed connection is a reject that holds), not rolled back.
+    assert outcomes(world) == ["rejected"]
+    assert world.tables.decisions.state(ENDPOINT).status == "rejected"
+    assert world.ec2.calls == ["Reject"]
+
+
 def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):
     world.service.handle(requested())
     world.ec2.state = "available"

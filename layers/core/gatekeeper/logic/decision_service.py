@@ -657,7 +657,9 @@ def _took_effect(decision: Decision, state: str | None) -> bool:
     """After a failed or unanswered call: does EC2 show the action done (by this or an earlier try)?"""
     if decision.outcome == "accepted":
         return state in ACCEPTED_STATES
-    return state == "rejected"
+    # A reject or revoke holds once the connection is closed, whatever closed it (the consumer may
+    # delete it after the Reject): recorded, never rolled back, since it may already be announced.
+    return state in CLOSED_STATES
 
 
 def _frees_slot(claimed: EndpointState) -> bool:
