@@ -112,8 +112,11 @@ validate: tools $(CHECKOV)/.installed $(TRANSFORMED) ## cfn-lint (source + trans
 	$(TBIN)/sam validate --lint --region us-east-1
 	BC_SKIP_MAPPING=TRUE $(CBIN)/checkov --config-file .checkov.yaml -f $(TRANSFORMED)
 
-build: tools python ## sam build (python3.13)
+# The core layer ships bytecode (layers/core/Makefile): Lambda's /opt is read-only, so a module
+# without it is compiled on every cold start. The check fails the build if one lacks it.
+build: tools dev ## sam build (python3.13), then check the core layer's bytecode
 	$(TBIN)/sam build --region us-east-1
+	PYTHONPATH=ops $(PY) -m gatekeeper_ops.layer_bytecode .aws-sam/build/CoreLayer/python
 
 demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000", "--keep-running")
 	$(BIN)/gatekeeper-demo $(ARGS)

@@ -2,7 +2,10 @@
 time (tests/perf/test_bench.py runs the machinery at a tiny size, asserting counts and outcomes).
 
 1. cold start (import + init) of every handler in fresh interpreters, against the realistic floor
-   `import boto3; boto3.client("ec2")`; peak RSS of each;
+   `import boto3; boto3.client("ec2")`; peak RSS of each. Measured as deployed: the core layer
+   assembled as `sam build` ships it (gatekeeper_ops.layer_bytecode), nothing cached at run time
+   (Lambda's /opt is read-only), with its bytecode (shipped) and without (as the python3.13 build
+   method shipped it before), and in the dev venv (whose caches hold every module's bytecode);
 2. AWS API calls per outcome (accepted, rejected twice, held), end to end in the handlers;
 3. decisions/s and p50/p99 latency, the project against a plain baseline (tests/perf/baseline.py)
    on the same embedded stack, runs alternating A B A B;
@@ -18,12 +21,17 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+
+from gatekeeper_ops import layer_bytecode
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS = sorted(f"functions.{p.parent.name}.app" for p in (ROOT / "functions").glob("*/app.py"))
@@ -57,15 +65,22 @@ print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def _probe(statement: str) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Layout:
+    """Where a probe's code comes from."""
+
+    name: str
+    path: tuple[str, ...]  # PYTHONPATH
+    read_only: bool  # as in Lambda: nothing compiled is cached
+
+
+def _probe(statement: str, layout: Layout) -> tuple[float, int]:
     """Seconds `statement` takes in a fresh interpreter (interpreter start-up excluded), peak RSS KiB."""
-    env = {
-        **os.environ,
-        **_LAMBDA_ENVIRONMENT,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers/core")]),
-    }
-    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+    env = {**os.environ, **_LAMBDA_ENVIRONMENT, "PYTHONPATH": os.pathsep.join(layout.path)}
+    for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "PYTHONDONTWRITEBYTECODE"):
         env.pop(variable, None)
+    if layout.read_only:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
     done = subprocess.run(
         [sys.executable, "-c", _PROBE.format(statement=statement)],
         capture_output=True,
@@ -75,33 +90,54 @@ def _probe(statement: str) -> tuple[float, int]:
         check=False,
     )
     if done.returncode:
-        raise RuntimeError(f"cold start probe `{statement}` failed:\n{done.stderr}")
+        raise RuntimeError(f"cold start probe `{statement}` ({layout.name}) failed:\n{done.stderr}")
     seconds, rss = done.stdout.split()
     return float(seconds), int(rss)
 
 
+def _layouts(scratch: Path) -> list[Layout]:
+    """The dev venv, and the layer as deployed with and without its bytecode. The functions' own
+    code (a few lines each, not compiled by `sam build`) is copied without bytecode."""
+    functions = scratch / "task"
+    shutil.copytree(ROOT / "functions", functions / "functions", ignore=shutil.ignore_patterns("__pycache__"))
+    shipped = layer_bytecode.assemble(scratch / "shipped", bytecode=True)
+    bare = layer_bytecode.assemble(scratch / "bare", bytecode=False)
+    return [
+        Layout("deployed (layer bytecode shipped)", (str(shipped), str(functions)), read_only=True),
+        Layout("deployed, no layer bytecode (before)", (str(bare), str(functions)), read_only=True),
+        Layout("dev venv (bytecode cached)", (str(ROOT), str(ROOT / "layers/core")), read_only=False),
+    ]
+
+
 def cold_starts(runs: int) -> None:
     """Every probe once a round, rounds repeated: drift on a shared machine hits all of them alike."""
-    probes = {"floor: " + FLOOR: FLOOR, "import boto3": "import boto3"}
-    probes.update({module: f"import {module}" for module in HANDLERS})
-    walls: dict[str, list[float]] = {name: [] for name in probes}
-    rss: dict[str, int] = dict.fromkeys(probes, 0)
-    for _ in range(runs):
-        for name, statement in probes.items():
-            seconds, peak = _probe(statement)
-            walls[name].append(seconds * 1000)
-            rss[name] = max(rss[name], peak)
+    with tempfile.TemporaryDirectory(prefix="bench-layer-") as scratch:
+        layouts = _layouts(Path(scratch))
+        floor_layout = layouts[-1]
+        probes = [("floor: " + FLOOR, FLOOR, floor_layout), ("import boto3", "import boto3", floor_layout)]
+        probes += [
+            (f"{module.split('.')[1]}, {layout.name}", f"import {module}", layout)
+            for module in HANDLERS
+            for layout in layouts
+        ]
+        walls: dict[str, list[float]] = {name: [] for name, _, _ in probes}
+        rss: dict[str, int] = {name: 0 for name, _, _ in probes}
+        for _ in range(runs):
+            for name, statement, layout in probes:
+                seconds, peak = _probe(statement, layout)
+                walls[name].append(seconds * 1000)
+                rss[name] = max(rss[name], peak)
     floor = statistics.median(walls["floor: " + FLOOR])
     floor_min = min(walls["floor: " + FLOOR])
     print(
         f"1. Cold start (import + init: settings validated, clients built), median of {runs} fresh "
-        f"interpreters, python {sys.version.split()[0]}; target ≤ 1.2x the floor:"
+        f"interpreters, python {sys.version.split()[0]}; target ≤ 1.2x the floor, as deployed:"
     )
-    print(f"  {'':46}{'median ms':>10}{'x floor':>9}{'min ms':>8}{'x floor':>9}{'peak RSS MiB':>14}")
-    for name in probes:
+    print(f"  {'':64}{'median ms':>10}{'x floor':>9}{'min ms':>8}{'x floor':>9}{'peak RSS MiB':>14}")
+    for name, _, _ in probes:
         median, least = statistics.median(walls[name]), min(walls[name])
         print(
-            f"  {name:46}{median:10.0f}{median / floor:9.2f}{least:8.0f}{least / floor_min:9.2f}"
+            f"  {name:64}{median:10.0f}{median / floor:9.2f}{least:8.0f}{least / floor_min:9.2f}"
             f"{rss[name] / 1024:14.1f}"
         )
 
