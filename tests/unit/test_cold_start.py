@@ -99,6 +99,8 @@ from gatekeeper.wiring import services
 lazy = {{}}
 if "{function}" == "sync_tenants":  # operators are alerted about an invalid record only
     lazy["alarm_sns"] = services.tenant_sync().alerts._client._client is not None
+if "{function}" == "ingest_notifications":  # EC2 is read for a Delete notification only
+    lazy["ec2"] = services.announcer().endpoint_service._client._client is not None
 print(json.dumps({{"modules": sorted(sys.modules), "built": lazy}}))
 """
 
@@ -139,3 +141,8 @@ def test_a_cold_start_loads_only_the_handlers_own_part_of_the_core(function):
 
 def test_tenant_sync_builds_its_alarm_topic_client_at_the_first_alert_not_at_init():
     assert cold_start("sync_tenants")["built"] == {"alarm_sns": False}
+
+
+def test_ingest_builds_its_ec2_client_at_the_first_delete_not_at_init():
+    """A Connect goes on the bus by its ids: the cold start of the path that decides has no EC2 client."""
+    assert cold_start("ingest_notifications")["built"] == {"ec2": False}

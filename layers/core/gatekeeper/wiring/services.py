@@ -171,7 +171,13 @@ def load_policy_engine() -> None:
 
 @cache
 def announcer() -> Announcer:
-    return _announcer(endpoint_service(), settings())
+    """ingest_notifications': it reads EC2 only for a Delete notification (a Connect goes on the bus
+    by its ids, EC2's Accept/Reject are dropped), so its EC2 client is built at the first Delete,
+    not on the cold start of the path that decides."""
+    from gatekeeper.adapters.endpoint_service import EndpointService
+
+    ec2: EC2Client = _OnFirstCall(None, "ec2", _EC2_CONFIG)  # type: ignore[assignment]
+    return _announcer(EndpointService(ec2), settings())
 
 
 def build_reconciler(config: Settings) -> Reconciler:
