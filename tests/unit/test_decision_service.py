@@ -377,14 +377,55 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
     assert world.tables.decisions.active_endpoints("acme") == 1
 
 
-def test_a_lost_announcement_is_sent_when_its_claim_is_resumed(world):
-    # Announced before it is recorded: a decider that dies announcing leaves its claim in flight
-    # (Unsettled), and whoever resumes it reads EC2, records the effect and announces it.
+def test_an_accept_is_recorded_before_it_is_announced_and_a_lost_announcement_is_sent_later(world):
+    # Recorded first: once the consumer deletes the endpoint, EC2 cannot tell whether an accept was
+    # made, so an accept announced before its record could be rolled back by a resume.
+    world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    assert outcomes(world) == ["accepted"]
+    state = world.tables.decisions.state(ENDPOINT)
+    assert (state.status, state.notified) == ("accepted", False)
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == [state]
+    sent = Recorder()
+    world.notifier.publish = sent.publish
+    assert world.service.handle(requested()) is None  # the first sender may still be working
+    assert sent.sent == []
+    world.clock.now += timedelta(seconds=60)
+    assert world.service.handle(requested()) is None
+    assert len(sent.sent) == 1
+    world.service.handle(requested())
+    assert len(sent.sent) == 1
+    assert outcomes(world) == ["accepted"]
+    assert world.ec2.calls == ["Accept"]
+    assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == []
+
+
+def test_an_announced_accept_stays_recorded_when_the_consumer_deletes_the_endpoint(world):
+    """The chaos case: the decider accepted, announced and died; the consumer deleted the endpoint
+    before anyone resumed. The decision is on record, and nothing rolls it back."""
+    mark_notified = world.tables.decisions.mark_notified
+    world.tables.decisions.mark_notified = lambda state: (_ for _ in ()).throw(RuntimeError("died"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    assert len(world.notifier.sent) == 1
+    world.tables.decisions.mark_notified = mark_notified
+    world.ec2.current = connection(state="deleted")
+    world.clock.now += timedelta(seconds=600)
+    world.service.handle(requested())
+    assert outcomes(world) == ["accepted"]
+    assert world.tables.decisions.state(ENDPOINT).status == "accepted"
+
+
+def test_a_lost_reject_announcement_is_sent_when_its_claim_is_resumed(world):
+    # A refusal is announced before it is recorded: a decider that dies announcing leaves its claim
+    # in flight (Unsettled), and whoever resumes it reads EC2, records the effect and announces it.
+    world.ec2.current = connection(owner="999999999999")
     world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
     assert outcomes(world) == []
-    assert world.tables.decisions.state(ENDPOINT).status == "accepting"
+    assert world.tables.decisions.state(ENDPOINT).status == "rejecting"
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) != []
     sent = Recorder()
     world.notifier.publish = sent.publish
@@ -394,10 +435,10 @@ def test_a_lost_announcement_is_sent_when_its_claim_is_resumed(world):
     world.clock.now += timedelta(seconds=60)
     assert world.service.handle(requested()) is None
     assert len(sent.sent) == 1
-    assert outcomes(world) == ["accepted"]
+    assert outcomes(world) == ["rejected"]
     world.service.handle(requested())
     assert len(sent.sent) == 1
-    assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not asked again
+    assert world.ec2.calls == ["Reject"]  # EC2 showed it done: not asked again
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == []
 
 
@@ -569,12 +610,12 @@ def test_release_after_a_reject_that_took_no_slot_writes_nothing(world):
     assert calls == ["GetItem"]  # the state: rejected, no slot; no claim lookup, no transaction
 
 
-def test_a_decider_that_dies_between_announcing_and_recording_is_resumed_and_announces_again(world):
+def test_a_decider_that_dies_before_recording_an_accept_is_resumed_and_announces_it_once(world):
     finalise = world.tables.decisions.finalise
     world.tables.decisions.finalise = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("crash"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
-    assert len(world.notifier.sent) == len(world.bus.sent) == 1  # announced, not recorded
+    assert world.notifier.sent == world.bus.sent == []  # an accept is recorded before it is announced
     assert outcomes(world) == []
     state = world.tables.decisions.state(ENDPOINT)
     assert (state.status, state.notified) == ("accepting", False)
@@ -583,7 +624,8 @@ def test_a_decider_that_dies_between_announcing_and_recording_is_resumed_and_ann
     world.clock.now += timedelta(seconds=60)  # the async retry (or the sweep) resumes the claim
     assert world.service.handle(requested()) is None
     assert outcomes(world) == ["accepted"]
-    assert [d.outcome for (d,) in world.notifier.sent] == ["accepted", "accepted"]  # a duplicate, not a loss
+    assert [d.outcome for (d,) in world.notifier.sent] == ["accepted"]
+    assert len(world.bus.sent) == 1
     assert world.ec2.calls == ["Accept"]  # EC2 showed it done: not sent again
     assert world.tables.decisions.state(ENDPOINT).settled
     assert world.tables.decisions.active_endpoints("acme") == 1

@@ -29,15 +29,24 @@ READS = {
     f"{EVALUATE} ec2:DescribeVpcEndpointConnections": 1,
     f"{EVALUATE} dynamodb:BatchGetItem": 1,
 }
-# Carried out in EC2: claim (+ quota slot), the action, both announcements, then the record marked
-# notified in one transaction. EC2's own Accept/Reject notification of it costs nothing.
+# Carried out in EC2: claim (+ quota slot), the action, the record, both announcements. EC2's own
+# Accept/Reject notification of it costs nothing.
 EXECUTED = {
     f"{EVALUATE} dynamodb:TransactWriteItems": 2,
     f"{EVALUATE} sns:Publish": 1,
     f"{EVALUATE} events:PutEvents": 1,
 }
 EXPECTED = {
-    "accepted": {**READS, **EXECUTED, f"{EVALUATE} ec2:AcceptVpcEndpointConnections": 1},
+    # Recorded, announced, then marked notified: an accept is on record before anyone hears of it
+    # (EC2 cannot confirm one later once the consumer deletes the endpoint).
+    "accepted": {
+        **READS,
+        **EXECUTED,
+        f"{EVALUATE} ec2:AcceptVpcEndpointConnections": 1,
+        f"{EVALUATE} dynamodb:UpdateItem": 1,
+    },
+    # Announced, then recorded with `notified` in the same write: every closed state EC2 can show
+    # later confirms a reject.
     "rejected": {**READS, **EXECUTED, f"{EVALUATE} ec2:RejectVpcEndpointConnections": 1},
     # No EC2 action: the hold and its record in one transaction, announced, then marked notified.
     "held": {

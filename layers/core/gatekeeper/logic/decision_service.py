@@ -496,24 +496,37 @@ class DecisionService:
         return self._record(claimed)
 
     def _record(self, claimed: EndpointState) -> Decision:
-        """Announce and record a claimed action EC2 shows done."""
+        """Record and announce a claimed action EC2 shows done."""
         decision = claimed.decision
-        if decision.outcome == "accepted":
-            decision = self._with_access(decision)
-        # Announced before it is recorded: until the record is written the claim stays in flight
-        # (Unsettled), so a crash here is resumed — EC2 read again, the effect recorded, announced
-        # again (a duplicate of the same decision). Recording first would need a second write to
-        # mark the announcement sent.
-        self._announce(decision)
-        at = self.clock()
         try:
-            self.decisions.finalise(
-                claimed, decision, release_slot=_frees_slot(claimed), at=at, notified=True
-            )
+            if decision.outcome == "accepted":
+                decision = self._with_access(decision)
+                self._record_then_announce(claimed, decision)
+            else:
+                self._announce_then_record(claimed, decision)
         except WriteConflict:
             # Another invocation resumed this claim meanwhile and records (and announces) it itself.
             logger.info("Claim finished by another invocation", extra=_ids(decision))
         return decision
+
+    def _announce_then_record(self, claimed: EndpointState, decision: Decision) -> None:
+        """A reject or revoke: announced, then recorded with `notified` in the same write. Until
+        that write the claim stays in flight (Unsettled), so a crash in between is resumed — EC2
+        read again, the effect recorded, announced again (a duplicate of the same decision). EC2's
+        word is final: every closed state counts as the refusal done, whoever closed it."""
+        self._announce(decision)
+        self.decisions.finalise(
+            claimed, decision, release_slot=_frees_slot(claimed), at=self.clock(), notified=True
+        )
+
+    def _record_then_announce(self, claimed: EndpointState, decision: Decision) -> None:
+        """An accept: recorded, then announced, then marked announced (one more write than a
+        refusal). Announcing first would leave an announced accept unrecorded if its decider died
+        and the consumer deleted the endpoint before the resume: EC2 then shows `deleted`, which
+        cannot tell whether the accept was made, so the resume would roll the claim back. Recorded
+        first, the decision stands; a crash before the mark is announced by the sweep (Unsettled)."""
+        finalised = self.decisions.finalise(claimed, decision, release_slot=False, at=self.clock())
+        self._notify(finalised)
 
     def _after_failure(
         self, claimed: EndpointState, previous: EndpointState | None, slot: Slot | None, exc: Exception
