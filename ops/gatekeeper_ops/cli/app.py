@@ -9,29 +9,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup, TyperOption
 from typer.exceptions import TyperException
 
 from gatekeeper_ops.cli import connections, decisions, reconcile, report, services, templates, tenants
 from gatekeeper_ops.cli.context import DEFAULT_STACK, STACK_ENV, Gatekeeper, describe_error
-from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.help import CommandGroup, examples
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
 
 
-_option_type = TyperOption.display_type_rich
-
-
-def _flags_take_no_value(self: TyperOption, ctx: Any) -> str | None:
-    """typer 0.29 shows a flag as `--dry-run <bool>`, as if it took a value: it takes none."""
-    return None if self.is_flag else _option_type(self, ctx)
-
-
-TyperOption.display_type_rich = _flags_take_no_value  # type: ignore[method-assign]
-
-
-class GatekeeperGroup(TyperGroup):
+class GatekeeperGroup(CommandGroup):
     """Turns every failure into one actionable line: no traceback reaches an operator."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's vendored click Context
@@ -69,7 +57,7 @@ app = typer.Typer(
         "gatekeeper --install-completion   # tab completion for your shell",
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 

@@ -14,7 +14,7 @@ import typer
 
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.decisions import parse_since
-from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputFormat,
@@ -37,6 +37,8 @@ from gatekeeper_ops.cli.usage import (
 )
 
 app = typer.Typer(
+    cls=CommandGroup,
+    rich_markup_mode=None,
     help="Reports: usage per tenant from the AWS/PrivateLinkServices metrics, and orphaned endpoints.",
     no_args_is_help=True,
 )
@@ -147,7 +149,7 @@ def _bytes(value: int) -> str:
         "gatekeeper report usage --since 30d",
         "gatekeeper report usage --since 2026-11-01 --until 2026-12-01 --output csv > november.csv",
         "gatekeeper report usage --by endpoint --tenant acme",
-        "gatekeeper report usage --query 'tenants[?bytes_processed > `0`].tenant_id' ",
+        "gatekeeper report usage --query 'tenants[?bytes_processed > `0`].tenant_id'",
     )
 )
 def usage(

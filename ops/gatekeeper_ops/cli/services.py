@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from gatekeeper_ops.cli.context import CliError, gatekeeper
-from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputOption,
@@ -30,7 +30,12 @@ from gatekeeper_ops.cli.output import (
     warn,
 )
 
-app = typer.Typer(help="Endpoint services: what the stack manages, and attaching one.", no_args_is_help=True)
+app = typer.Typer(
+    cls=CommandGroup,
+    rich_markup_mode=None,
+    help="Endpoint services: what the stack manages, and attaching one.",
+    no_args_is_help=True,
+)
 
 # The events the stack's own ConnectionNotification resources send (template.yaml; a test keeps
 # them equal): an Accept notification would only cost a Describe.

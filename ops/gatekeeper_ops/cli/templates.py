@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gatekeeper_ops.cli.context import CliError, describe_error, gatekeeper
-from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputOption,
@@ -33,7 +33,10 @@ if TYPE_CHECKING:
     from gatekeeper.policy import PolicyTemplate
 
 app = typer.Typer(
-    help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.", no_args_is_help=True
+    cls=CommandGroup,
+    rich_markup_mode=None,
+    help="Endpoint-policy templates (IAM grammar): list, show, validate, push, diff.",
+    no_args_is_help=True,
 )
 
 TemplateFile = Annotated[Path, typer.Argument(help="Template document (JSON).", dir_okay=False)]

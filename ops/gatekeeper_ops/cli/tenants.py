@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
-from gatekeeper_ops.cli.help import examples
+from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputOption,
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from gatekeeper_ops.cli.tenant_records import Action, Change, TenantValidator
 
 app = typer.Typer(
+    cls=CommandGroup,
+    rich_markup_mode=None,
     help="Tenant allow-list records: who may connect, to which services, under which template.",
     no_args_is_help=True,
 )
