@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gatekeeper_ops.chaos.clock import VirtualClock
-from gatekeeper_ops.emulator import inject_unsuccessful
+from gatekeeper_ops.emulator import EventualConsistency, inject_unsuccessful
 from gatekeeper_ops.local_lambda import RetryTiming
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from tests.builders import tenant
@@ -59,6 +59,22 @@ def test_a_failed_async_event_is_retried_after_one_then_two_minutes(producer, cl
     settle(producer, clock, 3)
     assert attempts(producer, "EvaluateConnectionFunction") == [(False, 1), (False, 2), (True, 3)]
     assert [d.outcome for d in producer.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
+
+
+def test_the_deciders_re_reads_wait_on_the_virtual_clock(producer_factory, clock):
+    # EC2 lists a new connection only half a (virtual) second after it appears: the decider's first
+    # read and its re-read after 0.2 s miss it, the one 0.5 s later lists it. The pauses move the
+    # virtual clock (nothing really sleeps), and the request is decided in its first invocation.
+    producer = producer_factory(eventual=EventualConsistency(stale_reads=0, stale_seconds=0.5))()
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.lambdas.timing = RetryTiming.aws()
+    settle(producer, clock)
+    slept = clock.slept
+    endpoint = producer.consumer(ACME).request_endpoint(producer.service)
+    settle(producer, clock)
+    assert attempts(producer, "EvaluateConnectionFunction") == [(True, 1)]
+    assert [d.outcome for d in producer.decisions.decisions_for_endpoint(endpoint)] == ["accepted"]
+    assert clock.slept - slept == pytest.approx(0.2 + 0.5)
 
 
 def test_a_failed_sqs_message_comes_back_after_the_visibility_timeout_then_goes_to_the_dlq(producer, clock):

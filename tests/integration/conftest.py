@@ -49,13 +49,26 @@ def _parsed_template() -> dict[str, Any]:
     return _load_template()
 
 
+@pytest.fixture(autouse=True)
+def decider_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the decider takes between re-reads of a connection EC2 does not list yet, recorded
+    instead of slept: the emulator's lag (`EventualConsistency()`) counts reads, not seconds, so the
+    answers are the same, and the suites do not wait 0.2 s per request."""
+    from gatekeeper.wiring import services
+
+    waits: list[float] = []
+    monkeypatch.setattr(services, "sleep", waits.append)
+    return waits
+
+
 @pytest.fixture
 def producer_factory(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., MakeProducer]]:
-    """`producer_factory(fast=False)` → `make(allowed_principals=…, parameters=…)`: producer accounts
-    on one emulated AWS for the test, built-in templates pushed. `fast` adds gatekeeper_ops.fast_moto
-    (for tests that make thousands of decisions)."""
+    """`producer_factory(fast=False, eventual=…)` → `make(allowed_principals=…, parameters=…)`:
+    producer accounts on one emulated AWS for the test, built-in templates pushed. `fast` adds
+    gatekeeper_ops.fast_moto (for tests that make thousands of decisions); `eventual`: EC2's read lag
+    (True: `EventualConsistency()`, False: consistent reads, or the test's own settings)."""
     # Speed only: template.yaml is parsed once per session; every account gets its own copy.
     monkeypatch.setattr(stack, "load_template", lambda path=stack.TEMPLATE: copy.deepcopy(_parsed_template()))
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -67,17 +80,15 @@ def producer_factory(
         # step (one delivery, then an assertion) is marked `consistent_reads` and runs without it.
         lagging = request.node.get_closest_marker("consistent_reads") is None
 
-        def factory(fast: bool = False, eventual: bool = lagging) -> MakeProducer:
+        def factory(fast: bool = False, eventual: bool | EventualConsistency = lagging) -> MakeProducer:
             if fast:
                 scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
             # EC2 as it is: a new connection is missing from the first Describe after its notification,
             # and notifications go out asynchronously, in a seeded, shuffled order (docs/emulator.md).
-            scope.enter_context(
-                privatelink_emulator(
-                    EmulatorSettings(eventual_consistency=EventualConsistency() if eventual else None)
-                )
-            )
+            # A test may give its own lag instead.
+            consistency = EventualConsistency() if eventual is True else eventual or None
+            scope.enter_context(privatelink_emulator(EmulatorSettings(eventual_consistency=consistency)))
 
             def make(
                 *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None

@@ -44,6 +44,11 @@ class FakeEndpoints:
     fail: list[object] = field(default_factory=list)
     lost: list[Exception] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    # Eventual consistency: the next `unlisted` reads do not list the connection; `read_fail` items
+    # are raised by the next reads instead of answering.
+    unlisted: int = 0
+    read_fail: list[Exception] = field(default_factory=list)
+    reads: int = 0
 
     def _act(self, action: str, new_state: str) -> None:
         self.calls.append(action)
@@ -64,6 +69,12 @@ class FakeEndpoints:
         self._act("Reject", "rejected")
 
     def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection | None:
+        self.reads += 1
+        if self.read_fail:
+            raise self.read_fail.pop(0)
+        if self.unlisted:
+            self.unlisted -= 1
+            return None
         return self.current
 
     @property
@@ -170,6 +181,7 @@ def world(tables):
     )
     endpoints, notifier, bus, clock = FakeEndpoints(connection()), Recorder(), Recorder(), Clock()
     load_balancers = FakeLoadBalancers()
+    waits: list[float] = []  # the pauses the decider asked for; nothing here really sleeps
     service = DecisionService(
         tenants=tables.tenants,
         templates=tables.templates,
@@ -182,6 +194,7 @@ def world(tables):
         operator_actor=OPERATOR,
         clock=clock,
         load_balancers=load_balancers,
+        sleep=waits.append,
     )
     return type(
         "World",
@@ -189,6 +202,7 @@ def world(tables):
         {
             "service": service,
             "ec2": endpoints,
+            "waits": waits,
             "notifier": notifier,
             "bus": bus,
             "clock": clock,
@@ -196,6 +210,13 @@ def world(tables):
             "load_balancers": load_balancers,
         },
     )
+
+
+def counted() -> dict[str, list[float]]:
+    """The metrics the decision service added (Powertools' module state, reset after each test)."""
+    from gatekeeper.observability import metrics
+
+    return {name: list(metric["Value"]) for name, metric in metrics.metric_set.items()}
 
 
 def outcomes(world) -> list[str]:
@@ -325,12 +346,80 @@ def test_an_unanswered_accept_is_never_rolled_back_on_a_guess(world):
     assert world.ec2.calls == ["Accept"]  # the resume reads EC2 first: done, so not sent again
 
 
-def test_a_connection_ec2_does_not_list_yet_is_retried_not_decided(world):
+def test_a_connection_listed_on_a_re_read_is_decided_in_the_same_invocation(world):
+    world.ec2.unlisted = 1  # EC2 has not caught up with the notification at the first read
+    decision = world.service.handle(requested())
+    assert decision is not None
+    assert decision.outcome == "accepted"
+    assert world.waits == [0.2]  # one pause, then the second read lists it
+    assert world.ec2.reads == 2
+    assert world.ec2.calls == ["Accept"]
+    assert outcomes(world) == ["accepted"]
+    assert world.tables.decisions.active_endpoints("acme") == 1  # the tenant was read once listed
+    assert counted() == {"ConnectionsReRead": [1.0]}
+
+
+def test_the_re_reads_follow_the_schedule_until_ec2_lists_the_connection(world):
+    world.ec2.unlisted = 3
+    assert world.service.handle(requested()).outcome == "accepted"
+    assert world.waits == [0.2, 0.5, 1.0]
+    assert world.ec2.reads == 4
+
+
+def test_a_connection_ec2_does_not_list_after_the_re_reads_is_retried_not_decided(world):
     world.ec2.current = None
-    with pytest.raises(ConnectionNotVisible):
+    with pytest.raises(ConnectionNotVisible, match="does not list"):
         world.service.handle(requested())
+    assert world.waits == [0.2, 0.5, 1.0]  # well under the function's 30 s timeout
+    assert world.ec2.reads == 4
+    assert counted() == {"ConnectionsReRead": [1.0], "ConnectionsNotYetVisible": [1.0]}
     assert world.tables.decisions.state(ENDPOINT) is None
     assert world.ec2.calls == []
+
+
+def test_an_error_while_re_reading_is_raised_at_once(world):
+    world.ec2.unlisted = 1
+
+    def pause_then_ec2_times_out(seconds: float) -> None:
+        world.waits.append(seconds)
+        world.ec2.read_fail.append(timeout())
+
+    world.service.sleep = pause_then_ec2_times_out
+    with pytest.raises(ReadTimeoutError):
+        world.service.handle(requested())
+    assert world.waits == [0.2]  # no further pause: only "not listed" is waited for
+    assert world.ec2.reads == 2
+    assert world.tables.decisions.state(ENDPOINT) is None
+
+
+def test_a_request_another_delivery_decided_during_the_pause_is_not_decided_again(world):
+    world.ec2.unlisted = 1
+
+    def another_delivery_decides(seconds: float) -> None:
+        world.waits.append(seconds)
+        assert world.service.handle(requested()).outcome == "accepted"  # EC2 lists it by then
+
+    world.service.sleep = another_delivery_decides
+    assert world.service.handle(requested()) is None
+    assert world.waits == [0.2]
+    assert world.ec2.calls == ["Accept"]
+    assert outcomes(world) == ["accepted"]
+    assert len(world.notifier.sent) == 1
+
+
+def test_a_decided_connection_ec2_no_longer_lists_is_not_waited_for(world):
+    world.service.handle(requested())
+    world.ec2.current = None  # deleted and aged out; a late duplicate of its notification arrives
+    assert world.service.handle(requested()) is None
+    assert world.waits == []
+
+
+def test_an_operator_request_for_a_connection_ec2_does_not_list_is_not_waited_for(world):
+    # The CLI reads the connection from EC2 before it sends the request: not listed now is no lag.
+    world.ec2.current = None
+    with pytest.raises(ConnectionNotVisible):
+        world.service.handle(operator("accepted"))
+    assert world.waits == []
 
 
 def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_the_first_async_retry(world):
@@ -342,8 +431,10 @@ def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_the_first_async
     world.clock.now = sent + timedelta(seconds=70)
     with pytest.raises(ConnectionNotVisible):
         world.service.handle(asked)
+    assert world.waits == [0.2, 0.5, 1.0]
     world.clock.now = sent + timedelta(seconds=190)
     assert world.service.handle(asked) is None
+    assert world.waits == [0.2, 0.5, 1.0]  # past the give-up time: no more re-reads either
     assert world.tables.decisions.state(ENDPOINT) is None
     assert world.ec2.calls == []
 
@@ -656,6 +747,7 @@ def test_a_forged_closed_event_frees_no_slot_of_a_live_endpoint(world):
     with pytest.raises(ConnectionNotVisible, match="still shows"):
         world.service.release(ConnectionClosed(connection=REF))
     assert world.tables.decisions.active_endpoints("acme") == 1
+    assert world.waits == []  # a release is not re-read in the invocation: the retry reads again
 
 
 def test_invalid_tenant_record_holds(world):

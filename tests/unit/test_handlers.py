@@ -168,6 +168,22 @@ def test_load_balancer_clients_are_built_at_first_use_not_at_cold_start(handler)
     assert readers._elbv2._client is not None
 
 
+def test_the_decider_waits_with_time_sleep_unless_the_wiring_is_given_a_sleeper(handler, monkeypatch):
+    handler("evaluate_connection")
+    slept: list[float] = []
+    monkeypatch.setattr(runtime.time, "sleep", slept.append)
+    runtime.decision_service().sleep(0.2)
+    assert slept == [0.2]
+    waits: list[float] = []
+    runtime.build_decision_service(settings.settings(), sleeper=waits.append).sleep(0.5)
+    # A harness replaces the wiring's `sleep` (the chaos run's virtual clock): used once rebuilt.
+    monkeypatch.setattr(runtime, "sleep", waits.append)
+    runtime.decision_service.cache_clear()
+    runtime.decision_service().sleep(1.0)
+    runtime.decision_service.cache_clear()  # no later test may meet this service
+    assert (slept, waits) == ([0.2], [0.5, 1.0])
+
+
 def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_failure_is_logged(
     handler, monkeypatch
 ):

@@ -3,7 +3,8 @@
 time-machine freezes `time.time()` / `datetime.now()` (moto's SQS visibility and retention, the
 decision service's staleness test, decision timestamps) at a chosen instant; the run moves it on
 explicitly. Sleeps move it on too instead of waiting: botocore's retry back-off
-(`botocore.endpoint` sleeps between attempts) and the EC2 adapter's throttling back-off.
+(`botocore.endpoint` sleeps between attempts) and the decider's pauses between re-reads of a
+connection EC2 does not list yet (the wiring's `sleep`, given to services built in the block).
 `time.monotonic()` and `time.perf_counter()` are left real, so wall seconds can still be measured.
 """
 
@@ -19,6 +20,8 @@ from unittest import mock
 import botocore.endpoint
 import time_machine
 
+from gatekeeper.wiring import services
+
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
@@ -30,12 +33,16 @@ class VirtualClock:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[VirtualClock]:
-        """Freeze time at `start`, and make botocore's retry sleeps virtual, for the block."""
+        """Freeze time at `start`, and make botocore's retry sleeps and the services' waits virtual,
+        for the block (services built before it keep theirs: the run builds its own inside)."""
         travel = time_machine.travel(self.start, tick=False)
         self._traveller = travel.start()
         virtual = types.SimpleNamespace(sleep=self.sleep, time=time.time, monotonic=time.monotonic)
         try:
-            with mock.patch.object(botocore.endpoint, "time", virtual):
+            with (
+                mock.patch.object(botocore.endpoint, "time", virtual),
+                mock.patch.object(services, "sleep", self.sleep),
+            ):
                 yield self
         finally:
             travel.stop()

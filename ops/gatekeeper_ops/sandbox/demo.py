@@ -33,9 +33,11 @@ from rich.text import Text
 
 from gatekeeper_ops.sandbox import render
 from gatekeeper_ops.sandbox.embedded import (
+    DeciderPauses,
     DemoProducer,
     aws_environment,
     create_producer,
+    decider_pauses,
     emulated_aws,
     handler_logs_to,
     output_to,
@@ -173,6 +175,7 @@ def run(
             url = stack.enter_context(emulated_aws(seed.region, options.port))
             stack.enter_context(output_to(log))
         with console.status("Provisioning the stack from template.yaml and seeding demo-seed.yaml…"):
+            pauses = stack.enter_context(decider_pauses())  # before any handler builds its services
             producer = create_producer(seed, on_invocation=watch.on_invocation, stack_name=STACK_NAME)
             # After the local Lambda service set the handlers' environment (POWERTOOLS_*).
             stack.enter_context(handler_logs_to(log))
@@ -183,12 +186,12 @@ def run(
         result = DemoResult(OK, log_path=str(log_path))
         if options.requests:
             result.load = _play_load(
-                producer, seed, watch, options=options, console=console, log_path=log_path
+                producer, seed, watch, options=options, console=console, log_path=log_path, pauses=pauses
             )
             failed = bool(result.load.problems) or any(_dead_letters(producer).values())
         else:
             result.scenario = _play_scenario(
-                producer, seed, watch, console=console, log_path=log_path, started=started
+                producer, seed, watch, console=console, log_path=log_path, started=started, pauses=pauses
             )
             failed = not result.scenario.ok or any(_dead_letters(producer).values())
         result.exit_code = OUTCOMES_DIFFER if failed else OK
@@ -274,6 +277,7 @@ def _play_scenario(
     console: Console,
     log_path: Path,
     started: float,
+    pauses: DeciderPauses,
 ) -> ScenarioOutcome:
     names = {s.key: s.name for s in seed.services}
     scenario = ScriptedScenario(producer, seed, watch)
@@ -298,6 +302,7 @@ def _play_scenario(
             outcome,
             invocations=counts,
             failed_invocations=errors,
+            rereads=len(pauses.seconds),
             dead_letters=_dead_letters(producer),
             log_path=str(log_path),
             total_seconds=time.perf_counter() - started,
@@ -315,6 +320,7 @@ def _play_load(
     options: DemoOptions,
     console: Console,
     log_path: Path,
+    pauses: DeciderPauses,
 ) -> LoadReport:
     load = LoadScenario(producer, seed, watch, requests=options.requests, in_flight=options.in_flight)
     columns = (
@@ -337,8 +343,14 @@ def _play_load(
             done = progress.tasks[decided].completed
             progress.update(decided, rate=f"{done / max(1e-9, time.perf_counter() - run_started):.1f}/s")
 
-        report = load.run(requests, advance)
+        # One invocation at a time: the decider's pauses are counted, not slept (DeciderPauses).
+        pauses.slept, counted = False, len(pauses.seconds)
+        try:
+            report = load.run(requests, advance)
+        finally:
+            pauses.slept = True
     report.setup_seconds = setup_seconds
+    report.rereads = len(pauses.seconds) - counted
     console.print(render.load_report(report, _dead_letters(producer), str(log_path)))
     return report
 

@@ -10,8 +10,9 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
+from unittest import mock
 
 import boto3
 
@@ -155,6 +156,35 @@ def importable_handlers() -> None:
     have on its path."""
     if str(ROOT) not in sys.path:
         sys.path.append(str(ROOT))
+
+
+@dataclass
+class DeciderPauses:
+    """The decider's pauses between re-reads of a connection EC2 does not list yet, counted for the
+    summaries, then taken with the sleep that was in force. With `slept` off (the load run) they are
+    only counted: one invocation runs at a time here, so a pause would hold up every other request,
+    which on AWS runs meanwhile in another execution environment; and the emulator's lag counts
+    reads, not seconds, so EC2 answers the same."""
+
+    sleep: Callable[[float], None]
+    slept: bool = True
+    seconds: list[float] = field(default_factory=list)
+
+    def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+        if self.slept:
+            self.sleep(seconds)
+
+
+@contextlib.contextmanager
+def decider_pauses() -> Iterator[DeciderPauses]:
+    """The wiring's `sleep` counted for the block: enter it before the decision service is built
+    (before the local Lambda service starts, or any handler runs)."""
+    from gatekeeper.wiring import services
+
+    pauses = DeciderPauses(services.sleep)
+    with mock.patch.object(services, "sleep", pauses):
+        yield pauses
 
 
 @dataclass

@@ -164,11 +164,21 @@ def _failures(errors: Sequence[str]) -> str:
     return said
 
 
+def _rereads(count: int, *, slept: bool = True) -> str:
+    """The decider's re-reads of a new endpoint EC2 did not list at the first read, in the same
+    invocation (no retry)."""
+    if not count:
+        return ""
+    why = "EC2 did not list the endpoint at once" + ("" if slept else "; pauses not slept here")
+    return f" · [cyan]{count} re-read[/] [dim]({why})[/]"
+
+
 def summary(
     outcome: ScenarioOutcome,
     *,
     invocations: Mapping[str, int],
     failed_invocations: Sequence[str],
+    rereads: int = 0,
     dead_letters: Mapping[str, int],
     log_path: str,
     total_seconds: float,
@@ -197,7 +207,8 @@ def summary(
     grid.add_row(
         "Handlers",
         " · ".join(f"{_function(name)} {count}" for name, count in sorted(invocations.items()))
-        + _failures(failed_invocations),
+        + _failures(failed_invocations)
+        + _rereads(rereads),
     )
     grid.add_row(
         "Dead-letter queues",
@@ -244,7 +255,7 @@ def load_report(report: LoadReport, dead_letters: Mapping[str, int], log_path: s
     ]
     grid.add_row(
         "Handlers",
-        " · ".join(per_call) + _failures(report.invocation_errors),
+        " · ".join(per_call) + _failures(report.invocation_errors) + _rereads(report.rereads, slept=False),
     )
     if report.durations:
         busiest = max(report.durations, key=lambda name: sum(report.durations[name]))

@@ -5,7 +5,8 @@ whatever EC2's own notifications of the decision then cause).
 Every call a handler makes is recorded (the IAM contract's recorder). A warm container (clients
 built, the template and the account's tenant seen by a first request of the same kind) decides one
 request of each outcome; the exact count and its breakdown per function and operation are pinned,
-so a change that adds a call fails here and says which.
+so a change that adds a call fails here and says which. With consistent EC2 reads nothing is read
+twice; with the emulator's read lag, what one re-read adds is pinned too.
 """
 
 from __future__ import annotations
@@ -90,3 +91,26 @@ def test_calls_per_decision(tenants, iam_contract: CallRecorder, account, region
     state = tenants.decisions.state(endpoint)
     assert state is not None
     assert state.settled  # recorded and announced: nothing left to sweep
+
+
+def test_calls_when_ec2_lists_the_connection_at_the_second_read(
+    tenants, iam_contract: CallRecorder, decider_waits
+):
+    # EC2's read lag on (the emulator's: the first Describe after the notification misses it): one
+    # more Describe after a 0.2 s pause, and the tables read again with the owner's tenant, in the
+    # same invocation. No failed invocation, no retry.
+    request(tenants, ACME, None)
+    iam_contract.calls.clear()
+    decider_waits.clear()
+    endpoint = request(tenants, ACME, None)
+    [decision] = tenants.decisions.decisions_for_endpoint(endpoint)
+    assert decision.outcome == "accepted"
+    calls = Counter(f"{c.function} {c.service}:{c.operation}" for c in iam_contract.calls)
+    assert dict(calls) == {
+        **EXPECTED["accepted"],
+        f"{EVALUATE} ec2:DescribeVpcEndpointConnections": 2,
+        f"{EVALUATE} dynamodb:BatchGetItem": 2,
+    }
+    assert decider_waits == [0.2]
+    evaluated = [i for i in tenants.lambdas.invocations if i.function == EVALUATE]
+    assert [i.ok for i in evaluated] == [True, True]  # the warm-up's and this one's: both first tries

@@ -41,6 +41,17 @@ def test_entitled_active_tenant_is_accepted_and_consumer_endpoint_becomes_availa
     assert tenants.decisions.active_endpoints("acme") == 1
 
 
+def test_a_request_ec2_does_not_list_at_first_is_decided_in_its_first_invocation(tenants, decider_waits):
+    # The emulator's lag: the decider's first Describe after the notification misses the endpoint,
+    # the re-read 0.2 s later lists it; no ConnectionNotVisible, no async retry (~1 min on AWS).
+    tenants.settle()  # tenant sync first: its Describe would otherwise be the read that misses it
+    endpoint = request(tenants, ACME)
+    assert decisions(tenants, endpoint) == ["accepted"]
+    evaluated = [i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction"]
+    assert [(i.ok, i.attempt, i.result["decision"]) for i in evaluated] == [(True, 1, "accepted")]
+    assert decider_waits == [0.2]
+
+
 def test_unknown_principal_is_rejected(tenants):
     endpoint = request(tenants, STRANGER)
     [decision] = tenants.decisions.decisions_for_endpoint(endpoint)

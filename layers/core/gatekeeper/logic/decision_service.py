@@ -13,7 +13,9 @@ Order of work (each step safe to repeat, and every state has an owner that finis
 1. read the connection from EC2, then, in one BatchGetItem, the endpoint's decision state, the
    account's tenant claim and (when this container has seen the account) the tenant's record and
    quota counter; a final decision or an unchanged hold makes a duplicate a no-op (re-announcing it
-   if its announcer died); a connection EC2 does not list yet raises, and the event comes again;
+   if its announcer died); a connection EC2 does not list yet, and nobody has decided, is read again
+   a few times within the invocation (NOT_LISTED_REREADS, ~1.7 s in all), then raises, and the event
+   comes again;
 2. (the template: a pinned version is read once per container, the latest at most every 30 s);
 3. assess: tenant record guards, then the tenant's policy template (pure engine). The service's
    load balancer health is read (cached) only for a template that tests it, and a template that
@@ -34,10 +36,13 @@ Order of work (each step safe to repeat, and every state has an owner that finis
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
 
 from gatekeeper.adapters.bus import DECIDED, EventPublisher
 from gatekeeper.adapters.decision_topic import DecisionNotifier
@@ -77,7 +82,7 @@ from gatekeeper.models.requests import (
     operator_verdict,
 )
 from gatekeeper.models.tenant import Tenant
-from gatekeeper.observability import logger
+from gatekeeper.observability import logger, metrics
 
 if TYPE_CHECKING:
     from gatekeeper.policy import ContextValue, Evaluation
@@ -88,6 +93,12 @@ _EFFECT_OUTCOME: dict[str, Outcome] = {"Allow": "accepted", "Deny": "rejected", 
 # Lambda's first async retry, ~1 min) is left to the reconciler's sweep instead of the DLQ: it was
 # deleted before EC2 listed it, or the sweep finds it still waiting.
 NOT_VISIBLE_GIVE_UP = timedelta(seconds=150)
+# A requested connection EC2 does not list yet is read again after these pauses (seconds), in the same
+# invocation: a lag shorter than that is then caught in about a second instead of Lambda's first
+# async retry (~1 minute later). 1.7 s of waiting in all, far below the function's 30 s timeout; a
+# longer lag is left to that retry (and the sweep) as before. ConnectionsReRead and
+# ConnectionsNotYetVisible show how often each happens, to tune this on evidence.
+NOT_LISTED_REREADS: tuple[float, ...] = (0.2, 0.5, 1.0)
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
@@ -161,6 +172,10 @@ class DecisionService:
     # The services' load balancers: health for templates that test it, and the accepted notice. None
     # (a caller that cannot read elbv2): such templates hold with DataPlaneUnknown, notices go bare.
     load_balancers: LoadBalancers | None = None
+    # How the decider waits between reads of a connection EC2 does not list yet (NOT_LISTED_REREADS):
+    # injected, so tests and the chaos harness's virtual clock never wait for real.
+    sleep: Callable[[float], None] = time.sleep
+    rereads: tuple[float, ...] = NOT_LISTED_REREADS
     # account → the tenant this container last saw claim it: read with the claim, in the same call.
     _owners: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -183,6 +198,13 @@ class DecisionService:
         ref = request.connection
         connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
         inputs = self._inputs(ref.vpc_endpoint_id, connection)
+        if connection is None and inputs.state is None:
+            # Not listed, and nobody has decided it: EC2 has most likely not caught up with the
+            # notification yet. Read it again here rather than wait a minute for the async retry.
+            if self._gave_up_waiting(request):
+                return None
+            connection = self._read_until_listed(ref)
+            inputs = self._inputs(ref.vpc_endpoint_id, connection)  # its owner's tenant, the state again
         state = self._settle_in_flight(inputs.state, connection)
         if state is not inputs.state:  # a dead invocation's claim was finished: read both again
             connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
@@ -404,6 +426,33 @@ class DecisionService:
         except DataPlaneUnreadable as exc:
             logger.warning("Load balancer health unreadable", extra={**_ids(connection), "error": str(exc)})
             return exc
+
+    def _read_until_listed(self, ref: ConnectionRef) -> VpcEndpointConnection:
+        """A requested connection the first Describe did not list, read again after each pause of
+        `rereads`; ConnectionNotVisible (the event is retried) if EC2 still does not list it. Only
+        for EC2 not listing it: any error of a read is raised at once, as from the first read."""
+        metrics.add_metric(name="ConnectionsReRead", unit=MetricUnit.Count, value=1)
+        waited = 0.0
+        for attempt, pause in enumerate(self.rereads, start=2):  # attempt 1 was the first read
+            logger.debug(
+                "EC2 does not list the connection yet; reading it again",
+                extra={**_ids(ref), "attempt": attempt, "pause_seconds": pause},
+            )
+            self.sleep(pause)
+            waited += pause
+            connection = self.endpoint_service.connection(ref.vpc_endpoint_id, ref.service_id)
+            if connection is not None:
+                logger.info(
+                    "Connection listed by EC2 on a re-read",
+                    extra={**_ids(ref), "attempt": attempt, "waited_seconds": round(waited, 3)},
+                )
+                return connection
+        metrics.add_metric(name="ConnectionsNotYetVisible", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "EC2 still does not list the connection; left to the event's retry",
+            extra={**_ids(ref), "attempt": len(self.rereads) + 1, "waited_seconds": round(waited, 3)},
+        )
+        return self._visible(ref, None)
 
     def _read(self, ref: ConnectionRef) -> VpcEndpointConnection:
         """The connection as EC2 describes it now (see _visible)."""

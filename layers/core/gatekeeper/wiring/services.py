@@ -7,6 +7,7 @@ the part of the core it runs (evaluate never loads the reconciler, ingest never 
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,13 @@ def client(service: str, config: Config = _CONFIG) -> Any:
 # time, so the chaos harness can wrap it); the operator CLI passes its own (its session, profile
 # and region, clients built at first use) and gets the very same services.
 ClientFactory = Callable[[str, Config], Any]
+
+
+def sleep(seconds: float) -> None:
+    """How the Lambda functions wait within an invocation (the decider's re-reads of a connection EC2
+    does not list yet). Looked up when a service is built, like `client`, so a harness on a virtual
+    clock (the chaos run) makes the waits virtual."""
+    time.sleep(seconds)
 
 
 def _factory(clients: ClientFactory | None) -> ClientFactory:
@@ -131,10 +139,14 @@ def stores(config: Settings, clients: ClientFactory | None = None) -> Stores:
 
 
 def build_decision_service(
-    config: Settings, clients: ClientFactory | None = None, tables: Stores | None = None
+    config: Settings,
+    clients: ClientFactory | None = None,
+    tables: Stores | None = None,
+    sleeper: Callable[[float], None] | None = None,
 ) -> DecisionService:
     """The one decision service: the evaluate and close functions' (`decision_service()`), and the
-    operator CLI's, which only assesses with it (`gatekeeper simulate`, `pending`, `approve`)."""
+    operator CLI's, which only assesses with it (`gatekeeper simulate`, `pending`, `approve`).
+    `sleeper`: how it waits between re-reads (default `sleep`, i.e. `time.sleep`)."""
     from gatekeeper.adapters.decision_topic import DecisionNotifier
     from gatekeeper.logic.decision_service import DecisionService
 
@@ -154,6 +166,7 @@ def build_decision_service(
         operator_actor=config.operator_actor,
         stale_after=timedelta(seconds=config.claim_stale_seconds),
         load_balancers=load_balancers(config, clients),
+        sleep=sleeper or sleep,
     )
 
 
