@@ -23,7 +23,7 @@ export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
 .PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos \
-        validate transform build lock layer-requirements deploy destroy e2e pr clean
+        validate transform build lock layer-requirements service-models deploy destroy e2e pr clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -93,6 +93,11 @@ layer-requirements: ## regenerate the layer's requirements.txt from runtime.lock
 	  | grep -viE '^(boto3|botocore|s3transfer|jmespath|urllib3|python-dateutil|six)==' \
 	  > layers/core/requirements.txt
 	@echo "layers/core/requirements.txt regenerated from requirements/runtime.lock"
+
+# The functions' clients load botocore models trimmed to the operations the core calls (cold start);
+# tests/unit/test_service_models.py fails when they are stale (after `make lock` bumps botocore).
+service-models: dev ## regenerate the trimmed botocore models in layers/core/gatekeeper/wiring/service_models
+	$(PY) -m gatekeeper_ops.service_models
 
 lock: ## re-resolve the pins (needs network to PyPI)
 	$(BIN)/pip install -q uv

@@ -94,15 +94,28 @@ class Invocation:
 
 
 def reset_handler_caches() -> None:
-    """Forget cached settings and clients so handlers bind to the current environment."""
+    """Forget cached settings, clients and their session so handlers bind to the current environment
+    (as a new execution environment would)."""
     from gatekeeper.wiring import services as runtime
     from gatekeeper.wiring import settings
 
     settings.settings.cache_clear()
+    runtime.session.cache_clear()
     runtime.decision_service.cache_clear()
     runtime.announcer.cache_clear()
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()
+
+
+def handler_session() -> boto3.Session:
+    """The session every client the handlers build from now on comes from (the cached ones are
+    forgotten): hook botocore events on it to count or time the handlers' calls, e.g.
+    `handler_session().events.register("before-call", count)`. It lasts until handler caches are
+    next reset (a new LocalLambda, a timed-out invocation), as an execution environment's would."""
+    from gatekeeper.wiring import services as runtime
+
+    reset_handler_caches()
+    return runtime.session()
 
 
 @dataclass

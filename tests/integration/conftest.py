@@ -24,6 +24,7 @@ from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.iam_contract import CallRecorder, load_transformed, violations
 from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from gatekeeper_ops.service_models import OPERATIONS
 from tests.builders import tenant
 
 __all__ = ["MakeProducer", "tenant"]
@@ -128,12 +129,26 @@ def transformed_template() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def iam_contract(monkeypatch: pytest.MonkeyPatch) -> Iterator[CallRecorder]:
     """Every AWS call a handler makes in the test must be allowed by its function's role in the
-    transformed template (and by the target's resource policy). Checked at teardown; a gap fails
-    the test with the function, the action and the resource."""
+    transformed template (and by the target's resource policy), and be in the trimmed service models
+    the handlers' clients load. Checked at teardown; a gap fails the test with the function, the
+    action and the resource."""
     recorder = CallRecorder()
     monkeypatch.setattr(LocalLambda, "invoke", recorder.wrap_invoke(LocalLambda.invoke))
     monkeypatch.setattr(BaseClient, "_make_api_call", recorder.wrap_api_call(BaseClient._make_api_call))
     yield recorder
+    # The handlers' clients load the trimmed models: an operation missing from them has failed already
+    # (no such client method), a service missing from them ran on botocore's full model. Both are named.
+    untrimmed = sorted(
+        {
+            f"{c.function} {c.service}:{c.operation}"
+            for c in recorder.calls
+            if c.operation not in OPERATIONS.get(c.service, ())
+        }
+    )
+    assert not untrimmed, (
+        "calls outside the trimmed service models: add them to gatekeeper_ops.service_models.OPERATIONS "
+        "and run `make service-models`\n  " + "\n  ".join(untrimmed)
+    )
     if recorder.calls:
         problems = violations(recorder.calls, transformed_template())
         assert not problems, "IAM contract: calls the deployed roles would refuse:\n  " + "\n  ".join(

@@ -1,10 +1,11 @@
 """What the bench's measurements share: an embedded producer account (moto + the PrivateLink
 emulator, the stack provisioned from template.yaml, the real handlers delivered in-process), a
-counter of the AWS API calls made through boto3's default session (the one the handlers' clients
-come from), and the consumers and tenants of the workloads.
+counter of the AWS API calls made through the handlers' session (`gatekeeper.wiring.services.session`,
+the one their clients come from) and boto3's default session (the plain baseline's), and the
+consumers and tenants of the workloads.
 
-Only calls on the default session are counted: the sandbox, the local Lambda service's own
-polling (SQS receive/delete, stream reads) and the consumers use sessions of their own.
+Only calls on those two sessions are counted: the sandbox, the local Lambda service's own polling
+(SQS receive/delete, stream reads) and the consumers use sessions of their own.
 Nothing here asserts a time; `tests/perf/test_bench.py` runs it at a tiny size.
 """
 
@@ -32,7 +33,7 @@ from gatekeeper_ops.emulator.provisioning import (
     create_interface_endpoint,
 )
 from gatekeeper_ops.fast_moto import faster_moto
-from gatekeeper_ops.local_lambda import reset_handler_caches
+from gatekeeper_ops.local_lambda import handler_session, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
 REGION = "us-east-1"
@@ -69,6 +70,7 @@ class ApiCalls:
     listeners: list[Any] = field(default_factory=list)
 
     def attach(self, session: boto3.Session) -> ApiCalls:
+        """Count the calls of every client `session` makes from now on."""
         events = session.events
         events.register("before-parameter-build", self._before_build)
         events.register("before-call", self._before)
@@ -117,7 +119,7 @@ class BenchStack:
     """One emulated producer account running the stack, with the workload's tenants in place."""
 
     producer: ProducerAccount
-    calls: ApiCalls  # the handlers' calls (boto3's default session)
+    calls: ApiCalls  # the handlers' calls (their session) and the baseline's (boto3's default session)
     _consumers: dict[tuple[str, str], BenchConsumer] = field(default_factory=dict)
     _loader: Any = None
 
@@ -185,10 +187,6 @@ def bench_stack() -> Iterator[BenchStack]:
     lambda_like_environment()
     try:
         with faster_moto(), mock_aws(), privatelink_emulator():
-            # Handlers build their clients from boto3's default session (mock_aws resets it): count it.
-            boto3.setup_default_session(region_name=REGION)
-            assert boto3.DEFAULT_SESSION is not None
-            calls = ApiCalls().attach(boto3.DEFAULT_SESSION)
             with contextlib.redirect_stdout(io.StringIO()):
                 producer = ProducerAccount.create(
                     boto3.Session(region_name=REGION),
@@ -199,6 +197,12 @@ def bench_stack() -> Iterator[BenchStack]:
                 for tenant in bench_tenants(producer.service.service_id):
                     producer.add_tenant(tenant)
                 producer.settle()
+            # The baseline builds its clients from boto3's default session (mock_aws resets it), the
+            # handlers from theirs: count both, from a fresh one each (the handlers' clients are
+            # rebuilt on it at their next invocation, as after a cold start).
+            boto3.setup_default_session(region_name=REGION)
+            assert boto3.DEFAULT_SESSION is not None
+            calls = ApiCalls().attach(boto3.DEFAULT_SESSION).attach(handler_session())
             yield BenchStack(producer, calls)
     finally:
         # Leave the process as found (the fast test runs inside pytest): the stack's environment,

@@ -54,7 +54,7 @@ from gatekeeper.observability import logger  # noqa: E402
 from gatekeeper.wiring import services as runtime  # noqa: E402
 from gatekeeper_ops.emulator import privatelink_emulator, seed_connections  # noqa: E402
 from gatekeeper_ops.fast_moto import faster_moto  # noqa: E402
-from gatekeeper_ops.local_lambda import reset_handler_caches  # noqa: E402
+from gatekeeper_ops.local_lambda import handler_session  # noqa: E402
 from gatekeeper_ops.sandbox.account import ProducerAccount  # noqa: E402
 from tests.perf.harness import QUIET, partition_scoped_queries  # noqa: E402
 
@@ -139,11 +139,9 @@ def counted_sweep(producer: ProducerAccount) -> Measured:
         measured.in_calls += spent
         measured.call_seconds[name] += spent
 
-    boto3.setup_default_session(region_name="us-east-1")
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-call", before)
-    boto3.DEFAULT_SESSION.events.register("after-call", after)
-    reset_handler_caches()
+    session = handler_session()
+    session.events.register("before-call", before)
+    session.events.register("after-call", after)
     runtime.reconciler()  # the container is warm: settings read, clients built (the init phase)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the handler's logs and metrics

@@ -7,12 +7,11 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 
 from gatekeeper.logic.tenant_sync import TenantSync
 from gatekeeper_ops.emulator import seed_connections
-from gatekeeper_ops.local_lambda import reset_handler_caches
+from gatekeeper_ops.local_lambda import handler_session
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.stack import ROOT
 from tests.integration.reconcile.conftest import (
@@ -206,10 +205,7 @@ def _fail(self, change):
 def count_ec2_calls() -> Counter[str]:
     """EC2 calls the handlers make from now on (their clients are rebuilt on a hooked session)."""
     calls: Counter[str] = Counter()
-    boto3.setup_default_session(region_name="us-east-1")
-    assert boto3.DEFAULT_SESSION is not None
-    boto3.DEFAULT_SESSION.events.register("before-call.ec2", lambda model, **_: calls.update([model.name]))
-    reset_handler_caches()
+    handler_session().events.register("before-call.ec2", lambda model, **_: calls.update([model.name]))
     return calls
 
 
