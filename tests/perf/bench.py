@@ -104,7 +104,7 @@ def _layouts(scratch: Path) -> list[Layout]:
     bare = layer_bytecode.assemble(scratch / "bare", bytecode=False)
     return [
         Layout("deployed (layer bytecode shipped)", (str(shipped), str(functions)), read_only=True),
-        Layout("deployed, no layer bytecode (before)", (str(bare), str(functions)), read_only=True),
+        Layout("deployed, layer without bytecode", (str(bare), str(functions)), read_only=True),
         Layout("dev venv (bytecode cached)", (str(ROOT), str(ROOT / "layers/core")), read_only=False),
     ]
 
