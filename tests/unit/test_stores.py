@@ -372,6 +372,88 @@ def test_read_inputs_fails_closed_on_missing_invalid_or_disagreeing_records(tabl
     assert isinstance(invalid, TenantInvalid)
 
 
+def batch_get_responses(tables):
+    """What each BatchGetItem returned (parsed), as the store saw it."""
+    responses = []
+    tables.client.meta.events.register(
+        "after-call.dynamodb.BatchGetItem", lambda parsed, **_: responses.append(parsed)
+    )
+    return responses
+
+
+def test_read_inputs_reads_every_field_of_the_state_and_the_counter_but_not_its_endpoints(tables):
+    # Every field of the state differs from its default (notified, a slot), so a field the read leaves
+    # out makes it differ from the state read whole.
+    endpoint = "vpce-0a1b2c3d4e5f60718"
+    tables.tenants.create(tenant(labels={"tier": "gold"}, contact="ops@acme.example"), "op")
+    tables.decisions.record_slot("acme", "vpce-00000000000000009")
+    rich = decision(reasons=("Accept",), explanation=("Accept: matched",), template="standard")
+    claimed = tables.decisions.claim(rich, "accepting", None, Slot("acme", endpoint, 5))
+    tables.decisions.finalise(claimed, rich, notified=True)
+    responses = batch_get_responses(tables)
+
+    inputs = tables.decisions.read_inputs(tables.tenants, endpoint, "111111111111", "acme")
+
+    assert inputs.state == tables.decisions.state(endpoint)
+    assert (inputs.state.notified, inputs.state.slot_tenant) == (True, "acme")
+    assert inputs.tenant == tables.tenants.get("acme")
+    assert inputs.active == tables.decisions.active_endpoints("acme") == 2
+    [response] = responses
+    items = [item for table_items in response["Responses"].values() for item in table_items]
+    assert len(items) == 4
+    assert not [item for item in items if "endpoints" in item]  # the counter's set stays in the table
+    counter = tables.client.get_item(
+        TableName=tables.names["DecisionsTableName"], Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "QUOTA"}}
+    )["Item"]
+    assert len(counter["endpoints"]["SS"]) == 2
+
+
+def test_read_inputs_reads_the_tenant_record_whole_so_an_attribute_it_does_not_know_fails_closed(tables):
+    tables.tenants.create(tenant(), "op")
+    tables.client.update_item(  # a hand edit with a typo: `expires_at` misspelt
+        TableName=tables.names["TenantsTableName"],
+        Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "TENANT"}},
+        UpdateExpression="SET expire_at = :x",
+        ExpressionAttributeValues={":x": {"S": "2000-01-01T00:00:00Z"}},
+    )
+    for guess in ("acme", None):  # in the first call, or after the claim
+        invalid = tables.decisions.read_inputs(tables.tenants, None, "111111111111", guess).tenant
+        assert isinstance(invalid, TenantInvalid)
+        assert "expire_at" in str(invalid)
+
+
+def test_read_inputs_asks_again_for_unprocessed_keys_with_the_same_consistency_and_projection(tables):
+    from botocore.stub import ANY, Stubber
+
+    from gatekeeper.dal.decisions import READ_ATTRIBUTES, DecisionStore
+    from gatekeeper.dal.tenants import TenantStore
+
+    decisions_table, tenants_table = tables.names["DecisionsTableName"], tables.names["TenantsTableName"]
+    store, tenants = DecisionStore(tables.client, decisions_table), TenantStore(tables.client, tenants_table)
+    state_key = {"pk": {"S": "ENDPOINT#vpce-0a1b2c3d4e5f60718"}, "sk": {"S": "STATE"}}
+    names = {f"#a{i}": name for i, name in enumerate(READ_ATTRIBUTES)}
+    projected = {
+        "ConsistentRead": True,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    with Stubber(tables.client) as stub:
+        stub.add_response(
+            "batch_get_item",
+            # DynamoDB answers with the options too; a reply without them must not lose them.
+            {"Responses": {}, "UnprocessedKeys": {decisions_table: {"Keys": [state_key]}}},
+            {"RequestItems": {decisions_table: {**projected, "Keys": [state_key]}, tenants_table: ANY}},
+        )
+        stub.add_response(
+            "batch_get_item",
+            {"Responses": {decisions_table: []}, "UnprocessedKeys": {}},
+            {"RequestItems": {decisions_table: {**projected, "Keys": [state_key]}}},
+        )
+        inputs = store.read_inputs(tenants, "vpce-0a1b2c3d4e5f60718", "111111111111")
+        stub.assert_no_pending_responses()
+    assert (inputs.state, inputs.owner) == (None, None)
+
+
 def test_all_slots_reads_every_tenants_slots_from_its_counter_and_falls_back_for_old_counters(tables):
     for endpoint in ("vpce-00000000000000001", "vpce-00000000000000002"):
         tables.decisions.record_slot("acme", endpoint)

@@ -14,7 +14,11 @@ existed) is read with a Query of its slot items instead.
 
 The decision path reads what it needs in one BatchGetItem across the decisions and tenants tables
 (`read_inputs`): the endpoint's state, the account's claim and — when the container has seen the
-account before — the claimed tenant's record and quota counter, checked against the claim.
+account before — the claimed tenant's record and quota counter, checked against the claim. Of the
+decisions table it reads only the state's fields and the counter's `active` (READ_ATTRIBUTES), never
+the counter's `endpoints` set, which grows with the tenant's endpoints; the tenants table is read
+whole, since a tenant record is validated whole (an attribute the model does not know makes it
+invalid: fail closed).
 
 A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
 `revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
@@ -60,6 +64,10 @@ CLAIM_STATUS: dict[Outcome, Status] = {
 }
 STATE_SK = "STATE"
 QUOTA_SK = "QUOTA"
+# What the decision path reads of the decisions table's items (one projection serves the table in a
+# BatchGetItem): the keys, an endpoint state's fields (_state_from_item) and the quota counter's
+# `active` (read_inputs). Not the counter's `endpoints` set: only the reconciler needs it.
+READ_ATTRIBUTES = ("pk", "sk", "status", "seq", "decision", "notified", "claimed_at", "slot_tenant", "active")
 UNSETTLED_INDEX = "Unsettled"
 UNSETTLED_PK = "UNSETTLED"
 
@@ -174,7 +182,7 @@ class DecisionStore:
             wanted.append((tenants.table, key(claim_pk(account), CLAIM_SK)))
             if tenant_guess is not None:
                 wanted += self._tenant_keys(tenants, tenant_guess)
-        found = self._batch_get(wanted)
+        found = self._batch_get(wanted, READ_ATTRIBUTES)
         raw_state = found.get((self._table, endpoint_pk(vpc_endpoint_id or ""), STATE_SK))
         state = _state_from_item(decode(raw_state)) if raw_state else None
         claim = found.get((tenants.table, claim_pk(account or ""), CLAIM_SK))
@@ -182,7 +190,7 @@ class DecisionStore:
         if owner is None or account is None:
             return DecisionInputs(state, None, None, 0)
         if owner != tenant_guess:
-            found = self._batch_get(self._tenant_keys(tenants, owner))
+            found = self._batch_get(self._tenant_keys(tenants, owner), READ_ATTRIBUTES)
         raw_tenant = found.get((tenants.table, tenant_pk(owner), TENANT_SK))
         quota = found.get((self._table, tenant_pk(owner), QUOTA_SK))
         active = int(decode(quota).get("active", 0)) if quota else 0
@@ -202,18 +210,32 @@ class DecisionStore:
             (self._table, key(tenant_pk(tenant_id), QUOTA_SK)),
         ]
 
-    def _batch_get(self, wanted: list[tuple[str, Keys]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """Consistent BatchGetItem of a few keys over several tables, keyed (table, pk, sk)."""
-        request: dict[str, Any] = {}
+    def _batch_get(
+        self, wanted: list[tuple[str, Keys]], attributes: tuple[str, ...] | None = None
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Consistent BatchGetItem of a few keys over several tables, keyed (table, pk, sk).
+        `attributes`: all that is read of this store's table (None: whole items); other tables'
+        items are read whole."""
+        options: dict[str, dict[str, Any]] = {}
+        keys: dict[str, list[Any]] = {}  # table → its keys still to read
         for table, item_key in wanted:
-            request.setdefault(table, {"Keys": [], "ConsistentRead": True})["Keys"].append(item_key)
+            keys.setdefault(table, []).append(item_key)
+            options.setdefault(table, {"ConsistentRead": True})
+        if attributes and self._table in options:
+            # Placeholders for every name: some are DynamoDB reserved words (`status`).
+            names = {f"#a{i}": name for i, name in enumerate(attributes)}
+            options[self._table]["ProjectionExpression"] = ", ".join(names)
+            options[self._table]["ExpressionAttributeNames"] = names
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        while request:
+        while keys:
+            request: dict[str, Any] = {table: {**options[table], "Keys": k} for table, k in keys.items()}
             response = self._client.batch_get_item(RequestItems=request)
             for table, items in response.get("Responses", {}).items():
                 for raw in items:
                     found[(table, str(raw["pk"]["S"]), str(raw["sk"]["S"]))] = dict(raw)
-            request = dict(response.get("UnprocessedKeys") or {})
+            # Retried with the same options: what comes back unprocessed need not carry them.
+            unprocessed = response.get("UnprocessedKeys") or {}
+            keys = {table: list(rest["Keys"]) for table, rest in unprocessed.items() if rest.get("Keys")}
         return found
 
     def claim(
