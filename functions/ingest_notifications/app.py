@@ -1,7 +1,8 @@
 """SQS batch of SNS connection notifications → `Endpoint Connection Requested/Closed` on the bus.
 
-One bad message fails only itself (partial batch response), even when every message of the
-batch fails (no function error); after the queue's maxReceiveCount it lands in the DLQ. An
+The batch's events go on the bus in one PutEvents call. One bad message (or one whose event the bus
+refuses) fails only itself (partial batch response), even when every message of the batch fails (no
+function error); after the queue's maxReceiveCount it lands in the DLQ. An
 unparseable one is logged with the reason on each attempt. A connection EC2 does not list yet is
 retried by the queue's redelivery (the visibility timeout is the backoff).
 """
@@ -23,23 +24,27 @@ if TYPE_CHECKING:
 announcer()
 
 
-def record_handler(record: dict[str, Any]) -> str:
-    try:
-        routed = announcer().ingest(
-            record["body"], attempt=int(record["attributes"]["ApproximateReceiveCount"])
-        )
-    except ConnectionNotVisible:
-        metrics.add_metric(name="NotificationsNotYetVisible", unit=MetricUnit.Count, value=1)
-        raise
-    except NotificationUnparseable as exc:
-        logger.error(
-            "Unparseable connection notification; it goes to the DLQ after its retries",
-            extra={"message_id": record["messageId"], "reason": str(exc)},
-        )
-        metrics.add_metric(name="UnparseableNotifications", unit=MetricUnit.Count, value=1)
-        raise
-    metrics.add_metric(name=f"Notifications{routed.capitalize()}", unit=MetricUnit.Count, value=1)
-    return routed
+def report(record: dict[str, Any], outcome: str | Exception) -> bool:
+    """Metrics and logs for one message; whether it was routed (else it comes back to the queue)."""
+    match outcome:
+        case str():
+            metrics.add_metric(name=f"Notifications{outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+            return True
+        case ConnectionNotVisible():
+            metrics.add_metric(name="NotificationsNotYetVisible", unit=MetricUnit.Count, value=1)
+        case NotificationUnparseable():
+            logger.error(
+                "Unparseable connection notification; it goes to the DLQ after its retries",
+                extra={"message_id": record["messageId"], "reason": str(outcome)},
+            )
+            metrics.add_metric(name="UnparseableNotifications", unit=MetricUnit.Count, value=1)
+        case _:
+            logger.exception(
+                "Notification not routed; the queue delivers it again",
+                exc_info=outcome,
+                extra={"message_id": record["messageId"]},
+            )
+    return False
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -47,17 +52,14 @@ def record_handler(record: dict[str, Any]) -> str:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
     # Partial batch response (ReportBatchItemFailures), as Powertools' BatchProcessor answers it but
     # without its ~65 ms of imports: every message is tried, the failed ones come back to the queue,
-    # and a batch whose every message fails is item failures too, never a function error.
+    # and a batch whose every message fails is item failures too, never a function error. The batch's
+    # events go on the bus in one call.
+    records = event["Records"]
+    outcomes = announcer().ingest_batch(
+        [(record["body"], int(record["attributes"]["ApproximateReceiveCount"])) for record in records]
+    )
     failures = []
-    for record in event["Records"]:
-        try:
-            record_handler(record)
-        except (ConnectionNotVisible, NotificationUnparseable):
-            failures.append({"itemIdentifier": record["messageId"]})
-        except Exception:
-            logger.exception(
-                "Notification not routed; the queue delivers it again",
-                extra={"message_id": record["messageId"]},
-            )
+    for record, outcome in zip(records, outcomes, strict=True):
+        if not report(record, outcome):
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}

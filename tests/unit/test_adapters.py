@@ -189,6 +189,37 @@ def test_bus_raises_on_failed_entries():
 
 
 @mock_aws
+def test_bus_puts_events_of_several_types_in_one_call_each_answered_in_order():
+    events = boto3.client("events", region_name="us-east-1")
+    events.create_event_bus(Name="bus")
+    calls: list[list[str]] = []
+    events.meta.events.register(
+        "provide-client-params.events.PutEvents",
+        lambda params, **_: calls.append([e["DetailType"] for e in params["Entries"]]),
+    )
+    put = [("Endpoint Connection Requested", {"n": 1}), ("Endpoint Connection Closed", {"n": 2})] * 6
+    assert EventPublisher(events, "bus").put(put) == [None] * 12
+    assert calls == [[t for t, _ in put[:10]], [t for t, _ in put[10:]]]
+
+
+def test_bus_put_says_which_entries_were_refused():
+    events = boto3.client("events", region_name="us-east-1")
+    refused = {"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}
+    with Stubber(events) as stubber:
+        stubber.add_response("put_events", {"FailedEntryCount": 1, "Entries": [{"EventId": "a"}, refused]})
+        # An answer that does not say which entry failed: none counts as put.
+        stubber.add_response("put_events", {"FailedEntryCount": 1, "Entries": [refused]})
+        bus = EventPublisher(events, "bus")
+        assert bus.put([("Endpoint Connection Requested", {"n": i}) for i in range(2)]) == [
+            None,
+            "InternalFailure: try again",
+        ]
+        assert (
+            bus.put([("Endpoint Connection Requested", {"n": i}) for i in range(2)]) == ["1 of 2 refused"] * 2
+        )
+
+
+@mock_aws
 def test_decision_notification_attributes_drive_subscription_filters():
     sns = boto3.client("sns", region_name="us-east-1")
     sqs = boto3.client("sqs", region_name="us-east-1")

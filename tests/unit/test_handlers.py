@@ -197,17 +197,17 @@ def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_fa
         {**first, "messageId": "fine"},
         {**first, "messageId": "bus-down"},
     ]
-    bodies = iter(["unparseable", "requested", "bus down"])
+    batches = []
 
-    def ingest(self, body, attempt):
-        outcome = next(bodies)
-        if outcome == "unparseable":
-            raise NotificationUnparseable("not a notification")
-        if outcome == "bus down":
-            raise RuntimeError("EventBridge unavailable")
-        return outcome
+    def ingest_batch(self, messages):
+        batches.append(messages)
+        return [
+            NotificationUnparseable("not a notification"),
+            "requested",
+            RuntimeError("EventBridge unavailable"),
+        ]
 
-    monkeypatch.setattr(type(runtime.announcer()), "ingest", ingest)
+    monkeypatch.setattr(type(runtime.announcer()), "ingest_batch", ingest_batch)
     written = io.StringIO()
     stream = logger.registered_handler.setStream(written)
     try:
@@ -215,6 +215,8 @@ def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_fa
     finally:
         logger.registered_handler.setStream(stream)
     assert result == {"batchItemFailures": [{"itemIdentifier": "junk"}, {"itemIdentifier": "bus-down"}]}
+    receive_count = int(first["attributes"]["ApproximateReceiveCount"])
+    assert batches == [[(r["body"], receive_count) for r in event["Records"]]]  # the batch in one call
     logged = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith('{"level"')]
     assert [
         (line["message_id"], "EventBridge unavailable" in line.get("exception", "")) for line in logged

@@ -85,12 +85,20 @@ class _Ec2:
 
 
 class _Bus:
-    def __init__(self):
-        self.sent = []
+    """The bus as ingest uses it: `put` answers, in order, None (taken) or why an event was refused."""
 
-    def publish(self, detail_type, details):
-        self.sent.append(detail_type)
-        return len(details)
+    def __init__(self, refuse=(), down=False):
+        self.sent, self.calls, self.refuse, self.down = [], [], set(refuse), down
+
+    def put(self, events):
+        self.calls.append([detail for _, detail in events])
+        if self.down:
+            raise RuntimeError("EventBridge unavailable")
+        self.sent += [detail_type for detail_type, _ in events]
+        return [
+            "InternalFailure: try again" if detail["connection"]["VpcEndpointId"] in self.refuse else None
+            for _, detail in events
+        ]
 
 
 def test_a_delete_notification_that_ec2_does_not_reflect_yet_is_read_again_later():
@@ -115,22 +123,16 @@ class _NoEc2:
         raise AssertionError("EC2 read: the decider reads it, ingest must not")
 
 
-class _IdsBus(_Bus):
-    def publish(self, detail_type, details):
-        self.details = details
-        return super().publish(detail_type, details)
-
-
 def test_a_connect_is_put_on_the_bus_by_its_ids_without_reading_ec2():
     from gatekeeper.logic.announcer import Announcer
 
-    bus = _IdsBus()
+    bus = _Bus()
     announcer = Announcer(_NoEc2(), bus, frozenset({SERVICE}))
     body = envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Connect"})
     assert announcer.ingest(body) == "requested"
     assert bus.sent == ["Endpoint Connection Requested"]
-    assert bus.details == [
-        {"connection": {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE}, "trigger": "notification"}
+    assert bus.calls == [
+        [{"connection": {"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE}, "trigger": "notification"}]
     ]
     other = envelope(
         {"VpcEndpointId": ENDPOINT, "ServiceId": "vpce-svc-0fffffffffffffff0", "EventType": "Connect"}
@@ -157,3 +159,58 @@ def test_a_notification_that_does_not_say_its_event_is_read_from_ec2():
     announcer = Announcer(_Ec2("pendingAcceptance"), bus, frozenset({SERVICE}))
     assert announcer.ingest(envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE})) == "requested"
     assert bus.sent == ["Endpoint Connection Requested"]
+
+
+def connect(endpoint: str) -> str:
+    return envelope({"VpcEndpointId": endpoint, "ServiceId": SERVICE, "EventType": "Connect"})
+
+
+def test_a_batch_of_notifications_goes_on_the_bus_in_one_call_and_each_message_fails_alone():
+    from gatekeeper.logic.announcer import Announcer
+    from gatekeeper.models.errors import PublishFailed
+
+    refused = "vpce-0a1b2c3d4e5f60712"
+    bus = _Bus(refuse={refused})
+    announcer = Announcer(_NoEc2(), bus, frozenset({SERVICE}))
+    batch = [
+        (connect("vpce-0a1b2c3d4e5f60711"), 1),
+        ("not a notification", 1),
+        (envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Accept"}), 1),
+        (connect(refused), 2),
+        (connect("vpce-0a1b2c3d4e5f60713"), 1),
+    ]
+    outcomes = announcer.ingest_batch(batch)
+    assert [o if isinstance(o, str) else type(o) for o in outcomes] == [
+        "requested",
+        NotificationUnparseable,
+        "ignored",
+        PublishFailed,
+        "requested",
+    ]
+    assert "InternalFailure: try again" in str(outcomes[3])
+    # One call for the three Connects, in the order of their messages.
+    [call] = bus.calls
+    assert [d["connection"]["VpcEndpointId"] for d in call] == [
+        "vpce-0a1b2c3d4e5f60711",
+        refused,
+        "vpce-0a1b2c3d4e5f60713",
+    ]
+
+
+def test_when_the_bus_call_fails_every_message_with_an_event_comes_back_and_the_others_do_not():
+    from gatekeeper.logic.announcer import Announcer
+
+    bus = _Bus(down=True)
+    announcer = Announcer(_Ec2("deleted"), bus, frozenset({SERVICE}))
+    batch = [
+        (connect("vpce-0a1b2c3d4e5f60711"), 1),
+        (envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Reject"}), 1),
+        (envelope({"VpcEndpointId": ENDPOINT, "ServiceId": SERVICE, "EventType": "Delete"}), 1),
+    ]
+    outcomes = announcer.ingest_batch(batch)
+    assert outcomes[1] == "ignored"
+    assert [str(outcomes[0]), str(outcomes[2])] == ["EventBridge unavailable"] * 2
+    with pytest.raises(RuntimeError, match="EventBridge unavailable"):  # one message: raised as it was
+        announcer.ingest(batch[0][0])
+    assert announcer.ingest_batch([]) == []
+    assert len(bus.calls) == 2  # nothing to put, no call

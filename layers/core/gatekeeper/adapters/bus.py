@@ -46,3 +46,32 @@ class EventPublisher:
                     f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}"
                 )
         return len(entries)
+
+    def put(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
+        """Put events of any detail types, (detail type, detail) each, ten a call. What became of
+        each, in order: None when the bus took it, else why it was refused ("code: message"). A call
+        that fails raises (the events of earlier calls were put)."""
+        entries: list[PutEventsRequestEntryTypeDef] = [
+            {
+                "Source": self._source,
+                "DetailType": detail_type,
+                "Detail": json.dumps(detail, default=str),
+                "EventBusName": self._bus_name,
+            }
+            for detail_type, detail in events
+        ]
+        refused: list[str | None] = []
+        for start in range(0, len(entries), BATCH):
+            chunk = entries[start : start + BATCH]
+            response = self._client.put_events(Entries=chunk)
+            results = list(response.get("Entries", []))
+            if not response.get("FailedEntryCount", 0):
+                refused += [None] * len(chunk)
+            elif len(results) != len(chunk):  # which ones failed cannot be told: none counts as put
+                refused += [f"{response['FailedEntryCount']} of {len(chunk)} refused"] * len(chunk)
+            else:
+                refused += [
+                    f"{r['ErrorCode']}: {r.get('ErrorMessage')}" if r.get("ErrorCode") else None
+                    for r in results
+                ]
+        return refused
