@@ -20,7 +20,9 @@ handlers, in-process, with Lambda's delivery semantics.
   batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
   record and retries from it; a function error retries the batch (halved when
   BisectBatchOnFunctionError); after MaximumRetryAttempts the batch's metadata goes to the
-  on-failure queue and the records are skipped — as Lambda's event source mapping does.
+  on-failure queue and the records are skipped — as Lambda's event source mapping does. Like its
+  poller, a read goes on from where the last one ended (GetRecords' NextShardIterator) instead of
+  asking for a new shard iterator each time.
 Nothing here decides anything; it only moves events the way AWS would.
 """
 
@@ -157,6 +159,8 @@ class LocalLambda:
         self.streams = session.client("dynamodbstreams", config=Config(account_id_endpoint_mode="disabled"))
         self._cursors: dict[tuple[str, str], StreamCursor] = {}
         self._shards: dict[str, str] = {}
+        # (stream, sequence number a read ended after) → the NextShardIterator that goes on from there.
+        self._iterators: dict[tuple[str, str | None], str] = {}
         self._queue_arns: dict[str, str] = {}  # an event source mapping knows its queue's ARN
         self.invocations: list[Invocation] = []
         self._on_invocation = on_invocation
@@ -391,13 +395,22 @@ class LocalLambda:
         if source.stream_arn not in self._shards:
             shards = self.streams.describe_stream(StreamArn=source.stream_arn)["StreamDescription"]["Shards"]
             self._shards[source.stream_arn] = shards[0]["ShardId"]
-        kwargs: dict[str, Any] = {"StreamArn": source.stream_arn, "ShardId": self._shards[source.stream_arn]}
-        if after is None:
-            kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-        else:
-            kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
-        iterator = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
-        records = self.streams.get_records(ShardIterator=iterator, Limit=limit)["Records"]
+        iterator = self._iterators.pop((source.stream_arn, after), None)
+        if iterator is None:
+            kwargs: dict[str, Any] = {
+                "StreamArn": source.stream_arn,
+                "ShardId": self._shards[source.stream_arn],
+            }
+            if after is None:
+                kwargs["ShardIteratorType"] = "TRIM_HORIZON"
+            else:
+                kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+            iterator = self.streams.get_shard_iterator(**kwargs)["ShardIterator"]
+        response = self.streams.get_records(ShardIterator=iterator, Limit=limit)
+        records = response["Records"]
+        if response.get("NextShardIterator"):
+            end = _sequence(records[-1]) if records else after
+            self._iterators[(source.stream_arn, end)] = response["NextShardIterator"]
         return [self._as_lambda_record(record, source.stream_arn) for record in records]
 
     def _as_lambda_record(self, record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
