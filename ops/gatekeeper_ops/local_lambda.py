@@ -4,7 +4,10 @@ handlers, in-process, with Lambda's delivery semantics.
 - SQS event sources: batches of up to BatchSize; `batchItemFailures` are made visible again and
   retried; the queue's own redrive policy moves a message to its DLQ after maxReceiveCount.
 - EventBridge rules (async invoke): an event that raises is retried twice, then sent to the
-  function's on-failure destination — as `EventInvokeConfig` in the template says.
+  function's on-failure destination — as `EventInvokeConfig` in the template says. Each rule
+  delivers through an SQS queue of its own (moto's EventBridge has no Lambda target); EventBridge
+  pushes to Lambda, so a queue that moto, running in this process, shows empty is not polled (an
+  empty ReceiveMessage would be this stand-in's own cost, not one AWS has).
 - Timing (`RetryTiming`): by default a failed message or event is retried at once, so a test need
   not wait. `RetryTiming.aws()` retries as Lambda does on AWS, for runs on a virtual clock
   (`gatekeeper_ops.chaos`): a failed SQS message is left invisible until the queue's visibility
@@ -304,6 +307,8 @@ class LocalLambda:
                 raise RuntimeError(f"DeleteMessageBatch on {queue_url} failed: {response['Failed']}")
 
     def _deliver_async(self, binding: FunctionBinding, queue_url: str) -> int:
+        if self._certainly_empty(queue_url):
+            return 0
         messages = self._receive(queue_url, 10)
         done: list[str] = []  # receipt handles to delete, once the batch is through
         try:
@@ -339,6 +344,19 @@ class LocalLambda:
         finally:
             self._delete(queue_url, done)
         return len(messages)
+
+    def _certainly_empty(self, queue_url: str) -> bool:
+        """Whether an async-invoke queue holds no message at all (none visible, in flight or
+        delayed), as moto's backend in this process shows it; False when it cannot tell (moto runs
+        elsewhere), and the queue is polled."""
+        from moto.sqs.models import sqs_backends
+
+        account, name = queue_url.rstrip("/").rsplit("/", 2)[-2:]
+        try:
+            queue = sqs_backends[account][self.stack.region].queues.get(name)
+        except Exception:  # not an account moto knows here
+            return False
+        return queue is not None and not queue._messages
 
     # -- DynamoDB streams ----------------------------------------------------------------------
     def _deliver_stream(self, binding: FunctionBinding, source: StreamSource) -> int:
