@@ -41,6 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unsuccessful-rate", type=float, default=None, help="default: rate / 2")
     parser.add_argument("--settle-sweeps", type=int, default=4, help="schedule periods after faults stop")
     parser.add_argument("--log-dir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--lag",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="EC2's read lag: a new or changed connection reads stale for this long (default: consistent)",
+    )
     args = parser.parse_args(argv)
     failed = False
     for rate in args.rate or [0.20, 0.35]:
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             crash_rate=args.crash_rate,
             unsuccessful_rate=args.unsuccessful_rate,
             settle_sweeps=args.settle_sweeps,
+            ec2_lag_seconds=args.lag,
         )
         log = args.log_dir / f"gatekeeper-chaos-seed{args.seed}-rate{rate:g}.log"
         handlers = [

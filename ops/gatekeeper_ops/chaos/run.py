@@ -45,6 +45,7 @@ from gatekeeper_ops.chaos.invariants import Invariant, Observations, check
 from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Request, Workload, build
 from gatekeeper_ops.emulator import privatelink_emulator, published_notifications
 from gatekeeper_ops.emulator.provisioning import create_interface_endpoint
+from gatekeeper_ops.emulator.settings import EmulatorSettings, EventualConsistency
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, RetryTiming, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
@@ -67,6 +68,15 @@ class ChaosSettings:
     settle_sweeps: int = 4  # schedule periods after faults stop
     step: float = 60.0  # the longest the clock jumps at once
     stale_seconds: int = 45  # DECISION_CLAIM_STALE_SECONDS for the decision service
+    # EC2's read lag: None reads consistently; otherwise a new or changed connection is read stale
+    # once and for this many (virtual) seconds (the emulator's EventualConsistency), so the
+    # decider's re-reads and its retries of a connection EC2 does not list yet meet the faults too.
+    ec2_lag_seconds: float | None = None
+
+    def emulator(self) -> EmulatorSettings | None:
+        if self.ec2_lag_seconds is None:
+            return None
+        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_seconds=self.ec2_lag_seconds))
 
     def plan(self) -> FaultPlan:
         return FaultPlan(
@@ -152,7 +162,7 @@ def run(settings: ChaosSettings) -> ChaosReport:
             scope.enter_context(clock.running())
             scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
-            scope.enter_context(privatelink_emulator())
+            scope.enter_context(privatelink_emulator(settings.emulator()))
             random.seed(settings.seed)  # the core's retry jitter too: a reproducible run
             mock_random.seed(settings.seed)
             rng = random.Random(settings.seed)  # noqa: S311 - a reproducible run, not a secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gatekeeper_ops.chaos.run import ChaosReport
+from gatekeeper_ops.chaos.run import ChaosReport, ChaosSettings
 from gatekeeper_ops.chaos.workload import KIND_WEIGHTS
 
 FAULT_LABELS = {
@@ -50,7 +50,11 @@ def _workload_rows(report: ChaosReport) -> list[_Row]:
     s = report.settings
     kinds = Counter(r.kind for r in report.workload.requests)
     return [
-        ("Run", f"seed {s.seed}, {s.requests} requests, {s.rate:.0%} transient faults per AWS call attempt"),
+        (
+            "Run",
+            f"seed {s.seed}, {s.requests} requests, {s.rate:.0%} transient faults per AWS call attempt"
+            + _lag(s),
+        ),
         ("Requests", _join({k: kinds[k] for k in KIND_WEIGHTS})),
         (
             "Consumers",
@@ -144,3 +148,8 @@ def _error_lines(report: ChaosReport) -> list[str]:
     if not report.errors():
         return []
     return ["Commonest invocation errors"] + [f"  {count:>5}  {error}" for error, count in report.errors(8)]
+
+
+def _lag(settings: ChaosSettings) -> str:
+    lag = settings.ec2_lag_seconds
+    return "" if lag is None else f", EC2 reads lag {lag:g} s"
