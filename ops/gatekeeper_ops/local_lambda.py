@@ -145,6 +145,24 @@ def matches_filter(pattern: Any, value: Any) -> bool:
     raise ValueError(f"filter pattern values are lists or objects, not {pattern!r}")
 
 
+def sqs_records(messages: list[dict[str, Any]], queue_arn: str, region: str) -> list[dict[str, Any]]:
+    """ReceiveMessage's messages as the records of the SQS event Lambda's event source mapping sends."""
+    return [
+        {
+            "messageId": m["MessageId"],
+            "receiptHandle": m["ReceiptHandle"],
+            "body": m["Body"],
+            "attributes": m.get("Attributes", {}),
+            "messageAttributes": m.get("MessageAttributes", {}),
+            "md5OfBody": m.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": queue_arn,
+            "awsRegion": region,
+        }
+        for m in messages
+    ]
+
+
 class LocalLambda:
     def __init__(
         self,
@@ -258,21 +276,7 @@ class LocalLambda:
         messages = self._receive(queue_url, binding.sqs_batch_size)
         if not messages:
             return 0
-        arn = self._queue_arn(queue_url)
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": self.stack.region,
-            }
-            for m in messages
-        ]
+        records = sqs_records(messages, self._queue_arn(queue_url), self.stack.region)
         received = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) for m in messages)
         invocation = self.invoke(binding, {"Records": records}, "sqs", received)
         failed: set[str] = set()

@@ -26,6 +26,7 @@ from typing import Any
 import boto3
 
 from gatekeeper_ops.emulator import deliver_notifications
+from gatekeeper_ops.local_lambda import sqs_records
 
 TENANTS_TABLE = "baseline-tenants"
 DECISIONS_TABLE = "baseline-decisions"
@@ -160,18 +161,7 @@ class SqsDelivery:
         ).get("Messages", [])
         if not messages:
             return 0
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": m.get("MessageAttributes", {}),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": self.arn,
-            }
-            for m in messages
-        ]
+        records = sqs_records(messages, self.arn, self.sqs.meta.region_name)
         started = time.perf_counter()
         try:
             result, ok = self.handler({"Records": records}, None), True

@@ -39,17 +39,19 @@ FLOOR = 'import boto3; boto3.client("ec2")'
 # (connections, tenants): 100 connections a tenant at both sizes, so the two differ only in scale.
 SWEEPS = ((1_000, 10), (10_000, 100))
 
-# What the function sees in Lambda; handlers validate settings and build clients at init.
-_LAMBDA_ENVIRONMENT = {
+# What the function sees in Lambda; handlers validate settings and build clients at init (also the
+# environment of tests/unit/test_cold_start.py's probes).
+LAMBDA_ENVIRONMENT = {
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_ACCESS_KEY_ID": "cold-start",
+    "AWS_SECRET_ACCESS_KEY": "cold-start",
     "TENANTS_TABLE": "gatekeeper-tenants",
     "TEMPLATES_TABLE": "gatekeeper-templates",
     "DECISIONS_TABLE": "gatekeeper-decisions",
     "EVENT_BUS_NAME": "gatekeeper-connections",
     "DECISION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:decisions",
+    "ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alarms",
     "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0",
     "POWERTOOLS_SERVICE_NAME": "vpce-gatekeeper",
     "POWERTOOLS_METRICS_NAMESPACE": "VpceGatekeeper",
@@ -76,7 +78,7 @@ class Layout:
 
 def _probe(statement: str, layout: Layout) -> tuple[float, int]:
     """Seconds `statement` takes in a fresh interpreter (interpreter start-up excluded), peak RSS KiB."""
-    env = {**os.environ, **_LAMBDA_ENVIRONMENT, "PYTHONPATH": os.pathsep.join(layout.path)}
+    env = {**os.environ, **LAMBDA_ENVIRONMENT, "PYTHONPATH": os.pathsep.join(layout.path)}
     for variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "PYTHONDONTWRITEBYTECODE"):
         env.pop(variable, None)
     if layout.read_only:

@@ -15,23 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.perf.bench import LAMBDA_ENVIRONMENT
+
 ROOT = Path(__file__).resolve().parents[2]
-LAMBDA_ENVIRONMENT = {
-    "AWS_REGION": "us-east-1",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "cold-start",
-    "AWS_SECRET_ACCESS_KEY": "cold-start",
-    "TENANTS_TABLE": "gatekeeper-tenants",
-    "TEMPLATES_TABLE": "gatekeeper-templates",
-    "DECISIONS_TABLE": "gatekeeper-decisions",
-    "EVENT_BUS_NAME": "gatekeeper-connections",
-    "DECISION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:decisions",
-    "ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alarms",
-    "ENDPOINT_SERVICE_IDS": "vpce-svc-0123456789abcdef0",
-    "POWERTOOLS_SERVICE_NAME": "vpce-gatekeeper",
-    "POWERTOOLS_METRICS_NAMESPACE": "VpceGatekeeper",
-    "PYDANTIC_DISABLE_PLUGINS": "__all__",
-}
 
 # Never on any handler's cold start: Powertools' batch and parser machinery (a plain loop and plain
 # pydantic do the job), its event data classes, and the X-Ray SDK its Tracer would import.

@@ -25,27 +25,13 @@ class EventPublisher:
         self._source = source
 
     def publish(self, detail_type: str, details: Sequence[dict[str, Any]]) -> int:
-        """Put events ten at a time; raise PublishFailed if any entry was refused."""
-        entries: list[PutEventsRequestEntryTypeDef] = [
-            {
-                "Source": self._source,
-                "DetailType": detail_type,
-                "Detail": json.dumps(detail, default=str),
-                "EventBusName": self._bus_name,
-            }
-            for detail in details
-        ]
-        for start in range(0, len(entries), BATCH):
-            response = self._client.put_events(Entries=entries[start : start + BATCH])
-            if response.get("FailedEntryCount", 0):
-                failures = [e for e in response.get("Entries", []) if e.get("ErrorCode")]
-                first = failures[0] if failures else {}
-                raise PublishFailed(
-                    f"{response['FailedEntryCount']} of {len(entries[start : start + BATCH])} "
-                    f"'{detail_type}' events were refused: "
-                    f"{first.get('ErrorCode')}: {first.get('ErrorMessage')}"
-                )
-        return len(entries)
+        """Put events of one detail type ten at a time; raise PublishFailed if any entry was refused."""
+        refused = [why for why in self.put([(detail_type, detail) for detail in details]) if why]
+        if refused:
+            raise PublishFailed(
+                f"{len(refused)} of {len(details)} '{detail_type}' events were refused: {refused[0]}"
+            )
+        return len(details)
 
     def put(self, events: Sequence[tuple[str, dict[str, Any]]]) -> list[str | None]:
         """Put events of any detail types, (detail type, detail) each, ten a call. What became of
