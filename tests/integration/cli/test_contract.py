@@ -22,6 +22,7 @@ import pytest
 import typer
 import yaml
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 from pydantic import ValidationError
 
 from gatekeeper.models.tenant import Tenant
@@ -249,6 +250,23 @@ def test_unknown_profile_is_one_line(cli, tmp_path):
     assert "aws configure list-profiles" in error
 
 
+def test_a_region_that_cannot_exist_is_one_line_before_any_call(cli, monkeypatch):
+    monkeypatch.setattr("gatekeeper_ops.cli.context.Gatekeeper.client", lambda *_: pytest.fail("called AWS"))
+    assert cli.fails("--region", "mars-1", "tenants", "list") == (
+        "error: --region 'mars-1' is not an AWS Region name (like us-east-1 or eu-west-1)"
+    )
+    assert cli.fails("tenants", "list", env={"AWS_DEFAULT_REGION": "mars-1", "AWS_REGION": "mars-1"}) == (
+        "error: the region 'mars-1' (from the profile or AWS_REGION) is not an AWS Region name "
+        "(like us-east-1 or eu-west-1)"
+    )
+    # The sandbox serves the Regions the SDK knows; AWS itself may have newer ones.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert cli.fails("--region", "xx-mars-1", "pending") == (
+        "error: --region 'xx-mars-1' is not a Region the endpoint http://127.0.0.1:4566 "
+        "(AWS_ENDPOINT_URL) serves"
+    )
+
+
 def test_usage_errors_keep_click_exit_status(cli):
     result = cli.run("tenants", "add", "acme")
     assert result.exit_code == 2
@@ -306,10 +324,11 @@ def _validation_error() -> ValidationError:
         (ParameterInvalid(["override 'X': bad"], template="t"), "parameter overrides do not fit"),
         (_validation_error(), "invalid Tenant: tenant_id: String should match pattern"),
         (FileNotFoundError(2, "No such file or directory", "x.yaml"), "No such file or directory: x.yaml"),
+        (ResponseParserError("invalid XML received"), "the endpoint's answer is not an AWS response"),
         (KeyError("surprise"), None),
     ],
     ids=["no-credentials", "unreachable", "access-denied", "expired", "template", "parameters", "pydantic",
-         "file", "unforeseen"],
+         "file", "unparseable", "unforeseen"],
 )  # fmt: skip
 def test_error_messages_are_single_lines(error, expected):
     message = describe_error(error)
@@ -358,6 +377,10 @@ def test_installed_command_works_against_the_sandbox_over_http(sandbox):
     refused = run("tenants", "add", "acme2", "--name", "Acme", "-p", ACME, "-s", service, "-t", "standard",
                   "--max-endpoints", "3")  # fmt: skip
     assert refused.returncode == 1
+    nowhere = run("--region", "mars-1", "tenants", "list")
+    assert (nowhere.returncode, nowhere.stderr.splitlines()) == (
+        1, ["error: --region 'mars-1' is not an AWS Region name (like us-east-1 or eu-west-1)"]
+    )  # fmt: skip
     assert refused.stderr.splitlines() == [
         "error: account 111122223333 is already claimed by tenant acme; a principal belongs to at most one "
         "tenant — remove it there first"
