@@ -42,7 +42,8 @@ class OutputFormat(StrEnum):
 FORMATS = ", ".join(OutputFormat)
 
 
-def _formats() -> list[str]:
+def output_formats() -> list[str]:
+    """--output's shell completion."""
     return list(OutputFormat)
 
 
@@ -54,7 +55,7 @@ OutputOption = Annotated[
         "--output",
         "-o",
         metavar="FORMAT",
-        autocompletion=_formats,
+        autocompletion=output_formats,
         help="table (for people; the default), json, csv, text (tab-separated) or yaml, as in the AWS CLI.",
     ),
 ]
