@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from gatekeeper.dal.templates import StoredTemplate, TemplateStore
-from gatekeeper.dal.tenants import TenantStore
+from gatekeeper.dal.tenants import TenantStore, changed_since_read, claimed_elsewhere
 from gatekeeper.models.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
 from gatekeeper.models.identifiers import ACCOUNT_ID
 from gatekeeper.models.tenant import Tenant, quota_limit  # the decision path's own rule
@@ -141,18 +141,12 @@ def write_refusal(tenants: TenantStore, before: Tenant | None, after: Tenant) ->
         except TenantInvalid:
             current_version = None
         if current_version != before.version:
-            raise TenantConflict(
-                f"tenant {before.tenant_id} was changed by someone else since you read it; "
-                "nothing was written — read it again and retry"
-            )
+            raise TenantConflict(changed_since_read(before.tenant_id))
     released = before.accounts() if before else frozenset()
     for account in sorted(after.accounts() - released):
         owner = tenants.owner_of(account)
         if owner is not None and owner != after.tenant_id:
-            raise TenantConflict(
-                f"account {account} is already claimed by tenant {owner}; a principal belongs "
-                "to at most one tenant — remove it there first"
-            )
+            raise TenantConflict(claimed_elsewhere(account, owner))
 
 
 def normalise_parameters(template: PolicyTemplate, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -643,8 +637,7 @@ def _claim(change: Change, owners: dict[str, str]) -> None:
 
 def _claim_problems(change: Change, owners: dict[str, str]) -> list[str]:
     return [
-        f"{change.tenant_id}: account {account} is already claimed by tenant {owner}; "
-        "a principal belongs to at most one tenant — remove it there first"
+        f"{change.tenant_id}: {claimed_elsewhere(account, owner)}"
         for account in sorted(_desired(change).accounts())
         if (owner := owners.get(account, change.tenant_id)) != change.tenant_id
     ]

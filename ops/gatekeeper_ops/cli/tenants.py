@@ -710,6 +710,7 @@ def remove(
 
 def _prepare_removal(gk: Gatekeeper, tenant_id: str, version: int) -> None:
     """The version check of the removal, before the prompt: a stale version is refused first."""
+    from gatekeeper.dal.tenants import changed_since_read
     from gatekeeper.models.errors import TenantConflict, TenantInvalid
 
     try:
@@ -717,10 +718,7 @@ def _prepare_removal(gk: Gatekeeper, tenant_id: str, version: int) -> None:
     except TenantInvalid:
         return  # its version cannot be read: the store's condition decides
     if current != version:
-        raise TenantConflict(
-            f"tenant {tenant_id} was changed by someone else since you read it; "
-            "nothing was written — read it again and retry"
-        )
+        raise TenantConflict(changed_since_read(tenant_id))
 
 
 # -- import / export ------------------------------------------------------------------------------

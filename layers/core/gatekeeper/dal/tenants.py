@@ -129,6 +129,23 @@ def invalid_record_message(where: str, problems: builtins.list[str]) -> str:
     )
 
 
+def claimed_elsewhere(account: str, owner: str) -> str:
+    """Why an account cannot be claimed, and how to move it — with a preview, since taking it off
+    its tenant revokes that tenant's connections from it."""
+    return (
+        f"account {account} is already claimed by tenant {owner}; a principal belongs to at most one "
+        f"tenant — to move it, take it off {owner} first (`gatekeeper tenants update {owner} "
+        "--remove-principal <principal> --dry-run` lists the endpoints that revokes)"
+    )
+
+
+def changed_since_read(tenant_id: str) -> str:
+    return (
+        f"tenant {tenant_id} was changed by someone else since you read it; "
+        "nothing was written — read it again and retry"
+    )
+
+
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
     body = tenant.model_dump(mode="json", exclude_none=True)
     return {"pk": tenant_pk(tenant.tenant_id), "sk": TENANT_SK, "item_type": "tenant", **body}
@@ -361,15 +378,9 @@ class TenantStore:
             for code, account in zip(codes, claimed_accounts, strict=False):
                 if code == "ConditionalCheckFailed" and account is not None:
                     owner = self.owner_of(account) or "another tenant"
-                    raise TenantConflict(
-                        f"account {account} is already claimed by tenant {owner}; a principal belongs "
-                        "to at most one tenant — remove it there first"
-                    ) from None
+                    raise TenantConflict(claimed_elsewhere(account, owner)) from None
             if codes and codes[0] == "ConditionalCheckFailed":
                 if stale:
-                    raise TenantConflict(
-                        f"tenant {tenant_id} was changed by someone else since you read it; "
-                        "nothing was written — read it again and retry"
-                    ) from None
+                    raise TenantConflict(changed_since_read(tenant_id)) from None
                 raise TenantConflict(f"tenant {tenant_id} {exists_message}") from None
             raise cancelled
