@@ -18,7 +18,7 @@ from gatekeeper.logic.announcer import Announcer
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from tests.integration.conftest import tenant
 
-from .conftest import ACME, GLOBEX, table_snapshot
+from .conftest import ACME, table_snapshot
 
 UMBRELLA = "444455556666"
 NEW = "333344445555"
@@ -109,7 +109,12 @@ def test_repair_fixes_a_console_edit_keeps_the_claims_and_never_revokes(seeded, 
     done = cli.json("tenants", "repair", "umbrella", "--yes")
     assert done["action"] == "repaired"
     stored = seeded.tenants.get("umbrella")
-    assert (stored.principals, stored.max_endpoints, stored.status, stored.version) == ((UMBRELLA,), 3, "active", 2)
+    assert (stored.principals, stored.max_endpoints, stored.status, stored.version) == (
+        (UMBRELLA,),
+        3,
+        "active",
+        2,
+    )
     assert seeded.tenants.owner_of(UMBRELLA) == "umbrella"  # its claim kept
     assert cli.json("tenants", "show", "umbrella")["quota"]["effective"] == 3
     seeded.settle()  # the repair's stream record: tenant sync
@@ -140,8 +145,8 @@ def test_repair_is_version_checked(seeded, cli, umbrella, monkeypatch):
     ("expression", "values", "manual"),
     [
         (
-            "SET principals = :p",
-            {":p": {"L": [{"S": UMBRELLA}, {"S": ACME}]}},
+            "SET principals = :p, max_endpoints = :n",
+            {":p": {"L": [{"S": UMBRELLA}, {"S": ACME}]}, ":n": {"S": "3"}},
             "account 111122223333 is claimed by tenant acme",
         ),
         ("SET #s = :s", {":s": {"S": "paused"}}, "status: 'paused' is neither active nor suspended"),
@@ -232,7 +237,7 @@ def test_remove_previews_and_confirms_before_the_write(seeded, cli, terminal):
     dry = cli.json("tenants", "remove", "acme", "--dry-run")
     assert [(e["vpc_endpoint_id"], e["action"]) for e in dry["endpoints"]] == [(endpoint, "revoke")]
     declined = cli.run("tenants", "remove", "acme", input="n\n")
-    assert "Remove tenant acme (Acme Corp): revokes or rejects 1 open endpoint connection(s)" in declined.stderr
+    assert "Remove tenant acme (Acme): revokes or rejects 1 open endpoint connection(s)" in declined.stderr
     assert table_snapshot(seeded) == before
     assert cli.json("tenants", "remove", "acme", "--yes")["endpoints"] == dry["endpoints"]
 
@@ -241,7 +246,9 @@ def test_pruning_import_previews_the_endpoints_of_the_tenants_it_removes(seeded,
     endpoint = _connected(seeded, ACME)
     exported = yaml.safe_load(cli.ok("tenants", "export").stdout)
     path = tmp_path / "globex-only.yaml"
-    path.write_text(yaml.safe_dump({"tenants": [t for t in exported["tenants"] if t["tenant_id"] == "globex"]}))
+    path.write_text(
+        yaml.safe_dump({"tenants": [t for t in exported["tenants"] if t["tenant_id"] == "globex"]})
+    )
     args = ("tenants", "import", str(path), "--prune", "--confirm-removals", "1")
     before = table_snapshot(seeded)
     dry = cli.json(*args, "--dry-run")
@@ -303,12 +310,16 @@ def test_max_endpoints_is_optional_and_the_template_decides(seeded, cli):
 # -- no message advises a step that revokes a healthy endpoint ------------------------------------------
 # Advice that takes access away without a preview: a removal of the record, or of a principal, as a fix.
 _REVOKING_ADVICE = re.compile(
-    r"remove the record|add it again|remove it there first|`gatekeeper tenants (remove|suspend)\b", re.IGNORECASE
+    r"remove the record|add it again|remove it there first|`gatekeeper tenants (remove|suspend)\b",
+    re.IGNORECASE,
 )
 
 
 def _messages() -> list[tuple[str, str]]:
-    sources = [*(ROOT / "ops/gatekeeper_ops/cli").glob("*.py"), *(ROOT / "layers/core/gatekeeper").rglob("*.py")]
+    sources = [
+        *(ROOT / "ops/gatekeeper_ops/cli").glob("*.py"),
+        *(ROOT / "layers/core/gatekeeper").rglob("*.py"),
+    ]
     found: list[tuple[str, str]] = []
     for source in sources:
         tree = ast.parse(source.read_text())

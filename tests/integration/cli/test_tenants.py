@@ -256,7 +256,8 @@ def test_a_record_broken_in_the_console_is_explained_with_the_repair_command(see
         UpdateExpression="SET principals = :bad",
         ExpressionAttributeValues={":bad": {"L": [{"S": f"arn:aws:iam::{GLOBEX}:role/a/b"}]}},
     )
-    for command in (("update", "globex", "--name", "Globex"), ("show", "globex"), ("remove", "globex", "--yes")):
+    commands = (("update", "globex", "--name", "Globex"), ("show", "globex"), ("remove", "globex", "--yes"))
+    for command in commands:
         error = cli.fails("tenants", *command)
         assert "tenant record TENANT#globex is invalid: principals" in error
         assert "fix it with `gatekeeper tenants repair globex`" in error
