@@ -36,7 +36,7 @@ from gatekeeper_ops.cli.output import (
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from gatekeeper.dal.tenant_repair import Fix
+    from gatekeeper.dal.tenant_repair import Fix, RecordRepair
     from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
     from gatekeeper.logic.tenant_impact import EndpointImpact
     from gatekeeper.models.tenant import Tenant
@@ -541,6 +541,7 @@ def resume(
 def repair(
     ctx: typer.Context,
     tenant_id: TenantId,
+    *,
     dry_run: DryRun = False,
     yes: YesOption = False,
     json_output: JsonOption = False,
@@ -552,7 +553,6 @@ def repair(
     (a principal claimed by another tenant, an unknown status…), is reported with the manual fix,
     and nothing is written (exit 1)."""
     from gatekeeper.dal.tenant_repair import plan_repair
-    from gatekeeper.dal.tenant_stream import TenantImage
 
     gk = gatekeeper(ctx)
     raw = gk.tenants.raw(tenant_id)
@@ -563,20 +563,7 @@ def repair(
         else:
             say(f"tenant {tenant_id} is valid; nothing to repair")
         return
-    impacts: list[EndpointImpact] = []
-    tenant = plan.tenant
-    if tenant is not None:
-        tenant = _repair_checks(gk, tenant, plan.fixes, plan.manual)
-    if tenant is not None and not plan.manual:
-        change = _tenant_change(tenant_id, TenantImage.read(tenant_id, raw), _image(tenant))
-        impacts = impact.tenant_impact(gk, [change])
-        closing = impact.revoked(impacts)
-        if closing:
-            plan.manual.append(
-                f"the repaired record would revoke or reject {len(closing)} open endpoint connection(s) "
-                f"({', '.join(i.vpc_endpoint_id for i in closing)}): a repair never takes access away — "
-                "correct the record in the DynamoDB console so it says what it allowed"
-            )
+    tenant, impacts = _repaired(gk, plan, raw)
     document: dict[str, Any] = {
         "tenant_id": tenant_id,
         "valid": False,
@@ -589,13 +576,7 @@ def repair(
     if json_output and (dry_run or plan.manual):
         print_json({"dry_run": dry_run, **document})
     elif not json_output:
-        say(f"tenant {tenant_id}: the stored record does not validate")
-        for fix in plan.fixes:
-            say(f"  fix     {fix.field}: {fix.problem} → {fix.fix}")
-        for problem in plan.manual:
-            say(f"  manual  {problem}")
-        if not plan.manual:
-            impact.show(impacts)
+        _show_repair(plan, impacts)
     if plan.manual:
         raise CliError(
             f"tenant {tenant_id} needs {len(plan.manual)} manual fix(es) (listed above); nothing written — "
@@ -616,6 +597,40 @@ def repair(
         return
     say(f"repaired tenant {tenant_id} (version {stored.version}, by {stored.updated_by})")
     _followed(tenant_id, impacts)
+
+
+def _repaired(
+    gk: Gatekeeper, plan: RecordRepair, raw: dict[str, Any]
+) -> tuple[Tenant | None, list[EndpointImpact]]:
+    """The repaired record once every check passed (else None, the problems in `plan.manual`), and
+    what writing it does to open connections: a repair that would revoke is a manual problem."""
+    from gatekeeper.dal.tenant_stream import TenantImage
+
+    tenant = plan.tenant
+    if tenant is not None:
+        tenant = _repair_checks(gk, tenant, plan.fixes, plan.manual)
+    if tenant is None or plan.manual:
+        return tenant, []
+    change = _tenant_change(plan.tenant_id, TenantImage.read(plan.tenant_id, raw), _image(tenant))
+    impacts = impact.tenant_impact(gk, [change])
+    closing = impact.revoked(impacts)
+    if closing:
+        plan.manual.append(
+            f"the repaired record would revoke or reject {len(closing)} open endpoint connection(s) "
+            f"({', '.join(i.vpc_endpoint_id for i in closing)}): a repair never takes access away — "
+            "correct the record in the DynamoDB console so it says what it allowed"
+        )
+    return tenant, impacts
+
+
+def _show_repair(plan: RecordRepair, impacts: list[EndpointImpact]) -> None:
+    say(f"tenant {plan.tenant_id}: the stored record does not validate")
+    for fix in plan.fixes:
+        say(f"  fix     {fix.field}: {fix.problem} → {fix.fix}")
+    for problem in plan.manual:
+        say(f"  manual  {problem}")
+    if not plan.manual:
+        impact.show(impacts)
 
 
 def _repair_checks(gk: Gatekeeper, tenant: Tenant, fixes: list[Fix], manual: list[str]) -> Tenant | None:
@@ -787,16 +802,8 @@ def import_tenants(
     impacts = impact.tenant_impact(
         gk, [_tenant_change(c.tenant_id, _image(c.current), _image(c.desired)) for c in plan.writes]
     )
-    if not dry_run and (plan.removals or impact.revoked(impacts)) and not yes:
-        for line in impact.lines(impacts):
-            typer.echo(line, err=True)
-        removed = ", ".join(c.tenant_id for c in plan.removals)
-        pruned = f"--prune removes {removed}; " if removed else ""
-        impact.confirm(
-            f"{pruned}the import revokes or rejects {len(impact.revoked(impacts))} open endpoint "
-            "connection(s). Continue?",
-            yes,
-        )
+    if not dry_run:
+        _confirm_import(plan.removals, impacts, yes)
     applied: list[Change] = []
     if not dry_run:
         with _progress(len(plan.writes) >= PROGRESS_FROM and not json_output) as progress:
@@ -817,6 +824,21 @@ def import_tenants(
                 applied.append(change)
                 progress.advance(writing)
     _report_import(plan.changes, impacts, dry_run, json_output)
+
+
+def _confirm_import(removals: list[Change], impacts: list[EndpointImpact], yes: bool) -> None:
+    """An import that removes tenants or revokes endpoints asks first, listing them (or --yes)."""
+    if not (removals or impact.revoked(impacts)) or yes:
+        return
+    for line in impact.lines(impacts):
+        typer.echo(line, err=True)
+    removed = ", ".join(c.tenant_id for c in removals)
+    pruned = f"--prune removes {removed}; " if removed else ""
+    impact.confirm(
+        f"{pruned}the import revokes or rejects {len(impact.revoked(impacts))} open endpoint "
+        "connection(s). Continue?",
+        yes,
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
