@@ -230,5 +230,6 @@ def test_installed_command_works_against_the_sandbox_over_http(sandbox):
     assert refused.returncode == 1
     assert refused.stderr.splitlines() == [
         "error: account 111122223333 is already claimed by tenant acme; a principal belongs to at most one "
-        "tenant — remove it there first"
+        "tenant — to move it, take it off acme first (`gatekeeper tenants update acme --remove-principal "
+        "<principal> --dry-run` lists the endpoints that revokes)"
     ]
