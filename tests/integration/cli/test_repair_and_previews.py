@@ -337,3 +337,28 @@ def test_no_message_advises_a_step_that_would_revoke_a_healthy_endpoint():
     readme = (ROOT / "README.md").read_text()
     [line] = [row for row in readme.splitlines() if row.startswith("| Decisions say `TenantInvalid`")]
     assert "gatekeeper tenants repair" in line
+
+
+def test_template_push_previews_the_connections_it_decides_differently(seeded, cli, tmp_path):
+    endpoint = _connected(seeded, ACME)
+    document = json.loads((ROOT / "policy-templates/standard.json").read_text())
+    document["Statement"].insert(0, {"Sid": "Closed", "Effect": "Deny"})  # a mistake: denies everyone
+    path = tmp_path / "standard.json"
+    path.write_text(json.dumps(document))
+    dry = cli.json("templates", "push", path, "--dry-run")
+    [planned] = dry["endpoints"]
+    assert (planned["vpc_endpoint_id"], planned["tenant_id"], planned["action"]) == (
+        endpoint,
+        "acme",
+        "differs",
+    )
+    assert planned["why"].startswith("accepted (Accept) → rejected (Closed) under standard")
+    assert cli.json("templates", "list", "standard")["templates"][-1]["version"] == 1  # nothing pushed
+    refused = cli.run("templates", "push", path)
+    assert refused.exit_code == 2
+    assert "The push changes how 1 open endpoint connection(s) would be decided" in refused.stderr
+    real = cli.json("templates", "push", path, "--yes")
+    assert real["endpoints"] == dry["endpoints"]
+    assert real["templates"][0]["version"] == 2
+    seeded.settle()
+    assert seeded.connection_state(endpoint) == "available"  # a template change revokes nothing
