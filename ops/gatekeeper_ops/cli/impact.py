@@ -105,7 +105,7 @@ def confirm(question: str, yes: bool) -> None:
     if yes:
         return
     if not interactive():
-        plain = question.removesuffix(" Continue?")
+        plain = question.removesuffix(" Continue?").removesuffix(".")
         typer.echo(
             f"error: {plain} — not confirmed: no terminal to ask on; nothing written. Preview with "
             "--dry-run, then repeat with --yes",

@@ -376,7 +376,8 @@ def _write(
         else:
             say(f"tenant {before.tenant_id} unchanged (version {before.version})")
         return
-    impact.confirm_revocations(impacts, f"{verb.capitalize()} tenant {before.tenant_id}:", yes)
+    action = {"updated": "Update", "suspended": "Suspend", "resumed": "Resume"}[verb]
+    impact.confirm_revocations(impacts, f"{action} tenant {before.tenant_id}:", yes)
     stored = gk.tenants.update(after, gk.actor)
     _changed(verb, before, stored, json_output, impacts)
 
@@ -588,7 +589,7 @@ def repair(
             say("dry run: nothing written")
         return
     impact.confirm(
-        f"Write the repaired record of tenant {tenant_id} ({len(plan.fixes)} fix(es))? It revokes nothing.",
+        f"Repair tenant {tenant_id}: writes {len(plan.fixes)} fix(es), revokes nothing. Continue?",
         yes,
     )
     stored = gk.tenants.repair(tenant, gk.actor, plan.stored_version)

@@ -190,7 +190,7 @@ def test_suspend_previews_asks_with_the_count_and_plans_what_its_dry_run_showed(
     declined = cli.run("tenants", "suspend", "acme", input="n\n")
     assert declined.exit_code == 1
     assert f"revoke     {endpoint}" in declined.stderr
-    assert "Suspended tenant acme: revokes or rejects 1 open endpoint connection(s)" in declined.stderr
+    assert "Suspend tenant acme: revokes or rejects 1 open endpoint connection(s)" in declined.stderr
     assert table_snapshot(seeded) == before
     real = cli.json("tenants", "suspend", "acme", "--yes")
     assert real["endpoints"] == dry["endpoints"]  # plan(dry) == plan(real)
