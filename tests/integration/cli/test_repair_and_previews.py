@@ -362,3 +362,26 @@ def test_template_push_previews_the_connections_it_decides_differently(seeded, c
     assert real["templates"][0]["version"] == 2
     seeded.settle()
     assert seeded.connection_state(endpoint) == "available"  # a template change revokes nothing
+
+
+def test_import_and_add_name_the_repair_for_a_broken_record_instead_of_planning_a_create(
+    seeded, cli, umbrella, tmp_path
+):
+    record = {
+        "tenant_id": "umbrella", "display_name": "Umbrella", "principals": [UMBRELLA],
+        "services": [seeded.service.service_id], "template": "standard", "max_endpoints": 3,
+    }  # fmt: skip
+    _break(seeded, "umbrella", "SET max_endpoints = :n", {":n": {"S": "3"}})
+    path = tmp_path / "umbrella.yaml"
+    path.write_text(yaml.safe_dump({"tenants": [record]}))
+    before = table_snapshot(seeded)
+    for extra in (("--dry-run",), ()):
+        error = cli.fails("tenants", "import", path, *extra)
+        assert "umbrella: its stored record does not validate; an import does not overwrite it" in error
+        assert "`gatekeeper tenants repair umbrella`" in error
+    added = cli.fails(
+        "tenants", "add", "umbrella", "--name", "Umbrella", "-p", NEW, "-s", seeded.service.service_id,
+        "--template", "standard", "--dry-run",
+    )  # fmt: skip
+    assert "tenant umbrella already exists, and its stored record does not validate" in added
+    assert table_snapshot(seeded) == before
