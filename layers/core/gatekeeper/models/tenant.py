@@ -72,7 +72,8 @@ class Tenant(BaseModel):
     template: str = Field(min_length=1, max_length=64)
     template_version: int | None = Field(default=None, ge=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    max_endpoints: int = Field(ge=0, le=10_000)
+    # Slots are one item each (dal.decisions): a tenant may hold 100,000 endpoints at one cost per claim.
+    max_endpoints: int = Field(ge=0, le=100_000)
     expires_at: datetime | None = None
     contact: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
