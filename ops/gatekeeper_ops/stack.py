@@ -99,17 +99,24 @@ def expand_for_each(template: dict[str, Any], parameters: dict[str, Any]) -> dic
             return value
         expanded: dict[str, Any] = {}
         for key, item in value.items():
-            outputs = _loop_outputs(key, item, resolver) if key.startswith(FOR_EACH) else {key: item}
-            for output_key, output in outputs.items():
+            if key.startswith(FOR_EACH):
+                # Each copy is expanded on its own (its loops too) before the copies are merged.
+                outputs = [
+                    pair for copy in _loop_copies(key, item, resolver) for pair in expand(copy).items()
+                ]
+            else:
+                outputs = [(key, expand(item))]
+            for output_key, output in outputs:
                 if output_key in expanded:
                     raise ValueError(f"{key}: {output_key} is defined twice")
-                expanded[output_key] = expand(output)
+                expanded[output_key] = output
         return expanded
 
     return {name: expand(section) for name, section in template.items()}
 
 
-def _loop_outputs(key: str, loop: Any, resolver: _Resolver) -> dict[str, Any]:
+def _loop_copies(key: str, loop: Any, resolver: _Resolver) -> list[dict[str, Any]]:
+    """One copy of the loop's outputs per item of its collection, the identifier replaced."""
     if not (
         isinstance(loop, list) and len(loop) == 3 and isinstance(loop[0], str) and isinstance(loop[2], dict)
     ):
@@ -118,13 +125,7 @@ def _loop_outputs(key: str, loop: Any, resolver: _Resolver) -> dict[str, Any]:
     items = resolver.resolve(collection)
     if not isinstance(items, list):
         raise ValueError(f"{key}: its collection {collection!r} is not a list")
-    outputs: dict[str, Any] = {}
-    for item in items:
-        for output_key, output in _substitute(body, identifier, str(item)).items():
-            if output_key in outputs:
-                raise ValueError(f"{key}: {output_key} is defined twice")
-            outputs[output_key] = output
-    return outputs
+    return [_substitute(body, identifier, str(item)) for item in items]
 
 
 def _substitute(value: Any, identifier: str, item: str) -> Any:
