@@ -74,7 +74,8 @@ class Tenant(BaseModel):
     template_version: StrictInt | None = Field(default=None, ge=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
     # None: the template's MaxEndpoints parameter (its default, or the tenant's override) decides.
-    max_endpoints: StrictInt | None = Field(default=None, ge=0, le=10_000)
+    # Slots are one item each (dal.decisions): a tenant may hold 100,000 endpoints at one cost per claim.
+    max_endpoints: StrictInt | None = Field(default=None, ge=0, le=100_000)
     expires_at: datetime | None = None
     contact: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
