@@ -146,18 +146,25 @@ class Buckets:
 
 
 _lock = threading.Lock()
-_state: dict[int, Buckets] = {}  # id(RequestThrottling) → its buckets: new settings, new buckets
+_current: Buckets | None = None
 _exempt = threading.local()
 
 
 def buckets(throttling: RequestThrottling) -> Buckets:
-    """The buckets of these settings (made once: the emulator's settings replaced = fresh buckets)."""
+    """The buckets in use for these settings: made at the first request after the emulator was
+    (re)installed, or when the settings changed."""
+    global _current  # one process-wide state, as moto's backends are; guarded by _lock
     with _lock:
-        found = _state.get(id(throttling))
-        if found is None or found.throttling is not throttling:
-            _state.clear()  # the previous settings' buckets are done with
-            found = _state[id(throttling)] = Buckets(throttling)
-        return found
+        if _current is None or _current.throttling is not throttling:
+            _current = Buckets(throttling)
+        return _current
+
+
+def reset() -> None:
+    """Forget every bucket (``install()`` does: a new emulator session starts with fresh buckets)."""
+    global _current  # see buckets()
+    with _lock:
+        _current = None
 
 
 @contextlib.contextmanager

@@ -28,7 +28,8 @@ def producer(aws: None) -> Producer:
         return make_producer()
 
 
-def ec2(max_attempts: int = 1) -> Any:
+def ec2(max_attempts: int = 0) -> Any:
+    """A client; botocore's max_attempts counts retries (0: one attempt, each answer seen)."""
     config = Config(retries={"mode": "standard", "max_attempts": max_attempts})
     return boto3.Session(region_name=REGION).client("ec2", config=config)
 
@@ -64,7 +65,7 @@ def test_botocore_standard_retries_treat_it_as_throttling(
     monkeypatch.setattr(
         botocore.endpoint, "time", types.SimpleNamespace(sleep=slept.append, time=time.time)
     )
-    client = ec2(max_attempts=2)  # botocore's max_attempts counts retries: 3 attempts
+    client = ec2(max_attempts=2)  # 3 attempts
     for _ in range(3):
         describe(producer, client)
     with pytest.raises(ClientError) as refused:
@@ -82,11 +83,11 @@ def test_drained_start_and_per_action_independence(producer: Producer, fake_cloc
     service = producer.service.service_id
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
         describe(producer, client)
-    fake_clock.advance(0.05)  # 20 tokens/s: one Describe token; the mutating buckets (5/s) hold 0.25
+    fake_clock.advance(0.06)  # 20 tokens/s: a Describe token; the mutating buckets (5/s) hold 0.3
     describe(producer, client)
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
         client.reject_vpc_endpoint_connections(ServiceId=service, VpcEndpointIds=["vpce-0123456789abcdef0"])
-    fake_clock.advance(0.15)
+    fake_clock.advance(0.15)  # 1.05 tokens
     client.reject_vpc_endpoint_connections(ServiceId=service, VpcEndpointIds=["vpce-0123456789abcdef0"])
 
 
