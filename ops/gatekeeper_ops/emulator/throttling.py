@@ -73,8 +73,8 @@ DOCUMENTED: Mapping[str, BucketSize] = MappingProxyType(
 @dataclass(frozen=True)
 class RequestThrottling:
     """The buckets' sizes. ``overrides``: per action (``"DescribeVpcEndpointConnections"``), on top
-    of ``DOCUMENTED``. ``initial_fill``: the share of its capacity a bucket starts with (0 = drained,
-    as when the account's other automation has just spent it)."""
+    of ``DOCUMENTED``. ``initial_fill``: the share of its capacity a bucket holds at its first
+    request (0 = drained, as when the account's other automation has just spent it)."""
 
     non_mutating: BucketSize = NON_MUTATING
     mutating: BucketSize = MUTATING
