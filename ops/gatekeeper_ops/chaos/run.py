@@ -46,6 +46,7 @@ from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Request, Workload, 
 from gatekeeper_ops.emulator import privatelink_emulator, published_notifications
 from gatekeeper_ops.emulator.provisioning import create_interface_endpoint
 from gatekeeper_ops.emulator.settings import EmulatorSettings, EventualConsistency
+from gatekeeper_ops.emulator.throttling import RequestThrottling, unthrottled
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, RetryTiming, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
@@ -73,10 +74,13 @@ class ChaosSettings:
     # decider's re-reads and its retries of a connection EC2 does not list yet meet the faults too.
     ec2_lag_seconds: float | None = None
 
-    def emulator(self) -> EmulatorSettings | None:
-        if self.ec2_lag_seconds is None:
-            return None
-        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_seconds=self.ec2_lag_seconds))
+    def emulator(self) -> EmulatorSettings:
+        """EC2's token buckets always (the account's own: the handlers share them); the lag if asked."""
+        lag = self.ec2_lag_seconds
+        return EmulatorSettings(
+            eventual_consistency=None if lag is None else EventualConsistency(stale_seconds=lag),
+            throttling=RequestThrottling(),
+        )
 
     def plan(self) -> FaultPlan:
         return FaultPlan(
@@ -147,10 +151,32 @@ class ChaosReport:
 def run(settings: ChaosSettings) -> ChaosReport:
     """Run the scenario in this process (moto in-process); restores the environment afterwards."""
     started = time.perf_counter()
+    clock = VirtualClock()
+    with emulated_world(clock, settings.emulator(), settings.seed) as rng:
+        faults = random.Random(rng.random())  # noqa: S311 - a reproducible run, not a secret
+        injector = FaultInjector(settings.plan(), faults, time.time, enabled=False)
+        instrument: Callable[..., Any] = runtime.client
+
+        def client(service: str, config: Any = runtime._CONFIG) -> Any:
+            return injector.instrument(instrument(service, config))
+
+        with mock.patch.object(runtime, "client", client):
+            scenario = _Scenario(settings, clock, injector, rng)
+            report = scenario.play()
+        report.wall_seconds = time.perf_counter() - started
+        report.slept_seconds = clock.slept
+        return report
+
+
+@contextlib.contextmanager
+def emulated_world(
+    clock: VirtualClock, emulator: EmulatorSettings, seed: int
+) -> Iterator[random.Random]:
+    """moto in-process with the PrivateLink emulator, on `clock`, seeded (moto's ids, the core's
+    retry jitter); yields the run's own seeded random. Restores the environment afterwards."""
     if str(ROOT) not in sys.path:  # the handlers (`functions.*`) import from the repository root
         sys.path.append(str(ROOT))
     saved = dict(os.environ)
-    clock = VirtualClock()
     try:
         with contextlib.ExitStack() as scope:
             _environment()
@@ -162,23 +188,10 @@ def run(settings: ChaosSettings) -> ChaosReport:
             scope.enter_context(clock.running())
             scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
-            scope.enter_context(privatelink_emulator(settings.emulator()))
-            random.seed(settings.seed)  # the core's retry jitter too: a reproducible run
-            mock_random.seed(settings.seed)
-            rng = random.Random(settings.seed)  # noqa: S311 - a reproducible run, not a secret
-            faults = random.Random(rng.random())  # noqa: S311 - a reproducible run, not a secret
-            injector = FaultInjector(settings.plan(), faults, time.time, enabled=False)
-            instrument: Callable[..., Any] = runtime.client
-
-            def client(service: str, config: Any = runtime._CONFIG) -> Any:
-                return injector.instrument(instrument(service, config))
-
-            scope.enter_context(mock.patch.object(runtime, "client", client))
-            scenario = _Scenario(settings, clock, injector, rng)
-            report = scenario.play()
-            report.wall_seconds = time.perf_counter() - started
-            report.slept_seconds = clock.slept
-            return report
+            scope.enter_context(privatelink_emulator(emulator))
+            random.seed(seed)  # the core's retry jitter too: a reproducible run
+            mock_random.seed(seed)
+            yield random.Random(seed)  # noqa: S311 - a reproducible run, not a secret
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -293,7 +306,8 @@ class _Scenario:
         self.injector.enabled = False
         self._play_until(self.clock.elapsed + self.settings.settle_sweeps * period + 1, start, period)
         self._drain()
-        observations = _observe(producer, workload, sns_queue, bus_queue)
+        with unthrottled():  # the harness's reading, not the producer's traffic
+            observations = _observe(producer, workload, sns_queue, bus_queue)
         report = ChaosReport(
             self.settings,
             workload,
