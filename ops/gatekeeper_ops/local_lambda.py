@@ -131,6 +131,7 @@ class Invocation:
     event: Any = None  # what the function was given
     attempt: int = 1  # async: the delivery attempt; SQS: the highest receive count in the batch
     at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
+    ended: float = 0.0  # ... and when it ended
 
 
 def reset_handler_caches() -> None:
@@ -206,6 +207,7 @@ class LocalLambda:
         extra_environment: dict[str, str] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
         timing: RetryTiming | None = None,
+        *,
         concurrency: Concurrency | None = None,
     ) -> None:
         self.stack = stack
@@ -249,6 +251,7 @@ class LocalLambda:
         invocation.event = event
         invocation.attempt = attempt
         invocation.at = at
+        invocation.ended = time.time()
         self.invocations.append(invocation)
         if self._on_invocation:
             self._on_invocation(invocation)
@@ -324,7 +327,9 @@ class LocalLambda:
                 break
         return delivered
 
-    def _run_sqs_batch(self, binding: FunctionBinding, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    def _run_sqs_batch(
+        self, binding: FunctionBinding, queue_url: str, messages: list[dict[str, Any]]
+    ) -> None:
         """One poller's batch: topped up to BatchSize (waiting out the batching window when short),
         invoked, then what succeeded deleted and what failed left to its visibility timeout."""
         messages += self._receive_more(queue_url, binding.sqs_batch_size - len(messages))
@@ -370,7 +375,9 @@ class LocalLambda:
 
     def _capacity(self, binding: FunctionBinding, *, sqs: bool = False) -> float:
         """How many more invocations of the function may start now."""
-        limit: float = ACCOUNT_CONCURRENCY if binding.reserved_concurrency is None else binding.reserved_concurrency
+        limit: float = (
+            ACCOUNT_CONCURRENCY if binding.reserved_concurrency is None else binding.reserved_concurrency
+        )
         if sqs:
             started = self._sqs_started.setdefault(binding.logical_id, time.time())
             limit = min(limit, SQS_POLLERS_AT_START + SQS_POLLERS_PER_SECOND * int(time.time() - started))

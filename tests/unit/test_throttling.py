@@ -8,8 +8,8 @@ from gatekeeper_ops.emulator import clock
 from gatekeeper_ops.emulator.throttling import (
     MUTATING,
     NON_MUTATING,
-    BucketSize,
     Buckets,
+    BucketSize,
     RequestThrottling,
     TokenBucket,
     request_limit_exceeded,

@@ -169,7 +169,7 @@ class Conductor(VirtualClock, Concurrency):
         self._local.task = task
         try:
             task.work()
-        except BaseException as error:  # noqa: BLE001 - reported by the harness, never lost
+        except BaseException as error:
             self.errors.append(error)
         finally:
             self._alive -= 1

@@ -139,13 +139,17 @@ class ChaosReport:
         return lines
 
     def errors(self, top: int = 10) -> list[tuple[str, int]]:
-        """The commonest invocation errors, ids blanked out, for a diagnosis."""
-        counted = Counter(
-            f"{i.function}: {_IDS.sub('…', (i.error or '').partition(chr(10))[0][:160])}"
-            for i in self.invocations
-            if not i.ok
-        )
-        return counted.most_common(top)
+        return commonest_errors(self.invocations, top)
+
+
+def commonest_errors(invocations: list[Invocation], top: int = 10) -> list[tuple[str, int]]:
+    """The commonest invocation errors, ids blanked out, for a diagnosis."""
+    counted = Counter(
+        f"{i.function}: {_IDS.sub('…', (i.error or '').partition(chr(10))[0][:160])}"
+        for i in invocations
+        if not i.ok
+    )
+    return counted.most_common(top)
 
 
 def run(settings: ChaosSettings) -> ChaosReport:
@@ -169,9 +173,7 @@ def run(settings: ChaosSettings) -> ChaosReport:
 
 
 @contextlib.contextmanager
-def emulated_world(
-    clock: VirtualClock, emulator: EmulatorSettings, seed: int
-) -> Iterator[random.Random]:
+def emulated_world(clock: VirtualClock, emulator: EmulatorSettings, seed: int) -> Iterator[random.Random]:
     """moto in-process with the PrivateLink emulator, on `clock`, seeded (moto's ids, the core's
     retry jitter); yields the run's own seeded random. Restores the environment afterwards."""
     if str(ROOT) not in sys.path:  # the handlers (`functions.*`) import from the repository root
@@ -265,16 +267,6 @@ class _Scenario:
         self.injector.invocation = lambda: len(self.invocations)  # the one running is appended next
         return producer
 
-    def _subscribe_bus(self, producer: ProducerAccount) -> str:
-        sqs, events = producer.client("sqs"), producer.client("events")
-        url = str(sqs.create_queue(QueueName="chaos-bus-decided")["QueueUrl"])
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        bus = producer.stack.outputs["EventBusName"]
-        pattern = {"source": ["vpce.gatekeeper"], "detail-type": ["Endpoint Connection Decided"]}
-        events.put_rule(Name="chaos-decided", EventBusName=bus, EventPattern=json.dumps(pattern))
-        events.put_targets(Rule="chaos-decided", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-        return url
-
     def _at(self, at: float, name: str, action: Callable[[], None]) -> None:
         self._order += 1
         heapq.heappush(self.actions, _Action(at, self._order, name, action))
@@ -285,7 +277,7 @@ class _Scenario:
         self.producer = producer
         self._sns = producer.client("sns")
         sns_queue = producer.subscribe_decisions("chaos-sns-decided")
-        bus_queue = self._subscribe_bus(producer)
+        bus_queue = subscribe_bus(producer, "chaos-bus-decided")
         window = self.settings.requests * self.settings.seconds_per_request
         workload = build(producer.service.service_id, self.settings.requests, window, self.rng)
         for plan in workload.tenants:
@@ -307,7 +299,7 @@ class _Scenario:
         self._play_until(self.clock.elapsed + self.settings.settle_sweeps * period + 1, start, period)
         self._drain()
         with unthrottled():  # the harness's reading, not the producer's traffic
-            observations = _observe(producer, workload, sns_queue, bus_queue)
+            observations = observe(producer, sns_queue, bus_queue)
         report = ChaosReport(
             self.settings,
             workload,
@@ -341,30 +333,13 @@ class _Scenario:
                 return
             upcoming = self.actions[0].at if self.actions else end
             due = min(
-                upcoming, next_sweep, end, self._next_visible(), self.clock.elapsed + self.settings.step
+                upcoming,
+                next_sweep,
+                end,
+                next_visible(self.producer, self.clock),
+                self.clock.elapsed + self.settings.step,
             )
             self.clock.advance_to(due)
-
-    def _next_visible(self) -> float:
-        """When the next SQS message the local Lambda service polls becomes visible (elapsed seconds):
-        nothing else moves by itself, so the clock can jump there."""
-        backend = sqs_backends[self.producer.stack.account_id][self.producer.stack.region]
-        functions = self.producer.stack.functions.values()
-        urls = {b.sqs_queue_url for b in functions if b.sqs_queue_url} | {
-            u for b in functions for u in b.rules
-        }
-        polled = {url.rsplit("/", 1)[-1] for url in urls}
-        now_ms = time.time() * 1000
-        upcoming = [
-            max(message.visible_at, message.delayed_until)
-            for queue in backend.queues.values()
-            if queue.name in polled
-            for message in queue._messages
-            if max(message.visible_at, message.delayed_until) >= now_ms
-        ]
-        if not upcoming:
-            return math.inf
-        return self.clock.elapsed + (min(upcoming) - now_ms) / 1000 + 0.001
 
     def _drain(self, max_rounds: int = 100_000) -> None:
         for _ in range(max_rounds):
@@ -436,14 +411,49 @@ class _Scenario:
         tenants.update(current.model_copy(update={"status": "suspended"}), actor="chaos")
 
 
-def _observe(producer: ProducerAccount, workload: Workload, sns_queue: str, bus_queue: str) -> Observations:
+def next_visible(producer: ProducerAccount, clock: VirtualClock) -> float:
+    """When (elapsed seconds of `clock`) the next SQS message the local Lambda service polls becomes
+    visible: nothing else moves by itself, so the clock can jump there. inf when none waits."""
+    backend = sqs_backends[producer.stack.account_id][producer.stack.region]
+    functions = producer.stack.functions.values()
+    urls = {b.sqs_queue_url for b in functions if b.sqs_queue_url} | {u for b in functions for u in b.rules}
+    polled = {url.rsplit("/", 1)[-1] for url in urls}
+    now_ms = time.time() * 1000
+    upcoming = [
+        max(message.visible_at, message.delayed_until)
+        for queue in backend.queues.values()
+        if queue.name in polled
+        for message in queue._messages
+        if max(message.visible_at, message.delayed_until) >= now_ms
+    ]
+    if not upcoming:
+        return math.inf
+    return clock.elapsed + (min(upcoming) - now_ms) / 1000 + 0.001
+
+
+def subscribe_bus(producer: ProducerAccount, name: str) -> str:
+    """An SQS queue receiving the bus's `Endpoint Connection Decided` events; returns its url."""
+    sqs, events = producer.client("sqs"), producer.client("events")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = producer.stack.outputs["EventBusName"]
+    pattern = {"source": ["vpce.gatekeeper"], "detail-type": ["Endpoint Connection Decided"]}
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def observe(producer: ProducerAccount, sns_queue: str, bus_queue: str) -> Observations:
+    """What the invariants are checked against: every managed service's connections, the
+    DecisionsTable, what the subscribers received and the DLQs (the subscriber queues consumed)."""
     ec2, sqs = producer.client("ec2"), producer.client("sqs")
     connections: dict[str, dict[str, Any]] = {}
-    for page in ec2.get_paginator("describe_vpc_endpoint_connections").paginate(
-        Filters=[{"Name": "service-id", "Values": [producer.service.service_id]}]
-    ):
-        for raw in page["VpcEndpointConnections"]:
-            connections[raw["VpcEndpointId"]] = raw
+    for service in producer.services:
+        for page in ec2.get_paginator("describe_vpc_endpoint_connections").paginate(
+            Filters=[{"Name": "service-id", "Values": [service.service_id]}]
+        ):
+            for raw in page["VpcEndpointConnections"]:
+                connections[raw["VpcEndpointId"]] = raw
     items: list[dict[str, Any]] = []
     ddb = producer.client("dynamodb")
     for page in ddb.get_paginator("scan").paginate(TableName=producer.stack.outputs["DecisionsTableName"]):

@@ -106,7 +106,9 @@ class TokenBucket:
     def take(self, now: float) -> bool:
         """Refill for the time since the last call, then take one token if there is one."""
         if now > self.updated:
-            self.tokens = min(self.size.capacity, self.tokens + (now - self.updated) * self.size.refill_per_second)
+            self.tokens = min(
+                self.size.capacity, self.tokens + (now - self.updated) * self.size.refill_per_second
+            )
             self.updated = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -126,17 +128,23 @@ class Buckets:
         self._lock = threading.Lock()
         self.allowed: Counter[Key] = Counter()
         self.throttled: Counter[Key] = Counter()
+        # Answered requests by the endpoint service they name ("" for none): calls per service.
+        self.by_service: Counter[tuple[str, str, str, str]] = Counter()
 
-    def take(self, account: str, region: str, action: str) -> bool:
+    def take(self, account: str, region: str, action: str, service: str = "") -> bool:
         key = (account, region, action)
         now = clock.now()
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
                 size = self.throttling.size(action)
-                bucket = self._buckets[key] = TokenBucket(size, size.capacity * self.throttling.initial_fill, now)
+                bucket = self._buckets[key] = TokenBucket(
+                    size, size.capacity * self.throttling.initial_fill, now
+                )
             taken = bucket.take(now)
             (self.allowed if taken else self.throttled)[key] += 1
+            if taken:
+                self.by_service[(*key, service)] += 1
             return taken
 
     def tokens(self, account: str, region: str, action: str) -> float | None:
@@ -153,7 +161,7 @@ _exempt = threading.local()
 def buckets(throttling: RequestThrottling) -> Buckets:
     """The buckets in use for these settings: made at the first request after the emulator was
     (re)installed, or when the settings changed."""
-    global _current  # one process-wide state, as moto's backends are; guarded by _lock
+    global _current  # noqa: PLW0603 - one process-wide state, as moto's backends are; guarded by _lock
     with _lock:
         if _current is None or _current.throttling is not throttling:
             _current = Buckets(throttling)
@@ -162,7 +170,7 @@ def buckets(throttling: RequestThrottling) -> Buckets:
 
 def reset() -> None:
     """Forget every bucket (``install()`` does: a new emulator session starts with fresh buckets)."""
-    global _current  # see buckets()
+    global _current  # noqa: PLW0603 - see buckets()
     with _lock:
         _current = None
 
@@ -202,11 +210,20 @@ def wrap_call_action(original: Dispatch) -> Dispatch:
         throttling = current_settings().throttling
         if throttling is not None and not getattr(_exempt, "on", False):
             action = str(self._get_action())
-            if not buckets(throttling).take(self.current_account, self.region, action):
+            if not buckets(throttling).take(self.current_account, self.region, action, _service_named(self)):
                 return request_limit_exceeded()
         return original(self)
 
     return call_action
+
+
+def _service_named(response: Any) -> str:
+    """The endpoint service a request names: its ServiceId, or its one `service-id` filter value."""
+    service = response._get_param("ServiceId")
+    if service:
+        return str(service)
+    values = response._filters_from_querystring().get("service-id", [])
+    return str(values[0]) if len(values) == 1 else ""
 
 
 THROTTLED_ACTIONS: dict[str, Callable[[Dispatch], Dispatch]] = {"call_action": wrap_call_action}

@@ -74,6 +74,7 @@ class ProducerAccount:
     stack: EmulatedStack
     lambdas: LocalLambda
     _consumers: dict[tuple[str, str], Consumer] = field(default_factory=dict)
+    more_services: list[ProducerService] = field(default_factory=list)  # managed besides `service`
 
     @classmethod
     def create(
@@ -85,20 +86,32 @@ class ProducerAccount:
         allowed_principals: Iterable[str] = ("*",),
         extra_environment: dict[str, str] | None = None,
         stack_name: str = "vpce-gatekeeper",
+        services: int = 1,
     ) -> ProducerAccount:
-        service = create_endpoint_service(
-            session.client("ec2"),
-            session.client("elbv2"),
-            name="gatekeeper-saas",
-            acceptance_required=True,
-            allowed_principals=allowed_principals,
-            supported_regions=supported_regions,
-        )
+        """The account with `services` endpoint services (each behind its own NLB), all managed."""
+        ec2, elbv2 = session.client("ec2"), session.client("elbv2")
+        made = [
+            create_endpoint_service(
+                ec2,
+                elbv2,
+                name="gatekeeper-saas" if index == 0 else f"gatekeeper-saas-{index + 1}",
+                acceptance_required=True,
+                allowed_principals=list(allowed_principals),
+                supported_regions=list(supported_regions),
+            )
+            for index in range(services)
+        ]
+        managed = ",".join(s.service_id for s in made)
         stack = provision(
-            session, {"EndpointServiceIds": service.service_id, **(parameters or {})}, stack_name=stack_name
+            session, {"EndpointServiceIds": managed, **(parameters or {})}, stack_name=stack_name
         )
         register_outputs(session, stack)
-        return cls(session, service, stack, LocalLambda(stack, session, extra_environment))
+        lambdas = LocalLambda(stack, session, extra_environment)
+        return cls(session, made[0], stack, lambdas, more_services=made[1:])
+
+    @property
+    def services(self) -> list[ProducerService]:
+        return [self.service, *self.more_services]
 
     # -- clients and stores ------------------------------------------------------------------
     def client(self, service: str) -> Any:

@@ -62,9 +62,7 @@ def test_botocore_standard_retries_treat_it_as_throttling(
     producer: Producer, fake_clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr(
-        botocore.endpoint, "time", types.SimpleNamespace(sleep=slept.append, time=time.time)
-    )
+    monkeypatch.setattr(botocore.endpoint, "time", types.SimpleNamespace(sleep=slept.append, time=time.time))
     client = ec2(max_attempts=2)  # 3 attempts
     for _ in range(3):
         describe(producer, client)
