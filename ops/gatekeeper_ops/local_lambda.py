@@ -214,6 +214,7 @@ class LocalLambda:
         self.timing = timing or RetryTiming()
         self.concurrency = concurrency or Concurrency()
         self.in_flight: Counter[str] = Counter()  # function → invocations running
+        self._gathering: Counter[str] = Counter()  # function → SQS batches within their window
         self._sqs_started: dict[str, float] = {}  # function → when its SQS pollers started scaling
         self.sqs = session.client("sqs")
         # botocore sends stream calls to account-id endpoints (<account>.streams-ddb…), which moto
@@ -317,7 +318,8 @@ class LocalLambda:
 
     def _deliver_sqs(self, binding: FunctionBinding, queue_url: str) -> int:
         delivered = 0
-        while self._capacity(binding, sqs=True) > 0:
+        # A batch still within its batching window gets the messages that arrive meanwhile.
+        while self._capacity(binding, sqs=True) > 0 and not self._gathering[binding.logical_id]:
             messages = self._receive(queue_url, binding.sqs_batch_size)
             if not messages:
                 break
@@ -334,7 +336,11 @@ class LocalLambda:
         invoked, then what succeeded deleted and what failed left to its visibility timeout."""
         messages += self._receive_more(queue_url, binding.sqs_batch_size - len(messages))
         if len(messages) < binding.sqs_batch_size and binding.sqs_batching_window > 0:
-            self.concurrency.wait(binding.sqs_batching_window)
+            self._gathering[binding.logical_id] += 1
+            try:
+                self.concurrency.wait(binding.sqs_batching_window)
+            finally:
+                self._gathering[binding.logical_id] -= 1
             messages += self._receive_more(queue_url, binding.sqs_batch_size - len(messages))
         records = sqs_records(messages, self._queue_arn(queue_url), self.stack.region)
         received = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) for m in messages)
