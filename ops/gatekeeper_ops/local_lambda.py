@@ -48,6 +48,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import boto3
@@ -105,7 +106,7 @@ class Concurrency:
 
     parallel = False  # True: deliver everything visible each pump, up to the concurrency limits
 
-    def dispatch(self, work: Callable[[], None]) -> None:
+    def dispatch(self, work: Callable[[], object]) -> None:
         work()
 
     def wait(self, seconds: float) -> None:
@@ -324,7 +325,7 @@ class LocalLambda:
             if not messages:
                 break
             delivered += len(messages)
-            self._dispatch(binding, lambda m=messages: self._run_sqs_batch(binding, queue_url, m))
+            self._dispatch(binding, partial(self._run_sqs_batch, binding, queue_url, messages))
             if not self.concurrency.parallel:
                 break
         return delivered
@@ -368,7 +369,7 @@ class LocalLambda:
             found += messages
         return found
 
-    def _dispatch(self, binding: FunctionBinding, work: Callable[[], None]) -> None:
+    def _dispatch(self, binding: FunctionBinding, work: Callable[[], object]) -> None:
         self.in_flight[binding.logical_id] += 1
 
         def counted() -> None:
@@ -415,7 +416,7 @@ class LocalLambda:
         while (room := self._capacity(binding)) > 0:
             messages = self._receive(queue_url, int(min(10, room)))
             for message in messages:
-                self._dispatch(binding, lambda m=message: self._run_async(binding, queue_url, m))
+                self._dispatch(binding, partial(self._run_async, binding, queue_url, message))
             delivered += len(messages)
             if not messages or not self.concurrency.parallel:
                 break

@@ -103,7 +103,8 @@ def test_without_maximum_concurrency_lambdas_pollers_start_at_five():
         send(sqs, url, 20, seconds=5.0)
         run(clock, lambdas, until=0.5)
 
-    assert len(SEEN) == 0 and lambdas.in_flight["Work"] == 5
+    assert SEEN == []
+    assert lambdas.in_flight["Work"] == 5
 
 
 def test_a_short_batch_waits_out_the_batching_window():

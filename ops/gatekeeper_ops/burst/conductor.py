@@ -35,7 +35,7 @@ from gatekeeper_ops.local_lambda import Concurrency, FunctionTimedOut
 
 
 class _Task:
-    def __init__(self, work: Callable[[], None]) -> None:
+    def __init__(self, work: Callable[[], object]) -> None:
         self.work = work
         self.go = threading.Event()
         self.thread: threading.Thread | None = None
@@ -61,7 +61,7 @@ class Conductor(VirtualClock, Concurrency):
     # -- the clock and its patches -------------------------------------------------------------
     @contextlib.contextmanager
     def running(self) -> Iterator[Conductor]:
-        original_get_response = botocore.endpoint.Endpoint._do_get_response
+        original_get_response = botocore.endpoint.Endpoint._do_get_response  # type: ignore[attr-defined]
         acquire, release = RetryQuota.acquire, RetryQuota.release
 
         def do_get_response(endpoint: Any, *args: Any, **kwargs: Any) -> Any:
@@ -95,7 +95,7 @@ class Conductor(VirtualClock, Concurrency):
             self._park(task, self.elapsed + self.call_latency)
 
     # -- Concurrency (what the local Lambda service asks for) ------------------------------------
-    def dispatch(self, work: Callable[[], None]) -> None:
+    def dispatch(self, work: Callable[[], object]) -> None:
         self._alive += 1
         self._schedule(_Task(work), self.elapsed)
 

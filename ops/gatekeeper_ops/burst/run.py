@@ -279,7 +279,7 @@ class _Burst:
         for message in messages[self._read :]:
             document = json.loads(json.loads(message.body)["Message"])
             endpoint = str(document["vpc_endpoint_id"])
-            at = message.sent_timestamp / 1000 - self.clock.start.timestamp()
+            at = int(message.sent_timestamp or 0) / 1000 - self.clock.start.timestamp()
             self.announced.setdefault(endpoint, Announced(endpoint, str(document["decision"]), at))
         self._read = len(messages)
 
