@@ -57,6 +57,7 @@ class Conductor(VirtualClock, Concurrency):
         self._local = threading.local()
         self._back = threading.Event()
         self._alive = 0
+        self._until = -math.inf  # while run_until runs: how far the running work may go on alone
 
     # -- the clock and its patches -------------------------------------------------------------
     @contextlib.contextmanager
@@ -129,11 +130,15 @@ class Conductor(VirtualClock, Concurrency):
         """Resume parked work in time order while it is due by `until`; the clock ends at `until`.
         Returns the number of resumptions."""
         steps = 0
-        while self._ready and self._ready[0][0] <= until:
-            wake, _, task = heapq.heappop(self._ready)
-            self.advance_to(wake)
-            self._resume(task)
-            steps += 1
+        self._until = until
+        try:
+            while self._ready and self._ready[0][0] <= until:
+                wake, _, task = heapq.heappop(self._ready)
+                self.advance_to(wake)
+                self._resume(task)
+                steps += 1
+        finally:
+            self._until = -math.inf
         self.advance_to(until)
         return steps
 
@@ -148,6 +153,9 @@ class Conductor(VirtualClock, Concurrency):
             raise FunctionTimedOut("after the function timeout")
         if task.deadline is not None and wake > task.deadline:
             wake, task.killed = task.deadline, True
+        if not task.killed and wake <= self._until and (not self._ready or wake < self._ready[0][0]):
+            self.advance_to(wake)  # nothing else is due first: go on without a thread switch
+            return
         self._schedule(task, wake)
         self._back.set()
         task.go.wait()
