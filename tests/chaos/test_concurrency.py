@@ -138,3 +138,39 @@ def test_one_invocations_sleep_delays_only_itself_and_the_timeout_is_virtual():
 
     assert finished == [("quick", 1.0), ("slow", 20.0), ("overrun timed out", 30.0)]
     assert clock.timeouts == 1
+
+
+def test_the_stack_reads_an_sqs_mappings_scaling_and_batching_and_reserved_concurrency():
+    from gatekeeper_ops.stack import provision
+
+    template = {
+        "Resources": {
+            "Work": {"Type": "AWS::SQS::Queue", "Properties": {}},
+            "Worker": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "CodeUri": "tests/chaos/",
+                    "Handler": "test_concurrency.handler",
+                    "Timeout": 20,
+                    "ReservedConcurrentExecutions": 7,
+                    "Events": {
+                        "Batches": {
+                            "Type": "SQS",
+                            "Properties": {
+                                "Queue": {"Fn::GetAtt": ["Work", "Arn"]},
+                                "BatchSize": 100,
+                                "MaximumBatchingWindowInSeconds": 2,
+                                "ScalingConfig": {"MaximumConcurrency": 3},
+                            },
+                        }
+                    },
+                },
+            },
+        }
+    }
+    with world():
+        stack = provision(boto3.Session(region_name="us-east-1"), {}, template=template)
+
+    binding = stack.functions["Worker"]
+    assert (binding.sqs_batch_size, binding.sqs_batching_window) == (100, 2.0)
+    assert (binding.sqs_maximum_concurrency, binding.reserved_concurrency, binding.timeout) == (3, 7, 20)
