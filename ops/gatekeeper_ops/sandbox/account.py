@@ -74,7 +74,7 @@ class ProducerAccount:
     stack: EmulatedStack
     lambdas: LocalLambda
     _consumers: dict[tuple[str, str], Consumer] = field(default_factory=dict)
-    more_services: list[ProducerService] = field(default_factory=list)  # managed besides `service`
+    services: tuple[ProducerService, ...] = ()  # every managed service, `service` first
 
     @classmethod
     def create(
@@ -88,30 +88,26 @@ class ProducerAccount:
         stack_name: str = "vpce-gatekeeper",
         services: int = 1,
     ) -> ProducerAccount:
-        """The account with `services` endpoint services (each behind its own NLB), all managed."""
-        ec2, elbv2 = session.client("ec2"), session.client("elbv2")
-        made = [
+        """`services` endpoint services (NLB-backed, acceptance required), all managed by the stack."""
+        managed = tuple(
             create_endpoint_service(
-                ec2,
-                elbv2,
-                name="gatekeeper-saas" if index == 0 else f"gatekeeper-saas-{index + 1}",
+                session.client("ec2"),
+                session.client("elbv2"),
+                name="gatekeeper-saas" if n == 0 else f"gatekeeper-saas-{n + 1}",
                 acceptance_required=True,
-                allowed_principals=list(allowed_principals),
-                supported_regions=list(supported_regions),
+                allowed_principals=allowed_principals,
+                supported_regions=supported_regions,
+                cidr=f"10.{n}.0.0/16",
             )
-            for index in range(services)
-        ]
-        managed = ",".join(s.service_id for s in made)
+            for n in range(services)
+        )
+        service_ids = ",".join(s.service_id for s in managed)
         stack = provision(
-            session, {"EndpointServiceIds": managed, **(parameters or {})}, stack_name=stack_name
+            session, {"EndpointServiceIds": service_ids, **(parameters or {})}, stack_name=stack_name
         )
         register_outputs(session, stack)
         lambdas = LocalLambda(stack, session, extra_environment)
-        return cls(session, made[0], stack, lambdas, more_services=made[1:])
-
-    @property
-    def services(self) -> list[ProducerService]:
-        return [self.service, *self.more_services]
+        return cls(session, managed[0], stack, lambdas, services=managed)
 
     # -- clients and stores ------------------------------------------------------------------
     def client(self, service: str) -> Any:
