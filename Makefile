@@ -22,7 +22,7 @@ export AWS_SAM_CLI_TELEMETRY := 0
 export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
-.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos \
+.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos burst \
         validate transform build lock layer-requirements service-models deploy destroy e2e pr clean
 
 help: ## list targets
@@ -135,6 +135,9 @@ bench: dev ## issue 11's numbers: cold start vs floor, calls per outcome, projec
 
 chaos: dev ## fault-injection run: 300 requests at 20 % and 35 % faults (ARGS="--requests 500 --rate 0.5 --seed 7")
 	$(PY) -m gatekeeper_ops.chaos $(ARGS)
+
+burst: dev ## N requests within 1 s under EC2's token buckets, Lambda's concurrency in virtual time (ARGS="--requests 1000 --drained --services 3 --seed 7")
+	$(PY) -m gatekeeper_ops.burst $(ARGS)
 
 demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from demo-seed.yaml
 	$(BIN)/gatekeeper-demo

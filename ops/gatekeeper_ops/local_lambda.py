@@ -16,6 +16,14 @@ handlers, in-process, with Lambda's delivery semantics.
 - A `FunctionTimedOut` raised inside a handler (by a test's hook) ends the invocation as Lambda's
   timeout does: the invocation fails whatever the handler catches, and the execution environment is
   reset (cached settings and clients are built again at the next invocation).
+- Concurrency (`Concurrency`): by default one invocation at a time, in the caller's thread, each
+  pump receiving one batch per queue (tests see exact sequences). A harness on a virtual clock
+  (`gatekeeper_ops.burst`) passes one that runs invocations side by side: then every visible
+  async event is invoked at once up to the function's concurrency (ReservedConcurrentExecutions,
+  else the account's 1,000), and an SQS mapping runs up to `ScalingConfig.MaximumConcurrency`
+  batches at once (else Lambda's scaling: 5 pollers, 5 more a second), each batch gathered up to
+  `BatchSize` and, when short, for `MaximumBatchingWindowInSeconds`; the function timeout is then
+  enforced on the harness's clock.
 - Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
   retried at once as its `EventInvokeConfig` says, whatever the timing), as EventBridge would at
   the next tick.
@@ -31,13 +39,16 @@ Nothing here decides anything; it only moves events the way AWS would.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import boto3
@@ -54,10 +65,11 @@ class LambdaContext:
     invoked_function_arn: str = ""
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timeout_s: int = 30
-    started: float = field(default_factory=time.monotonic)
+    # time.time(), not monotonic: a virtual clock (the chaos and burst runs) moves it.
+    started: float = field(default_factory=time.time)
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.timeout_s - (time.monotonic() - self.started)) * 1000))
+        return max(0, int((self.timeout_s - (time.time() - self.started)) * 1000))
 
 
 class FunctionTimedOut(BaseException):
@@ -85,6 +97,30 @@ class RetryTiming:
         return self.async_retry_delays[attempt - 1] if attempt <= len(self.async_retry_delays) else 0
 
 
+class Concurrency:
+    """How invocations run: this one runs each at once, in the caller's thread, to its end.
+
+    A harness that models Lambda's concurrency subclasses it (`gatekeeper_ops.burst.conductor`):
+    `dispatch` then starts the work alongside the others, `wait` passes time for that work alone and
+    `function_timeout` ends an invocation that overruns its timeout."""
+
+    parallel = False  # True: deliver everything visible each pump, up to the concurrency limits
+
+    def dispatch(self, work: Callable[[], object]) -> None:
+        work()
+
+    def wait(self, seconds: float) -> None:
+        """A batching window: not waited here, so a test need not wait."""
+
+    @contextlib.contextmanager
+    def function_timeout(self, seconds: float) -> Iterator[None]:
+        yield
+
+
+ACCOUNT_CONCURRENCY = 1000  # Lambda's default concurrent executions per account and Region
+SQS_POLLERS_AT_START, SQS_POLLERS_PER_SECOND = 5, 5  # Lambda's SQS scaling: 5, then +300 a minute
+
+
 @dataclass
 class Invocation:
     function: str
@@ -96,6 +132,7 @@ class Invocation:
     event: Any = None  # what the function was given
     attempt: int = 1  # async: the delivery attempt; SQS: the highest receive count in the batch
     at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
+    ended: float = 0.0  # ... and when it ended
 
 
 def reset_handler_caches() -> None:
@@ -171,9 +208,15 @@ class LocalLambda:
         extra_environment: dict[str, str] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
         timing: RetryTiming | None = None,
+        *,
+        concurrency: Concurrency | None = None,
     ) -> None:
         self.stack = stack
         self.timing = timing or RetryTiming()
+        self.concurrency = concurrency or Concurrency()
+        self.in_flight: Counter[str] = Counter()  # function → invocations running
+        self._gathering: Counter[str] = Counter()  # function → SQS batches within their window
+        self._sqs_started: dict[str, float] = {}  # function → when its SQS pollers started scaling
         self.sqs = session.client("sqs")
         # botocore sends stream calls to account-id endpoints (<account>.streams-ddb…), which moto
         # does not route; the regional endpoint serves the same API.
@@ -198,7 +241,8 @@ class LocalLambda:
         context = LambdaContext(binding.logical_id, timeout_s=binding.timeout)
         at, started = time.time(), time.perf_counter()
         try:
-            result = handler(event, context)
+            with self.concurrency.function_timeout(binding.timeout):
+                result = handler(event, context)
             invocation = Invocation(binding.logical_id, trigger, True, result)
         except Exception as exc:
             invocation = Invocation(binding.logical_id, trigger, False, error=f"{type(exc).__name__}: {exc}")
@@ -209,6 +253,7 @@ class LocalLambda:
         invocation.event = event
         invocation.attempt = attempt
         invocation.at = at
+        invocation.ended = time.time()
         self.invocations.append(invocation)
         if self._on_invocation:
             self._on_invocation(invocation)
@@ -273,9 +318,31 @@ class LocalLambda:
         return [dict(m) for m in response.get("Messages", [])]
 
     def _deliver_sqs(self, binding: FunctionBinding, queue_url: str) -> int:
-        messages = self._receive(queue_url, binding.sqs_batch_size)
-        if not messages:
-            return 0
+        delivered = 0
+        # A batch still within its batching window gets the messages that arrive meanwhile.
+        while self._capacity(binding, sqs=True) > 0 and not self._gathering[binding.logical_id]:
+            messages = self._receive(queue_url, binding.sqs_batch_size)
+            if not messages:
+                break
+            delivered += len(messages)
+            self._dispatch(binding, partial(self._run_sqs_batch, binding, queue_url, messages))
+            if not self.concurrency.parallel:
+                break
+        return delivered
+
+    def _run_sqs_batch(
+        self, binding: FunctionBinding, queue_url: str, messages: list[dict[str, Any]]
+    ) -> None:
+        """One poller's batch: topped up to BatchSize (waiting out the batching window when short),
+        invoked, then what succeeded deleted and what failed left to its visibility timeout."""
+        messages += self._receive_more(queue_url, binding.sqs_batch_size - len(messages))
+        if len(messages) < binding.sqs_batch_size and binding.sqs_batching_window > 0:
+            self._gathering[binding.logical_id] += 1
+            try:
+                self.concurrency.wait(binding.sqs_batching_window)
+            finally:
+                self._gathering[binding.logical_id] -= 1
+            messages += self._receive_more(queue_url, binding.sqs_batch_size - len(messages))
         records = sqs_records(messages, self._queue_arn(queue_url), self.stack.region)
         received = max(int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")) for m in messages)
         invocation = self.invoke(binding, {"Records": records}, "sqs", received)
@@ -291,7 +358,39 @@ class LocalLambda:
                 )
         # The event source mapping deletes what succeeded in one DeleteMessageBatch, as Lambda does.
         self._delete(queue_url, [m["ReceiptHandle"] for m in messages if m["MessageId"] not in failed])
-        return len(messages)
+
+    def _receive_more(self, queue_url: str, count: int) -> list[dict[str, Any]]:
+        """Up to `count` more visible messages (ReceiveMessage returns at most ten a call)."""
+        found: list[dict[str, Any]] = []
+        while len(found) < count:
+            messages = self._receive(queue_url, count - len(found))
+            if not messages:
+                break
+            found += messages
+        return found
+
+    def _dispatch(self, binding: FunctionBinding, work: Callable[[], object]) -> None:
+        self.in_flight[binding.logical_id] += 1
+
+        def counted() -> None:
+            try:
+                work()
+            finally:
+                self.in_flight[binding.logical_id] -= 1
+
+        self.concurrency.dispatch(counted)
+
+    def _capacity(self, binding: FunctionBinding, *, sqs: bool = False) -> float:
+        """How many more invocations of the function may start now."""
+        limit: float = (
+            ACCOUNT_CONCURRENCY if binding.reserved_concurrency is None else binding.reserved_concurrency
+        )
+        if sqs:
+            started = self._sqs_started.setdefault(binding.logical_id, time.time())
+            limit = min(limit, SQS_POLLERS_AT_START + SQS_POLLERS_PER_SECOND * int(time.time() - started))
+            if binding.sqs_maximum_concurrency is not None:
+                limit = min(limit, binding.sqs_maximum_concurrency)
+        return limit - self.in_flight[binding.logical_id]
 
     def _queue_arn(self, queue_url: str) -> str:
         if queue_url not in self._queue_arns:
@@ -313,41 +412,45 @@ class LocalLambda:
     def _deliver_async(self, binding: FunctionBinding, queue_url: str) -> int:
         if self._certainly_empty(queue_url):
             return 0
-        messages = self._receive(queue_url, 10)
-        done: list[str] = []  # receipt handles to delete, once the batch is through
-        try:
+        delivered = 0
+        while (room := self._capacity(binding)) > 0:
+            messages = self._receive(queue_url, int(min(10, room)))
             for message in messages:
-                event = json.loads(message["Body"])
-                # moto's SQS target drops the event's `account`; EventBridge always sends it.
-                event.setdefault("account", self.stack.account_id)
-                attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-                invocation = self.invoke(binding, event, str(event.get("detail-type", "event")), attempts)
-                if invocation.ok or attempts >= 1 + binding.async_retry_attempts:
-                    if not invocation.ok and binding.on_failure_queue_url:
-                        self.sqs.send_message(
-                            QueueUrl=binding.on_failure_queue_url,
-                            MessageBody=json.dumps(
-                                {
-                                    "requestContext": {
-                                        "functionArn": binding.logical_id,
-                                        "condition": "RetriesExhausted",
-                                        "approximateInvokeCount": attempts,
-                                    },
-                                    "requestPayload": event,
-                                    "responsePayload": {"errorMessage": invocation.error},
-                                }
-                            ),
-                        )
-                    done.append(message["ReceiptHandle"])
-                else:
-                    self.sqs.change_message_visibility(
-                        QueueUrl=queue_url,
-                        ReceiptHandle=message["ReceiptHandle"],
-                        VisibilityTimeout=self.timing.async_delay(attempts),
-                    )
-        finally:
-            self._delete(queue_url, done)
-        return len(messages)
+                self._dispatch(binding, partial(self._run_async, binding, queue_url, message))
+            delivered += len(messages)
+            if not messages or not self.concurrency.parallel:
+                break
+        return delivered
+
+    def _run_async(self, binding: FunctionBinding, queue_url: str, message: dict[str, Any]) -> None:
+        event = json.loads(message["Body"])
+        # moto's SQS target drops the event's `account`; EventBridge always sends it.
+        event.setdefault("account", self.stack.account_id)
+        attempts = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+        invocation = self.invoke(binding, event, str(event.get("detail-type", "event")), attempts)
+        if not invocation.ok and attempts < 1 + binding.async_retry_attempts:
+            self.sqs.change_message_visibility(
+                QueueUrl=queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=self.timing.async_delay(attempts),
+            )
+            return
+        if not invocation.ok and binding.on_failure_queue_url:
+            self.sqs.send_message(
+                QueueUrl=binding.on_failure_queue_url,
+                MessageBody=json.dumps(
+                    {
+                        "requestContext": {
+                            "functionArn": binding.logical_id,
+                            "condition": "RetriesExhausted",
+                            "approximateInvokeCount": attempts,
+                        },
+                        "requestPayload": event,
+                        "responsePayload": {"errorMessage": invocation.error},
+                    }
+                ),
+            )
+        self._delete(queue_url, [message["ReceiptHandle"]])
 
     def _certainly_empty(self, queue_url: str) -> bool:
         """Whether an async-invoke queue holds no message at all (none visible, in flight or

@@ -153,6 +153,9 @@ class FunctionBinding:
     timeout: int
     sqs_queue_url: str | None = None
     sqs_batch_size: int = 10
+    sqs_batching_window: float = 0.0  # MaximumBatchingWindowInSeconds
+    sqs_maximum_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency (None: not capped)
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
     rules: list[str] = field(default_factory=list)  # delivery queue urls of its EventBridge rules
     schedules: dict[str, str] = field(default_factory=dict)  # event id → schedule expression
     async_retry_attempts: int = 2  # EventInvokeConfig.MaximumRetryAttempts (Lambda's default: 2)
@@ -580,6 +583,8 @@ class _Builder:
             environment={k: str(v) for k, v in environment.items()},
             timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
         )
+        reserved = props.get("ReservedConcurrentExecutions", defaults.get("ReservedConcurrentExecutions"))
+        binding.reserved_concurrency = int(reserved) if reserved is not None else None
         invoke_config = props.get("EventInvokeConfig", {})
         binding.async_retry_attempts = int(
             invoke_config.get("MaximumRetryAttempts", binding.async_retry_attempts)
@@ -594,6 +599,9 @@ class _Builder:
                     p["Ref"] for p in self.stack.physical.values() if p.get("Arn") == queue_arn
                 )
                 binding.sqs_batch_size = int(event_props.get("BatchSize", 10))
+                binding.sqs_batching_window = float(event_props.get("MaximumBatchingWindowInSeconds", 0))
+                scaling = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
+                binding.sqs_maximum_concurrency = int(scaling) if scaling is not None else None
             elif event["Type"] == "EventBridgeRule":
                 binding.rules.append(self._rule(f"{logical_id}{event_id}", event_props))
             elif event["Type"] in ("Schedule", "ScheduleV2"):

@@ -6,19 +6,12 @@ metrics) go to a file, for the diagnosis of a failure.
 
 from __future__ import annotations
 
-import os
+from gatekeeper_ops.chaos.logs import handler_logs, powertools_environment
 
 # Powertools reads these when the handlers' modules are first imported, before any stack exists.
-for _name, _value in (
-    ("POWERTOOLS_SERVICE_NAME", "vpce-gatekeeper"),
-    ("POWERTOOLS_METRICS_NAMESPACE", "VpceGatekeeper"),
-    ("POWERTOOLS_LOG_LEVEL", "INFO"),
-):
-    os.environ.setdefault(_name, _value)
+powertools_environment()
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import logging  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -61,20 +54,8 @@ def main(argv: list[str] | None = None) -> int:
             ec2_lag_seconds=args.lag,
         )
         log = args.log_dir / f"gatekeeper-chaos-seed{args.seed}-rate{rate:g}.log"
-        handlers = [
-            h
-            for h in logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).handlers
-            if isinstance(h, logging.StreamHandler)
-        ]
-        streams = [h.stream for h in handlers]
-        with log.open("w") as stream, contextlib.redirect_stdout(stream):
-            for handler in handlers:
-                handler.setStream(stream)
-            try:
-                report = run(settings)
-            finally:
-                for handler, original in zip(handlers, streams, strict=True):
-                    handler.setStream(original)
+        with handler_logs(log) as stream:
+            report = run(settings)
             for invariant in report.failures():
                 print(f"\n=== {invariant.name}", file=stream)
                 for offender in invariant.offenders[:5]:

@@ -46,6 +46,7 @@ from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Request, Workload, 
 from gatekeeper_ops.emulator import privatelink_emulator, published_notifications
 from gatekeeper_ops.emulator.provisioning import create_interface_endpoint
 from gatekeeper_ops.emulator.settings import EmulatorSettings, EventualConsistency
+from gatekeeper_ops.emulator.throttling import RequestThrottling, unthrottled
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, RetryTiming, reset_handler_caches
 from gatekeeper_ops.sandbox.account import ProducerAccount
@@ -73,10 +74,13 @@ class ChaosSettings:
     # decider's re-reads and its retries of a connection EC2 does not list yet meet the faults too.
     ec2_lag_seconds: float | None = None
 
-    def emulator(self) -> EmulatorSettings | None:
-        if self.ec2_lag_seconds is None:
-            return None
-        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_seconds=self.ec2_lag_seconds))
+    def emulator(self) -> EmulatorSettings:
+        """EC2's token buckets always (the account's own: the handlers share them); the lag if asked."""
+        lag = self.ec2_lag_seconds
+        return EmulatorSettings(
+            eventual_consistency=None if lag is None else EventualConsistency(stale_seconds=lag),
+            throttling=RequestThrottling(),
+        )
 
     def plan(self) -> FaultPlan:
         return FaultPlan(
@@ -135,22 +139,46 @@ class ChaosReport:
         return lines
 
     def errors(self, top: int = 10) -> list[tuple[str, int]]:
-        """The commonest invocation errors, ids blanked out, for a diagnosis."""
-        counted = Counter(
-            f"{i.function}: {_IDS.sub('…', (i.error or '').partition(chr(10))[0][:160])}"
-            for i in self.invocations
-            if not i.ok
-        )
-        return counted.most_common(top)
+        return commonest_errors(self.invocations, top)
+
+
+def commonest_errors(invocations: list[Invocation], top: int = 10) -> list[tuple[str, int]]:
+    """The commonest invocation errors, ids blanked out, for a diagnosis."""
+    counted = Counter(
+        f"{i.function}: {_IDS.sub('…', (i.error or '').partition(chr(10))[0][:160])}"
+        for i in invocations
+        if not i.ok
+    )
+    return counted.most_common(top)
 
 
 def run(settings: ChaosSettings) -> ChaosReport:
     """Run the scenario in this process (moto in-process); restores the environment afterwards."""
     started = time.perf_counter()
+    clock = VirtualClock()
+    with emulated_world(clock, settings.emulator(), settings.seed) as rng:
+        faults = random.Random(rng.random())  # noqa: S311 - a reproducible run, not a secret
+        injector = FaultInjector(settings.plan(), faults, time.time, enabled=False)
+        instrument: Callable[..., Any] = runtime.client
+
+        def client(service: str, config: Any = runtime._CONFIG) -> Any:
+            return injector.instrument(instrument(service, config))
+
+        with mock.patch.object(runtime, "client", client):
+            scenario = _Scenario(settings, clock, injector, rng)
+            report = scenario.play()
+        report.wall_seconds = time.perf_counter() - started
+        report.slept_seconds = clock.slept
+        return report
+
+
+@contextlib.contextmanager
+def emulated_world(clock: VirtualClock, emulator: EmulatorSettings, seed: int) -> Iterator[random.Random]:
+    """moto in-process with the PrivateLink emulator, on `clock`, seeded (moto's ids, the core's
+    retry jitter); yields the run's own seeded random. Restores the environment afterwards."""
     if str(ROOT) not in sys.path:  # the handlers (`functions.*`) import from the repository root
         sys.path.append(str(ROOT))
     saved = dict(os.environ)
-    clock = VirtualClock()
     try:
         with contextlib.ExitStack() as scope:
             _environment()
@@ -162,23 +190,10 @@ def run(settings: ChaosSettings) -> ChaosReport:
             scope.enter_context(clock.running())
             scope.enter_context(faster_moto())
             scope.enter_context(mock_aws())
-            scope.enter_context(privatelink_emulator(settings.emulator()))
-            random.seed(settings.seed)  # the core's retry jitter too: a reproducible run
-            mock_random.seed(settings.seed)
-            rng = random.Random(settings.seed)  # noqa: S311 - a reproducible run, not a secret
-            faults = random.Random(rng.random())  # noqa: S311 - a reproducible run, not a secret
-            injector = FaultInjector(settings.plan(), faults, time.time, enabled=False)
-            instrument: Callable[..., Any] = runtime.client
-
-            def client(service: str, config: Any = runtime._CONFIG) -> Any:
-                return injector.instrument(instrument(service, config))
-
-            scope.enter_context(mock.patch.object(runtime, "client", client))
-            scenario = _Scenario(settings, clock, injector, rng)
-            report = scenario.play()
-            report.wall_seconds = time.perf_counter() - started
-            report.slept_seconds = clock.slept
-            return report
+            scope.enter_context(privatelink_emulator(emulator))
+            random.seed(seed)  # the core's retry jitter too: a reproducible run
+            mock_random.seed(seed)
+            yield random.Random(seed)  # noqa: S311 - a reproducible run, not a secret
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -252,16 +267,6 @@ class _Scenario:
         self.injector.invocation = lambda: len(self.invocations)  # the one running is appended next
         return producer
 
-    def _subscribe_bus(self, producer: ProducerAccount) -> str:
-        sqs, events = producer.client("sqs"), producer.client("events")
-        url = str(sqs.create_queue(QueueName="chaos-bus-decided")["QueueUrl"])
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        bus = producer.stack.outputs["EventBusName"]
-        pattern = {"source": ["vpce.gatekeeper"], "detail-type": ["Endpoint Connection Decided"]}
-        events.put_rule(Name="chaos-decided", EventBusName=bus, EventPattern=json.dumps(pattern))
-        events.put_targets(Rule="chaos-decided", EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
-        return url
-
     def _at(self, at: float, name: str, action: Callable[[], None]) -> None:
         self._order += 1
         heapq.heappush(self.actions, _Action(at, self._order, name, action))
@@ -272,7 +277,7 @@ class _Scenario:
         self.producer = producer
         self._sns = producer.client("sns")
         sns_queue = producer.subscribe_decisions("chaos-sns-decided")
-        bus_queue = self._subscribe_bus(producer)
+        bus_queue = subscribe_bus(producer, "chaos-bus-decided")
         window = self.settings.requests * self.settings.seconds_per_request
         workload = build(producer.service.service_id, self.settings.requests, window, self.rng)
         for plan in workload.tenants:
@@ -293,7 +298,8 @@ class _Scenario:
         self.injector.enabled = False
         self._play_until(self.clock.elapsed + self.settings.settle_sweeps * period + 1, start, period)
         self._drain()
-        observations = _observe(producer, workload, sns_queue, bus_queue)
+        with unthrottled():  # the harness's reading, not the producer's traffic
+            observations = observe(producer, sns_queue, bus_queue)
         report = ChaosReport(
             self.settings,
             workload,
@@ -327,30 +333,13 @@ class _Scenario:
                 return
             upcoming = self.actions[0].at if self.actions else end
             due = min(
-                upcoming, next_sweep, end, self._next_visible(), self.clock.elapsed + self.settings.step
+                upcoming,
+                next_sweep,
+                end,
+                next_visible(self.producer, self.clock),
+                self.clock.elapsed + self.settings.step,
             )
             self.clock.advance_to(due)
-
-    def _next_visible(self) -> float:
-        """When the next SQS message the local Lambda service polls becomes visible (elapsed seconds):
-        nothing else moves by itself, so the clock can jump there."""
-        backend = sqs_backends[self.producer.stack.account_id][self.producer.stack.region]
-        functions = self.producer.stack.functions.values()
-        urls = {b.sqs_queue_url for b in functions if b.sqs_queue_url} | {
-            u for b in functions for u in b.rules
-        }
-        polled = {url.rsplit("/", 1)[-1] for url in urls}
-        now_ms = time.time() * 1000
-        upcoming = [
-            max(message.visible_at, message.delayed_until)
-            for queue in backend.queues.values()
-            if queue.name in polled
-            for message in queue._messages
-            if max(message.visible_at, message.delayed_until) >= now_ms
-        ]
-        if not upcoming:
-            return math.inf
-        return self.clock.elapsed + (min(upcoming) - now_ms) / 1000 + 0.001
 
     def _drain(self, max_rounds: int = 100_000) -> None:
         for _ in range(max_rounds):
@@ -422,14 +411,49 @@ class _Scenario:
         tenants.update(current.model_copy(update={"status": "suspended"}), actor="chaos")
 
 
-def _observe(producer: ProducerAccount, workload: Workload, sns_queue: str, bus_queue: str) -> Observations:
+def next_visible(producer: ProducerAccount, clock: VirtualClock) -> float:
+    """When (elapsed seconds of `clock`) the next SQS message the local Lambda service polls becomes
+    visible: nothing else moves by itself, so the clock can jump there. inf when none waits."""
+    backend = sqs_backends[producer.stack.account_id][producer.stack.region]
+    functions = producer.stack.functions.values()
+    urls = {b.sqs_queue_url for b in functions if b.sqs_queue_url} | {u for b in functions for u in b.rules}
+    polled = {url.rsplit("/", 1)[-1] for url in urls}
+    now_ms = time.time() * 1000
+    upcoming = [
+        max(message.visible_at, message.delayed_until)
+        for queue in backend.queues.values()
+        if queue.name in polled
+        for message in queue._messages
+        if max(message.visible_at, message.delayed_until) >= now_ms
+    ]
+    if not upcoming:
+        return math.inf
+    return clock.elapsed + (min(upcoming) - now_ms) / 1000 + 0.001
+
+
+def subscribe_bus(producer: ProducerAccount, name: str) -> str:
+    """An SQS queue receiving the bus's `Endpoint Connection Decided` events; returns its url."""
+    sqs, events = producer.client("sqs"), producer.client("events")
+    url = str(sqs.create_queue(QueueName=name)["QueueUrl"])
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = producer.stack.outputs["EventBusName"]
+    pattern = {"source": ["vpce.gatekeeper"], "detail-type": ["Endpoint Connection Decided"]}
+    events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": "queue", "Arn": arn}])
+    return url
+
+
+def observe(producer: ProducerAccount, sns_queue: str, bus_queue: str) -> Observations:
+    """What the invariants are checked against: every managed service's connections, the
+    DecisionsTable, what the subscribers received and the DLQs (the subscriber queues consumed)."""
     ec2, sqs = producer.client("ec2"), producer.client("sqs")
     connections: dict[str, dict[str, Any]] = {}
-    for page in ec2.get_paginator("describe_vpc_endpoint_connections").paginate(
-        Filters=[{"Name": "service-id", "Values": [producer.service.service_id]}]
-    ):
-        for raw in page["VpcEndpointConnections"]:
-            connections[raw["VpcEndpointId"]] = raw
+    for service in producer.services:
+        for page in ec2.get_paginator("describe_vpc_endpoint_connections").paginate(
+            Filters=[{"Name": "service-id", "Values": [service.service_id]}]
+        ):
+            for raw in page["VpcEndpointConnections"]:
+                connections[raw["VpcEndpointId"]] = raw
     items: list[dict[str, Any]] = []
     ddb = producer.client("dynamodb")
     for page in ddb.get_paginator("scan").paginate(TableName=producer.stack.outputs["DecisionsTableName"]):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gatekeeper_ops.chaos.run import ChaosReport, ChaosSettings
+from gatekeeper_ops.chaos.invariants import Invariant
+from gatekeeper_ops.chaos.run import ChaosReport, ChaosSettings, commonest_errors
 from gatekeeper_ops.chaos.workload import KIND_WEIGHTS
+from gatekeeper_ops.local_lambda import Invocation
 
 FAULT_LABELS = {
     "throttle": "throttled",
@@ -15,7 +17,7 @@ FAULT_LABELS = {
     "crash": "invocation killed",
     "unsuccessful": "Accept/Reject Unsuccessful",
 }
-_SHORT = {
+SHORT = {
     "IngestNotificationsFunction": "ingest",
     "EvaluateConnectionFunction": "evaluate",
     "CloseConnectionFunction": "close",
@@ -41,8 +43,8 @@ def table(report: ChaosReport) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"{label:<{width}}  {value}" for label, value in rows]
-    lines += _invariant_lines(report)
-    lines += _error_lines(report)
+    lines += invariant_lines(report.invariants)
+    lines += error_lines(report.invocations)
     return "\n".join(lines)
 
 
@@ -91,8 +93,8 @@ def _fault_rows(report: ChaosReport) -> list[_Row]:
 
 
 def _invocation_rows(report: ChaosReport) -> list[_Row]:
-    invocations: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations)
-    failed: Counter[str] = Counter(_SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
+    invocations: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations)
+    failed: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
     dead_letters = report.observations.dead_letters
     return [
         ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
@@ -138,16 +140,17 @@ def _time_row(report: ChaosReport) -> _Row:
     )
 
 
-def _invariant_lines(report: ChaosReport) -> list[str]:
+def invariant_lines(invariants: list[Invariant]) -> list[str]:
     return ["Invariants"] + [
-        f"  {'PASS' if i.ok else 'FAIL'}  {i.message(8) if not i.ok else i.name}" for i in report.invariants
+        f"  {'PASS' if i.ok else 'FAIL'}  {i.message(8) if not i.ok else i.name}" for i in invariants
     ]
 
 
-def _error_lines(report: ChaosReport) -> list[str]:
-    if not report.errors():
+def error_lines(invocations: list[Invocation]) -> list[str]:
+    errors = commonest_errors(invocations, 8)
+    if not errors:
         return []
-    return ["Commonest invocation errors"] + [f"  {count:>5}  {error}" for error, count in report.errors(8)]
+    return ["Commonest invocation errors"] + [f"  {count:>5}  {error}" for error, count in errors]
 
 
 def _lag(settings: ChaosSettings) -> str:

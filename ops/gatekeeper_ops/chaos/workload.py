@@ -56,6 +56,7 @@ class Request:
     delete_at: float | None = None  # the consumer deletes its endpoint then
     delete_during_decision: bool = False  # ... or just before the decider's Accept/Reject
     duplicates_at: tuple[float, ...] = ()  # the Connect notification is delivered again then
+    service_id: str = ""  # the endpoint service it asks for (requests take the services in turn)
     endpoint: str | None = None
     deleted: bool = False
 
@@ -72,7 +73,7 @@ class Workload:
 
 
 def build(
-    service_id: str,
+    service_id: str | tuple[str, ...],
     requests: int,
     window: float,
     rng: random.Random,
@@ -80,8 +81,11 @@ def build(
     delete_share: float = 0.10,
     delete_during_share: float = 0.04,
     duplicate_share: float = 0.10,
+    weights: dict[Kind, float] = KIND_WEIGHTS,
 ) -> Workload:
-    """Tenants and `requests` requests spread over `window` virtual seconds."""
+    """Tenants (entitled to `service_id`, or to each of several) and `requests` requests spread over
+    `window` virtual seconds, of the kinds `weights` draws."""
+    services = (service_id,) if isinstance(service_id, str) else service_id
     tenants: list[TenantPlan] = []
     accounts: dict[Kind, list[tuple[str, str | None]]] = {kind: [] for kind in KIND_WEIGHTS}
     number = iter(range(100_000_000_001, 100_000_001_000))
@@ -95,7 +99,7 @@ def build(
                 "tenant_id": tenant_id,
                 "display_name": tenant_id.title(),
                 "principals": principals,
-                "services": (service_id,),
+                "services": services,
                 "template": template,
                 "max_endpoints": max_endpoints,
                 **changes,
@@ -118,12 +122,13 @@ def build(
     ]
     accounts["unknown"] = [(str(next(number)), None) for _ in range(4)]
     workload = Workload(tenants, accounts, suspend_at=window / 2)
-    kinds = list(KIND_WEIGHTS)
+    kinds = list(weights)
     for index in range(requests):
-        kind = rng.choices(kinds, weights=[KIND_WEIGHTS[k] for k in kinds])[0]
+        kind = rng.choices(kinds, weights=[weights[k] for k in kinds])[0]
         account, tenant_id = rng.choice(accounts[kind])
         at = round(window * (index + rng.random()) / requests, 3)
         request = Request(index, kind, account, OTHER_REGION if kind == "held" else HOME, at, tenant_id)
+        request.service_id = services[index % len(services)]
         draw = rng.random()
         if draw < delete_during_share:
             request.delete_during_decision = True

@@ -25,13 +25,16 @@ from gatekeeper_ops.emulator.lifecycle import (
 from gatekeeper_ops.emulator.models import ConnectionEvent, ConnectionState, PublishedNotification
 from gatekeeper_ops.emulator.server import emulated_moto_server, reset_moto_server
 from gatekeeper_ops.emulator.settings import EmulatorSettings, EventualConsistency
+from gatekeeper_ops.emulator.throttling import BucketSize, RequestThrottling, unthrottled
 
 __all__ = [
+    "BucketSize",
     "ConnectionEvent",
     "ConnectionState",
     "EmulatorSettings",
     "EventualConsistency",
     "PublishedNotification",
+    "RequestThrottling",
     "deliver_notifications",
     "emulated_moto_server",
     "inject_unsuccessful",
@@ -42,4 +45,5 @@ __all__ = [
     "reset_moto_server",
     "seed_connections",
     "uninstall",
+    "unthrottled",
 ]

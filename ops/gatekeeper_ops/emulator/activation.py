@@ -18,6 +18,7 @@ from moto.sns.responses import SNSResponse
 
 from gatekeeper_ops.emulator.responses import NEW_ACTIONS, SNS_WRAPPED_ACTIONS, WRAPPED_ACTIONS
 from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings, replace_settings
+from gatekeeper_ops.emulator.throttling import THROTTLED_ACTIONS, reset
 
 _lock = threading.Lock()
 # What each class itself (not its bases) defined before install, per patched name; absent = nothing.
@@ -26,6 +27,7 @@ _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
     (EC2Response, NEW_ACTIONS, False),
     (EC2Response, WRAPPED_ACTIONS, True),
     (SNSResponse, SNS_WRAPPED_ACTIONS, True),
+    (EC2Response, THROTTLED_ACTIONS, True),  # every EC2 action, behind its token bucket
 )
 _installed = False
 
@@ -40,6 +42,7 @@ def install(settings: EmulatorSettings | None = None) -> None:
     global _installed  # noqa: PLW0603 - one process-wide switch, guarded by _lock
     with _lock:
         replace_settings(settings or EmulatorSettings())
+        reset()  # EC2's token buckets start afresh with the settings
         if _installed:
             return
         for cls, handlers, wraps in _PATCHES:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from gatekeeper_ops.emulator.models import StateCasing
+from gatekeeper_ops.emulator.throttling import RequestThrottling
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class EmulatorSettings:
     eventual_consistency:
         ``None`` (default): describes are consistent and notifications synchronous.
         ``EventualConsistency(...)`` switches on the lag and asynchronous, reorderable delivery.
+    throttling:
+        ``None`` (default): EC2 never throttles. ``RequestThrottling(...)``: EC2's per-action token
+        buckets answer ``RequestLimitExceeded`` (``emulator.throttling``); the sandbox and the chaos
+        and burst harnesses switch them on.
     """
 
     pending_reads: int | None = 1
@@ -95,6 +100,7 @@ class EmulatorSettings:
     enforce_notification_permissions: bool = True
     require_topic_permission: bool = False
     eventual_consistency: EventualConsistency | None = None
+    throttling: RequestThrottling | None = None
 
     def __post_init__(self) -> None:
         for name in ("pending_reads", "deleting_reads"):

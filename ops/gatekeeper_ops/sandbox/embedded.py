@@ -19,6 +19,7 @@ import boto3
 from gatekeeper_ops.emulator import (
     EmulatorSettings,
     EventualConsistency,
+    RequestThrottling,
     emulated_moto_server,
     reset_moto_server,
 )
@@ -85,8 +86,13 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     werkzeug.setLevel(logging.ERROR)  # one access-log line per request otherwise
     # The check of template.yaml's topic policy that AWS makes: vpce.amazonaws.com may publish.
     # and EC2's eventual consistency: a new connection is missing from the first Describe after its
-    # notification, and notifications go out asynchronously, in a seeded, shuffled order.
-    settings = EmulatorSettings(require_topic_permission=True, eventual_consistency=EventualConsistency())
+    # notification, and notifications go out asynchronously, in a seeded, shuffled order; and EC2's
+    # per-action token buckets (RequestLimitExceeded), full at the start.
+    settings = EmulatorSettings(
+        require_topic_permission=True,
+        eventual_consistency=EventualConsistency(),
+        throttling=RequestThrottling(),
+    )
     try:
         with (
             process_environment(environment, remove=_FOREIGN),
