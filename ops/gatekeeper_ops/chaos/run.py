@@ -69,14 +69,15 @@ class ChaosSettings:
     step: float = 60.0  # the longest the clock jumps at once
     stale_seconds: int = 45  # DECISION_CLAIM_STALE_SECONDS for the decision service
     # EC2's read lag: None reads consistently; otherwise a new or changed connection is read stale
-    # once and for this many (virtual) seconds (the emulator's EventualConsistency), so the
-    # decider's re-reads and its retries of a connection EC2 does not list yet meet the faults too.
+    # for this many (virtual) seconds however often it is read (the emulator's EventualConsistency
+    # with stale_reads=None), so the decider's re-reads and its retries of a connection EC2 does not
+    # list yet meet the faults too.
     ec2_lag_seconds: float | None = None
 
     def emulator(self) -> EmulatorSettings | None:
         if self.ec2_lag_seconds is None:
             return None
-        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_seconds=self.ec2_lag_seconds))
+        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_reads=None, stale_seconds=self.ec2_lag_seconds))
 
     def plan(self) -> FaultPlan:
         return FaultPlan(
