@@ -77,7 +77,8 @@ class ChaosSettings:
     def emulator(self) -> EmulatorSettings | None:
         if self.ec2_lag_seconds is None:
             return None
-        return EmulatorSettings(eventual_consistency=EventualConsistency(stale_reads=None, stale_seconds=self.ec2_lag_seconds))
+        lag = EventualConsistency(stale_reads=None, stale_seconds=self.ec2_lag_seconds)
+        return EmulatorSettings(eventual_consistency=lag)
 
     def plan(self) -> FaultPlan:
         return FaultPlan(

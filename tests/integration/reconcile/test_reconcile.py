@@ -122,9 +122,13 @@ def test_expired_tenant_is_revoked_within_one_sweep(
     assert outcomes(producer, endpoint) == ["accepted"]
 
     moment = travel(days=2)  # nobody touches the record: only the sweep can notice
+
     # Two days on, EC2's read lag after the accept is long over: the sweep reads the connection as
     # accepted, not as the pendingAcceptance it was right before the accept.
-    monkeypatch.setattr(emulator_clock, "now", lambda: moment.timestamp())
+    def emulator_now() -> float:  # the emulator's clock follows the handlers' travels
+        return moment.timestamp()
+
+    monkeypatch.setattr(emulator_clock, "now", emulator_now)
     report = sweep(producer)
     assert report["revocations_requested"] == 1
     producer.settle()
