@@ -1,5 +1,6 @@
 # vpce-gatekeeper — every target bootstraps what it needs on a fresh machine.
 #   make demo   the whole flow on an embedded, emulated producer account
+#   make check  the inner loop: lint, type check, unit and handler tests
 #   make test   lint, type check, tests (+ demo smoke), template checks — what CI runs
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -22,7 +23,7 @@ export AWS_SAM_CLI_TELEMETRY := 0
 export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
-.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos \
+.PHONY: help python dev tools lint format typecheck unit integration test-py check test demo demo-smoke bench chaos \
         validate transform build lock layer-requirements service-models deploy destroy e2e pr clean
 
 help: ## list targets
@@ -83,8 +84,10 @@ integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emu
 	$(BIN)/pytest tests/integration
 
 # Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
+# --dist loadgroup: the modules whose tests share one expensive module fixture (the scripted demo,
+# the bench stack, the moto server) are marked xdist_group and stay on one worker, so it runs once.
 test-py: dev $(TRANSFORMED)
-	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered
+	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term-missing:skip-covered
 	$(BIN)/coverage report --include='layers/core/*' --fail-under=90 > /dev/null \
 	  || { $(BIN)/coverage report --include='layers/core/*' | tail -3; echo "core coverage is under 90%"; exit 1; }
 
@@ -135,7 +138,16 @@ chaos: dev ## fault-injection run: 300 requests at 20 % and 35 % faults (ARGS="-
 demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from demo-seed.yaml
 	$(BIN)/gatekeeper-demo
 
-test: lint typecheck test-py demo-smoke validate build ## everything CI runs
+# Two cores: the single-threaded steps run two at a time (make -j2; a failure fails the target), then
+# pytest on both. --output-sync keeps each step's output together.
+PARALLEL := $(MAKE) --no-print-directory -j2 --output-sync=target
+
+check: dev ## the inner loop (~1 min): lint, types, unit and handler tests
+	$(PARALLEL) lint typecheck unit
+
+test: dev ## everything CI runs: lint, types, template checks, sam build, demo smoke, then all tests
+	$(PARALLEL) lint typecheck validate build demo-smoke
+	$(MAKE) --no-print-directory test-py
 
 pr: test ## alias: what CI runs
 

@@ -20,7 +20,8 @@ from gatekeeper_ops.cli.app import app as cli_app
 from gatekeeper_ops.sandbox.demo import DemoOptions, DemoResult, main, run
 from gatekeeper_ops.sandbox.seed import DemoSeed, Expectation, load_seed
 
-pytestmark = pytest.mark.server
+# One xdist worker runs the module, so the module-scoped scripted demo runs once (make test-py).
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("demo")]
 
 
 def quiet_console() -> Console:
