@@ -76,8 +76,8 @@ format: dev ## apply ruff fixes and formatting
 typecheck: dev ## mypy (strict on the core and the emulator)
 	$(BIN)/mypy
 
-unit: dev ## unit tests only
-	$(BIN)/pytest tests/unit
+unit: dev ## unit tests only (both cores)
+	$(BIN)/pytest -n 2 tests/unit
 
 # The integration suites check every AWS call against the transformed template's IAM (tests/iam_contract.py).
 integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emulator, in-process)
@@ -140,9 +140,9 @@ demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from de
 
 # Two cores: the single-threaded steps run two at a time (make -j2; a failure fails the target), then
 # pytest on both. --output-sync keeps each step's output together.
-PARALLEL := $(MAKE) --no-print-directory -j2 --output-sync=target
+PARALLEL = $(MAKE) --no-print-directory -j2 --output-sync=target
 
-check: dev ## the inner loop (~1 min): lint, types, unit and handler tests
+check: dev ## the inner loop: lint, types, unit and handler tests (under 2 min)
 	$(PARALLEL) lint typecheck unit
 
 test: dev ## everything CI runs: lint, types, template checks, sam build, demo smoke, then all tests
