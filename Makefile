@@ -140,13 +140,13 @@ demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from de
 
 # Two cores: the single-threaded steps run two at a time (make -j2; a failure fails the target), then
 # pytest on both. --output-sync keeps each step's output together.
-PARALLEL = $(MAKE) --no-print-directory -j2 --output-sync=target
+PARALLEL := --no-print-directory -j2 --output-sync=target
 
 check: dev ## the inner loop: lint, types, unit and handler tests (under 2 min)
-	$(PARALLEL) lint typecheck unit
+	$(MAKE) $(PARALLEL) lint typecheck unit
 
 test: dev ## everything CI runs: lint, types, template checks, sam build, demo smoke, then all tests
-	$(PARALLEL) lint typecheck validate build demo-smoke
+	$(MAKE) $(PARALLEL) lint typecheck validate build demo-smoke
 	$(MAKE) --no-print-directory test-py
 
 pr: test ## alias: what CI runs
