@@ -1,5 +1,6 @@
 # vpce-gatekeeper — every target bootstraps what it needs on a fresh machine.
 #   make demo   the whole flow on an embedded, emulated producer account
+#   make check  the inner loop: lint, type check, unit and handler tests
 #   make test   lint, type check, tests (+ demo smoke), template checks — what CI runs
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -22,7 +23,7 @@ export AWS_SAM_CLI_TELEMETRY := 0
 export SAM_CLI_TELEMETRY := 0
 ARGS ?=
 
-.PHONY: help python dev tools lint format typecheck unit integration test-py test demo demo-smoke bench chaos burst \
+.PHONY: help python dev tools lint format typecheck unit integration test-py check test demo demo-smoke bench chaos burst \
         validate transform build lock layer-requirements service-models deploy destroy e2e pr clean
 
 help: ## list targets
@@ -75,16 +76,18 @@ format: dev ## apply ruff fixes and formatting
 typecheck: dev ## mypy (strict on the core and the emulator)
 	$(BIN)/mypy
 
-unit: dev ## unit tests only
-	$(BIN)/pytest tests/unit
+unit: dev ## unit tests only (both cores)
+	$(BIN)/pytest -n 2 tests/unit
 
 # The integration suites check every AWS call against the transformed template's IAM (tests/iam_contract.py).
 integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emulator, in-process)
 	$(BIN)/pytest tests/integration
 
 # Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
+# --dist loadgroup: the modules whose tests share one expensive module fixture (the scripted demo,
+# the bench stack, the moto server) are marked xdist_group and stay on one worker, so it runs once.
 test-py: dev $(TRANSFORMED)
-	$(BIN)/pytest -n 2 --cov --cov-report=term-missing:skip-covered
+	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term-missing:skip-covered
 	$(BIN)/coverage report --include='layers/core/*' --fail-under=90 > /dev/null \
 	  || { $(BIN)/coverage report --include='layers/core/*' | tail -3; echo "core coverage is under 90%"; exit 1; }
 
@@ -142,7 +145,16 @@ burst: dev ## N requests within 1 s under EC2's token buckets, Lambda's concurre
 demo-smoke: dev ## the scripted demo once; exits 1 if an outcome differs from demo-seed.yaml
 	$(BIN)/gatekeeper-demo
 
-test: lint typecheck test-py demo-smoke validate build ## everything CI runs
+# Two cores: the single-threaded steps run two at a time (make -j2; a failure fails the target), then
+# pytest on both. --output-sync keeps each step's output together.
+PARALLEL := --no-print-directory -j2 --output-sync=target
+
+check: dev ## the inner loop: lint, types, unit and handler tests (under 2 min)
+	$(MAKE) $(PARALLEL) lint typecheck unit
+
+test: dev ## everything CI runs: lint, types, template checks, sam build, demo smoke, then all tests
+	$(MAKE) $(PARALLEL) lint typecheck validate build demo-smoke
+	$(MAKE) --no-print-directory test-py
 
 pr: test ## alias: what CI runs
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -29,3 +32,21 @@ def _reset_metrics():
     from gatekeeper.observability import metrics
 
     metrics.clear_metrics()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _symmetric_kms_keys_share_one_rsa_pair() -> Iterator[None]:
+    """moto gives every KMS key an RSA-2048 pair for Sign/Verify, a symmetric key too (which KMS never
+    lets sign): 0.1-1 s of key generation for each provisioned stack's key. Symmetric keys share one
+    pair; every other key spec gets its own. No answer to a call the project makes changes."""
+    from moto.kms import models
+
+    original = models.generate_private_key
+    shared = functools.cache(original)
+
+    def generate(key_spec: str) -> Any:
+        return shared(key_spec) if key_spec == "SYMMETRIC_DEFAULT" else original(key_spec)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "generate_private_key", generate)
+        yield

@@ -65,7 +65,7 @@ def test_the_deciders_re_reads_wait_on_the_virtual_clock(producer_factory, clock
     # EC2 lists a new connection only half a (virtual) second after it appears: the decider's first
     # read and its re-read after 0.2 s miss it, the one 0.5 s later lists it. The pauses move the
     # virtual clock (nothing really sleeps), and the request is decided in its first invocation.
-    producer = producer_factory(eventual=EventualConsistency(stale_reads=0, stale_seconds=0.5))()
+    producer = producer_factory(eventual=EventualConsistency(stale_reads=None, stale_seconds=0.5))()
     producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
     producer.lambdas.timing = RetryTiming.aws()
     settle(producer, clock)

@@ -53,8 +53,8 @@ def _parsed_template() -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def decider_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The pauses the decider takes between re-reads of a connection EC2 does not list yet, recorded
-    instead of slept: the emulator's lag (`EventualConsistency()`) counts reads, not seconds, so the
-    answers are the same, and the suites do not wait 0.2 s per request."""
+    instead of slept: the emulator's lag (`EventualConsistency()`) ends for a reader after its first
+    stale read (or 5 s), so the answers are the same, and the suites do not wait 0.2 s per request."""
     from gatekeeper.wiring import services
 
     waits: list[float] = []

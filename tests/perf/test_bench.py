@@ -13,6 +13,8 @@ from moto import mock_aws
 from tests.perf import outcomes, throughput
 from tests.perf.harness import ENTITLED, SUSPENDED, BenchStack, bench_stack, partition_scoped_queries
 
+pytestmark = pytest.mark.xdist_group("bench")  # one xdist worker: the module's stack is built once
+
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[BenchStack]:

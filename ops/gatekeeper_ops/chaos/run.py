@@ -70,15 +70,19 @@ class ChaosSettings:
     step: float = 60.0  # the longest the clock jumps at once
     stale_seconds: int = 45  # DECISION_CLAIM_STALE_SECONDS for the decision service
     # EC2's read lag: None reads consistently; otherwise a new or changed connection is read stale
-    # once and for this many (virtual) seconds (the emulator's EventualConsistency), so the
-    # decider's re-reads and its retries of a connection EC2 does not list yet meet the faults too.
+    # for this many (virtual) seconds however often it is read (the emulator's EventualConsistency
+    # with stale_reads=None), so the decider's re-reads and its retries of a connection EC2 does not
+    # list yet meet the faults too.
     ec2_lag_seconds: float | None = None
 
     def emulator(self) -> EmulatorSettings:
-        """EC2's token buckets always (the account's own: the handlers share them); the lag if asked."""
+        """EC2's token buckets always (the account's own: the handlers share them); the lag if asked,
+        in time alone (stale_reads=None), however often it is read."""
         lag = self.ec2_lag_seconds
         return EmulatorSettings(
-            eventual_consistency=None if lag is None else EventualConsistency(stale_seconds=lag),
+            eventual_consistency=None
+            if lag is None
+            else EventualConsistency(stale_reads=None, stale_seconds=lag),
             throttling=RequestThrottling(),
         )
 

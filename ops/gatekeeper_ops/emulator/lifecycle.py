@@ -18,8 +18,9 @@ connection it returns. With the defaults (1 s, 1 read) the first describe right 
 shows ``pending``, and every later one, or any describe a second later, ``available``.
 
 Eventual consistency (``EmulatorSettings.eventual_consistency``, off by default): after a
-connection is created or changes state, the producer's describe keeps showing the previous view for
-a while, and notifications are queued and delivered later, possibly reordered
+connection is created or changes state, the producer's describe may show each reader the previous
+view for a bounded while (``stale_reads`` describes, at most ``stale_seconds``), never a view older
+than one that reader has seen; notifications are queued and delivered later, possibly reordered
 (``deliver_notifications``).
 
 The consumer's endpoint object in moto carries the same state as the connection, so
@@ -233,8 +234,11 @@ def describe_connections(
     filters: Filters,
     max_results: int | None,
     next_token: str | None,
+    reader: str = "",
 ) -> tuple[list[dict[str, object]], str | None]:
-    """One page of the caller's connections, in arrival order, and the token of the next page."""
+    """One page of the caller's connections, in arrival order, and the token of the next page.
+
+    ``reader`` (the caller's access key) is whose view of EC2's eventual consistency it is."""
     _check_filters(filters, CONNECTION_FILTERS)
     if max_results is not None and max_results < CONNECTIONS_PAGE_MIN:
         raise errors.max_results_invalid(max_results, f"greater than {CONNECTIONS_PAGE_MIN}")
@@ -253,11 +257,12 @@ def describe_connections(
         for connection in producer.connections.values():
             if connection.sequence <= after:
                 continue
-            view = _consistent_view(connection, now)
-            if view is not connection and _connection_matches(connection, filters):
-                # A describe that would have returned the truth uses up one stale read.
-                _count_stale_read(connection)
-            if view is not None and _connection_matches(view, filters):
+            view = _consistent_view(connection, reader, now)
+            shows_view = view is not None and _connection_matches(view, filters)
+            if view is not connection and (shows_view or _connection_matches(connection, filters)):
+                # A describe that would have returned the connection uses up one stale read.
+                _count_stale_read(connection, reader, settings)
+            if view is not None and shows_view:
                 visible.append((connection, view))
         page = visible if page_size is None else visible[:page_size]
         token = _encode_token(page[-1][0].sequence) if len(page) < len(visible) else None
@@ -591,39 +596,57 @@ def _observe(connection: VpcEndpointConnection) -> None:
 
 def _start_lag(
     connection: VpcEndpointConnection,
-    shown: ConnectionState | None,
+    replaced: ConnectionState | None,
     settings: EmulatorSettings,
     now: float,
 ) -> None:
-    """Under eventual consistency, keep describe showing ``shown`` (or an older stale view)."""
+    """An API-driven change replaces ``replaced`` (``None``: creation); under eventual consistency
+    readers that have not caught up keep seeing it, or an older view, for ``stale_seconds``."""
+    previous = connection.version
+    connection.version += 1
     consistency = settings.eventual_consistency
-    if consistency is None or (consistency.stale_reads == 0 and consistency.stale_seconds == 0):
+    if consistency is None or consistency.stale_seconds == 0 or consistency.stale_reads == 0:
+        connection.lag = None
         return
     lag = connection.lag
-    stale = lag is not None and (lag.reads_left > 0 or now < lag.until)
-    # A change during a lag keeps showing the older view: readers have not caught up with either.
-    still_shown = lag.shown if lag is not None and stale else shown
-    connection.lag = ConsistencyLag(
-        shown=still_shown, reads_left=consistency.stale_reads, until=now + consistency.stale_seconds
-    )
+    if lag is None or now >= lag.until:
+        lag = connection.lag = ConsistencyLag(base=previous, until=now)
+    # A change during a lag keeps the older view for readers that have not caught up with the
+    # earlier change; readers that have see the state this change replaces.
+    lag.states[previous] = replaced
+    lag.until = now + consistency.stale_seconds
+    lag.reads = {}
 
 
-def _consistent_view(connection: VpcEndpointConnection, now: float) -> VpcEndpointConnection | None:
-    """What describe shows: the connection, its stale view, or ``None`` (not visible yet)."""
+def _consistent_view(
+    connection: VpcEndpointConnection, reader: str, now: float
+) -> VpcEndpointConnection | None:
+    """What describe shows ``reader``: the connection, a stale view, or ``None`` (not visible yet).
+
+    A stale view is the newest version the reader has caught up with, so its reads never go back.
+    """
     lag = connection.lag
     if lag is None:
         return connection
-    if lag.reads_left <= 0 and now >= lag.until:
+    if now >= lag.until:
         connection.lag = None
         return connection
-    if lag.shown is None:
-        return None
-    return replace(connection, state=lag.shown, lag=None)
+    version = lag.synced.get(reader, lag.base)
+    if version >= connection.version:
+        return connection
+    shown = lag.states[version]
+    return None if shown is None else replace(connection, state=shown, lag=None)
 
 
-def _count_stale_read(connection: VpcEndpointConnection) -> None:
-    if connection.lag is not None and connection.lag.reads_left > 0:
-        connection.lag.reads_left -= 1
+def _count_stale_read(connection: VpcEndpointConnection, reader: str, settings: EmulatorSettings) -> None:
+    """One stale describe by ``reader``; once it has had ``stale_reads``, it has caught up."""
+    lag, consistency = connection.lag, settings.eventual_consistency
+    if lag is None:
+        return
+    lag.reads[reader] = lag.reads.get(reader, 0) + 1
+    limit = None if consistency is None else consistency.stale_reads
+    if consistency is None or (limit is not None and lag.reads[reader] >= limit):
+        lag.synced[reader] = connection.version
 
 
 def _sync_endpoint(connection: VpcEndpointConnection) -> None:

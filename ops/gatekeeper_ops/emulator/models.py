@@ -112,7 +112,9 @@ class VpcEndpointConnection:
     #: the age-out of closed connections.
     state_since: float = 0.0
     transit_gateway_attachment_id: str | None = None
-    #: Eventual consistency: what describe still shows instead of the truth (``None`` = not there).
+    #: Eventual consistency: how many API-driven changes the connection has had (creation is 1),
+    #: and what lagging describes still show instead of the truth.
+    version: int = 0
     lag: ConsistencyLag | None = None
 
     def to_api(self, casing: StateCasing = "camelCase") -> dict[str, object]:
@@ -154,13 +156,20 @@ class VpcEndpointConnection:
 
 @dataclass
 class ConsistencyLag:
-    """A connection's stale view under eventual consistency: the state describe still shows
-    (``None``: the connection is not visible yet) for ``reads_left`` more describes and until
-    ``until`` (``clock.now()`` seconds), whichever lasts longer."""
+    """A connection's recent changes as eventually consistent describes still see them.
 
-    shown: ConnectionState | None
-    reads_left: int
+    Every reader (an access key) has caught up with version ``base`` of the connection, and the
+    ones in ``synced`` with a later one; ``states`` holds the state each version since ``base`` had
+    when it was replaced (``None``: the connection did not exist yet). ``reads`` counts each
+    reader's stale describes of the latest change. At ``until`` (``clock.now()`` seconds) the lag
+    ends for everyone.
+    """
+
+    base: int
     until: float
+    states: dict[int, ConnectionState | None] = field(default_factory=dict)
+    synced: dict[str, int] = field(default_factory=dict)
+    reads: dict[str, int] = field(default_factory=dict)
 
 
 CONNECTION_FILTERS = frozenset(

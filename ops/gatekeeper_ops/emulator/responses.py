@@ -41,6 +41,7 @@ def describe_vpc_endpoint_connections(self: Any) -> ActionResult:
         filters=_filters(self),
         max_results=self._get_int_param("MaxResults"),
         next_token=self._get_param("NextToken"),
+        reader=self.get_access_key(),
     )
     return ActionResult({"VpcEndpointConnections": connections, "NextToken": next_token})
 

@@ -18,14 +18,18 @@ class EventualConsistency:
     """EC2's eventual consistency and SNS's asynchronous delivery, made reproducible.
 
     On AWS a ``DescribeVpcEndpointConnections`` right after a change can still answer the old
-    world: a new connection missing, or its previous state. And connection notifications arrive
-    later than the call that caused them, not necessarily in order. With this switched on:
+    world: a new connection missing, or its previous state. But only for a while, and a caller that
+    has seen the new state does not see the old one again. With this switched on:
 
-    stale_reads / stale_seconds:
-        After a connection is created or changes state, the producer's
-        ``DescribeVpcEndpointConnections`` keeps showing what was there before (nothing, for a new
-        connection) for ``stale_reads`` describes that would have returned it, **and** until
-        ``stale_seconds`` have passed. Accept and Reject act on the true state.
+    stale_seconds:
+        After a connection is created or changes state through the API, the producer's
+        ``DescribeVpcEndpointConnections`` may show what was there before (nothing, for a new
+        connection) for at most this many seconds of ``clock.now()`` (a virtual clock moves it).
+        Default 5 s. Accept and Reject act on the true state.
+    stale_reads:
+        Within that time, each reader (the caller's access key) gets at most this many stale
+        describes of the change; its next one shows the truth. ``None``: time alone ends the lag.
+        Default 1. A reader never sees a state older than one it has seen (monotonic reads).
     max_delivery_delay_seconds:
         Each notification is held for a delay drawn (seeded) from 0..this many seconds. Held
         notifications go out at the next emulated EC2 call after they are due, or when a caller
@@ -36,14 +40,15 @@ class EventualConsistency:
         Seeds the delays and the order; the same seed and calls give the same run.
     """
 
-    stale_reads: int = 1
-    stale_seconds: float = 0.0
+    stale_reads: int | None = 1
+    stale_seconds: float = 5.0
     max_delivery_delay_seconds: float = 0.0
     reorder: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.stale_reads < 0 or self.stale_seconds < 0 or self.max_delivery_delay_seconds < 0:
+        reads = 0 if self.stale_reads is None else self.stale_reads
+        if reads < 0 or self.stale_seconds < 0 or self.max_delivery_delay_seconds < 0:
             raise ValueError(f"eventual consistency lags must be >= 0, got {self}")
 
 
@@ -83,7 +88,8 @@ class EmulatorSettings:
         does not admit vpce (``InvalidConnectionNotification``), a stricter check than AWS makes.
     eventual_consistency:
         ``None`` (default): describes are consistent and notifications synchronous.
-        ``EventualConsistency(...)`` switches on the lag and asynchronous, reorderable delivery.
+        ``EventualConsistency(...)`` switches on the bounded lag and asynchronous, reorderable
+        delivery (the sandbox and the integration suites run with ``EventualConsistency()``).
     throttling:
         ``None`` (default): EC2 never throttles. ``RequestThrottling(...)``: EC2's per-action token
         buckets answer ``RequestLimitExceeded`` (``emulator.throttling``); the sandbox and the chaos

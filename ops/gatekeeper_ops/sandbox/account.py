@@ -149,8 +149,9 @@ class ProducerAccount:
         set_targets_running(self.client("ec2"), self.service, healthy)
 
     def connection_state(self, vpc_endpoint_id: str) -> str:
-        """What EC2 shows once its eventual consistency has caught up: the emulator's lag is a read
-        (the first Describe after a change may show the old state), so the second read is the truth."""
+        """What EC2 shows once its eventual consistency has caught up: the emulator's lag is one read
+        per reader (the first Describe after a change may show the old state), so the second read
+        is the truth."""
         ec2 = self.client("ec2")
         found: list[Any] = []
         for _ in range(2):

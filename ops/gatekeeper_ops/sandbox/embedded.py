@@ -85,9 +85,9 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     previous_level = werkzeug.level
     werkzeug.setLevel(logging.ERROR)  # one access-log line per request otherwise
     # The check of template.yaml's topic policy that AWS makes: vpce.amazonaws.com may publish.
-    # and EC2's eventual consistency: a new connection is missing from the first Describe after its
-    # notification, and notifications go out asynchronously, in a seeded, shuffled order; and EC2's
-    # per-action token buckets (RequestLimitExceeded), full at the start.
+    # and EC2's eventual consistency: a new connection is missing from a reader's first Describe
+    # within 5 s after its notification, and notifications go out asynchronously, in a seeded,
+    # shuffled order; and EC2's per-action token buckets (RequestLimitExceeded), full at the start.
     settings = EmulatorSettings(
         require_topic_permission=True,
         eventual_consistency=EventualConsistency(),

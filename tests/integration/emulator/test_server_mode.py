@@ -18,7 +18,7 @@ from tests.integration.emulator.conftest import (
     subscribe_queue,
 )
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server_mode")]  # one moto server a run
 
 
 @pytest.fixture(scope="module")
