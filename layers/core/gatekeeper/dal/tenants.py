@@ -67,6 +67,7 @@ _ATTRIBUTE_TYPES: dict[str, str] = {
     "expires_at": "S",
     "contact": "S",
     "labels": "M",
+    "registered_endpoints": "L",
     "version": "N",
     "updated_by": "S",
     "updated_at": "S",
@@ -122,6 +123,8 @@ def tenant_from_item(raw: Mapping[str, Any]) -> Tenant:
 
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
     body = tenant.model_dump(mode="json", exclude_none=True)
+    if not body["registered_endpoints"]:  # most tenants register none: their items stay as they were
+        del body["registered_endpoints"]
     return {"pk": tenant_pk(tenant.tenant_id), "sk": TENANT_SK, "item_type": "tenant", **body}
 
 
