@@ -12,7 +12,7 @@ conditional write in the same transaction as the record. Lookup is two reads: cl
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -212,7 +212,15 @@ class TenantStore:
         return directory
 
     # -- writes ----------------------------------------------------------------------------
-    def create(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+    # `also`: items written in the same transaction (the control plane's record of the request that
+    # made the change), so the change and its record commit together or not at all.
+    def create(
+        self,
+        tenant: Tenant,
+        actor: str,
+        at: datetime | None = None,
+        also: Sequence[TransactWriteItemTypeDef] = (),
+    ) -> Tenant:
         stored = tenant.model_copy(update={"version": 1, "updated_by": actor, "updated_at": at or now_utc()})
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -225,10 +233,16 @@ class TenantStore:
         ]
         accounts = sorted(stored.accounts())
         items += [self._claim(account, stored.tenant_id) for account in accounts]
-        self._transact(items, stored.tenant_id, [None, *accounts], exists_message="already exists")
+        self._transact([*items, *also], stored.tenant_id, [None, *accounts], exists_message="already exists")
         return stored
 
-    def update(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+    def update(
+        self,
+        tenant: Tenant,
+        actor: str,
+        at: datetime | None = None,
+        also: Sequence[TransactWriteItemTypeDef] = (),
+    ) -> Tenant:
         """Replace the record if nobody changed it since `tenant.version` was read."""
         current = self._current_accounts(tenant.tenant_id)
         stored = tenant.model_copy(
@@ -249,10 +263,12 @@ class TenantStore:
         removed = sorted(current - stored.accounts())
         items += [self._claim(account, stored.tenant_id) for account in added]
         items += [self._release_claim(account, stored.tenant_id) for account in removed]
-        self._transact(items, stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
+        self._transact([*items, *also], stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
         return stored
 
-    def remove(self, tenant_id: str, expected_version: int) -> None:
+    def remove(
+        self, tenant_id: str, expected_version: int, also: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
         accounts = sorted(self._current_accounts(tenant_id))
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -266,7 +282,7 @@ class TenantStore:
             }
         ]
         items += [self._release_claim(account, tenant_id) for account in accounts]
-        self._transact(items, tenant_id, [None] * len(items), stale=True)
+        self._transact([*items, *also], tenant_id, [None] * len(items), stale=True)
 
     # -- internals -------------------------------------------------------------------------
     def _current_accounts(self, tenant_id: str) -> frozenset[str]:
