@@ -37,7 +37,7 @@ BROKEN = {
 def test_validate_is_offline_and_reports_ok(cli):
     # No producer fixture: no AWS at all (the stack could not even be found).
     result = cli.json("templates", "validate", *sorted(BUILTIN_TEMPLATES.glob("*.json")))
-    assert [t["valid"] for t in result["templates"]] == [True, True, True]
+    assert [t["valid"] for t in result["templates"]] == [True] * len(list(BUILTIN_TEMPLATES.glob("*.json")))
     assert "ok" in cli.ok("templates", "validate", STANDARD).stdout
 
 
