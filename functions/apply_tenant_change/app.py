@@ -29,6 +29,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     envelope = BusEvent.model_validate(event)
     answer = tenant_changes().handle(envelope.source, envelope.detail_type, envelope.detail)
     metrics.add_metric(
-        name="TenantChangesApplied" if answer.changed else "TenantChangesRefused", unit=MetricUnit.Count, value=1
+        name="TenantChangesApplied" if answer.changed else "TenantChangesRefused",
+        unit=MetricUnit.Count,
+        value=1,
     )
     return {"answer": answer.detail_type, **answer.detail()}

@@ -24,7 +24,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -36,6 +36,9 @@ from gatekeeper.models.tenant_change import (
     TenantChangeRequest,
     problems,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 
 class ControlPlaneError(Exception):
@@ -93,7 +96,7 @@ class ControlPlaneClient:
             request = TenantChangeRequest.model_validate({"request_id": f"cp-{uuid.uuid4()}", **change})
         except ValueError as exc:
             raise ChangeInvalid("; ".join(problems(exc))) from None
-        entry = {
+        entry: PutEventsRequestEntryTypeDef = {
             "Source": CONTROL_PLANE_SOURCE,
             "DetailType": CHANGE_REQUESTED,
             "Detail": json.dumps(request.model_dump(mode="json", exclude_none=True)),
@@ -105,7 +108,9 @@ class ControlPlaneClient:
             raise ChangeNotAccepted(f"the bus refused the change: {exc}") from None
         [result] = response["Entries"]
         if result.get("ErrorCode"):
-            raise ChangeNotAccepted(f"the bus refused the change: {result['ErrorCode']}: {result.get('ErrorMessage')}")
+            raise ChangeNotAccepted(
+                f"the bus refused the change: {result['ErrorCode']}: {result.get('ErrorMessage')}"
+            )
         return request
 
     def wait(self, request_id: str, timeout: float = 30.0, interval: float = 0.25) -> ChangeAnswer:

@@ -21,7 +21,7 @@ from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
 from gatekeeper.logic.decision_service import _quota_limit as quota_limit  # the decision path's own rule
 from gatekeeper.logic.tenant_rules import TenantRules
-from gatekeeper.logic.tenant_rules import write_refusal as write_refusal  # the commands use it from here
+from gatekeeper.logic.tenant_rules import write_refusal as write_refusal  # noqa: PLC0414 - the commands' import
 from gatekeeper.models.errors import GatekeeperError, TenantInvalid
 from gatekeeper.models.identifiers import ACCOUNT_ID
 from gatekeeper.models.tenant import Tenant

@@ -691,7 +691,9 @@ def export(
 
 
 # -- endpoint pre-registration --------------------------------------------------------------------
-EndpointIds = Annotated[list[str], typer.Argument(help="Interface endpoint ids (vpce-…).", metavar="VPCE_ID...")]
+EndpointIds = Annotated[
+    list[str], typer.Argument(help="Interface endpoint ids (vpce-…).", metavar="VPCE_ID...")
+]
 
 
 def _registration(
@@ -713,9 +715,13 @@ def _registration(
     before = _read(gk, tenant_id, expected_version)
     record = before.model_dump()
     if register:
-        record["registered_endpoints"] = _edit_list(record["registered_endpoints"], endpoints, None, "endpoint")
+        record["registered_endpoints"] = _edit_list(
+            record["registered_endpoints"], endpoints, None, "endpoint"
+        )
     else:
-        record["registered_endpoints"] = _edit_list(record["registered_endpoints"], None, endpoints, "endpoint")
+        record["registered_endpoints"] = _edit_list(
+            record["registered_endpoints"], None, endpoints, "endpoint"
+        )
     after = _check(gk, _validator(gk), Tenant.model_validate(record), quota_changed=False)
     _write(gk, before, after, dry_run=dry_run, json_output=json_output, verb="updated")
     if register and not dry_run and not json_output:
@@ -723,8 +729,10 @@ def _registration(
         for endpoint in endpoints:
             state = states.get(endpoint)
             if state is not None and state.status == "held":
-                say(f"{endpoint} was held: the tenant sync requests it again now; follow it with "
-                    f"`gatekeeper decisions --endpoint {endpoint}`")
+                say(
+                    f"{endpoint} was held: the tenant sync requests it again now; follow it with "
+                    f"`gatekeeper decisions --endpoint {endpoint}`"
+                )
 
 
 @app.command(
@@ -738,6 +746,7 @@ def register_endpoint(
     ctx: typer.Context,
     tenant_id: TenantId,
     endpoints: EndpointIds,
+    *,
     expected_version: ExpectedVersion = None,
     dry_run: DryRun = False,
     json_output: JsonOption = False,
@@ -746,7 +755,12 @@ def register_endpoint(
     endpoint:Registered (the built-in `registered`) accept only those. A held request of an endpoint
     registered now is decided again at once. At most 100 per tenant."""
     _registration(
-        ctx, tenant_id, endpoints, register=True, expected_version=expected_version, dry_run=dry_run,
+        ctx,
+        tenant_id,
+        endpoints,
+        register=True,
+        expected_version=expected_version,
+        dry_run=dry_run,
         json_output=json_output,
     )
 
@@ -759,6 +773,7 @@ def unregister_endpoint(
     ctx: typer.Context,
     tenant_id: TenantId,
     endpoints: EndpointIds,
+    *,
     expected_version: ExpectedVersion = None,
     dry_run: DryRun = False,
     json_output: JsonOption = False,
@@ -766,6 +781,11 @@ def unregister_endpoint(
     """Unregister endpoint ids. A connection already accepted stays (revoke it with
     `gatekeeper reject <vpce-id>`); new requests from them are held again under `registered`."""
     _registration(
-        ctx, tenant_id, endpoints, register=False, expected_version=expected_version, dry_run=dry_run,
+        ctx,
+        tenant_id,
+        endpoints,
+        register=False,
+        expected_version=expected_version,
+        dry_run=dry_run,
         json_output=json_output,
     )

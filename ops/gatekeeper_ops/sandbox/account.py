@@ -208,7 +208,9 @@ class ProducerAccount:
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         bus = self.stack.outputs["EventBusName"]
         events.put_rule(Name=f"{self.stack.name}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
-        events.put_targets(Rule=f"{self.stack.name}-{name}", EventBusName=bus, Targets=[{"Id": name, "Arn": arn}])
+        events.put_targets(
+            Rule=f"{self.stack.name}-{name}", EventBusName=bus, Targets=[{"Id": name, "Arn": arn}]
+        )
         return str(url)
 
     def heard(self, queue_url: str) -> list[dict[str, Any]]:

@@ -28,8 +28,12 @@ def test_registering_a_held_endpoint_gets_it_accepted(producer, cli):
 def test_registration_refusals_name_the_problem_and_write_nothing(producer, cli):
     producer.add_tenant(tenant("wayne", WAYNE, producer.service.service_id, template="registered"))
     before = table_snapshot(producer)
-    assert "not an interface endpoint id" in cli.fails("tenants", "register-endpoint", "wayne", "vpce-svc-0123456789abcdef0")
+    assert "not an interface endpoint id" in cli.fails(
+        "tenants", "register-endpoint", "wayne", "vpce-svc-0123456789abcdef0"
+    )
     too_many = [f"vpce-{i:017x}" for i in range(101)]
     assert "at most 100" in cli.fails("tenants", "register-endpoint", "wayne", *too_many)
-    assert "is not on the record" in cli.fails("tenants", "unregister-endpoint", "wayne", "vpce-0123456789abcdef0")
+    assert "is not on the record" in cli.fails(
+        "tenants", "unregister-endpoint", "wayne", "vpce-0123456789abcdef0"
+    )
     assert table_snapshot(producer) == before

@@ -14,7 +14,7 @@ import pytest
 from gatekeeper_ops.control_plane import ChangeInvalid, ChangeRefusedError
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
-from .conftest import ACME, STRANGER
+from .conftest import ACME
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 WAYNE = "777788889999"
@@ -39,8 +39,12 @@ def answers(tenants: ProducerAccount) -> str:
     )
 
 
-def put(producer: ProducerAccount, detail: dict[str, Any], source: str = "vpce.gatekeeper.control-plane",
-        detail_type: str = "Tenant Change Requested") -> None:
+def put(
+    producer: ProducerAccount,
+    detail: dict[str, Any],
+    source: str = "vpce.gatekeeper.control-plane",
+    detail_type: str = "Tenant Change Requested",
+) -> None:
     producer.client("events").put_events(
         Entries=[
             {
@@ -84,7 +88,12 @@ def test_each_change_kind_is_applied_and_answered(tenants, answers):
 
 
 def test_a_repeated_request_is_applied_once_and_answered_again(tenants, answers):
-    detail = {"request_id": "wayne-1", "action": "create", "tenant_id": "wayne", "tenant": wayne(tenants.service.service_id)}
+    detail = {
+        "request_id": "wayne-1",
+        "action": "create",
+        "tenant_id": "wayne",
+        "tenant": wayne(tenants.service.service_id),
+    }
     put(tenants, detail)
     put(tenants, detail)  # EventBridge delivers at least once; the control plane may retry
     assert tenants.tenants.get("wayne").version == 1
@@ -127,7 +136,10 @@ def test_an_account_another_tenant_claims_is_refused_and_nothing_is_written(tena
     ("detail", "reason"),
     [
         # an unknown field
-        ({"request_id": "r1", "action": "create", "tenant_id": "wayne", "colour": "red"}, "colour: Extra inputs"),
+        (
+            {"request_id": "r1", "action": "create", "tenant_id": "wayne", "colour": "red"},
+            "colour: Extra inputs",
+        ),
         # a wrong type: a number as a string
         ({"max_endpoints": "3"}, "max_endpoints: Input should be a valid integer"),
         # a field the store owns
@@ -147,8 +159,12 @@ def test_a_malformed_change_is_refused_with_a_clear_reason_and_nothing_is_writte
 ):
     before = table_items(tenants)
     if "request_id" not in detail:
-        detail = {"request_id": "r1", "action": "create", "tenant_id": "wayne",
-                  "tenant": wayne(tenants.service.service_id, **detail)}
+        detail = {
+            "request_id": "r1",
+            "action": "create",
+            "tenant_id": "wayne",
+            "tenant": wayne(tenants.service.service_id, **detail),
+        }
     put(tenants, detail)
     [answer] = tenants.heard(answers)
     assert answer["detail-type"] == "Tenant Change Refused"
@@ -186,14 +202,22 @@ def test_a_suspension_revokes_through_the_decision_path(tenants):
 # ---------------------------------------------------------------------------------------------
 def test_sbt_onboarding_and_offboarding_round_trip_with_sbt_event_shapes(tenants):
     sbt = tenants.listen(
-        "sbt", {"source": ["applicationPlaneEventSource"], "detail-type": [{"suffix": "rovisionSuccess"}, {"suffix": "rovisionFailure"}]}
+        "sbt",
+        {
+            "source": ["applicationPlaneEventSource"],
+            "detail-type": [{"suffix": "rovisionSuccess"}, {"suffix": "rovisionFailure"}],
+        },
     )
     onboarding = json.loads((EVENTS / "apply_tenant_change_sbt.json").read_text())
     detail = onboarding["detail"]
     detail["privateLink"]["services"] = [tenants.service.service_id]
     put(tenants, detail, source="controlPlaneEventSource", detail_type="onboardingRequest")
     tenant = tenants.tenants.get(detail["tenantId"])
-    assert (tenant.display_name, tenant.max_endpoints, tenant.principals) == ("Stark Industries", 5, ("888899990000",))
+    assert (tenant.display_name, tenant.max_endpoints, tenant.principals) == (
+        "Stark Industries",
+        5,
+        ("888899990000",),
+    )
     [provisioned] = tenants.heard(sbt)
     assert provisioned["detail-type"] == "provisionSuccess"
     assert provisioned["detail"] == {
@@ -204,8 +228,12 @@ def test_sbt_onboarding_and_offboarding_round_trip_with_sbt_event_shapes(tenants
         },
     }
     # What SBT's tenant-registrations function puts on offboarding: the tenant and its registration.
-    offboarding = {"tenantId": detail["tenantId"], "tenantRegistrationId": detail["tenantRegistrationId"],
-                   "sbtaws_active": False, "tenantName": "Stark Industries"}
+    offboarding = {
+        "tenantId": detail["tenantId"],
+        "tenantRegistrationId": detail["tenantRegistrationId"],
+        "sbtaws_active": False,
+        "tenantName": "Stark Industries",
+    }
     put(tenants, offboarding, source="controlPlaneEventSource", detail_type="offboardingRequest")
     put(tenants, offboarding, source="controlPlaneEventSource", detail_type="offboardingRequest")  # again
     assert [e["detail-type"] for e in tenants.heard(sbt)] == ["deprovisionSuccess", "deprovisionSuccess"]

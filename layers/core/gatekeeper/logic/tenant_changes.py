@@ -123,7 +123,9 @@ class TenantChanges:
             request, origin = sbt_change(detail_type, detail, self._current_version)
         except ChangeRefused as refusal:
             tenant = detail.get("tenantId")
-            return _refused(None, action, tenant if isinstance(tenant, str) else None, refusal.reasons, origin)
+            return _refused(
+                None, action, tenant if isinstance(tenant, str) else None, refusal.reasons, origin
+            )
         return self._apply(request, origin)
 
     def _current_version(self, tenant_id: str) -> int:

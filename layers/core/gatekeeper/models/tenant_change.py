@@ -216,7 +216,8 @@ def sbt_answer(answer: ChangeAnswer) -> tuple[str, dict[str, Any]]:
     """The answer SBT expects for a change it asked for: (detail type, detail). On success
     `jobOutput.tenantRegistrationData` tells SBT's registration the tenant's gatekeeper version; on
     failure `jobOutput` holds SBT's own failure status plus the gatekeeper's reasons."""
-    assert answer.sbt is not None and answer.action in _SBT_FAILURE_STATUS
+    if answer.sbt is None or answer.action not in _SBT_FAILURE_STATUS:
+        raise ValueError(f"{answer.action} of {answer.tenant_id} was not asked for by SBT")
     detail_type = SBT_ANSWERS[(answer.action, answer.changed)]
     registration = {"tenantRegistrationId": answer.sbt.tenant_registration_id}
     if answer.changed:

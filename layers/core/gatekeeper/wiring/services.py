@@ -266,8 +266,8 @@ def tenant_sync() -> TenantSync:
 
 
 def build_tenant_changes(config: Settings, clients: ClientFactory | None = None) -> TenantChanges:
-    from gatekeeper.dal.tenant_changes import ChangeLog
     from gatekeeper.dal.templates import TemplateStore
+    from gatekeeper.dal.tenant_changes import ChangeLog
     from gatekeeper.dal.tenants import TenantStore
     from gatekeeper.logic.tenant_changes import TenantChanges
 
