@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from gatekeeper_ops.control_plane import ChangeInvalid, ChangeRefusedError
+from gatekeeper_ops.control_plane import AnswerTimeout, ChangeInvalid, ChangeRefusedError
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
 from .conftest import ACME
+from .test_forged_events import put as put_on_bus
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 WAYNE = "777788889999"
@@ -45,16 +46,8 @@ def put(
     source: str = "vpce.gatekeeper.control-plane",
     detail_type: str = "Tenant Change Requested",
 ) -> None:
-    producer.client("events").put_events(
-        Entries=[
-            {
-                "Source": source,
-                "DetailType": detail_type,
-                "Detail": json.dumps(detail),
-                "EventBusName": producer.stack.outputs["EventBusName"],
-            }
-        ]
-    )
+    """Put one event as the control plane (or a forger) would, and deliver what follows."""
+    put_on_bus(producer, detail_type, detail, source)
     producer.settle()
 
 
@@ -184,6 +177,11 @@ def test_a_forged_source_reaches_no_function_and_writes_nothing(tenants, answers
     assert table_items(tenants) == before
     assert tenants.heard(answers) == []
     assert tenants.queue_depth("TenantChangeDeadLetterQueueUrl") == 0
+
+
+def test_the_client_times_out_on_a_request_nobody_answered(tenants):
+    with pytest.raises(AnswerTimeout, match=r"no answer to never-put within 0\.5 s; wait again"):
+        tenants.control_plane().wait("never-put", timeout=0.5)
 
 
 def test_a_suspension_revokes_through_the_decision_path(tenants):
