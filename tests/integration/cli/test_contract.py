@@ -47,6 +47,7 @@ LEAVES = leaf_commands()
 
 def test_every_command_of_the_issue_exists():
     tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "import", "export")
+    tenants += ("register-endpoint", "unregister-endpoint")  # issue 21
     templates = ("list", "show", "validate", "push", "diff")
     top = {("simulate",), ("pending",), ("approve",), ("reject",), ("decisions",), ("reconcile",)}
     services = {("services", "list"), ("services", "attach")}
