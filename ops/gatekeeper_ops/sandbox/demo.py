@@ -406,7 +406,9 @@ def _keep_running(
     idle = [r.endpoint for r in (result.scenario.steps if result.scenario else []) if r.step.id in IDLE_STEPS]
     account.seed_traffic(idle=[e for e in idle if e])
     environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
-    console.print(render.environment_lines(environment, _examples(producer, seed, result)))
+    # The venv's bin is where `gatekeeper` is: another shell has not activated the venv.
+    bin_dir = str(Path(sys.executable).parent)
+    console.print(render.environment_lines(environment, _examples(producer, seed, result), bin_dir))
     console.print(f"[dim]Reconcile sweep every {every:g} s; `gatekeeper reconcile` runs one now.[/]")
     worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
     worker.start()
