@@ -147,6 +147,7 @@ def reset_handler_caches() -> None:
     runtime.announcer.cache_clear()
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()
+    runtime.tenant_changes.cache_clear()
 
 
 def handler_session() -> boto3.Session:

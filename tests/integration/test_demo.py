@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.server, pytest.mark.xdist_group("demo")]
 
 
 def quiet_console() -> Console:
-    return Console(file=io.StringIO(), width=160, force_terminal=False)
+    return Console(file=io.StringIO(), width=200, force_terminal=False)  # summary lines unwrapped
 
 
 def output(console: Console) -> str:
@@ -67,6 +67,8 @@ def test_scripted_scenario_exits_zero_with_the_expected_outcomes(scripted):
         "hooli-second": ("rejected", "QuotaExceeded", "hooli"),
         "soylent": ("accepted", "Accept", "soylent"),
         "acme-west": ("held", "OtherRegion", "acme"),
+        "wayne-unregistered": ("held", "NotRegistered", "wayne"),
+        "wayne-registered": ("accepted", "Accept", "wayne"),
         "hooli-suspended": ("revoked", "TenantSuspended", "hooli"),
     }
     every_decided_request = [r for r in result.scenario.steps if r.step.is_request and r.refused is None]
@@ -88,6 +90,7 @@ def test_consumers_see_what_was_decided(scripted):
         "hooli-second": "rejected",
         "soylent": "available",
         "acme-west": "pendingAcceptance",
+        "wayne-unregistered": "pendingAcceptance",  # as it was when held; accepted by the next step
     }
 
 
@@ -99,8 +102,22 @@ def test_subscribers_receive_exactly_what_their_filter_policy_lets_through(scrip
     }
     assert received == {
         "acme-tenant": [("acme", "accepted"), ("acme", "held")],
-        "operators-held": [("acme", "held")],
+        "operators-held": [("acme", "held"), ("wayne", "held")],
     }
+
+
+def test_a_tenant_is_onboarded_by_a_control_plane_event_and_its_endpoint_accepted_once_registered(scripted):
+    result, console, _ = scripted
+    shown = output(console)
+    assert "Onboarded by the SaaS control plane" in shown
+    assert "vpce.gatekeeper.control-plane · Tenant Change Requested" in shown
+    assert "vpce.gatekeeper · Tenant Changed" in shown
+    [registered] = [row for row in result.scenario.steps if row.step.id == "wayne-registered"]
+    [held] = [row for row in result.scenario.steps if row.step.id == "wayne-unregistered"]
+    assert registered.endpoint == held.endpoint
+    assert registered.decision is not None
+    assert registered.decision.trigger == "tenant-change"
+    assert registered.consumer_state in ("pending", "available")
 
 
 def test_suspending_a_tenant_revokes_its_live_endpoint(scripted):

@@ -14,12 +14,19 @@ ANNOUNCERS = [
     "ReconcileConnectionsFunction",
     "SyncTenantsFunction",
     "EvaluateConnectionFunction",
+    "ApplyTenantChangeFunction",
 ]
+CONTROL_PLANE = "arn:aws:iam::123456789012:role/saas-control-plane"
 
 
 @pytest.fixture
 def producer(producer_factory):
-    return producer_factory()(parameters={"OperatorPrincipalArns": "arn:aws:iam::123456789012:role/sso/Ops*"})
+    return producer_factory()(
+        parameters={
+            "OperatorPrincipalArns": "arn:aws:iam::123456789012:role/sso/Ops*",
+            "ControlPlanePrincipalArns": CONTROL_PLANE,
+        }
+    )
 
 
 @pytest.fixture
@@ -68,6 +75,26 @@ def test_only_operators_may_put_operator_decisions(view):
     )
     # Other sources are not the bus policy's business.
     assert may_put(view, "arn:aws:iam::123456789012:role/other", "com.example") is Outcome.ALLOWED
+
+
+def test_only_the_control_plane_may_put_tenant_changes(view):
+    for source in ("vpce.gatekeeper.control-plane", "controlPlaneEventSource"):  # its own, and SBT's
+        assert may_put(view, CONTROL_PLANE, source) is Outcome.ALLOWED, source
+        operator = view.stack.physical["OperatorRole"]["Arn"]
+        for forger in [operator, "arn:aws:iam::123456789012:user/mallory", *view.role_arns.values()]:
+            assert may_put(view, forger, source) is Outcome.EXPLICIT_DENY, (forger, source)
+    # The control plane announces nothing as the stack, and answers nothing as SBT's application plane.
+    assert may_put(view, CONTROL_PLANE, "vpce.gatekeeper") is Outcome.EXPLICIT_DENY
+    assert may_put(view, CONTROL_PLANE, "applicationPlaneEventSource") is Outcome.EXPLICIT_DENY
+    answering = view.role_arns["ApplyTenantChangeFunction"]
+    assert may_put(view, answering, "applicationPlaneEventSource") is Outcome.ALLOWED
+
+
+def test_without_control_plane_principals_nobody_may_put_tenant_changes(producer_factory):
+    view = ContractView.build(transformed_template(), producer_factory()().stack)
+    operator = view.stack.physical["OperatorRole"]["Arn"]
+    for principal in [operator, CONTROL_PLANE, *view.role_arns.values()]:
+        assert may_put(view, principal, "vpce.gatekeeper.control-plane") is Outcome.EXPLICIT_DENY
 
 
 def test_a_call_the_role_lacks_fails_with_function_action_and_resource(producer):

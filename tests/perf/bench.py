@@ -49,6 +49,7 @@ LAMBDA_ENVIRONMENT = {
     "TENANTS_TABLE": "gatekeeper-tenants",
     "TEMPLATES_TABLE": "gatekeeper-templates",
     "DECISIONS_TABLE": "gatekeeper-decisions",
+    "TENANT_CHANGES_TABLE": "gatekeeper-tenant-changes",
     "EVENT_BUS_NAME": "gatekeeper-connections",
     "DECISION_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:decisions",
     "ALARM_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:alarms",

@@ -67,6 +67,15 @@ PARTS = {
             "gatekeeper.dal.tenant_stream",
         },
     ),
+    "apply_tenant_change": (
+        {"gatekeeper.logic.tenant_changes", "gatekeeper.dal.tenant_changes", "gatekeeper.policy"},
+        USE_CASES
+        | {
+            "gatekeeper.dal.decisions",
+            "gatekeeper.dal.tenant_stream",
+            "gatekeeper.adapters.endpoint_service",
+        },
+    ),
     "sync_tenants": (
         {"gatekeeper.logic.tenant_sync", "gatekeeper.dal.tenant_stream"},
         {

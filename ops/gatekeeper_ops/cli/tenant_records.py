@@ -17,13 +17,14 @@ from typing import Any, Literal
 
 import yaml
 
-from gatekeeper.dal.templates import StoredTemplate, TemplateStore
-from gatekeeper.dal.tenants import TenantStore, changed_since_read, claimed_elsewhere
-from gatekeeper.models.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
+from gatekeeper.dal.templates import TemplateStore
+from gatekeeper.dal.tenants import TenantStore, claimed_elsewhere
+from gatekeeper.logic.tenant_rules import TenantRules
+from gatekeeper.logic.tenant_rules import write_refusal as write_refusal  # noqa: PLC0414 - the commands' import
+from gatekeeper.models.errors import GatekeeperError, TenantInvalid
 from gatekeeper.models.identifiers import ACCOUNT_ID
 from gatekeeper.models.tenant import Tenant, quota_limit  # the decision path's own rule
-from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
-from gatekeeper.policy.parameters import ParamValue, coerce_parameter
+from gatekeeper.policy import resolve_parameters
 from gatekeeper_ops.cli.context import CliError, describe_error
 from gatekeeper_ops.cli.output import OutputFormat, Rendering
 
@@ -31,7 +32,7 @@ from gatekeeper_ops.cli.output import OutputFormat, Rendering
 CONTENT_FIELDS: tuple[str, ...] = tuple(
     name for name in Tenant.model_fields if name not in ("version", "updated_by", "updated_at")
 )
-_SET_FIELDS = frozenset({"principals", "services"})  # order carries no meaning
+_SET_FIELDS = frozenset({"principals", "services", "registered_endpoints"})  # order carries no meaning
 _NUMBER_COLUMNS = frozenset({"max_endpoints", "template_version", "version"})
 CSV_COLUMNS: tuple[str, ...] = (*CONTENT_FIELDS, "version", "updated_by", "updated_at")
 Format = Literal["yaml", "csv", "json"]
@@ -42,43 +43,19 @@ YAML_HEADER = (
 
 
 # -- validation ---------------------------------------------------------------------------------
-class TenantValidator:
-    """Checks what the model alone cannot: the template (and pinned version) exists and parses,
-    and the parameter overrides fit its declarations. Overrides come back coerced to their types."""
+# The rules live in the core (gatekeeper.logic.tenant_rules): the control plane's tenant changes
+# validate with exactly the same ones.
+class TenantValidator(TenantRules):
+    """The core's tenant rules, plus what only an operator is told: services the stack does not
+    manage, and the effective quota."""
 
     def __init__(self, templates: TemplateStore, managed_services: Iterable[str] = ()) -> None:
-        self._templates = templates
+        super().__init__(templates)
         self._managed = frozenset(managed_services)
-        self._read: dict[tuple[str, int | None], StoredTemplate] = {}
-        self._cache: dict[tuple[str, int | None], PolicyTemplate] = {}
 
     def read_latest_templates(self) -> TenantValidator:
-        """Every template's latest version in one scan, instead of one query per template: for the
-        commands that check many tenants. A pinned older version is still read on its own."""
-        for stored in self._templates.latest():
-            self._read[(stored.name, None)] = self._read[(stored.name, stored.version)] = stored
+        super().read_latest_templates()
         return self
-
-    def template(self, name: str, version: int | None) -> PolicyTemplate:
-        if (name, version) not in self._cache:
-            stored = self._read.get((name, version)) or self._templates.get(name, version)
-            try:
-                self._cache[(name, version)] = stored.parse()
-            except TemplateInvalid as exc:
-                raise CliError(
-                    f"template {name} v{stored.version} is invalid ({'; '.join(exc.problems)}); "
-                    "push a fixed version with `gatekeeper templates push` first"
-                ) from None
-        return self._cache[(name, version)]
-
-    def check(self, tenant: Tenant) -> Tenant:
-        template = self.template(tenant.template, tenant.template_version)
-        if tenant.max_endpoints is None and "MaxEndpoints" not in template.parameters:
-            raise CliError(
-                f"template {tenant.template} declares no MaxEndpoints parameter, so it sets no quota: "
-                "give max_endpoints (--max-endpoints N)"
-            )
-        return tenant.model_copy(update={"parameters": normalise_parameters(template, tenant.parameters)})
 
     def unmanaged_services(self, tenant: Tenant) -> list[str]:
         if not self._managed:
@@ -118,55 +95,6 @@ class Quota:
         if self.record is None or self.template is None or self.template >= self.record:
             return str(self.effective)
         return f"{self.effective} (record {self.record}, template {self.template})"
-
-
-def write_refusal(tenants: TenantStore, before: Tenant | None, after: Tenant) -> None:
-    """What the store's conditional write would refuse, found by reading first, with the store's
-    own message: the same checks for a dry run and for the write (which still relies on its
-    conditions for a race between this read and the write)."""
-    if before is None:
-        try:
-            tenants.get(after.tenant_id)
-        except TenantNotFound:
-            pass
-        except TenantInvalid:
-            raise TenantConflict(
-                f"tenant {after.tenant_id} already exists, and its stored record does not validate: "
-                f"fix it with `gatekeeper tenants repair {after.tenant_id}`"
-            ) from None
-        else:
-            raise TenantConflict(f"tenant {after.tenant_id} already exists")
-    else:
-        try:
-            current_version = tenants.get(before.tenant_id).version
-        except TenantInvalid:
-            current_version = None
-        if current_version != before.version:
-            raise TenantConflict(changed_since_read(before.tenant_id))
-    released = before.accounts() if before else frozenset()
-    for account in sorted(after.accounts() - released):
-        owner = tenants.owner_of(account)
-        if owner is not None and owner != after.tenant_id:
-            raise TenantConflict(claimed_elsewhere(account, owner))
-
-
-def normalise_parameters(template: PolicyTemplate, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Overrides validated against the template (ParameterInvalid lists every problem) and stored
-    as their JSON type: "5" for a Number becomes 5, "a,b" for a StringList becomes ["a", "b"]."""
-    resolve_parameters(template, overrides)
-    return {
-        name: _jsonable(coerce_parameter(template.parameters[name].type, value))
-        for name, value in overrides.items()
-        if value is not None
-    }
-
-
-def _jsonable(value: ParamValue) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
 
 
 def parse_assignments(items: Iterable[str], what: str) -> dict[str, str]:
@@ -296,7 +224,7 @@ def export_document(tenants: list[Tenant]) -> list[dict[str, Any]]:
     records = [
         t.model_dump(mode="json", exclude_none=True) for t in sorted(tenants, key=lambda t: t.tenant_id)
     ]
-    return [{k: v for k, v in record.items() if v != {}} for record in records]
+    return [{k: v for k, v in record.items() if v not in ({}, [])} for record in records]
 
 
 def dump(tenants: list[Tenant], render: Rendering) -> str:
@@ -315,7 +243,7 @@ def _dump_csv(records: list[dict[str, Any]]) -> str:
     writer.writeheader()
     for record in records:
         row = dict(record)
-        for name in ("principals", "services"):
+        for name in _SET_FIELDS:
             row[name] = ";".join(record.get(name, []))
         for name in ("parameters", "labels"):
             row[name] = ";".join(
@@ -368,7 +296,7 @@ def _load_csv(text: str) -> list[dict[str, Any]]:
             value = (raw or "").strip()
             if not value or name in ("updated_by", "updated_at"):
                 continue
-            if name in ("principals", "services"):
+            if name in _SET_FIELDS:
                 record[name] = [v.strip() for v in value.split(";") if v.strip()]
             elif name in ("parameters", "labels"):
                 record[name] = parse_assignments([v for v in value.split(";") if v.strip()], f"CSV {name}")

@@ -980,3 +980,107 @@ def export(
     else:
         file.write_text(text)
         typer.echo(f"exported {len(tenants)} tenant(s) to {file}", err=True)
+
+
+# -- endpoint pre-registration --------------------------------------------------------------------
+EndpointIds = Annotated[
+    list[str], typer.Argument(help="Interface endpoint ids (vpce-…).", metavar="VPCE_ID...")
+]
+
+
+def _registration(
+    ctx: typer.Context,
+    tenant_id: str,
+    endpoints: list[str],
+    *,
+    register: bool,
+    expected_version: int | None,
+    dry_run: bool,
+    render: Rendering,
+) -> None:
+    """Change the tenant's registered endpoints as a record update (version-checked, validated).
+    The record change reaches tenant sync, which requests the tenant's held requests again: a held
+    request of an endpoint registered now is decided again at once, by the usual decision path."""
+    from gatekeeper.models.tenant import Tenant
+
+    gk = gatekeeper(ctx)
+    before = _read(gk, tenant_id, expected_version)
+    record = before.model_dump()
+    if register:
+        record["registered_endpoints"] = _edit_list(
+            record["registered_endpoints"], endpoints, None, "endpoint"
+        )
+    else:  # an id that is not registered is already as asked: unregistering is safe to repeat
+        record["registered_endpoints"] = [e for e in record["registered_endpoints"] if e not in endpoints]
+    after = _check(gk, _validator(gk), Tenant.model_validate(record), quota_changed=False)
+    # The record's rules do not look at registrations: this write revokes nothing, so it never asks.
+    _write(gk, before, after, dry_run=dry_run, yes=False, render=render, verb="updated")
+    if register and not dry_run and render.human:
+        states = gk.decisions.states(endpoints)
+        for endpoint in endpoints:
+            state = states.get(endpoint)
+            if state is not None and state.status == "held":
+                say(
+                    f"{endpoint} was held: the tenant sync requests it again now; follow it with "
+                    f"`gatekeeper decisions --endpoint {endpoint}`"
+                )
+
+
+@app.command(
+    name="register-endpoint",
+    epilog=examples(
+        "gatekeeper tenants register-endpoint acme vpce-0a1b2c3d4e5f60718",
+        "gatekeeper tenants register-endpoint acme vpce-0a1b2c3d4e5f60718 vpce-0f1e2d3c4b5a69788 --dry-run",
+    ),
+)
+def register_endpoint(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    endpoints: EndpointIds,
+    *,
+    expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Register endpoint ids the tenant created (or will create): templates that test
+    endpoint:Registered (the built-in `registered`) accept only those. A held request of an endpoint
+    registered now is decided again at once. At most 100 per tenant."""
+    _registration(
+        ctx,
+        tenant_id,
+        endpoints,
+        register=True,
+        expected_version=expected_version,
+        dry_run=dry_run,
+        render=rendering(output, query, json_output),
+    )
+
+
+@app.command(
+    name="unregister-endpoint",
+    epilog=examples("gatekeeper tenants unregister-endpoint acme vpce-0a1b2c3d4e5f60718"),
+)
+def unregister_endpoint(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    endpoints: EndpointIds,
+    *,
+    expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Unregister endpoint ids. A connection already accepted stays (revoke it with
+    `gatekeeper reject <vpce-id>`); new requests from them are held again under `registered`."""
+    _registration(
+        ctx,
+        tenant_id,
+        endpoints,
+        register=False,
+        expected_version=expected_version,
+        dry_run=dry_run,
+        render=rendering(output, query, json_output),
+    )

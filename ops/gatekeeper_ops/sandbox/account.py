@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -36,6 +36,9 @@ from gatekeeper_ops.emulator.provisioning import (
 from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.sandbox.traffic import TrafficSeed, seed_traffic
 from gatekeeper_ops.stack import ROOT, EmulatedStack, provision, register_outputs
+
+if TYPE_CHECKING:
+    from gatekeeper_ops.control_plane import ControlPlaneClient
 
 BUILTIN_TEMPLATES = ROOT / "policy-templates"
 
@@ -206,6 +209,37 @@ class ProducerAccount:
             for message in messages:
                 documents.append(json.loads(json.loads(message["Body"])["Message"]))
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def listen(self, name: str, pattern: dict[str, Any]) -> str:
+        """An SQS queue a rule on the stack's bus feeds with the events `pattern` matches (as a
+        control plane listening for its answers would); returns its url."""
+        sqs, events = self.client("sqs"), self.client("events")
+        url = sqs.create_queue(QueueName=f"{self.stack.name}-{name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = self.stack.outputs["EventBusName"]
+        events.put_rule(Name=f"{self.stack.name}-{name}", EventBusName=bus, EventPattern=json.dumps(pattern))
+        events.put_targets(
+            Rule=f"{self.stack.name}-{name}", EventBusName=bus, Targets=[{"Id": name, "Arn": arn}]
+        )
+        return str(url)
+
+    def heard(self, queue_url: str) -> list[dict[str, Any]]:
+        """Every event waiting in a `listen` queue (consumed), as EventBridge delivered it."""
+        sqs = self.client("sqs")
+        found: list[dict[str, Any]] = []
+        while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in messages:
+                found.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def control_plane(self) -> ControlPlaneClient:
+        """The control plane's client; while it waits for an answer, the local Lambda service runs."""
+        from gatekeeper_ops.control_plane import ControlPlaneClient
+
+        return ControlPlaneClient.for_stack(
+            self.session, self.stack.name, sleep=lambda _seconds: self.lambdas.drain()
+        )
 
     def queue_depth(self, output: str) -> int:
         attributes = self.client("sqs").get_queue_attributes(

@@ -179,10 +179,12 @@ def run(
             producer = create_producer(seed, on_invocation=watch.on_invocation, stack_name=STACK_NAME)
             # After the local Lambda service set the handlers' environment (POWERTOOLS_*).
             stack.enter_context(handler_logs_to(log))
-            seed_account(producer, seed)
+            onboarded = seed_account(producer, seed)
             producer.account.settle()  # what seeding sets off (tenant-table stream), before the clock runs
             _warm_handlers(producer)
         console.print(render.header(_header_rows(producer, seed, options, url, log_path)))
+        if onboarded:
+            console.print(render.control_plane(onboarded))
         result = DemoResult(OK, log_path=str(log_path))
         if options.requests:
             result.load = _play_load(

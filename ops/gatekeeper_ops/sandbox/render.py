@@ -20,7 +20,13 @@ from rich.text import Text
 
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.load import LoadReport
-from gatekeeper_ops.sandbox.scenario import ScenarioOutcome, StepResult, SubscriberResult, why
+from gatekeeper_ops.sandbox.scenario import (
+    ControlPlaneExchange,
+    ScenarioOutcome,
+    StepResult,
+    SubscriberResult,
+    why,
+)
 
 DECISION_STYLE = {
     "accepted": "bold green",
@@ -147,6 +153,19 @@ def subscriber_table(result: SubscriberResult) -> Table:
 
 def notifications(results: Iterable[SubscriberResult]) -> Group:
     return Group(*(subscriber_table(r) for r in results))
+
+
+# ------------------------------------------------------------------------ control plane
+def control_plane(exchanges: Iterable[ControlPlaneExchange]) -> Panel:
+    """The tenants the control plane onboarded: the event it put, the answer the bus delivered."""
+    lines: list[str] = []
+    for exchange in exchanges:
+        lines.append(f"[bold]in [/] {exchange.sent['source']} · {exchange.sent['detail-type']}")
+        lines.append(f"[dim]{json.dumps(exchange.sent['detail'])}[/]")
+        for event in exchange.heard:
+            lines.append(f"[bold]out[/] {event['source']} · {event['detail-type']}")
+            lines.append(f"[dim]{json.dumps(event['detail'])}[/]")
+    return Panel("\n".join(lines), title="[bold]Onboarded by the SaaS control plane (events on the bus)[/]")
 
 
 # ------------------------------------------------------------------------ summary

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.models.connection import ACCEPTED_STATES, PENDING_ACCEPTANCE
 from gatekeeper.models.decision import Decision
+from gatekeeper.models.tenant_change import CHANGE_REQUESTED, CONTROL_PLANE_SOURCE
 from gatekeeper_ops.local_lambda import Invocation
 from gatekeeper_ops.sandbox.account import BUILTIN_TEMPLATES
 from gatekeeper_ops.sandbox.embedded import DemoProducer
@@ -104,14 +105,46 @@ class ScenarioOutcome:
         return not self.problems
 
 
-def seed_account(producer: DemoProducer, seed: DemoSeed) -> None:
-    """The seed's templates (built-ins, as version 1) and tenants, through the stores the CLI uses."""
+@dataclass(frozen=True)
+class ControlPlaneExchange:
+    """One tenant change from the control plane: the event it put, the events the stack answered
+    with (as a rule on the bus delivers them to the control plane's queue)."""
+
+    sent: dict[str, Any]
+    heard: list[dict[str, Any]]
+
+
+ANSWERS = {"source": ["vpce.gatekeeper"], "detail-type": ["Tenant Changed", "Tenant Change Refused"]}
+
+
+def seed_account(producer: DemoProducer, seed: DemoSeed) -> list[ControlPlaneExchange]:
+    """The seed's templates (built-ins, as version 1) and tenants, through the stores the CLI uses;
+    then the tenants the control plane onboards, each by a `Tenant Change Requested` event."""
     account = producer.account
     for name in seed.templates:
         account.push_template(BUILTIN_TEMPLATES / f"{name}.json", actor="demo-seed")
     now = datetime.now(UTC)
     for tenant in seed.tenants:
         account.add_tenant(tenant.to_tenant(producer.service_ids, now), actor="demo-seed")
+    if not seed.control_plane:
+        return []
+    answers = account.listen("control-plane-answers", ANSWERS)
+    client = account.control_plane()
+    exchanges = []
+    for onboarded in seed.control_plane:
+        record = onboarded.to_tenant(producer.service_ids, now).model_dump(
+            mode="json", exclude_none=True, exclude={"tenant_id", "version"}
+        )
+        change = {"action": "create", "tenant_id": onboarded.tenant_id, "tenant": record}
+        request = client.put({"request_id": f"demo-onboard-{onboarded.tenant_id}", **change})
+        client.wait(request.request_id)
+        sent = {
+            "source": CONTROL_PLANE_SOURCE,
+            "detail-type": CHANGE_REQUESTED,
+            "detail": request.model_dump(mode="json", exclude_none=True),
+        }
+        exchanges.append(ControlPlaneExchange(sent, account.heard(answers)))
+    return exchanges
 
 
 def why(decision: Decision) -> str:
@@ -156,7 +189,7 @@ class ScriptedScenario:
                 step, self.seed.tenant_of(step.account), step.service, step.region or self.seed.region
             )
         earlier = next(s for s in self.seed.scenario if s.id == step.endpoint_of)
-        return StepResult(step, step.suspend, earlier.service, earlier.region or self.seed.region)
+        return StepResult(step, step.tenant_change, earlier.service, earlier.region or self.seed.region)
 
     def subscribe(self) -> list[SubscriberResult]:
         return [
@@ -171,6 +204,8 @@ class ScriptedScenario:
         for row in self.rows:
             if row.step.is_request:
                 self._request(row)
+            elif row.step.register:
+                self._register(row)
             else:
                 self._suspend(row)
             self.on_change(self.rows)
@@ -223,6 +258,28 @@ class ScriptedScenario:
         tenants.update(tenants.get(step.suspend).model_copy(update={"status": "suspended"}), actor="demo")
         row.status = "requested"
         self.on_change(self.rows)
+        self._settle_tenant_change(row, earlier, since)
+
+    def _register(self, row: StepResult) -> None:
+        """The tenant registers an earlier step's endpoint through the control plane (an update of
+        its record's registered_endpoints); tenant sync then requests its held request again."""
+        step = row.step
+        assert step.register is not None
+        assert step.endpoint_of is not None
+        earlier = self._by_id[step.endpoint_of]
+        row.endpoint = earlier.endpoint
+        current = self.account.tenants.get(step.register)
+        since = time.perf_counter()
+        registered = [*current.registered_endpoints, row.endpoint or ""]
+        self.account.control_plane().update(
+            step.register, current.version, {"registered_endpoints": registered}
+        )
+        row.status = "requested"
+        self.on_change(self.rows)
+        self._settle_tenant_change(row, earlier, since)
+
+    def _settle_tenant_change(self, row: StepResult, earlier: StepResult, since: float) -> None:
+        """Deliver what a tenant change set off; judge its decision and what the consumer sees."""
         self.account.settle()
         self._judge(row, since)
         if row.endpoint and earlier.step.account:

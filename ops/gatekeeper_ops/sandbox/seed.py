@@ -62,7 +62,8 @@ class Expectation(_Seed):
 
 
 class StepSeed(_Seed):
-    """One scripted step: a consumer's endpoint request, or a tenant suspension."""
+    """One scripted step: a consumer's endpoint request, a tenant suspension, or a tenant's
+    registration of an earlier step's endpoint (through the control plane)."""
 
     id: str
     title: str
@@ -73,15 +74,23 @@ class StepSeed(_Seed):
     region: str | None = None
     # a tenant change, judged by what happens to an earlier step's endpoint
     suspend: str | None = None
+    register: str | None = None
     endpoint_of: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
         request = self.account is not None and self.service is not None
-        suspension = self.suspend is not None and self.endpoint_of is not None
-        if request == suspension:
-            raise ValueError(f"step {self.id}: give either account+service, or suspend+endpoint_of")
+        change = (self.suspend is not None) + (self.register is not None)
+        if request == bool(change) or change > 1 or (change and self.endpoint_of is None):
+            raise ValueError(
+                f"step {self.id}: give account+service, suspend+endpoint_of or register+endpoint_of"
+            )
         return self
+
+    @property
+    def tenant_change(self) -> str | None:
+        """The tenant a suspension or registration step changes."""
+        return self.suspend or self.register
 
     @property
     def is_request(self) -> bool:
@@ -116,6 +125,8 @@ class DemoSeed(_Seed):
     supported_regions: tuple[str, ...] = ()
     templates: tuple[str, ...]
     tenants: tuple[TenantSeed, ...]
+    # Tenants the SaaS control plane onboards with a `Tenant Change Requested` event, after seeding.
+    control_plane: tuple[TenantSeed, ...] = ()
     scenario: tuple[StepSeed, ...]
     subscribers: tuple[SubscriberSeed, ...] = ()
     load: LoadSeed
@@ -123,9 +134,9 @@ class DemoSeed(_Seed):
     @model_validator(mode="after")
     def _references(self) -> Self:
         keys = {s.key for s in self.services}
-        tenant_ids = {t.tenant_id for t in self.tenants}
+        tenant_ids = {t.tenant_id for t in self.all_tenants}
         seen: set[str] = set()
-        for tenant in self.tenants:
+        for tenant in self.all_tenants:
             unknown = set(tenant.services) - keys - {"*"}
             if unknown:
                 raise ValueError(f"tenant {tenant.tenant_id}: unknown services {sorted(unknown)}")
@@ -134,16 +145,20 @@ class DemoSeed(_Seed):
                 raise ValueError(f"step id {step.id} is used twice")
             if step.service is not None and step.service not in keys:
                 raise ValueError(f"step {step.id}: unknown service {step.service}")
-            if step.suspend is not None and step.suspend not in tenant_ids:
-                raise ValueError(f"step {step.id}: unknown tenant {step.suspend}")
+            if step.tenant_change is not None and step.tenant_change not in tenant_ids:
+                raise ValueError(f"step {step.id}: unknown tenant {step.tenant_change}")
             if step.endpoint_of is not None and step.endpoint_of not in seen:
                 raise ValueError(f"step {step.id}: endpoint_of must name an earlier step")
             seen.add(step.id)
         return self
 
+    @property
+    def all_tenants(self) -> tuple[TenantSeed, ...]:
+        return (*self.tenants, *self.control_plane)
+
     def tenant_of(self, account: str) -> str | None:
         """The tenant that claims an account, as the seed declares it."""
-        for tenant in self.tenants:
+        for tenant in self.all_tenants:
             if any(account_of(principal) == account for principal in tenant.principals):
                 return tenant.tenant_id
         return None

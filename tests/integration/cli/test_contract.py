@@ -60,6 +60,7 @@ LEAVES = leaf_commands()
 
 def test_every_command_of_the_issue_exists():
     tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "repair", "import", "export")
+    tenants += ("register-endpoint", "unregister-endpoint")  # issue 21
     templates = ("list", "show", "validate", "push", "diff")
     top = {("simulate",), ("pending",), ("approve",), ("reject",), ("decisions",), ("reconcile",)}
     services = {("services", "list"), ("services", "attach")}
@@ -111,6 +112,8 @@ RUNS: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {
     ("tenants", "repair"): (("acme",), "object"),
     ("tenants", "import"): (("-", "--dry-run"), "object"),
     ("tenants", "export"): ((), "array"),
+    ("tenants", "register-endpoint"): (("acme", "vpce-0a1b2c3d4e5f60718"), "object"),
+    ("tenants", "unregister-endpoint"): (("acme", "vpce-0a1b2c3d4e5f60718"), "object"),
     ("templates", "list"): ((), "array"),
     ("templates", "show"): (("standard",), "object"),
     ("templates", "validate"): (("policy-templates/standard.json", "policy-templates/trial.json"), "array"),

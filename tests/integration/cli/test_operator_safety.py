@@ -234,7 +234,7 @@ def test_output_json_text_and_query_on_read_commands(seeded, cli):
         json.loads(cli.ok(*command, "--output", "json").stdout)
         cli.ok(*command, "--output", "text")
     names = cli.ok("templates", "list", "--query", "[].name", "--output", "text").stdout
-    assert names.split() == ["enterprise", "standard", "trial"]
+    assert names.split() == ["enterprise", "registered", "standard", "trial"]
 
 
 def test_output_and_query_refusals(seeded, cli):

@@ -12,7 +12,7 @@ conditional write in the same transaction as the record. Lookup is two reads: cl
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,7 @@ _ATTRIBUTE_TYPES: dict[str, str] = {
     "expires_at": "S",
     "contact": "S",
     "labels": "M",
+    "registered_endpoints": "L",
     "version": "N",
     "updated_by": "S",
     "updated_at": "S",
@@ -148,6 +149,8 @@ def changed_since_read(tenant_id: str) -> str:
 
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
     body = tenant.model_dump(mode="json", exclude_none=True)
+    if not body["registered_endpoints"]:  # most tenants register none: their items stay as they were
+        del body["registered_endpoints"]
     return {"pk": tenant_pk(tenant.tenant_id), "sk": TENANT_SK, "item_type": "tenant", **body}
 
 
@@ -242,7 +245,15 @@ class TenantStore:
         return directory
 
     # -- writes ----------------------------------------------------------------------------
-    def create(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+    # `also`: items written in the same transaction (the control plane's record of the request that
+    # made the change), so the change and its record commit together or not at all.
+    def create(
+        self,
+        tenant: Tenant,
+        actor: str,
+        at: datetime | None = None,
+        also: Sequence[TransactWriteItemTypeDef] = (),
+    ) -> Tenant:
         stored = tenant.model_copy(update={"version": 1, "updated_by": actor, "updated_at": at or now_utc()})
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -255,10 +266,16 @@ class TenantStore:
         ]
         accounts = sorted(stored.accounts())
         items += [self._claim(account, stored.tenant_id) for account in accounts]
-        self._transact(items, stored.tenant_id, [None, *accounts], exists_message="already exists")
+        self._transact([*items, *also], stored.tenant_id, [None, *accounts], exists_message="already exists")
         return stored
 
-    def update(self, tenant: Tenant, actor: str, at: datetime | None = None) -> Tenant:
+    def update(
+        self,
+        tenant: Tenant,
+        actor: str,
+        at: datetime | None = None,
+        also: Sequence[TransactWriteItemTypeDef] = (),
+    ) -> Tenant:
         """Replace the record if nobody changed it since `tenant.version` was read."""
         current = self._current_accounts(tenant.tenant_id)
         stored = tenant.model_copy(
@@ -279,7 +296,7 @@ class TenantStore:
         removed = sorted(current - stored.accounts())
         items += [self._claim(account, stored.tenant_id) for account in added]
         items += [self._release_claim(account, stored.tenant_id) for account in removed]
-        self._transact(items, stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
+        self._transact([*items, *also], stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
         return stored
 
     def repair(
@@ -319,7 +336,9 @@ class TenantStore:
         self._transact(items, stored.tenant_id, [None, *accounts], stale=True)
         return stored
 
-    def remove(self, tenant_id: str, expected_version: int) -> None:
+    def remove(
+        self, tenant_id: str, expected_version: int, also: Sequence[TransactWriteItemTypeDef] = ()
+    ) -> None:
         accounts = sorted(self._current_accounts(tenant_id))
         items: list[TransactWriteItemTypeDef] = [
             {
@@ -333,7 +352,7 @@ class TenantStore:
             }
         ]
         items += [self._release_claim(account, tenant_id) for account in accounts]
-        self._transact(items, tenant_id, [None] * len(items), stale=True)
+        self._transact([*items, *also], tenant_id, [None] * len(items), stale=True)
 
     # -- internals -------------------------------------------------------------------------
     def _current_accounts(self, tenant_id: str) -> frozenset[str]:

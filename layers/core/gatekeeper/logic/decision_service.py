@@ -128,6 +128,7 @@ def connection_context(
         "endpoint:IpAddressType": connection.ip_address_type,
         "endpoint:State": connection.vpc_endpoint_state,
         "endpoint:CreatedAt": connection.creation_timestamp,
+        "endpoint:Registered": tenant.registered(connection.vpc_endpoint_id),
         "tenant:Id": tenant.tenant_id,
         "tenant:Status": tenant.status,
         "tenant:Services": list(tenant.services),

@@ -9,10 +9,16 @@ from typing import Any, Literal, NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from gatekeeper.models.identifiers import (
+    ENDPOINT_ID,
     SERVICE_ID,
     TENANT_ID,
     account_of,
 )
+
+# Endpoint ids a tenant may pre-register. They live in the tenant record (one item, at most 400 KB
+# in DynamoDB): 100 ids are ~2.5 KB. A tenant needing more is a tenant whose template should not
+# require registration.
+MAX_REGISTERED_ENDPOINTS = 100
 
 
 class Denial(NamedTuple):
@@ -79,6 +85,8 @@ class Tenant(BaseModel):
     expires_at: datetime | None = None
     contact: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # Interface endpoints the tenant registered before creating them (`endpoint:Registered`).
+    registered_endpoints: tuple[str, ...] = ()
     version: StrictInt = Field(default=0, ge=0)
     updated_by: str | None = None
     updated_at: datetime | None = None
@@ -100,6 +108,21 @@ class Tenant(BaseModel):
                 raise ValueError(f"service {service!r} is not an endpoint service id (vpce-svc-…) or '*'")
         return value
 
+    @field_validator("registered_endpoints")
+    @classmethod
+    def _endpoints(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for endpoint in value:
+            if not ENDPOINT_ID.match(endpoint):
+                raise ValueError(f"registered endpoint {endpoint!r} is not an interface endpoint id (vpce-…)")
+        if len(set(value)) != len(value):
+            raise ValueError("registered endpoints are listed more than once")
+        if len(value) > MAX_REGISTERED_ENDPOINTS:
+            raise ValueError(
+                f"{len(value)} registered endpoints; a tenant may register at most "
+                f"{MAX_REGISTERED_ENDPOINTS} — unregister endpoints it deleted first"
+            )
+        return value
+
     @field_validator("expires_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
@@ -109,6 +132,9 @@ class Tenant(BaseModel):
 
     def accounts(self) -> frozenset[str]:
         return frozenset(account_of(p) for p in self.principals)
+
+    def registered(self, vpc_endpoint_id: str) -> bool:
+        return vpc_endpoint_id in self.registered_endpoints
 
     def is_entitled(self, service_id: str) -> bool:
         return entitles(self.services, service_id)

@@ -58,6 +58,11 @@ _KEYS: Final = (
         "the NLB's zones whose traffic reaches a healthy target (cross-zone counted); "
         "absent when the load balancer could not be read",
     ),
+    ConditionKey(
+        "endpoint:Registered",
+        KeyType.BOOL,
+        "the tenant registered this endpoint id before it asked to connect (`registered_endpoints`)",
+    ),
     ConditionKey("tenant:Id", KeyType.STRING, "the tenant that owns the requesting principal"),
     ConditionKey("tenant:Status", KeyType.STRING, "active | suspended"),
     ConditionKey("tenant:Services", KeyType.STRING_LIST, "service ids (or patterns) the tenant may use"),

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from gatekeeper.logic.announcer import Announcer
     from gatekeeper.logic.decision_service import DecisionService
     from gatekeeper.logic.reconciler import Reconciler
+    from gatekeeper.logic.tenant_changes import TenantChanges
     from gatekeeper.logic.tenant_sync import TenantSync
 
 # Short timeouts: a stuck call should fail and be retried, not eat the function's timeout. One retry
@@ -126,11 +127,14 @@ def load_balancers(config: Settings, clients: ClientFactory | None = None) -> Lo
     return LoadBalancers(elbv2, ec2, ttl_seconds=config.data_plane_cache_seconds)
 
 
-def event_publisher(config: Settings, clients: ClientFactory | None = None) -> EventPublisher:
-    from gatekeeper.adapters.bus import EventPublisher
+def event_publisher(
+    config: Settings, clients: ClientFactory | None = None, source: str | None = None
+) -> EventPublisher:
+    """`source`: another source than the stack's own (SBT's application plane, for its answers)."""
+    from gatekeeper.adapters.bus import SOURCE, EventPublisher
 
     events: EventBridgeClient = _factory(clients)("events", _CONFIG)
-    return EventPublisher(events, config.event_bus_name)
+    return EventPublisher(events, config.event_bus_name, source or SOURCE)
 
 
 def _announcer(endpoints: EndpointService, config: Settings) -> Announcer:
@@ -259,3 +263,27 @@ def build_tenant_sync(config: Settings) -> TenantSync:
 @cache
 def tenant_sync() -> TenantSync:
     return build_tenant_sync(settings())
+
+
+def build_tenant_changes(config: Settings, clients: ClientFactory | None = None) -> TenantChanges:
+    from gatekeeper.dal.templates import TemplateStore
+    from gatekeeper.dal.tenant_changes import ChangeLog
+    from gatekeeper.dal.tenants import TenantStore
+    from gatekeeper.logic.tenant_changes import TenantChanges
+
+    if config.tenant_changes_table is None:
+        raise ValueError("TENANT_CHANGES_TABLE is not set: apply_tenant_change records every request there")
+    table_client = dynamodb(clients)
+    return TenantChanges(
+        tenants=TenantStore(table_client, config.tenants_table),
+        templates=TemplateStore(table_client, config.templates_table),
+        log=ChangeLog(table_client, config.tenant_changes_table),
+        bus=event_publisher(config, clients),
+        sbt_bus=event_publisher(config, clients, config.sbt_application_plane_source),
+        sbt_control_plane_source=config.sbt_control_plane_source,
+    )
+
+
+@cache
+def tenant_changes() -> TenantChanges:
+    return build_tenant_changes(settings())

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gatekeeper.models.decision import Action
 from gatekeeper.models.identifiers import SERVICE_ID
+from gatekeeper.models.tenant_change import SBT_APPLICATION_PLANE_SOURCE, SBT_CONTROL_PLANE_SOURCE
 
 
 class Settings(BaseModel):
@@ -39,6 +40,14 @@ class Settings(BaseModel):
     # A claim older than this belongs to an invocation that died. Longer than the decider's timeout,
     # shorter than Lambda's first async retry (~60 s), so that retry finishes it (template.yaml).
     claim_stale_seconds: int = Field(default=45, alias="DECISION_CLAIM_STALE_SECONDS", ge=1, le=900)
+    # apply_tenant_change: the record of each control-plane request, and SBT's event sources.
+    tenant_changes_table: str | None = Field(default=None, alias="TENANT_CHANGES_TABLE", min_length=3)
+    sbt_control_plane_source: str = Field(
+        default=SBT_CONTROL_PLANE_SOURCE, alias="SBT_CONTROL_PLANE_EVENT_SOURCE", min_length=1
+    )
+    sbt_application_plane_source: str = Field(
+        default=SBT_APPLICATION_PLANE_SOURCE, alias="SBT_APPLICATION_PLANE_EVENT_SOURCE", min_length=1
+    )
     # How long a decider reuses what it read about a service's load balancer (0: read every time).
     data_plane_cache_seconds: float = Field(default=30, alias="DATA_PLANE_CACHE_SECONDS", ge=0, le=300)
 
