@@ -787,6 +787,10 @@ def test_invalid_tenant_record_holds(world):
     )
     decision = world.service.handle(requested())
     assert (decision.outcome, decision.reasons) == ("held", ("TenantInvalid",))
+    # Announced to the tenant the account is claimed by (its subscribers filter on tenant_id).
+    assert decision.tenant_id == "acme"
+    [(announced,)] = world.notifier.sent
+    assert announced.tenant_id == "acme"
     assert world.ec2.calls == []
 
 
@@ -887,3 +891,22 @@ def test_only_accepted_decisions_read_service_access(world):
     world.load_balancers.healthy_zones = ()
     world.service.handle(requested())
     assert "service_access" not in world.load_balancers.reads
+
+
+def test_an_unannounced_accept_is_announced_before_a_revocation_supersedes_it(world):
+    # The decider recorded the accept and died before announcing it; the tenant is suspended and the
+    # revocation comes first (found by `make chaos`): both decisions are heard, in order.
+    world.tables.decisions.mark_notified = lambda state: (_ for _ in ()).throw(RuntimeError("died"))
+    world.notifier.publish_batch = lambda *a: (_ for _ in ()).throw(RuntimeError("died"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    del world.tables.decisions.mark_notified
+    sent = Recorder()
+    world.notifier.publish_batch = sent.publish_batch
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    revocation = RevocationRequest(connection=REF, trigger="tenant-change", reason="suspended")
+    assert world.service.handle(revocation).outcome == "revoked"
+    assert [d.outcome for (d,) in sent.sent] == ["accepted", "revoked"]
+    assert world.tables.decisions.state(ENDPOINT).settled

@@ -1,4 +1,8 @@
-"""Decision notifications on SNS: the decision document as the body, filterable attributes."""
+"""Decision notifications on SNS: the decision document as the body, filterable attributes.
+
+Delivery is at-least-once (SNS's, and a decider that dies after publishing announces again): every
+message carries the decision's stable `decision_id`, in the body and as a message attribute, so
+subscribers de-duplicate on it."""
 
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ def _message(decision: Decision) -> dict[str, Any]:
         "decision": decision.outcome,
         "tenant_id": decision.tenant_id or "unknown",
         "service_id": decision.service_id,
+        "decision_id": decision.decision_id,
     }
     return {
         "Subject": f"PrivateLink connection {decision.vpc_endpoint_id} {decision.outcome}"[:100],

@@ -477,8 +477,14 @@ class DecisionService:
         logger.warning("Announcing a decision whose announcer died", extra=_ids(state.decision))
         work.claimed, work.step = taken, "announce"
 
-    @staticmethod
-    def _to_claim(work: Work, assessment: Assessment, previous: EndpointState | None) -> None:
+    def _to_claim(self, work: Work, assessment: Assessment, previous: EndpointState | None) -> None:
+        if previous is not None and not previous.notified and not previous.in_flight:
+            # A decision about to be superseded (a revocation of an accept, an operator's call on a
+            # hold) that was never announced — its announcer died, or is still at it: announced now,
+            # first, so that no decision is replaced unheard (a duplicate at worst). Rare: one call more.
+            [failure] = self._publish([previous.decision])
+            if failure is not None:
+                raise failure
         work.assessment, work.previous, work.step = assessment, previous, "claim"
 
     def assess(
