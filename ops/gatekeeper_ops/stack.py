@@ -494,7 +494,9 @@ class _Builder:
         notification_id = notification["ConnectionNotification"]["ConnectionNotificationId"]
         return {"Ref": notification_id}
 
-    def _aws_events_rule(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    def _aws_events_rule(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
         """A rule of its own (not a function's EventBridgeRule event), with its SQS targets."""
         name = self.name(logical_id)
         events = self.client("events")

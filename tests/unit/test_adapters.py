@@ -254,7 +254,9 @@ def test_decisions_go_ten_a_publish_batch_each_with_its_stable_decision_id():
     sqs = boto3.client("sqs", region_name="us-east-1")
     topic = sns.create_topic(Name="decisions")["TopicArn"]
     queue = sqs.create_queue(QueueName="all")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
     calls: list[int] = []
     sns.meta.events.register(
@@ -270,7 +272,10 @@ def test_decisions_go_ten_a_publish_batch_each_with_its_stable_decision_id():
         for message in batch:
             received.append(json.loads(message["Body"]))
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-    by_id = {json.loads(m["Message"])["decision_id"]: m["MessageAttributes"]["decision_id"]["Value"] for m in received}
+    by_id = {
+        json.loads(m["Message"])["decision_id"]: m["MessageAttributes"]["decision_id"]["Value"]
+        for m in received
+    }
     assert sorted(by_id) == sorted(d.decision_id for d in decisions)
     assert all(body == attribute for body, attribute in by_id.items())
     # Stable: the same stored decision, announced again, has the same id.

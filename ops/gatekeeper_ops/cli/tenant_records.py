@@ -19,7 +19,7 @@ import yaml
 
 from gatekeeper.dal.templates import StoredTemplate, TemplateStore
 from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.logic.decision_service import _quota_limit as quota_limit  # the decision path's own rule
+from gatekeeper.logic.assessment import quota_limit  # the decision path's own rule
 from gatekeeper.models.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
 from gatekeeper.models.identifiers import ACCOUNT_ID
 from gatekeeper.models.tenant import Tenant

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from typing import Any
-
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -42,7 +41,16 @@ def two_services(producer_factory) -> ProducerAccount:
     producer = ProducerAccount(session, first, stack, LocalLambda(stack, session))
     producer.push_builtin_templates()
     services = (first.service_id, second.service_id)
-    producer.add_tenant(tenant("acme", ACME, first.service_id, services=services, parameters={"MaxEndpoints": 100}, max_endpoints=100))
+    producer.add_tenant(
+        tenant(
+            "acme",
+            ACME,
+            first.service_id,
+            services=services,
+            parameters={"MaxEndpoints": 100},
+            max_endpoints=100,
+        )
+    )
     producer.second = second  # type: ignore[attr-defined]
     return producer
 
@@ -60,7 +68,10 @@ def sqs_batch(requests: list[tuple[str, str]]) -> dict[str, Any]:
             "time": "2026-11-27T12:00:00Z",
             "region": "us-east-1",
             "resources": [],
-            "detail": {"connection": {"VpcEndpointId": endpoint, "ServiceId": service}, "trigger": "notification"},
+            "detail": {
+                "connection": {"VpcEndpointId": endpoint, "ServiceId": service},
+                "trigger": "notification",
+            },
         }
         records.append(
             {
@@ -108,7 +119,8 @@ def test_a_batch_of_fifty_costs_one_read_and_one_accept_and_one_reject_per_servi
     assert calls["dynamodb:BatchGetItem"] == 1  # 50 states + 2 claims + acme's record and counter
     assert calls["ec2:AcceptVpcEndpointConnections"] == 2  # one per service
     assert calls["ec2:RejectVpcEndpointConnections"] == 2
-    assert calls["sns:PublishBatch"] == 5 and calls["events:PutEvents"] == 5  # ten a call
+    assert calls["sns:PublishBatch"] == 5
+    assert calls["events:PutEvents"] == 5
     assert calls["dynamodb:TransactWriteItems"] == 100  # the claim and the record, each per connection
     accepted = [e for e, _, owner in made if owner == ACME]
     assert {producer.connection_state(e) for e in accepted} <= {"pending", "available"}
@@ -116,7 +128,8 @@ def test_a_batch_of_fifty_costs_one_read_and_one_accept_and_one_reject_per_servi
     assert producer.decisions.active_endpoints("acme") == len(accepted) + 1
     for endpoint, _, _ in made:
         state = producer.decisions.state(endpoint)
-        assert state is not None and state.settled, endpoint
+        assert state is not None, endpoint
+        assert state.settled, endpoint
 
 
 @pytest.mark.consistent_reads
@@ -136,14 +149,18 @@ def test_an_unsuccessful_id_fails_alone_and_the_others_are_decided(
 
     monkeypatch.setattr(EndpointService, "accept_all", refusing)
     iam_contract.calls.clear()
-    assert decide(producer, [(e, s) for e, s, _ in made]) == {"batchItemFailures": [{"itemIdentifier": victim}]}
+    assert decide(producer, [(e, s) for e, s, _ in made]) == {
+        "batchItemFailures": [{"itemIdentifier": victim}]
+    }
     calls = Counter(f"{c.service}:{c.operation}" for c in iam_contract.calls if c.function == EVALUATE)
     assert calls["ec2:DescribeVpcEndpointConnections"] == 2  # the batch's read, and the victim's re-read
     assert producer.connection_state(victim) == "pendingAcceptance"
     assert producer.decisions.state(victim).status == "accepting"  # kept for its redelivery to finish
     for endpoint, _, owner in made[1:]:
         assert producer.decisions.state(endpoint).settled, endpoint
-        assert producer.connection_state(endpoint) in ({"pending", "available"} if owner == ACME else {"rejected"})
+        assert producer.connection_state(endpoint) in (
+            {"pending", "available"} if owner == ACME else {"rejected"}
+        )
     # The redelivery (once the claim is stale) finishes the victim's accept.
     monkeypatch.setattr(EndpointService, "accept_all", accept_all)
     runtime.decision_service().stale_after = timedelta(0)

@@ -165,7 +165,9 @@ def test_malformed_sns_body_goes_to_dlq_and_accepts_nothing(tenants):
     # The good message of the same batches went through.
     assert decisions(tenants, endpoint) == ["accepted"]
     assert not [
-        i for i in tenants.lambdas.invocations if i.function == "EvaluateConnectionFunction" and i.failed_records
+        i
+        for i in tenants.lambdas.invocations
+        if i.function == "EvaluateConnectionFunction" and i.failed_records
     ]
 
 

@@ -41,7 +41,8 @@ class DecisionNotifier:
             errors = {f["Id"]: f"{f.get('Code')}: {f.get('Message')}" for f in response.get("Failed", [])}
             published = {s["Id"] for s in response.get("Successful", [])}
             failed += [
-                errors.get(str(i), None if str(i) in published else "not in SNS's answer") for i in range(len(chunk))
+                errors.get(str(i), None if str(i) in published else "not in SNS's answer")
+                for i in range(len(chunk))
             ]
         return failed
 

@@ -82,7 +82,9 @@ class EndpointService:
     def _describe(self, kwargs: dict[str, Any]) -> Any:
         return self._client.describe_vpc_endpoint_connections(**kwargs)
 
-    def accept_all(self, service_id: str, vpc_endpoint_ids: Sequence[str]) -> dict[str, ConnectionActionFailed]:
+    def accept_all(
+        self, service_id: str, vpc_endpoint_ids: Sequence[str]
+    ) -> dict[str, ConnectionActionFailed]:
         """Accept many connections of one service in one call; the ids EC2 answered in `Unsuccessful`,
         each with its error (the others were accepted). A call that fails raises: its effect is unknown."""
         response = self._client.accept_vpc_endpoint_connections(
@@ -90,7 +92,9 @@ class EndpointService:
         )
         return _unsuccessful("Accept", vpc_endpoint_ids, response)
 
-    def reject_all(self, service_id: str, vpc_endpoint_ids: Sequence[str]) -> dict[str, ConnectionActionFailed]:
+    def reject_all(
+        self, service_id: str, vpc_endpoint_ids: Sequence[str]
+    ) -> dict[str, ConnectionActionFailed]:
         """Reject (or revoke) many connections of one service in one call; see accept_all."""
         response = self._client.reject_vpc_endpoint_connections(
             ServiceId=service_id, VpcEndpointIds=list(vpc_endpoint_ids)
@@ -151,14 +155,18 @@ def _raise_unsuccessful(action: str, vpc_endpoint_id: str, response: Any) -> Non
             )
 
 
-def _unsuccessful(action: str, vpc_endpoint_ids: Sequence[str], response: Any) -> dict[str, ConnectionActionFailed]:
+def _unsuccessful(
+    action: str, vpc_endpoint_ids: Sequence[str], response: Any
+) -> dict[str, ConnectionActionFailed]:
     """`Unsuccessful` items by endpoint id. An item without a ResourceId cannot be placed: it fails
     every id of the call (none is assumed done)."""
     failed: dict[str, ConnectionActionFailed] = {}
     for item in response.get("Unsuccessful", []):
         error = item.get("Error", {})
         code, message = error.get("Code", "Unknown"), error.get("Message", "")
-        owners = [item["ResourceId"]] if item.get("ResourceId") in vpc_endpoint_ids else list(vpc_endpoint_ids)
+        owners = (
+            [item["ResourceId"]] if item.get("ResourceId") in vpc_endpoint_ids else list(vpc_endpoint_ids)
+        )
         for endpoint in owners:
             failed[endpoint] = ConnectionActionFailed(action, endpoint, code, message)
     return failed

@@ -22,8 +22,9 @@ invalid: fail closed).
 
 A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
 `revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
-the sparse GSI `Unsettled` (its partition key sharded by endpoint, UNSETTLED_SHARDS). The reconciler queries it every sweep and puts what a dead invocation
-left behind back on the decision path, so every in-flight state has an owner that finishes it.
+the sparse GSI `Unsettled` (its partition key sharded by endpoint, UNSETTLED_SHARDS). The reconciler
+queries it every sweep and puts what a dead invocation left behind back on the decision path, so
+every in-flight state has an owner that finishes it.
 
 The state item is what makes one decision effective per endpoint: every transition is a
 conditional write on its `seq`, so of two concurrent deciders exactly one wins, and a duplicate
@@ -144,7 +145,9 @@ class BatchInputs:
     """What the decision path read from the tables for a batch (DecisionStore.read_batch)."""
 
     states: dict[str, EndpointState]  # endpoint id → its state (absent: never decided)
-    tenants: dict[str, tuple[str | None, Tenant | TenantInvalid | None, int]]  # account → owner, record, active
+    tenants: dict[
+        str, tuple[str | None, Tenant | TenantInvalid | None, int]
+    ]  # account → owner, record, active
 
     def inputs(self, vpc_endpoint_id: str | None, account: str | None) -> DecisionInputs:
         state = self.states.get(vpc_endpoint_id) if vpc_endpoint_id else None
@@ -211,7 +214,9 @@ class DecisionStore:
         keys a call): the endpoints' states, the accounts' claims and, for each account (→ the tenant
         this container last saw claim it, or None), that tenant's record and quota counter. Accounts
         whose claim names a tenant not guessed cost one more BatchGetItem, for all of them together."""
-        wanted: list[tuple[str, Keys]] = [(self._table, key(endpoint_pk(v), STATE_SK)) for v in vpc_endpoint_ids]
+        wanted: list[tuple[str, Keys]] = [
+            (self._table, key(endpoint_pk(v), STATE_SK)) for v in vpc_endpoint_ids
+        ]
         wanted += [(tenants.table, key(claim_pk(account), CLAIM_SK)) for account in accounts]
         guessed = {guess for guess in accounts.values() if guess is not None}
         for tenant_id in sorted(guessed):
@@ -229,9 +234,14 @@ class DecisionStore:
                 owners[account] = str(claim["tenant_id"]["S"])
         unguessed = sorted(set(owners.values()) - guessed)
         if unguessed:
-            found.update(self._batch_get([k for t in unguessed for k in self._tenant_keys(tenants, t)], READ_ATTRIBUTES))
+            found.update(
+                self._batch_get(
+                    [k for t in unguessed for k in self._tenant_keys(tenants, t)], READ_ATTRIBUTES
+                )
+            )
         return BatchInputs(
-            states, {account: self._tenant_of(tenants, account, owners.get(account), found) for account in accounts}
+            states,
+            {account: self._tenant_of(tenants, account, owners.get(account), found) for account in accounts},
         )
 
     def _tenant_of(

@@ -106,8 +106,8 @@ from gatekeeper.observability import logger, metrics
 if TYPE_CHECKING:
     from gatekeeper.dal.decisions import BatchInputs
 
-# The CLI assesses with the decider's own rules: these names are its public face.
-__all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "Work", "quota_limit"]
+# The CLI assesses with the decider's own Assessment (logic.assessment holds the rules themselves).
+__all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "Work"]
 
 # A requested connection EC2 still does not list this long after the request reached the bus (two
 # of the decision queue's visibility timeouts, i.e. two redeliveries) is left to the reconciler's
@@ -139,6 +139,7 @@ class Work:
     claimed: EndpointState | None = None  # the state steps 5-7 carry out (a claim, then its record)
     slot: Slot | None = None
     resumed: bool = False  # carries out a dead invocation's claim, not a decision of its own
+    decided_again: bool = False  # after a resume, once (see DecisionService.decide)
     # What the request came to: the decision it made; None when nothing new was decided (a
     # duplicate, a race, nothing to do); an exception when it failed (its message comes back).
     outcome: Decision | Exception | None = None
@@ -208,8 +209,8 @@ class DecisionService:
             # A request that found a dead invocation's claim is decided again on what the resume
             # left (its own request may still need doing: an operator's reject of a stuck accept).
             for work in this_pass:
-                if work.resumed and not isinstance(work.outcome, Exception):
-                    work.resumed, work.step, work.claimed = False, "read", None
+                if work.resumed and not work.decided_again and not isinstance(work.outcome, Exception):
+                    work.resumed, work.decided_again, work.step, work.claimed = False, True, "read", None
                     waiting.append(work)
         return [w.outcome for w in works]
 
@@ -267,7 +268,9 @@ class DecisionService:
         for work in works:
             connection = listed.get(work.vpc_endpoint_id)
             # The request names the service too: a connection of another service is not this one.
-            work.connection = connection if connection and connection.service_id == work.ref.service_id else None
+            work.connection = (
+                connection if connection and connection.service_id == work.ref.service_id else None
+            )
 
     def _read_tables(self, works: list[Work]) -> None:
         accounts = {
@@ -275,7 +278,9 @@ class DecisionService:
             for w in works
             if w.connection is not None
         }
-        batch: BatchInputs = self.decisions.read_batch(self.tenants, [w.vpc_endpoint_id for w in works], accounts)
+        batch: BatchInputs = self.decisions.read_batch(
+            self.tenants, [w.vpc_endpoint_id for w in works], accounts
+        )
         for account in accounts:
             owner = batch.tenants[account][0]
             if owner is None:
@@ -283,8 +288,8 @@ class DecisionService:
             else:
                 self._owners[account] = owner
         for work in works:
-            account = work.connection.vpc_endpoint_owner if work.connection is not None else None
-            work.inputs = batch.inputs(work.vpc_endpoint_id, account)
+            owner_account = work.connection.vpc_endpoint_owner if work.connection is not None else None
+            work.inputs = batch.inputs(work.vpc_endpoint_id, owner_account)
 
     def _read_until_listed(self, works: list[Work]) -> None:
         """Requested connections the first Describe did not list, read again (together) after each
@@ -307,6 +312,7 @@ class DecisionService:
                 for work in missing:
                     work.fail(exc)
                 missing = []
+                break
             found = [w for w in missing if w.connection is not None]
             for work in found:
                 logger.info(
@@ -327,7 +333,11 @@ class DecisionService:
             metrics.add_metric(name="ConnectionsNotYetVisible", unit=MetricUnit.Count, value=1)
             logger.info(
                 "EC2 still does not list the connection; left to the message's redelivery",
-                extra={**_ids(work.ref), "attempt": len(self.rereads) + 1, "waited_seconds": round(waited, 3)},
+                extra={
+                    **_ids(work.ref),
+                    "attempt": len(self.rereads) + 1,
+                    "waited_seconds": round(waited, 3),
+                },
             )
             work.fail(_not_visible(work.ref))
 
@@ -352,7 +362,11 @@ class DecisionService:
             if state is None or not state.in_flight:
                 continue
             if self.clock() - state.claimed_at < self.stale_after:
-                work.fail(DecisionInProgress(f"{state.vpc_endpoint_id} is being decided ({state.status}); retry later"))
+                work.fail(
+                    DecisionInProgress(
+                        f"{state.vpc_endpoint_id} is being decided ({state.status}); retry later"
+                    )
+                )
                 continue
             logger.warning(
                 "Resuming a decision left unfinished",
@@ -419,7 +433,7 @@ class DecisionService:
             return
         reason, why, tenant_id = forbidden
         actor = "reconcile" if request.trigger == "reconcile" else "auto"
-        self._revoke(work, why, actor, request.trigger, (reason,), tenant_id)
+        self._revoke(work, why, actor, request.trigger, reasons=(reason,), tenant_id=tenant_id)
 
     def _operator(self, work: Work, request: OperatorRequest) -> None:
         """An operator's approval (of a waiting or held request) or rejection (of a waiting one, or
@@ -437,7 +451,7 @@ class DecisionService:
             work.finish()
             return
         if request.decision == "rejected":
-            self._revoke(work, why, self.operator_actor, "operator", ("OperatorDecision",))
+            self._revoke(work, why, self.operator_actor, "operator", reasons=("OperatorDecision",))
             return
         policy = self.assess(connection, "operator", self.operator_actor, work.inputs).decision
         decision = with_outcome(policy, "accepted", ("OperatorDecision",), (why, *policy.explanation))
@@ -450,6 +464,7 @@ class DecisionService:
         why: str,
         actor: str,
         trigger: Trigger,
+        *,
         reasons: tuple[str, ...],
         tenant_id: str | None = None,
     ) -> None:
@@ -531,20 +546,28 @@ class DecisionService:
         explanation = (*evaluation.explain(), *data_plane_explanation(connection, data_plane))
         if evaluation.effect is None:
             outcome = ACTION_OUTCOME[self.default_action]
-            return Assessment(decided(fields, outcome, ("NoStatementMatched",), explanation), evaluation=evaluation)
+            return Assessment(
+                decided(fields, outcome, ("NoStatementMatched",), explanation), evaluation=evaluation
+            )
         outcome = EFFECT_OUTCOME[evaluation.effect]
         if outcome == "accepted" and isinstance(data_plane, DataPlaneUnreadable):
             # Fail closed: the template tests the load balancer and it cannot be read. Its own
             # Deny/Review statements for an absent key (Null, …IfExists) decided above.
-            return Assessment(decided(fields, "held", ("DataPlaneUnknown",), explanation), evaluation=evaluation)
+            return Assessment(
+                decided(fields, "held", ("DataPlaneUnknown",), explanation), evaluation=evaluation
+            )
         if outcome != "accepted":
-            return Assessment(decided(fields, outcome, evaluation.deciding_sids, explanation), evaluation=evaluation)
+            return Assessment(
+                decided(fields, outcome, evaluation.deciding_sids, explanation), evaluation=evaluation
+            )
         # The quota is the claim transaction's to enforce (a condition on the counter); the counter
         # read with the tenant only spares a claim that is sure to fail.
         limit = quota_limit(tenant, evaluation.parameters)
         if active >= limit:
             explanation = (*explanation, quota_line(tenant.tenant_id, limit))
-            return Assessment(decided(fields, "rejected", ("QuotaExceeded",), explanation), evaluation=evaluation)
+            return Assessment(
+                decided(fields, "rejected", ("QuotaExceeded",), explanation), evaluation=evaluation
+            )
         decision = decided(fields, "accepted", evaluation.deciding_sids, explanation)
         return Assessment(decision, Slot(tenant.tenant_id, connection.vpc_endpoint_id, limit), evaluation)
 
@@ -646,7 +669,9 @@ class DecisionService:
             listed = self.endpoint_service.connections_by_id([w.vpc_endpoint_id for w, _ in unconfirmed])
         except Exception:
             for work, exc in unconfirmed:
-                logger.warning("EC2 could not be read after a failed action; claim kept", extra=_ids(work.ref))
+                logger.warning(
+                    "EC2 could not be read after a failed action; claim kept", extra=_ids(work.ref)
+                )
                 work.fail(exc)
             return
         for work, exc in unconfirmed:
@@ -690,7 +715,9 @@ class DecisionService:
         if decision.outcome == "accepted":
             decision = self._with_access(decision)
             try:
-                work.claimed = self.decisions.finalise(work.claimed, decision, release_slot=False, at=self.clock())
+                work.claimed = self.decisions.finalise(
+                    work.claimed, decision, release_slot=False, at=self.clock()
+                )
             except WriteConflict:
                 # Another invocation resumed this claim meanwhile and records (and announces) it itself.
                 logger.info("Claim finished by another invocation", extra=_ids(decision))
@@ -732,7 +759,11 @@ class DecisionService:
         if claimed.in_flight:
             try:
                 self.decisions.finalise(
-                    claimed, claimed.decision, release_slot=_frees_slot(claimed), at=self.clock(), notified=True
+                    claimed,
+                    claimed.decision,
+                    release_slot=_frees_slot(claimed),
+                    at=self.clock(),
+                    notified=True,
                 )
             except WriteConflict:
                 logger.info("Claim finished by another invocation", extra=_ids(claimed.decision))
