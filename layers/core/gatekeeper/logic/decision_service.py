@@ -109,9 +109,10 @@ if TYPE_CHECKING:
 # The CLI assesses with the decider's own Assessment (logic.assessment holds the rules themselves).
 __all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "Work"]
 
-# A requested connection EC2 still does not list this long after the request reached the bus (two
-# of the decision queue's visibility timeouts, i.e. two redeliveries) is left to the reconciler's
-# sweep instead of the DLQ: it was deleted before EC2 listed it, or the sweep finds it still waiting.
+# A requested connection EC2 still does not list this long after the request reached the bus is left
+# to the reconciler's sweep instead of the DLQ: the first redelivery of its message (the queue's
+# visibility timeout, 210 s) still waits for it, the second (420 s) gives up. It was deleted before
+# EC2 listed it, or the sweep finds it still waiting.
 NOT_VISIBLE_GIVE_UP = timedelta(seconds=360)
 # Requested connections EC2 does not list yet are read again, together, after these pauses (seconds)
 # in the same invocation: a short lag then costs about a second instead of a redelivery of the
