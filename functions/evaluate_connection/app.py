@@ -1,15 +1,21 @@
-"""Decision requests on the bus → the decision path (accept, reject or hold; record; notify).
+"""Decision requests from the decision queue → the decision path (accept, reject or hold; record;
+announce), a batch at a time.
 
-Three rules deliver here: `Endpoint Connection Requested` and `Endpoint Connection Revocation
-Requested` from `vpce.gatekeeper` (the stack's own functions), and `Endpoint Connection Operator
-Decision` from `vpce.gatekeeper.operator` (only the operator principals may put that source).
-Errors propagate: EventBridge's async invoke retries (~1 and ~2 minutes later), then the function's
-on-failure DLQ; the decision state makes every retry safe, and the reconciler finishes anything a
-dead invocation left.
+Three EventBridge rules put requests on the queue: `Endpoint Connection Requested` and `Endpoint
+Connection Revocation Requested` from `vpce.gatekeeper` (the stack's own functions), and `Endpoint
+Connection Operator Decision` from `vpce.gatekeeper.operator` (only the operator principals may put
+that source). Each SQS message's body is the bus event. The batch is decided together (one EC2 read,
+one Accept and one Reject per service) and answered as a partial batch response
+(ReportBatchItemFailures, Powertools' BatchProcessor semantics without its per-record loop, which
+would decide one request at a time): a request that fails — or a message that is no request — comes
+back alone after the queue's visibility timeout, and lands in the DLQ after maxReceiveCount. The
+decision state makes every redelivery safe, and the reconciler finishes anything a dead invocation
+left. A request that needs no action (already decided, closed, unmanaged) succeeds.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,29 +27,60 @@ from gatekeeper.wiring.services import decision_service, load_policy_engine
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from gatekeeper.models.decision import Decision
+    from gatekeeper.models.requests import DecisionRequest
+
 # Init phase: settings are validated, clients built and the policy engine loaded once per
 # container, before any event.
 decision_service()
 load_policy_engine()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    request = decision_request(event)
-    endpoint = request.connection.vpc_endpoint_id
-    logger.append_keys(vpc_endpoint_id=endpoint, request=type(request).__name__)
-    decision = decision_service().handle(request)
-    if decision is None:
+def request_of(record: dict[str, Any]) -> DecisionRequest | Exception:
+    """One SQS record → the request its bus event makes, or why it is none (fail closed)."""
+    try:
+        return decision_request(json.loads(record["body"]))
+    except Exception as exc:
+        return exc
+
+
+def report(record: dict[str, Any], outcome: Decision | Exception | None) -> bool:
+    """Metrics and logs for one request; whether it is done (else its message comes back)."""
+    ids = {"message_id": record["messageId"]}
+    if isinstance(outcome, Exception):
+        logger.warning(
+            "Request not decided; the queue delivers it again",
+            extra={**ids, "error": f"{type(outcome).__name__}: {outcome}"},
+        )
+        metrics.add_metric(name="RequestsFailed", unit=MetricUnit.Count, value=1)
+        return False
+    if outcome is None:
+        # Already decided (a duplicate or a race), closed, unmanaged or stale: done, not a failure.
         metrics.add_metric(name="DuplicateRequests", unit=MetricUnit.Count, value=1)
-        return {"vpc_endpoint_id": endpoint, "decision": None}
-    metrics.add_metric(name=f"Connections{decision.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
+        return True
+    metrics.add_metric(name=f"Connections{outcome.outcome.capitalize()}", unit=MetricUnit.Count, value=1)
     logger.info(
         "Connection decided",
-        extra={"decision": decision.outcome, "reasons": decision.reasons, "tenant_id": decision.tenant_id},
+        extra={
+            **ids,
+            "vpc_endpoint_id": outcome.vpc_endpoint_id,
+            "decision": outcome.outcome,
+            "reasons": outcome.reasons,
+            "tenant_id": outcome.tenant_id,
+        },
     )
-    return {
-        "vpc_endpoint_id": decision.vpc_endpoint_id,
-        "decision": decision.outcome,
-        "reasons": list(decision.reasons),
-    }
+    return True
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
+    records = event["Records"]
+    requests = [request_of(record) for record in records]
+    decided = iter(decision_service().decide([r for r in requests if not isinstance(r, Exception)]))
+    failures = []
+    for record, request in zip(records, requests, strict=True):
+        outcome = request if isinstance(request, Exception) else next(decided)
+        if not report(record, outcome):
+            failures.append({"itemIdentifier": record["messageId"]})
+    return {"batchItemFailures": failures}

@@ -400,7 +400,8 @@ def _sns_requests(scope: _CallScope) -> list[Request] | None:
     topic = scope.params.get("TopicArn") or scope.params.get("TargetArn")
     if not topic:
         raise UnmappedCall("sns:Publish to a phone number or without a topic")
-    found = [scope.request(scope.action, str(topic))]
+    # PublishBatch has no IAM action of its own: AWS authorises it as sns:Publish.
+    found = [scope.request("sns:Publish", str(topic))]
     key = scope.view.topic_keys.get(str(topic))
     if key:  # SNS encrypts with the caller's permissions on the topic's key
         via = {

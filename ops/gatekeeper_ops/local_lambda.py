@@ -134,6 +134,16 @@ class Invocation:
     at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
     ended: float = 0.0  # ... and when it ended
 
+    @property
+    def failed_records(self) -> int:
+        """SQS/stream records that come back: all of a failed invocation's, or its batchItemFailures."""
+        records = len(self.event.get("Records", [])) if isinstance(self.event, dict) else 0
+        if not self.ok:
+            return max(1, records)
+        if isinstance(self.result, dict):
+            return len(self.result.get("batchItemFailures") or [])
+        return 0
+
 
 def reset_handler_caches() -> None:
     """Forget cached settings, clients and their session so handlers bind to the current environment

@@ -60,7 +60,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
         "DescribeTargetHealth",
     ),
     "events": ("PutEvents",),
-    "sns": ("Publish",),
+    "sns": ("Publish", "PublishBatch"),
 }
 MODEL = "service-2"
 

@@ -561,6 +561,22 @@ class _Builder:
         notification_id = notification["ConnectionNotification"]["ConnectionNotificationId"]
         return {"Ref": notification_id}
 
+    def _aws_events_rule(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A rule of its own (not a function's EventBridgeRule event), with its SQS targets."""
+        name = self.name(logical_id)
+        events = self.client("events")
+        bus = props.get("EventBusName", "default")
+        arn = events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]))[
+            "RuleArn"
+        ]
+        targets = [{"Id": t["Id"], "Arn": t["Arn"]} for t in props.get("Targets", [])]
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        self.stack.rule_patterns[name] = props["EventPattern"]
+        return {"Ref": name, "Arn": arn}
+
     def _aws_iam_role(self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         # Nothing enforces IAM here; the role only needs its name and ARN (outputs, the IAM contract).
         name = self.name(logical_id)

@@ -210,9 +210,10 @@ def test_load_reports_throughput_and_latency_percentiles(log_file, monkeypatch):
     assert report.outcomes == {"accepted": 24, "rejected": 3, "refused": 3}  # unknown accounts: EC2 refuses
     assert report.per_second > 0
     assert 0 < report.percentile(50) <= report.percentile(99)
-    # Each request decided in its first invocation, after one re-read (the emulator's read lag).
+    # Each request decided in its first invocation, after a re-read (the emulator's read lag); the
+    # decider re-reads a batch's unlisted connections together, one pause a round.
     assert report.invocation_errors == []
-    assert report.rereads == len(report.decided)
+    assert 0 < report.rereads <= len(report.decided)
     assert "decisions/s" in output(console)
 
 

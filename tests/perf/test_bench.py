@@ -28,7 +28,7 @@ def test_every_outcome_is_decided_as_labelled_and_its_calls_counted(stack: Bench
     assert list(measured) == [outcome.label for outcome in outcomes.OUTCOMES]
     for label, calls in measured.items():
         # One decision each, announced once on SNS and on the bus, read from EC2 first.
-        assert calls["sns:Publish"] == 1, label
+        assert calls["sns:PublishBatch"] == 1, label
         assert calls["events:PutEvents"] >= 2, label
         assert calls["ec2:DescribeVpcEndpointConnections"] >= 1, label
     accepted, suspended, unknown, held = measured.values()
@@ -66,7 +66,10 @@ def test_the_baseline_makes_the_plain_calls_and_decides_like_the_project(stack: 
         }
     )
     assert plain.calls == 16
-    assert project.calls > plain.calls
+    # The project's bookkeeping (claims, records, announced marks) costs calls the baseline does not
+    # make, but its decider shares the reads, EC2 actions and announcements of a batch: never more
+    # than one request alone costs (9), and in a burst about what the baseline spends.
+    assert 0 < project.calls <= 9 * project.decisions
 
 
 def test_partition_scoped_queries_answer_what_moto_answers() -> None:

@@ -88,11 +88,18 @@ class DecisionClock:
         self.at: dict[str, tuple[float, str]] = {}
 
     def __call__(self, operation: str, params: dict[str, Any]) -> None:
-        if operation != "sns:Publish" or params.get("TopicArn") != self.topic_arn:
+        if params.get("TopicArn") != self.topic_arn:
             return
-        document = json.loads(params["Message"])
-        decision = params["MessageAttributes"]["decision"]["StringValue"]
-        self.at.setdefault(document["vpc_endpoint_id"], (time.perf_counter(), decision))
+        if operation == "sns:Publish":
+            messages = [params]
+        elif operation == "sns:PublishBatch":  # the decider's: its batch's decisions, ten a call
+            messages = list(params["PublishBatchRequestEntries"])
+        else:
+            return
+        for message in messages:
+            document = json.loads(message["Message"])
+            decision = message["MessageAttributes"]["decision"]["StringValue"]
+            self.at.setdefault(document["vpc_endpoint_id"], (time.perf_counter(), decision))
 
 
 @dataclass

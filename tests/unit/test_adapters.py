@@ -109,7 +109,7 @@ def test_ec2_throttling_gives_up_after_the_configured_attempts(monkeypatch):
     client.meta.events.register("before-send.ec2.*", answer)
     with pytest.raises(ClientError, match="RequestLimitExceeded"):
         EndpointService(client).connection(ENDPOINT)
-    assert len(sent) == 6  # _EC2_CONFIG: standard mode, max_attempts 5 retries after the first try
+    assert len(sent) == 4  # _EC2_CONFIG: standard mode, total_max_attempts 4 (tests/unit/test_ec2_retries.py)
 
 
 def test_other_errors_are_not_retried(ec2):
@@ -246,3 +246,38 @@ def test_decision_notification_attributes_drive_subscription_filters():
     assert json.loads(envelope["Message"])["decision"] == "accepted"
     assert envelope["MessageAttributes"]["decision"]["Value"] == "accepted"
     assert envelope["MessageAttributes"]["service_id"]["Value"] == SERVICE
+
+
+@mock_aws
+def test_decisions_go_ten_a_publish_batch_each_with_its_stable_decision_id():
+    sns = boto3.client("sns", region_name="us-east-1")
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    topic = sns.create_topic(Name="decisions")["TopicArn"]
+    queue = sqs.create_queue(QueueName="all")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    calls: list[int] = []
+    sns.meta.events.register(
+        "provide-client-params.sns.PublishBatch",
+        lambda params, **_: calls.append(len(params["PublishBatchRequestEntries"])),
+    )
+    common = {"service_id": SERVICE, "vpc_endpoint_owner": "111111111111", "outcome": "rejected"}
+    decisions = [Decision(vpc_endpoint_id=f"vpce-{i:017x}", **common) for i in range(12)]
+    assert DecisionNotifier(sns, topic).publish_batch(decisions) == [None] * 12
+    assert calls == [10, 2]
+    received = []
+    while batch := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in batch:
+            received.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    by_id = {
+        json.loads(m["Message"])["decision_id"]: m["MessageAttributes"]["decision_id"]["Value"]
+        for m in received
+    }
+    assert sorted(by_id) == sorted(d.decision_id for d in decisions)
+    assert all(body == attribute for body, attribute in by_id.items())
+    # Stable: the same stored decision, announced again, has the same id.
+    again = Decision.model_validate_json(decisions[0].model_dump_json())
+    assert again.decision_id == decisions[0].decision_id

@@ -68,6 +68,26 @@ class FakeEndpoints:
     def reject(self, service_id: str, vpc_endpoint_id: str) -> None:
         self._act("Reject", "rejected")
 
+    # The decider's batch calls, for its one endpoint: through accept/reject, which tests replace.
+    def accept_all(self, service_id: str, vpc_endpoint_ids: list[str]) -> dict[str, ConnectionActionFailed]:
+        return self._one(self.accept, service_id, vpc_endpoint_ids)
+
+    def reject_all(self, service_id: str, vpc_endpoint_ids: list[str]) -> dict[str, ConnectionActionFailed]:
+        return self._one(self.reject, service_id, vpc_endpoint_ids)
+
+    @staticmethod
+    def _one(action, service_id: str, ids: list[str]) -> dict[str, ConnectionActionFailed]:
+        assert ids == [ENDPOINT]
+        try:
+            action(service_id, ENDPOINT)
+        except ConnectionActionFailed as unsuccessful:  # an `Unsuccessful` item, as EC2 answers it
+            return {ENDPOINT: unsuccessful}
+        return {}
+
+    def connections_by_id(self, vpc_endpoint_ids: list[str]) -> dict[str, VpcEndpointConnection]:
+        found = self.connection(ENDPOINT)
+        return {ENDPOINT: found} if found is not None and ENDPOINT in vpc_endpoint_ids else {}
+
     def connection(self, vpc_endpoint_id: str, service_id: str | None = None) -> VpcEndpointConnection | None:
         self.reads += 1
         if self.read_fail:
@@ -126,11 +146,18 @@ class FakeLoadBalancers:
 
 @dataclass
 class Recorder:
+    """SNS (publish_batch: decisions) or the bus (put: (detail type, detail) pairs); `sent` holds
+    what each accepted, one entry each, as the single-entry calls did: (decision,) or (type, [detail])."""
+
     sent: list[object] = field(default_factory=list)
 
-    def publish(self, *args: object) -> str:
-        self.sent.append(args)
-        return "id"
+    def publish_batch(self, decisions: list[object]) -> list[None]:
+        self.sent += [(d,) for d in decisions]
+        return [None] * len(decisions)
+
+    def put(self, events: list[tuple[str, object]]) -> list[None]:
+        self.sent += [(detail_type, [detail]) for detail_type, detail in events]
+        return [None] * len(events)
 
 
 class Clock:
@@ -422,17 +449,17 @@ def test_an_operator_request_for_a_connection_ec2_does_not_list_is_not_waited_fo
     assert world.waits == []
 
 
-def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_the_first_async_retry(world):
-    # The ingester no longer reads EC2 for a Connect: the decider's read is the one that waits for
-    # EC2 to list it, through Lambda's async retries (~1 and ~2 min), then stops raising (no DLQ).
+def test_a_connection_ec2_never_lists_is_left_to_the_sweep_after_two_redeliveries(world):
+    # The ingester does not read EC2 for a Connect: the decider's read is the one that waits for
+    # EC2 to list it, through the decision queue's redeliveries (every 180 s), then stops failing (no DLQ).
     world.ec2.current = None
     sent = world.clock.now
     asked = EvaluationRequest(connection=REF, trigger="notification", requested_at=sent)
-    world.clock.now = sent + timedelta(seconds=70)
+    world.clock.now = sent + timedelta(seconds=190)
     with pytest.raises(ConnectionNotVisible):
         world.service.handle(asked)
     assert world.waits == [0.2, 0.5, 1.0]
-    world.clock.now = sent + timedelta(seconds=190)
+    world.clock.now = sent + timedelta(seconds=370)
     assert world.service.handle(asked) is None
     assert world.waits == [0.2, 0.5, 1.0]  # past the give-up time: no more re-reads either
     assert world.tables.decisions.state(ENDPOINT) is None
@@ -471,7 +498,7 @@ def test_an_unfinished_claim_is_left_alone_while_fresh_and_resumed_when_stale(wo
 def test_an_accept_is_recorded_before_it_is_announced_and_a_lost_announcement_is_sent_later(world):
     # Recorded first: once the consumer deletes the endpoint, EC2 cannot tell whether an accept was
     # made, so an accept announced before its record could be rolled back by a resume.
-    world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
+    world.notifier.publish_batch = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
     assert outcomes(world) == ["accepted"]
@@ -479,7 +506,7 @@ def test_an_accept_is_recorded_before_it_is_announced_and_a_lost_announcement_is
     assert (state.status, state.notified) == ("accepted", False)
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) == [state]
     sent = Recorder()
-    world.notifier.publish = sent.publish
+    world.notifier.publish_batch = sent.publish_batch
     assert world.service.handle(requested()) is None  # the first sender may still be working
     assert sent.sent == []
     world.clock.now += timedelta(seconds=60)
@@ -512,14 +539,14 @@ def test_a_lost_reject_announcement_is_sent_when_its_claim_is_resumed(world):
     # A refusal is announced before it is recorded: a decider that dies announcing leaves its claim
     # in flight (Unsettled), and whoever resumes it reads EC2, records the effect and announces it.
     world.ec2.current = connection(owner="999999999999")
-    world.notifier.publish = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
+    world.notifier.publish_batch = lambda *a: (_ for _ in ()).throw(RuntimeError("SNS down"))
     with pytest.raises(RuntimeError):
         world.service.handle(requested())
     assert outcomes(world) == []
     assert world.tables.decisions.state(ENDPOINT).status == "rejecting"
     assert world.tables.decisions.unsettled(world.clock.now + timedelta(days=1)) != []
     sent = Recorder()
-    world.notifier.publish = sent.publish
+    world.notifier.publish_batch = sent.publish_batch
     with pytest.raises(DecisionInProgress):  # the first sender may still be working
         world.service.handle(requested())
     assert sent.sent == []
@@ -674,7 +701,8 @@ def test_quota_taken_by_a_concurrent_request_turns_accept_into_reject(world):
     assessment = world.service.assess(connection())
     assert assessment.decision.outcome == "accepted"
     world.tables.decisions.record_slot("acme", "vpce-00000000000000002")  # the race
-    decision = world.service._carry_out(assessment, None)
+    world.service.assess = lambda *args, **kwargs: assessment  # as assessed before the race
+    decision = world.service.handle(requested())
     assert (decision.outcome, decision.reasons) == ("rejected", ("QuotaExceeded",))
     assert world.ec2.calls == ["Reject"]
 
@@ -759,6 +787,10 @@ def test_invalid_tenant_record_holds(world):
     )
     decision = world.service.handle(requested())
     assert (decision.outcome, decision.reasons) == ("held", ("TenantInvalid",))
+    # Announced to the tenant the account is claimed by (its subscribers filter on tenant_id).
+    assert decision.tenant_id == "acme"
+    [(announced,)] = world.notifier.sent
+    assert announced.tenant_id == "acme"
     assert world.ec2.calls == []
 
 
@@ -859,3 +891,22 @@ def test_only_accepted_decisions_read_service_access(world):
     world.load_balancers.healthy_zones = ()
     world.service.handle(requested())
     assert "service_access" not in world.load_balancers.reads
+
+
+def test_an_unannounced_accept_is_announced_before_a_revocation_supersedes_it(world):
+    # The decider recorded the accept and died before announcing it; the tenant is suspended and the
+    # revocation comes first (found by `make chaos`): both decisions are heard, in order.
+    world.tables.decisions.mark_notified = lambda state: (_ for _ in ()).throw(RuntimeError("died"))
+    world.notifier.publish_batch = lambda *a: (_ for _ in ()).throw(RuntimeError("died"))
+    with pytest.raises(RuntimeError):
+        world.service.handle(requested())
+    del world.tables.decisions.mark_notified
+    sent = Recorder()
+    world.notifier.publish_batch = sent.publish_batch
+    world.tables.tenants.update(
+        world.tables.tenants.get("acme").model_copy(update={"status": "suspended"}), "op"
+    )
+    revocation = RevocationRequest(connection=REF, trigger="tenant-change", reason="suspended")
+    assert world.service.handle(revocation).outcome == "revoked"
+    assert [d.outcome for (d,) in sent.sent] == ["accepted", "revoked"]
+    assert world.tables.decisions.state(ENDPOINT).settled

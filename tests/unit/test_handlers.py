@@ -94,21 +94,51 @@ def test_reconcile_takes_the_sam_cli_schedule_sample_without_version(handler, mo
     assert result["stale_claims"] == 0
 
 
-def test_operator_decisions_from_another_source_are_refused(handler):
-    app = handler("evaluate_connection")
-    forged = {**sample("evaluate_connection_operator"), "source": "vpce.gatekeeper"}
-    with pytest.raises(EventRefused):
-        app.lambda_handler(forged, Context())
+def with_body(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """An SQS sample whose (one) record's bus event has `changes`."""
+    [record] = event["Records"]
+    body = {**json.loads(record["body"]), **changes}
+    return {"Records": [{**record, "body": json.dumps(body)}]}
 
 
-def test_the_decider_takes_each_request_sample_to_the_decision_path(handler, monkeypatch):
+def test_operator_decisions_from_another_source_fail_alone_and_are_never_decided(handler, monkeypatch):
     app = handler("evaluate_connection")
-    seen = []
-    monkeypatch.setattr(type(runtime.decision_service()), "handle", lambda self, r: seen.append(r) or None)
-    for name in ("evaluate_connection", "evaluate_connection_revocation", "evaluate_connection_operator"):
-        assert app.lambda_handler(sample(name), Context())["decision"] is None
-    assert [type(r).__name__ for r in seen] == ["EvaluationRequest", "RevocationRequest", "OperatorRequest"]
+    decided = []
+    monkeypatch.setattr(type(runtime.decision_service()), "decide", lambda self, rs: decided.extend(rs) or [])
+    forged = with_body(sample("evaluate_connection_operator"), source="vpce.gatekeeper")
+    [record] = forged["Records"]
+    assert app.lambda_handler(forged, Context()) == {
+        "batchItemFailures": [{"itemIdentifier": record["messageId"]}]
+    }
+    assert decided == []
+
+
+def test_the_decider_takes_each_request_sample_to_the_decision_path_in_one_batch(handler, monkeypatch):
+    app = handler("evaluate_connection")
+    batches = []
+    monkeypatch.setattr(
+        type(runtime.decision_service()), "decide", lambda self, rs: batches.append(rs) or [None] * len(rs)
+    )
+    names = ("evaluate_connection", "evaluate_connection_revocation", "evaluate_connection_operator")
+    event = {"Records": [r for name in names for r in sample(name)["Records"]]}
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    [batch] = batches
+    assert [type(r).__name__ for r in batch] == ["EvaluationRequest", "RevocationRequest", "OperatorRequest"]
     assert runtime.decision_service().operator_actor == f"operator:{ENVIRONMENT['OPERATOR_ROLE_ARN']}"
+
+
+def test_a_request_that_fails_comes_back_alone(handler, monkeypatch):
+    app = handler("evaluate_connection")
+    failure = RuntimeError("EC2 down")
+    monkeypatch.setattr(
+        type(runtime.decision_service()), "decide", lambda self, rs: [failure, None][: len(rs)]
+    )
+    records = [
+        sample("evaluate_connection")["Records"][0],
+        {**sample("evaluate_connection_revocation")["Records"][0], "messageId": "second"},
+    ]
+    failed = app.lambda_handler({"Records": records}, Context())
+    assert failed == {"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}
 
 
 def _report():
@@ -122,7 +152,7 @@ def test_log_keys_of_one_function_never_leak_into_anothers_lines(handler, monkey
     from gatekeeper.observability import logger
 
     evaluate, ingest = handler("evaluate_connection"), handler("ingest_notifications")
-    monkeypatch.setattr(type(runtime.decision_service()), "handle", lambda self, r: None)
+    monkeypatch.setattr(type(runtime.decision_service()), "decide", lambda self, rs: [None] * len(rs))
     evaluate.lambda_handler(sample("evaluate_connection"), Context(function_name="evaluate"))
     event = sample("ingest_notifications")
     event["Records"] = event["Records"][:1]

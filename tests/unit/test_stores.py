@@ -306,6 +306,23 @@ def test_unsettled_index_holds_claims_and_unannounced_decisions_until_announced(
     assert in_flight.in_flight
 
 
+def test_unsettled_states_spread_over_every_shard_and_are_all_found(tables):
+    # A constant partition key that every claim writes caps a burst at ~1,000 writes a second.
+    from gatekeeper.dal.decisions import UNSETTLED_SHARDS, unsettled_partition
+
+    at = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    ids = [f"vpce-{i:017x}" for i in range(1, 41)]
+    for endpoint in ids:
+        tables.decisions.claim(decision(endpoint, "held"), "held", None, at=at)
+    assert {unsettled_partition(e) for e in ids} == {f"UNSETTLED#{n}" for n in range(UNSETTLED_SHARDS)}
+    items = tables.client.scan(TableName=tables.names["DecisionsTableName"])["Items"]
+    assert {i["unsettled_pk"]["S"] for i in items if "unsettled_pk" in i} == {
+        unsettled_partition(e) for e in ids
+    }
+    found = tables.decisions.unsettled(at + timedelta(minutes=1))
+    assert [s.vpc_endpoint_id for s in found] == sorted(ids)  # every shard, oldest first
+
+
 def test_mark_notified_after_a_takeover_is_not_an_error(tables):
     claimed = tables.decisions.claim(decision(), "accepting", None)
     final = tables.decisions.finalise(claimed, decision())

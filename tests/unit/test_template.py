@@ -27,12 +27,41 @@ def function_dir(spec: dict[str, Any]) -> str:
     return Path(spec["Properties"]["CodeUri"]).name
 
 
-BUS_SAMPLES = {p.stem: sample(p) for p in EVENTS.glob("*.json") if "detail-type" in sample(p)}
+def bus_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A sample's bus event: the event itself, or the body of its first SQS record (the rules that
+    target the decision queue deliver the event as the message body)."""
+    if "Records" in event and event["Records"][0].get("eventSource") == "aws:sqs":
+        body = json.loads(event["Records"][0]["body"])
+        return body if isinstance(body, dict) else event
+    return event
+
+
+BUS_SAMPLES = {p.stem: bus_event(sample(p)) for p in EVENTS.glob("*.json")}
+BUS_SAMPLES = {name: event for name, event in BUS_SAMPLES.items() if "detail-type" in event}
+
+
+def _queue_consumer(queue: str) -> str:
+    """The function an SQS queue feeds."""
+    return next(
+        logical_id
+        for logical_id, spec in FUNCTIONS.items()
+        for event in spec["Properties"].get("Events", {}).values()
+        if event["Type"] == "SQS" and event["Properties"]["Queue"] == {"Fn::GetAtt": [queue, "Arn"]}
+    )
+
+
+# (function, rule, pattern): a function's own EventBridgeRule events, and the rules whose target is a
+# queue a function consumes.
 RULES = [
     (logical_id, event_id, event["Properties"]["Pattern"])
     for logical_id, spec in FUNCTIONS.items()
     for event_id, event in spec["Properties"].get("Events", {}).items()
     if event["Type"] == "EventBridgeRule"
+] + [
+    (_queue_consumer(target["Arn"]["Fn::GetAtt"][0]), logical_id, spec["Properties"]["EventPattern"])
+    for logical_id, spec in RESOURCES.items()
+    if spec["Type"] == "AWS::Events::Rule"
+    for target in spec["Properties"]["Targets"]
 ]
 
 
@@ -144,10 +173,9 @@ def test_samples_are_valid_for_their_handlers_models():
     from gatekeeper.models.events import connection_closed, decision_request
     from gatekeeper.models.requests import EvaluationRequest, OperatorRequest, RevocationRequest
 
-    assert isinstance(decision_request(sample(EVENTS / "evaluate_connection.json")), EvaluationRequest)
-    revocation = decision_request(sample(EVENTS / "evaluate_connection_revocation.json"))
-    assert isinstance(revocation, RevocationRequest)
-    assert isinstance(decision_request(sample(EVENTS / "evaluate_connection_operator.json")), OperatorRequest)
+    assert isinstance(decision_request(BUS_SAMPLES["evaluate_connection"]), EvaluationRequest)
+    assert isinstance(decision_request(BUS_SAMPLES["evaluate_connection_revocation"]), RevocationRequest)
+    assert isinstance(decision_request(BUS_SAMPLES["evaluate_connection_operator"]), OperatorRequest)
     connection_closed(sample(EVENTS / "close_connection.json"))
 
 
@@ -155,7 +183,7 @@ def test_operator_decisions_are_taken_only_from_the_operator_source():
     from gatekeeper.models.errors import EventRefused
     from gatekeeper.models.events import decision_request
 
-    forged = {**sample(EVENTS / "evaluate_connection_operator.json"), "source": "vpce.gatekeeper"}
+    forged = {**BUS_SAMPLES["evaluate_connection_operator"], "source": "vpce.gatekeeper"}
     with pytest.raises(EventRefused, match="not a request the decider takes"):
         decision_request(forged)
     # and no rule of the stack delivers it
@@ -254,10 +282,51 @@ def test_notifications_are_not_held_back_for_a_batching_window_by_default():
     }
 
 
-def test_claims_go_stale_after_the_deciders_timeout_and_before_lambdas_first_async_retry():
+def test_claims_go_stale_after_the_deciders_timeout_and_before_the_request_comes_back():
     stale = int(TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]["DECISION_CLAIM_STALE_SECONDS"])
     timeout = FUNCTIONS["EvaluateConnectionFunction"]["Properties"].get(
         "Timeout", TEMPLATE["Globals"]["Function"]["Timeout"]
     )
-    first_async_retry = 60  # Lambda retries a failed async invocation after about one minute
-    assert timeout < stale < first_async_retry
+    # A failed request's message comes back after the decision queue's visibility timeout.
+    redelivery = RESOURCES["DecisionQueue"]["Properties"]["VisibilityTimeout"]
+    assert timeout < stale < redelivery
+
+
+def test_decision_requests_reach_the_decider_through_its_queue_only_from_its_rules():
+    rules = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::Events::Rule"}
+    assert rules == {"DecisionRequestsRule", "OperatorDecisionsRule"}
+    for rule in rules:
+        [target] = RESOURCES[rule]["Properties"]["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": ["DecisionQueue", "Arn"]}
+        assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DecisionDeadLetterQueue", "Arn"]}
+    events = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Events"]
+    assert [e["Type"] for e in events.values()] == ["SQS"]  # no async invoke left to retry on its own
+    assert "EventInvokeConfig" not in FUNCTIONS["EvaluateConnectionFunction"]["Properties"]
+    [statement] = RESOURCES["DecisionQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": [{"Fn::GetAtt": [rule, "Arn"]} for rule in sorted(rules)]}
+    }
+    assert RESOURCES["DecisionQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_one_request_is_decided_at_once_and_the_ec2_rate_is_bounded_by_the_concurrency():
+    [requests] = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Events"].values()
+    props = requests["Properties"]
+    parameters = TEMPLATE["Parameters"]
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DecisionMaxConcurrency"}
+    assert parameters["DecisionMaxConcurrency"]["MinValue"] == 2  # AWS's minimum
+    assert parameters["DecisionMaxConcurrency"]["Default"] <= 5
+    # No batching window by default: a request alone is handed over at once.
+    assert props["MaximumBatchingWindowInSeconds"] == {"Ref": "DecisionBatchingWindowSeconds"}
+    assert parameters["DecisionBatchingWindowSeconds"]["Default"] == 0
+    # SQS mappings take more than 10 a batch only with a window: 10 when there is none.
+    assert props["BatchSize"] == {"Fn::If": ["GathersDecisionBatches", {"Ref": "DecisionBatchSize"}, 10]}
+    assert TEMPLATE["Conditions"]["GathersDecisionBatches"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "DecisionBatchingWindowSeconds"}, 0]}]
+    }
+    # A message never becomes visible again while its batch (gathered, then run) may still be running.
+    timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+    window = parameters["DecisionBatchingWindowSeconds"]["MaxValue"]
+    assert RESOURCES["DecisionQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout + window

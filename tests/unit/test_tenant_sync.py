@@ -360,21 +360,27 @@ class FakeEc2State:
     state: str = "available"
     calls: list[str] = field(default_factory=list)
 
-    def connection(self, vpc_endpoint_id, service_id=None):
-        return endpoint(1, self.state)
+    def connections_by_id(self, vpc_endpoint_ids):
+        connection = endpoint(1, self.state)
+        return {connection.vpc_endpoint_id: connection}
 
-    def reject(self, service_id, vpc_endpoint_id):
+    def reject_all(self, service_id, vpc_endpoint_ids):
         self.calls.append("Reject")
         self.state = "rejected"
+        return {}
 
 
 @dataclass
 class Sink:
+    """SNS's PublishBatch or the bus's put, as the decider calls them: every entry taken."""
+
     sent: list[Any] = field(default_factory=list)
 
-    def publish(self, *args: Any) -> str:
-        self.sent.append(args)
-        return "id"
+    def publish_batch(self, entries: list[Any]) -> list[None]:
+        self.sent += entries
+        return [None] * len(entries)
+
+    put = publish_batch
 
 
 @pytest.fixture

@@ -53,7 +53,12 @@ from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.stack import ROOT
 
 RECONCILE = "ReconcileConnectionsFunction"
-DLQS = ("NotificationDeadLetterQueueUrl", "DecisionDeadLetterQueueUrl", "TenantSyncDeadLetterQueueUrl")
+DLQS = (
+    "NotificationDeadLetterQueueUrl",
+    "DecisionQueueDeadLetterQueueUrl",
+    "DecisionDeadLetterQueueUrl",
+    "TenantSyncDeadLetterQueueUrl",
+)
 _ROUND = 0.05  # virtual seconds one delivery round takes
 _IDS = re.compile(r"vpce-[0-9a-f]{8,17}|\b\d{12}\b|[0-9a-f]{8}-[0-9a-f-]{27}")
 
@@ -133,8 +138,8 @@ class ChaosReport:
             if endpoint not in json.dumps(invocation.event, default=str):
                 continue
             outcome = "ok" if invocation.ok else f"FAILED {invocation.error}"
-            if invocation.ok and isinstance(invocation.result, dict) and "decision" in invocation.result:
-                outcome = f"ok, decision={invocation.result['decision']}"
+            if invocation.ok and invocation.failed_records:
+                outcome = f"ok, {invocation.failed_records} of its records failed"
             lines.append(
                 f"t+{invocation.at - start:8.2f}s  {invocation.function} ({invocation.trigger}, attempt "
                 f"{invocation.attempt}): {outcome.partition(chr(10))[0][:200]}"

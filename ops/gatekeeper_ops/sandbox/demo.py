@@ -177,6 +177,7 @@ def run(
         with console.status("Provisioning the stack from template.yaml and seeding demo-seed.yaml…"):
             pauses = stack.enter_context(decider_pauses())  # before any handler builds its services
             producer = create_producer(seed, on_invocation=watch.on_invocation, stack_name=STACK_NAME)
+            watch.decisions = producer.account.decisions
             # After the local Lambda service set the handlers' environment (POWERTOOLS_*).
             stack.enter_context(handler_logs_to(log))
             onboarded = seed_account(producer, seed)

@@ -75,7 +75,7 @@ class LoadReport:
     setup_seconds: float
     durations: dict[str, list[float]] = field(default_factory=dict)  # function → seconds, in order
     invocation_errors: list[str] = field(default_factory=list)  # of the invocations that raised
-    rereads: int = 0  # the decider's re-reads of an endpoint EC2 did not list yet (pauses not slept)
+    rereads: int = 0  # the decider's re-read rounds (a batch's unlisted endpoints together; pauses not slept)
 
     def work_trend(self, function: str) -> tuple[float, float]:
         """Mean duration of the first and the last tenth of a function's invocations."""

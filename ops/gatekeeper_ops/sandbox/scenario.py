@@ -6,6 +6,7 @@ EC2 shows, and which subscribers were told.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,21 +38,34 @@ class DecisionWatch:
     """Times decisions: from the consumer's CreateVpcEndpoint (or the operator's change) to the
     moment the handler that recorded and announced the decision returned.
 
-    Its `on_invocation` is the local Lambda service's callback; it sees every invocation."""
+    Its `on_invocation` is the local Lambda service's callback; it sees every invocation. The decider
+    answers a batch with its failures only, so the decisions of the requests it finished are read
+    from the decisions table (`decisions`, set once the stack exists)."""
 
     def __init__(self) -> None:
         self.decided: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
+        self.decisions: DecisionStore | None = None
+        self._seen: set[tuple[str, str]] = set()  # (endpoint, decision id) already reported
 
     def on_invocation(self, invocation: Invocation) -> None:
-        result: Any = invocation.result
-        if not invocation.ok or not isinstance(result, dict):
+        if invocation.function != "EvaluateConnectionFunction" or self.decisions is None:
             return
-        endpoint, decision = result.get("vpc_endpoint_id"), result.get("decision")
-        if isinstance(endpoint, str) and isinstance(decision, str):
-            self.decided[endpoint].append((time.perf_counter(), decision))
+        if not invocation.ok or not isinstance(invocation.event, dict):
+            return
+        failed = {f["itemIdentifier"] for f in (invocation.result or {}).get("batchItemFailures", [])}
+        for record in invocation.event.get("Records", []):
+            if record["messageId"] in failed:
+                continue
+            endpoint = json.loads(record["body"])["detail"]["connection"]["VpcEndpointId"]
+            state = self.decisions.state(endpoint)
+            if state is None or state.in_flight or (endpoint, state.decision.decision_id) in self._seen:
+                continue
+            self._seen.add((endpoint, state.decision.decision_id))
+            decision = state.decision.model_dump(mode="json")
+            self.decided[endpoint].append((time.perf_counter(), str(decision["decision"])))
             for listener in self.listeners:
-                listener(endpoint, result)
+                listener(endpoint, decision)
 
     def latency(self, endpoint: str, since: float) -> float | None:
         times = [at for at, _ in self.decided.get(endpoint, []) if at >= since]

@@ -73,6 +73,7 @@ def test_dashboard_body_is_json_and_every_widget_names_its_metrics(producer):
         for name in (
             "NotificationDeadLetterQueueUrl",
             "DecisionDeadLetterQueueUrl",
+            "DecisionQueueDeadLetterQueueUrl",
             "TenantSyncDeadLetterQueueUrl",
         )
     ]

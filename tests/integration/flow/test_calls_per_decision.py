@@ -34,7 +34,7 @@ READS = {
 # Accept/Reject notification of it costs nothing.
 EXECUTED = {
     f"{EVALUATE} dynamodb:TransactWriteItems": 2,
-    f"{EVALUATE} sns:Publish": 1,
+    f"{EVALUATE} sns:PublishBatch": 1,
     f"{EVALUATE} events:PutEvents": 1,
 }
 EXPECTED = {
@@ -53,7 +53,7 @@ EXPECTED = {
     "held": {
         **READS,
         f"{EVALUATE} dynamodb:TransactWriteItems": 1,
-        f"{EVALUATE} sns:Publish": 1,
+        f"{EVALUATE} sns:PublishBatch": 1,
         f"{EVALUATE} events:PutEvents": 1,
         f"{EVALUATE} dynamodb:UpdateItem": 1,
     },

@@ -97,10 +97,14 @@ def test_2500_pending_connections_over_several_pages_are_all_decided_none_twice(
     assert calls["DescribeVpcEndpointConnections"] == -(-2 * N // 1000)  # 1,000 a page
     producer.settle()
 
-    requested = [i for i in invocations(producer, EVALUATE) if i.trigger == "Endpoint Connection Requested"]
-    assert len(requested) == 2 * N
-    assert len({i.result["vpc_endpoint_id"] for i in requested}) == 2 * N  # each announced once
-    decided = Counter((i.result["vpc_endpoint_id"] in accepted, i.result["decision"]) for i in requested)
+    requested = [
+        json.loads(record["body"])["detail"]["connection"]["VpcEndpointId"]
+        for i in invocations(producer, EVALUATE)
+        for record in i.event["Records"]
+    ]
+    assert len(requested) == len(set(requested)) == 2 * N  # each announced once, decided in batches
+    assert not [i for i in invocations(producer, EVALUATE) if i.failed_records]
+    decided = Counter((d.vpc_endpoint_id in accepted, d.outcome) for d in producer.decisions.all_decisions())
     assert decided == {(True, "accepted"): N, (False, "rejected"): N}
     assert producer.decisions.active_endpoints("acme") == N
     states = {c["VpcEndpointId"]: c["VpcEndpointState"] for c in _connections(producer)}

@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 
+# Ids a Describe filter carries at once (EC2 documents up to 200 values a filter for its Describe
+# calls); more are read in chunks, each paged.
+FILTER_VALUES = 200
+
+
 class EndpointService:
     def __init__(self, client: EC2Client) -> None:
         self._client = client
@@ -30,6 +35,18 @@ class EndpointService:
         response = self._client.describe_vpc_endpoint_connections(Filters=filters)
         found = response.get("VpcEndpointConnections", [])
         return VpcEndpointConnection.model_validate(found[0]) if found else None
+
+    def connections_by_id(self, vpc_endpoint_ids: Sequence[str]) -> dict[str, VpcEndpointConnection]:
+        """The connections of these endpoints that EC2 lists, by endpoint id: one Describe (a filter
+        takes many `vpc-endpoint-id` values) per FILTER_VALUES ids, 1,000 a page. An id missing from
+        the answer is not listed (yet: Describe is eventually consistent)."""
+        unique = list(dict.fromkeys(vpc_endpoint_ids))
+        found: dict[str, VpcEndpointConnection] = {}
+        for start in range(0, len(unique), FILTER_VALUES):
+            chunk = unique[start : start + FILTER_VALUES]
+            for connection in self._pages([{"Name": "vpc-endpoint-id", "Values": chunk}]):
+                found[connection.vpc_endpoint_id] = connection
+        return found
 
     def connections(
         self,
@@ -47,6 +64,9 @@ class EndpointService:
             filters.append({"Name": "vpc-endpoint-state", "Values": list(states)})
         if owners:
             filters.append({"Name": "vpc-endpoint-owner", "Values": list(owners)})
+        yield from self._pages(filters)
+
+    def _pages(self, filters: list[Any]) -> Iterator[VpcEndpointConnection]:
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
@@ -61,6 +81,25 @@ class EndpointService:
 
     def _describe(self, kwargs: dict[str, Any]) -> Any:
         return self._client.describe_vpc_endpoint_connections(**kwargs)
+
+    def accept_all(
+        self, service_id: str, vpc_endpoint_ids: Sequence[str]
+    ) -> dict[str, ConnectionActionFailed]:
+        """Accept many connections of one service in one call; the ids EC2 answered in `Unsuccessful`,
+        each with its error (the others were accepted). A call that fails raises: its effect is unknown."""
+        response = self._client.accept_vpc_endpoint_connections(
+            ServiceId=service_id, VpcEndpointIds=list(vpc_endpoint_ids)
+        )
+        return _unsuccessful("Accept", vpc_endpoint_ids, response)
+
+    def reject_all(
+        self, service_id: str, vpc_endpoint_ids: Sequence[str]
+    ) -> dict[str, ConnectionActionFailed]:
+        """Reject (or revoke) many connections of one service in one call; see accept_all."""
+        response = self._client.reject_vpc_endpoint_connections(
+            ServiceId=service_id, VpcEndpointIds=list(vpc_endpoint_ids)
+        )
+        return _unsuccessful("Reject", vpc_endpoint_ids, response)
 
     def accept(self, service_id: str, vpc_endpoint_id: str) -> None:
         response = self._client.accept_vpc_endpoint_connections(
@@ -114,3 +153,20 @@ def _raise_unsuccessful(action: str, vpc_endpoint_id: str, response: Any) -> Non
             raise ConnectionActionFailed(
                 action, vpc_endpoint_id, error.get("Code", "Unknown"), error.get("Message", "")
             )
+
+
+def _unsuccessful(
+    action: str, vpc_endpoint_ids: Sequence[str], response: Any
+) -> dict[str, ConnectionActionFailed]:
+    """`Unsuccessful` items by endpoint id. An item without a ResourceId cannot be placed: it fails
+    every id of the call (none is assumed done)."""
+    failed: dict[str, ConnectionActionFailed] = {}
+    for item in response.get("Unsuccessful", []):
+        error = item.get("Error", {})
+        code, message = error.get("Code", "Unknown"), error.get("Message", "")
+        owners = (
+            [item["ResourceId"]] if item.get("ResourceId") in vpc_endpoint_ids else list(vpc_endpoint_ids)
+        )
+        for endpoint in owners:
+            failed[endpoint] = ConnectionActionFailed(action, endpoint, code, message)
+    return failed

@@ -14,8 +14,8 @@ before and after). The reconciler reads a tenant's slots with a paginated Query 
 A counter from before this layout also carries `endpoints`, a string set of its slots: nothing
 reads it, and the next claim or release of that tenant removes it (in the same constant-size update).
 
-The decision path reads what it needs in one BatchGetItem across the decisions and tenants tables
-(`read_inputs`): the endpoint's state, the account's claim and — when the container has seen the
+The decision path reads what a batch of requests needs in one BatchGetItem across the decisions and
+tenants tables (`read_batch`): the endpoint's state, the account's claim and — when the container has seen the
 account before — the claimed tenant's record and quota counter, checked against the claim. Of the
 decisions table it reads only the state's fields and the counter's `active` (READ_ATTRIBUTES), never
 a legacy counter's `endpoints` set; the tenants table is read whole, since a tenant record is
@@ -23,8 +23,9 @@ validated whole (an attribute the model does not know makes it invalid: fail clo
 
 A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
 `revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
-the sparse GSI `Unsettled`. The reconciler queries it every sweep and puts what a dead invocation
-left behind back on the decision path, so every in-flight state has an owner that finishes it.
+the sparse GSI `Unsettled` (its partition key sharded by endpoint, UNSETTLED_SHARDS). The reconciler
+queries it every sweep and puts what a dead invocation left behind back on the decision path, so
+every in-flight state has an owner that finishes it.
 
 The state item is what makes one decision effective per endpoint: every transition is a
 conditional write on its `seq`, so of two concurrent deciders exactly one wins, and a duplicate
@@ -34,6 +35,8 @@ so two requests can never both take a tenant's last slot.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -71,6 +74,16 @@ QUOTA_SK = "QUOTA"
 READ_ATTRIBUTES = ("pk", "sk", "status", "seq", "decision", "notified", "claimed_at", "slot_tenant", "active")
 UNSETTLED_INDEX = "Unsettled"
 UNSETTLED_PK = "UNSETTLED"
+# The Unsettled index's partitions: every claim writes one, and a partition key takes ~1,000 writes a
+# second (GSIs included), so a burst spreads them over UNSETTLED_SHARDS keys by a hash of the endpoint
+# id; the reconciler queries them all (one Query each, a sweep).
+UNSETTLED_SHARDS = 8
+BATCH_GET_KEYS = 100  # BatchGetItem takes at most 100 keys a call
+
+
+def unsettled_partition(vpc_endpoint_id: str) -> str:
+    """The Unsettled partition of an endpoint's state: stable (crc32, not Python's salted hash)."""
+    return f"{UNSETTLED_PK}#{zlib.crc32(vpc_endpoint_id.encode()) % UNSETTLED_SHARDS}"
 
 
 def endpoint_pk(vpc_endpoint_id: str) -> str:
@@ -128,6 +141,21 @@ class DecisionInputs:
 Keys = dict[str, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class BatchInputs:
+    """What the decision path read from the tables for a batch (DecisionStore.read_batch)."""
+
+    states: dict[str, EndpointState]  # endpoint id → its state (absent: never decided)
+    tenants: dict[
+        str, tuple[str | None, Tenant | TenantInvalid | None, int]
+    ]  # account → owner, record, active
+
+    def inputs(self, vpc_endpoint_id: str | None, account: str | None) -> DecisionInputs:
+        state = self.states.get(vpc_endpoint_id) if vpc_endpoint_id else None
+        owner, tenant, active = self.tenants.get(account, (None, None, 0)) if account else (None, None, 0)
+        return DecisionInputs(state, owner, tenant, active)
+
+
 def _state_from_item(item: dict[str, Any]) -> EndpointState:
     return EndpointState(
         vpc_endpoint_id=item["pk"].removeprefix("ENDPOINT#"),
@@ -176,34 +204,69 @@ class DecisionStore:
         """The endpoint's state (when an id is given) and the tenant claiming the account (when one is
         given), consistently read. `tenant_guess` (the tenant this container last saw claim the account)
         is read in the same call; when the claim names another tenant, its record is read after it."""
-        wanted: list[tuple[str, Keys]] = []
-        if vpc_endpoint_id is not None:
-            wanted.append((self._table, key(endpoint_pk(vpc_endpoint_id), STATE_SK)))
-        if account is not None:
-            wanted.append((tenants.table, key(claim_pk(account), CLAIM_SK)))
-            if tenant_guess is not None:
-                wanted += self._tenant_keys(tenants, tenant_guess)
+        guesses = {account: tenant_guess} if account is not None else {}
+        batch = self.read_batch(tenants, [vpc_endpoint_id] if vpc_endpoint_id else [], guesses)
+        return batch.inputs(vpc_endpoint_id, account)
+
+    def read_batch(
+        self, tenants: TenantStore, vpc_endpoint_ids: Sequence[str], accounts: Mapping[str, str | None]
+    ) -> BatchInputs:
+        """What a batch of requests needs from the tables, consistently read in one BatchGetItem (100
+        keys a call): the endpoints' states, the accounts' claims and, for each account (→ the tenant
+        this container last saw claim it, or None), that tenant's record and quota counter. Accounts
+        whose claim names a tenant not guessed cost one more BatchGetItem, for all of them together."""
+        wanted: list[tuple[str, Keys]] = [
+            (self._table, key(endpoint_pk(v), STATE_SK)) for v in vpc_endpoint_ids
+        ]
+        wanted += [(tenants.table, key(claim_pk(account), CLAIM_SK)) for account in accounts]
+        guessed = {guess for guess in accounts.values() if guess is not None}
+        for tenant_id in sorted(guessed):
+            wanted += self._tenant_keys(tenants, tenant_id)
         found = self._batch_get(wanted, READ_ATTRIBUTES)
-        raw_state = found.get((self._table, endpoint_pk(vpc_endpoint_id or ""), STATE_SK))
-        state = _state_from_item(decode(raw_state)) if raw_state else None
-        claim = found.get((tenants.table, claim_pk(account or ""), CLAIM_SK))
-        owner = str(claim["tenant_id"]["S"]) if claim and "S" in claim.get("tenant_id", {}) else None
-        if owner is None or account is None:
-            return DecisionInputs(state, None, None, 0)
-        if owner != tenant_guess:
-            found = self._batch_get(self._tenant_keys(tenants, owner), READ_ATTRIBUTES)
+        states: dict[str, EndpointState] = {}
+        for vpc_endpoint_id in vpc_endpoint_ids:
+            raw_state = found.get((self._table, endpoint_pk(vpc_endpoint_id), STATE_SK))
+            if raw_state:
+                states[vpc_endpoint_id] = _state_from_item(decode(raw_state))
+        owners: dict[str, str] = {}
+        for account in accounts:
+            claim = found.get((tenants.table, claim_pk(account), CLAIM_SK))
+            if claim and "S" in claim.get("tenant_id", {}):
+                owners[account] = str(claim["tenant_id"]["S"])
+        unguessed = sorted(set(owners.values()) - guessed)
+        if unguessed:
+            found.update(
+                self._batch_get(
+                    [k for t in unguessed for k in self._tenant_keys(tenants, t)], READ_ATTRIBUTES
+                )
+            )
+        return BatchInputs(
+            states,
+            {account: self._tenant_of(tenants, account, owners.get(account), found) for account in accounts},
+        )
+
+    def _tenant_of(
+        self,
+        tenants: TenantStore,
+        account: str,
+        owner: str | None,
+        found: dict[tuple[str, str, str], dict[str, Any]],
+    ) -> tuple[str | None, Tenant | TenantInvalid | None, int]:
+        """(owner, its record, its active endpoints) for an account, from what was read; fails closed."""
+        if owner is None:
+            return None, None, 0
         raw_tenant = found.get((tenants.table, tenant_pk(owner), TENANT_SK))
         quota = found.get((self._table, tenant_pk(owner), QUOTA_SK))
         active = int(decode(quota).get("active", 0)) if quota else 0
         if raw_tenant is None:
-            return DecisionInputs(state, owner, None, active)  # a claim whose record is gone: unknown
+            return owner, None, active  # a claim whose record is gone: unknown
         try:
             tenant: Tenant | TenantInvalid | None = tenant_from_item(raw_tenant)
         except TenantInvalid as exc:
             tenant = exc
         if isinstance(tenant, Tenant) and account not in tenant.accounts():
             tenant = None  # the claim and the record disagree: fail closed
-        return DecisionInputs(state, owner, tenant, active)
+        return owner, tenant, active
 
     def _tenant_keys(self, tenants: TenantStore, tenant_id: str) -> list[tuple[str, Keys]]:
         return [
@@ -228,6 +291,10 @@ class DecisionStore:
             options[self._table]["ProjectionExpression"] = ", ".join(names)
             options[self._table]["ExpressionAttributeNames"] = names
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        if sum(len(k) for k in keys.values()) > BATCH_GET_KEYS:
+            for start in range(0, len(wanted), BATCH_GET_KEYS):
+                found.update(self._batch_get(wanted[start : start + BATCH_GET_KEYS], attributes))
+            return found
         while keys:
             request: dict[str, Any] = {table: {**options[table], "Keys": k} for table, k in keys.items()}
             response = self._client.batch_get_item(RequestItems=request)
@@ -348,19 +415,22 @@ class DecisionStore:
         return True
 
     def unsettled(self, claimed_before: datetime) -> list[EndpointState]:
-        """States claimed before a moment and still in flight or unannounced (sparse GSI, every page)."""
+        """States claimed before a moment and still in flight or unannounced (sparse GSI, every shard,
+        every page), oldest first."""
         found: list[EndpointState] = []
-        for page in self._client.get_paginator("query").paginate(
-            TableName=self._table,
-            IndexName=UNSETTLED_INDEX,
-            KeyConditionExpression="unsettled_pk = :u AND unsettled_sk < :before",
-            ExpressionAttributeValues={
-                ":u": {"S": UNSETTLED_PK},
-                ":before": {"S": claimed_before.isoformat()},
-            },
-        ):
-            found += [_state_from_item(decode(item)) for item in page.get("Items", [])]
-        return found
+        paginator = self._client.get_paginator("query")
+        for shard in range(UNSETTLED_SHARDS):
+            for page in paginator.paginate(
+                TableName=self._table,
+                IndexName=UNSETTLED_INDEX,
+                KeyConditionExpression="unsettled_pk = :u AND unsettled_sk < :before",
+                ExpressionAttributeValues={
+                    ":u": {"S": f"{UNSETTLED_PK}#{shard}"},
+                    ":before": {"S": claimed_before.isoformat()},
+                },
+            ):
+                found += [_state_from_item(decode(item)) for item in page.get("Items", [])]
+        return sorted(found, key=lambda state: (state.claimed_at, state.vpc_endpoint_id))
 
     def take_over_notification(self, state: EndpointState, at: datetime | None = None) -> EndpointState:
         """Claim an unsent notification whose decider disappeared (crashed after recording)."""
@@ -595,7 +665,7 @@ def _unsettled_keys(state: EndpointState) -> dict[str, str]:
     """Sparse-index keys while the state still needs work (see the module docstring)."""
     if state.in_flight or not state.notified:
         return {
-            "unsettled_pk": UNSETTLED_PK,
+            "unsettled_pk": unsettled_partition(state.vpc_endpoint_id),
             "unsettled_sk": f"{state.claimed_at.isoformat()}#{state.vpc_endpoint_id}",
         }
     return {}

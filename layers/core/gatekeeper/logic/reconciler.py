@@ -14,8 +14,8 @@ period the sweep pages through every connection of every managed service and:
 - adds tenants' principals that are missing from a service's allowed principals (never removes:
   a principal the producer allowed by hand is not the sweep's to take away);
 - finishes what dead invocations left: a claim in flight for longer than `stale_after`, or a decision
-  recorded but never announced, is put back on the decision path (the `Unsettled` index, one Query),
-  which resumes the claim after reading EC2 again, or announces the decision.
+  recorded but never announced, is put back on the decision path (the `Unsettled` index, one Query
+  per shard), which resumes the claim after reading EC2 again, or announces the decision.
 
 Reads are batched (connections 1,000 a page, decision states and quota counters 100 a call, the
 slots of each tenant holding any one paginated Query) and

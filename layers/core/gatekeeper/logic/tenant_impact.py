@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, Literal
 
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
-from gatekeeper.logic.decision_service import _ACTION_OUTCOME, _EFFECT_OUTCOME, connection_context
+from gatekeeper.logic.assessment import ACTION_OUTCOME, EFFECT_OUTCOME, connection_context
 from gatekeeper.models.connection import (
     ACCEPTED_STATES,
     OPEN_STATES,
@@ -172,8 +172,8 @@ def policy_outcome(
     except PolicyError:
         return "held", ("TemplateInvalid",)
     if evaluation.effect is None:
-        return _ACTION_OUTCOME[default_action], ("NoStatementMatched",)
-    return _EFFECT_OUTCOME[evaluation.effect], tuple(evaluation.deciding_sids)
+        return ACTION_OUTCOME[default_action], ("NoStatementMatched",)
+    return EFFECT_OUTCOME[evaluation.effect], tuple(evaluation.deciding_sids)
 
 
 def _outcome(outcome: tuple[str, tuple[str, ...]]) -> str:

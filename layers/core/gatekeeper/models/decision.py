@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from gatekeeper.models.identifiers import (
     now_utc,
@@ -54,6 +54,13 @@ class Decision(BaseModel):
     trigger: Trigger = "notification"
     decided_at: datetime = Field(default_factory=now_utc)
     service_access: ServiceAccess | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def decision_id(self) -> str:
+        """Stable across re-announcements (a resume announces the stored decision again): subscribers
+        de-duplicate on it, since announcements are at-least-once. The decision record's own key."""
+        return f"{self.vpc_endpoint_id}#{self.decided_at.isoformat()}#{self.outcome}"
 
     @model_validator(mode="after")
     def _actor(self) -> Decision:

@@ -42,10 +42,18 @@ if TYPE_CHECKING:
 
 # Short timeouts: a stuck call should fail and be retried, not eat the function's timeout. One retry
 # layer: botocore's standard mode (throttling incl. RequestLimitExceeded/EC2ThrottledException, 5xx,
-# connection errors; exponential backoff, full jitter). EC2 throttles per account and API, so it
-# gets more attempts.
+# connection errors; exponential backoff, full jitter: before retry i (1-based) it sleeps
+# rand(0..1) x min(2**(i-1), 20) s for throttling). Careful with the names: a Config's `max_attempts`
+# counts RETRIES (botocore's args.py adds one), `total_max_attempts` counts every attempt.
 _CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-_EC2_CONFIG = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 5})
+# EC2 throttles per account and API (token buckets shared with the producer's other automation):
+# 4 attempts in all, so one fully throttled call backs off at most 1 + 2 + 4 = 7 s, well inside the
+# decider's 30 s timeout (pinned by tests/unit/test_services.py). A batch makes few EC2 calls, and
+# what still fails comes back with its SQS message, so more attempts here would only hold the batch.
+EC2_TOTAL_ATTEMPTS = 4
+_EC2_CONFIG = Config(
+    connect_timeout=3, read_timeout=10, retries={"mode": "standard", "total_max_attempts": EC2_TOTAL_ATTEMPTS}
+)
 # Load balancer health and the accepted notice: cached, and a failure holds (or leaves the notice
 # bare) instead of waiting, so shorter timeouts and fewer attempts than the calls that decide.
 _ELBV2_CONFIG = Config(connect_timeout=2, read_timeout=4, retries={"mode": "standard", "max_attempts": 2})
