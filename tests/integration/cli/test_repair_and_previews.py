@@ -247,7 +247,7 @@ def test_pruning_import_previews_the_endpoints_of_the_tenants_it_removes(seeded,
     exported = yaml.safe_load(cli.ok("tenants", "export").stdout)
     path = tmp_path / "globex-only.yaml"
     path.write_text(
-        yaml.safe_dump({"tenants": [t for t in exported["tenants"] if t["tenant_id"] == "globex"]})
+        yaml.safe_dump([t for t in exported if t["tenant_id"] == "globex"])
     )
     args = ("tenants", "import", str(path), "--prune", "--confirm-removals", "1")
     before = table_snapshot(seeded)
@@ -353,7 +353,7 @@ def test_template_push_previews_the_connections_it_decides_differently(seeded, c
         "differs",
     )
     assert planned["why"].startswith("accepted (Accept) → rejected (Closed) under standard")
-    assert cli.json("templates", "list", "standard")["templates"][-1]["version"] == 1  # nothing pushed
+    assert cli.json("templates", "list", "standard")[-1]["version"] == 1  # nothing pushed
     refused = cli.run("templates", "push", path)
     assert refused.exit_code == 2
     assert "The push changes how 1 open endpoint connection(s) would be decided" in refused.stderr

@@ -78,7 +78,7 @@ def test_list_and_show(producer, cli):
 
 def test_push_stores_a_new_immutable_version_attributed_to_the_caller(producer, cli, tmp_path):
     path = edited_standard(tmp_path, Description="Paying tenants, revised")
-    [pushed] = cli.json("templates", "push", path)
+    [pushed] = cli.json("templates", "push", path)["templates"]
     assert (pushed["action"], pushed["version"], pushed["created_by"]) == ("pushed", 2, OPERATOR)
     assert producer.templates.get("standard", 1).document["Description"].startswith("Paying tenants: up to 3")
     assert producer.templates.get("standard").document["Description"] == "Paying tenants, revised"
@@ -113,7 +113,7 @@ def test_push_that_would_break_a_tenants_overrides_needs_force(seeded, cli, tmp_
     error = cli.fails("templates", "push", path)
     assert "standard would break tenants whose overrides no longer fit: acme (override 'HomeRegions'" in error
     assert table_snapshot(seeded, "TemplatesTableName") == before
-    [pushed] = cli.json("templates", "push", path, "--force")
+    [pushed] = cli.json("templates", "push", path, "--force")["templates"]
     assert pushed["broken_tenants"]
 
 
@@ -151,7 +151,7 @@ def test_push_several_files_checks_all_before_pushing_any(producer, cli, tmp_pat
     error = cli.fails("templates", "push", revised, broken)
     assert error.endswith(f"({broken}; nothing pushed)")
     assert table_snapshot(producer, "TemplatesTableName") == before
-    results = cli.json("templates", "push", STANDARD, revised)
+    results = cli.json("templates", "push", STANDARD, revised)["templates"]
     assert [(r["name"], r["action"], r["version"]) for r in results] == [
         ("standard", "unchanged", 1),
         ("trial", "pushed", 2),
