@@ -35,12 +35,17 @@ def hand_written(root: Path = Path()) -> list[PageSize]:
 def problems(root: Path = Path()) -> list[str]:
     """What is over budget, each as a line that says by how much; empty when all is within."""
     pages = hand_written(root)
-    found = [f"{p.path}: {p.size:,} bytes, over its {p.limit:,}-byte budget by {p.size - p.limit:,}"
-             for p in pages if p.over]
+    found = [
+        f"{p.path}: {p.size:,} bytes, over its {p.limit:,}-byte budget by {p.size - p.limit:,}"
+        for p in pages
+        if p.over
+    ]
     total = sum(p.size for p in pages)
     if total > TOTAL_LIMIT:
-        found.append(f"hand-written docs: {total:,} bytes in all, over the {TOTAL_LIMIT:,}-byte budget "
-                     f"by {total - TOTAL_LIMIT:,}")
+        found.append(
+            f"hand-written docs: {total:,} bytes in all, over the {TOTAL_LIMIT:,}-byte budget "
+            f"by {total - TOTAL_LIMIT:,}"
+        )
     return found
 
 

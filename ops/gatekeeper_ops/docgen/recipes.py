@@ -194,7 +194,9 @@ class Sandbox:
 def _facts(producer: DemoProducer, result: DemoResult) -> dict[str, str]:
     facts = dict(producer.service_ids)
     steps = result.scenario.steps if result.scenario else []
-    held = [r.endpoint for r in steps if r.decision is not None and r.decision.outcome == "held" and r.endpoint]
+    held = [
+        r.endpoint for r in steps if r.endpoint and r.decision is not None and r.decision.outcome == "held"
+    ]
     if held:
         facts["held"] = held[0]
     return facts
@@ -256,7 +258,8 @@ def run_step(step: Step, environment: Mapping[str, str], facts: Mapping[str, str
         check=False,
     )
     # rich pads table rows to the terminal width: trailing blanks are noise on a page.
-    output = "\n".join(line.rstrip() for line in (completed.stdout + completed.stderr).splitlines()).strip("\n")
+    lines = (completed.stdout + completed.stderr).splitlines()
+    output = "\n".join(line.rstrip() for line in lines).strip("\n")
     if step.settle:
         time.sleep(step.settle)
     return Transcript(step, command, completed.returncode, output)
