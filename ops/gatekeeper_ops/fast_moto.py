@@ -1,19 +1,7 @@
-"""moto, faster where its costs grow with the data — same answers, for the sandbox's load runs and
-the tests that make thousands of decisions.
-
-- TransactWriteItems deep-copies every table it touches to be able to roll back, so each decision
-  costs O(table size) (and moto's model tracker keeps the copies alive: 1.3 GB after 300 sandbox
-  decisions). This keeps moto's all-or-nothing semantics but snapshots only the items the
-  transaction touches (and the stream records it appends).
-- EventBridge → SQS targets rebuild a JSONPath parser (ply yacc tables) for every event delivered.
-  Parsed expressions are immutable, so one per expression is kept.
-- SQS checks every message's visibility on every send and receive, each check building datetimes
-  to compute "now"; `time.time()` gives the same epoch seconds for a fraction of the cost.
-- Every request looks up its action among the response class's methods with `inspect.getmembers`
-  (a `dir()` of the class and a getattr per name), and SQS builds a queue's attributes (for every
-  message it receives, to read the retention period) by converting each attribute name from
-  camelCase again. Both are pure functions of their argument: computed once per class / name.
-None of this changes what any API answers. Most tests run moto unchanged.
+"""moto, faster where its costs grow with the data: same answers, for the sandbox's load runs and
+the tests that make thousands of decisions. Each speed-up below says what moto does and what it
+does instead (transactions snapshot only the items they touch; parsers, action lookups and
+attribute names are computed once). Most tests run moto unchanged.
 """
 
 from __future__ import annotations
@@ -46,6 +34,10 @@ _copy.deepcopy = _deepcopy_but_tables
 
 
 def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+    """moto deep-copies every table a transaction touches to be able to roll back (O(table size)
+    per decision, and its model tracker kept the copies: 1.3 GB after 300 sandbox decisions). This
+    snapshots only the items the transaction touches, and the stream records it appends, and puts
+    them back on failure: the same all-or-nothing answer."""
     touched: list[tuple[Table, Any, Any, Any]] = []
     streams: dict[str, tuple[Any, int]] = {}
     for entry in transact_items:
@@ -84,6 +76,8 @@ def _transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> No
 
 
 def _unix_time(dt: Any = None) -> float:
+    """SQS checks every message's visibility on every send and receive, building datetimes to
+    compute "now"; `time.time()` is the same epoch seconds for a fraction of the cost."""
     return time.time() if dt is None else _moto_unix_time(dt)
 
 
@@ -105,6 +99,7 @@ def _method_names_from_class(clazz: Any) -> list[str]:
     return names
 
 
+# SQS converts each attribute name from camelCase for every message it receives: a pure function.
 _camelcase_to_underscores = functools.cache(core_utils.camelcase_to_underscores)
 
 
@@ -124,6 +119,7 @@ def faster_moto() -> Iterator[None]:
     patches = [
         (dynamodb_models, "copy", _copy),
         (dynamodb_models.DynamoDBBackend, "transact_write_items", transact),
+        # EventBridge → SQS targets built a JSONPath parser per delivered event; parses are immutable.
         (jsonpath_ng.ext, "parse", functools.cache(jsonpath_ng.ext.parse)),  # type: ignore[attr-defined]
         (sqs_models, "unix_time", _unix_time),
         (sqs_models, "unix_time_millis", _unix_time_millis),

@@ -1,15 +1,7 @@
-"""A small IAM policy evaluator: is one request allowed by a principal's policies and the
-resource's policy? Used by the IAM contract test (never deployed).
-
-What it models, for requests within one account:
-- identity policies (Allow/Deny) and resource policies (Deny always applies; an Allow grants only
-  when its Principal names the caller or `*`);
-- an explicit Deny anywhere wins; otherwise any Allow; otherwise an implicit deny;
-- Action/NotAction (case-insensitive `*`/`?` globs), Resource/NotResource (case-sensitive globs);
-- the condition operators below, with `IfExists`, and IAM's rule for a missing key (negated
-  operators match, the others do not).
-Anything it does not understand — an operator, a policy variable, an element — fails closed: an
-Allow statement does not grant and a Deny statement denies, and the reason says why.
+"""A small IAM policy evaluator for the IAM contract test (never deployed): is one request, within
+one account, allowed by the principal's identity policies and the resource's policy? Explicit Deny
+wins, then any Allow, else an implicit deny; anything it does not understand (an operator, a
+policy variable, an element) fails closed, with the reason.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
 """The core layer as Lambda runs it: checked for bytecode after `sam build`, assembled for the bench.
 
-Lambda mounts a layer read-only at /opt, so Python cannot cache what it compiles there: a module
-shipped without bytecode is compiled from source on every cold start (pydantic, Powertools and the
-core: about 300 ms of evaluate's cold start, `make bench` section 1). layers/core/Makefile ships
-unchecked-hash bytecode (valid whatever file times the zip gives the sources).
-
-- `problems(directory)`: the modules whose bytecode this Python would not use as is; `make build`
-  runs it on the built layer (`python -m gatekeeper_ops.layer_bytecode .aws-sam/build/CoreLayer/python`).
-- `assemble(target, bytecode)`: the layer's files from this environment (the distributions pinned
-  in layers/core/requirements.txt, and the core package) with or without that bytecode, the way
-  the bench measures a deployed cold start on this machine's platform.
+Lambda mounts a layer read-only at /opt, so a module shipped without bytecode is compiled on every
+cold start; layers/core/Makefile ships unchecked-hash bytecode, `problems` checks it (`make build`)
+and `assemble` builds the layer as deployed for `make bench`. See docs/development.md.
 """
 
 from __future__ import annotations

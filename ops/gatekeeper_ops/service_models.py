@@ -1,19 +1,9 @@
 """The trimmed botocore service models the Lambda functions' clients load (`make service-models`).
 
-Most of a handler's cold start is botocore making its clients: loading each service's model
-(EC2's has 800+ operations, ~90 ms to read) and building a client class with a method per
-operation. The functions call a handful. For each service they use, this writes the model botocore
-itself loads (`Loader.load_service_model`, sdk-extras merged), keeping the operations in
-`OPERATIONS` and every shape they reference, transitively; metadata, version, documentation and
-each kept definition are botocore's, unchanged. `gatekeeper.wiring.services.session` puts the
-directory first on its model search path; everything else (endpoint rule sets, paginators,
-waiters, partitions, other services) still comes from botocore.
-
-`OPERATIONS` is the one list: every operation the core calls (`tests/unit/test_service_models.py`
-checks it against the core's code, both ways). A call missing here fails at the first test that
-makes it (the integration suites run the real handlers on these models).
-
-Run: `make service-models` (`.venv/bin/python -m gatekeeper_ops.service_models [--check]`).
+Loading EC2's full model and building its client class was most of a cold start; this writes each
+service's model with only the operations in `OPERATIONS` (the one list of what the core calls,
+checked both ways by tests/unit/test_service_models.py) and the shapes they reach. Why and how:
+docs/development.md.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""The PrivateLink emulator: moto extended with the producer-side VPC endpoint connection lifecycle.
-
-moto 5 has endpoint services and endpoints but no connection lifecycle: a cross-account endpoint
-is ``available`` at once and Describe/Accept/RejectVpcEndpointConnections and the connection
-notification actions are not implemented. This package adds them, faithful to the AWS facts in
-DESIGN.md, behind one switch::
-
-    from moto import mock_aws
-    from gatekeeper_ops.emulator import privatelink_emulator
-
-    with mock_aws(), privatelink_emulator():
-        ...  # plain boto3 clients now see the PrivateLink lifecycle
-
-For moto's server, call ``install()`` in the process that starts ``ThreadedMotoServer`` (or use
-``emulated_moto_server()``). See docs/emulator.md for what is covered and what is not.
+"""The PrivateLink emulator: moto extended with the producer-side VPC endpoint connection lifecycle
+(Describe/Accept/RejectVpcEndpointConnections, connection notifications, the permissions gate),
+faithful to DESIGN.md's AWS facts. ``with mock_aws(), privatelink_emulator(): …`` in-process;
+``install()`` or ``emulated_moto_server()`` for moto's server. Coverage and fidelity:
+docs/emulator.md.
 """
 
 from gatekeeper_ops.emulator.activation import install, is_installed, privatelink_emulator, uninstall

@@ -1,22 +1,9 @@
 """A small IAM resource-policy evaluator: may an AWS service principal do an action on a resource?
 
-The emulator uses it to decide whether ``vpce.amazonaws.com`` may publish a connection notification
-to an SNS topic (the topic policy) and use the topic's KMS key (the key policy), as AWS does before
-it delivers anything. It evaluates what such policies contain:
-
-* ``Effect`` ``Allow``/``Deny``; an explicit Deny wins, and without an Allow the answer is no.
-* ``Principal``/``NotPrincipal``: ``"*"`` or ``{"Service": …}``. ``{"AWS": …}`` names IAM principals,
-  never a service principal, so it does not match.
-* ``Action``/``NotAction`` and ``Resource``/``NotResource`` with ``*``/``?`` wildcards (actions
-  compare case-insensitively).
-* ``Condition`` with ``String(Not)Equals(IgnoreCase)``, ``String(Not)Like``, ``Arn(Not)Equals``,
-  ``Arn(Not)Like``, ``Bool``, ``Null``, the ``…IfExists`` suffix and the ``ForAnyValue:`` /
-  ``ForAllValues:`` prefixes. Several keys in one operator AND together; the values of one key OR.
-  Condition keys compare case-insensitively, as IAM's do.
-
-It fails closed: an operator it does not know makes an Allow statement not apply and a Deny
-statement apply, and a document that does not parse allows nothing. Every answer carries a reason a
-person can act on.
+The emulator asks it whether ``vpce.amazonaws.com`` may publish a connection notification to a
+topic (topic policy) and use its KMS key (key policy), as AWS does before delivering. Explicit Deny
+wins; no Allow means no; an operator it does not know fails closed. Every answer carries a reason.
+What it evaluates: :func:`evaluate`; fidelity: docs/emulator.md.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -162,9 +162,10 @@ def run(
     console: Console,
     seed: DemoSeed | None = None,
     stop: threading.Event | None = None,
+    on_ready: Callable[[DemoProducer, DemoResult], None] | None = None,
 ) -> DemoResult:
     """Start the emulated account, play the scenario (or the load), report; with keep_running,
-    stay up until Ctrl-C (or until `stop` is set)."""
+    stay up until Ctrl-C (or until `stop` is set), calling `on_ready` once it is up."""
     seed = seed or load_seed(options.seed)
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -208,6 +209,7 @@ def run(
                 console=console,
                 stop=stop or threading.Event(),
                 reconcile_every=options.reconcile_every,
+                on_ready=on_ready,
             )
     return result
 
@@ -369,6 +371,7 @@ def _keep_running(
     console: Console,
     stop: threading.Event,
     reconcile_every: float | None = None,
+    on_ready: Callable[[DemoProducer, DemoResult], None] | None = None,
 ) -> None:
     account = producer.account
 
@@ -415,6 +418,8 @@ def _keep_running(
     worker.start()
     try:
         with _stopped_by_signals(stop), bridge.installed():
+            if on_ready is not None:
+                on_ready(producer, result)
             while not stop.wait(0.5):
                 pass
     except KeyboardInterrupt:

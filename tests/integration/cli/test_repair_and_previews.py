@@ -246,9 +246,7 @@ def test_pruning_import_previews_the_endpoints_of_the_tenants_it_removes(seeded,
     endpoint = _connected(seeded, ACME)
     exported = yaml.safe_load(cli.ok("tenants", "export").stdout)
     path = tmp_path / "globex-only.yaml"
-    path.write_text(
-        yaml.safe_dump([t for t in exported if t["tenant_id"] == "globex"])
-    )
+    path.write_text(yaml.safe_dump([t for t in exported if t["tenant_id"] == "globex"]))
     args = ("tenants", "import", str(path), "--prune", "--confirm-removals", "1")
     before = table_snapshot(seeded)
     dry = cli.json(*args, "--dry-run")

@@ -1,42 +1,10 @@
 """Condition operators with IAM semantics, and ``${…}`` substitution in condition values.
 
-Semantics (chosen to follow the IAM User Guide, "Condition operators" and "Set operators for
-multivalued context keys"):
-
-* **Values OR, keys AND, operators AND.** Several values for one key match if any value matches;
-  several keys under one operator, and several operators in one ``Condition``, must all match.
-* **Negated operators** (``StringNotEquals``, ``StringNotEqualsIgnoreCase``, ``StringNotLike``,
-  ``NumericNotEquals``, ``DateNotEquals``, ``ArnNotEquals``, ``ArnNotLike``) are the negation of
-  their positive form over the whole value list: a context value matches when it equals/is like
-  *none* of the condition values (NOR).
-* **Absent keys.** A key is absent when the context lacks it, holds ``None``, or holds an empty
-  list. With a plain operator an absent key does not match (false) — except the negated
-  operators, which are true on an absent key (IAM: "if the policy condition requires that the key
-  is *not* matched … and the right key is not present, the condition is true").
-  ``…IfExists`` makes any operator true on an absent key. ``Null: true`` matches an absent key,
-  ``Null: false`` a present one.
-* **Multi-valued context without a set prefix** (e.g. ``tenant:Services``): a positive operator
-  matches if *any* context value matches; a negated one if *no* context value matches.
-* ``ForAnyValue:`` — at least one context value satisfies the operator (for a negated operator:
-  is unequal to/unlike every condition value); false on an absent key.
-  ``ForAllValues:`` — every context value satisfies the operator; **true on an absent key**, as
-  in IAM, so use it with ``Deny`` (fail closed), or pair it with ``Null: false``.
-* **Strings** compare case-sensitively; ``…IgnoreCase`` compares case-folded. ``StringLike``
-  patterns use ``*`` (any run, including empty) and ``?`` (exactly one character); every other
-  character is literal. ``${*}``, ``${?}`` and ``${$}`` write a literal ``*``, ``?``, ``$``.
-* **ARNs**: as in IAM, ``ArnEquals`` and ``ArnLike`` behave identically: both ARNs are split on the
-  first five colons into six parts and each part is matched with the wildcards, so ``*`` never
-  spans a colon except inside the resource part. A context value that is not an ARN never matches.
-* **Numbers** are ints/floats (or numeric strings, or Decimals); **dates** are datetimes, ISO-8601
-  strings or epoch seconds, naive meaning UTC; **Bool** takes ``true``/``false`` (bool or string).
-  A context value that cannot be read as the operator's type is an evaluation error, never a
-  silent mismatch: ``NumericLessThan`` against ``"abc"`` cannot be decided, so the request is held.
-* **Substitution**: a value that is exactly one reference (``"${HomeRegions}"``,
-  ``"${tenant:Services}"``) takes the referenced value(s) with their type — a list expands to several
-  values (OR), an empty list to none. Inside a longer string (``"svc-${tenant:Id}"``) only scalars
-  substitute. A context reference that is absent raises :class:`PolicyEvaluationError` unless it
-  carries an IAM-style default: ``${tenant:Labels/tier, 'basic'}``. Substituted text keeps its
-  wildcards, so a tenant entitled to ``"*"`` matches every service under ``StringLike``.
+Follows the IAM User Guide ("Condition operators", "Set operators for multivalued context keys"):
+values OR, keys and operators AND, negated operators NOR, IAM's rules for absent keys, ``…IfExists``
+and the ``ForAnyValue:``/``ForAllValues:`` prefixes. A context value that cannot be read as the
+operator's type is an evaluation error, never a silent mismatch (the request is held). The rules,
+operator by operator: docs/policy-templates.md.
 """
 
 import re

@@ -1,15 +1,9 @@
 """Evaluate a policy template against one connection request's context.
 
-Precedence (as in IAM, plus a hold): any matching ``Deny`` → Deny; else any matching ``Review``
-→ Review; else any matching ``Allow`` → Allow; else ``None`` — nothing matched and the caller
-applies the stack's default action. Every statement is evaluated, so the result explains the
-whole template, not just the first hit.
-
-The engine is pure: no clock, no I/O. The caller supplies ``gatekeeper:CurrentTime`` when a
-template tests it. Any condition that cannot be evaluated (absent ``${tenant:…}`` reference,
-context value of the wrong type, duplicated or unknown context key) raises
-:class:`PolicyEvaluationError`; bad tenant overrides raise :class:`ParameterInvalid`. Both are
-:class:`PolicyError`: hold the request, never guess.
+Pure (no clock, no I/O: the caller supplies ``gatekeeper:CurrentTime``). Every statement is
+evaluated, so the result explains the whole template; precedence Deny → Review → Allow → none (the
+stack's default). A condition that cannot be evaluated raises a :class:`PolicyError`: hold, never
+guess. See docs/policy-templates.md.
 """
 
 from collections.abc import Mapping, Sequence
