@@ -17,6 +17,11 @@ it delivers anything. It evaluates what such policies contain:
 It fails closed: an operator it does not know makes an Allow statement not apply and a Deny
 statement apply, and a document that does not parse allows nothing. Every answer carries a reason a
 person can act on.
+
+``explicitly_denied`` answers the other question a resource policy settles for callers of its own
+account: whether one of its Deny statements refuses them (an event bus policy's Denies on
+``events:source``, with ``Principal: "*"`` and conditions on ``aws:PrincipalArn``). Without such a
+Deny the caller's identity policies decide, which the emulator does not model.
 """
 
 from __future__ import annotations
@@ -85,6 +90,25 @@ def evaluate(document: str | Mapping[str, Any] | None, request: Request) -> Verd
         f"(with aws:SourceAccount={request.context.get('aws:SourceAccount', '-')}, "
         f"aws:SourceArn={request.context.get('aws:SourceArn', '-')})",
     )
+
+
+def explicitly_denied(document: str | Mapping[str, Any] | None, request: Request) -> Verdict | None:
+    """The Deny statement of ``document`` that refuses ``request``, or ``None``; a document that does
+    not parse denies nothing here (AWS would not have stored it)."""
+    try:
+        policy = json.loads(document) if isinstance(document, str) else dict(document or {})
+    except ValueError:
+        return None
+    statements = policy.get("Statement", [])
+    for index, statement in enumerate([statements] if isinstance(statements, Mapping) else statements):
+        if (
+            isinstance(statement, Mapping)
+            and statement.get("Effect") == "Deny"
+            and _applies(statement, request, deny=True)
+        ):
+            sid = str(statement.get("Sid") or f"#{index}")
+            return Verdict(False, f"statement {sid} explicitly denies {request.action}")
+    return None
 
 
 def _applies(statement: Mapping[str, Any], request: Request, *, deny: bool) -> bool:

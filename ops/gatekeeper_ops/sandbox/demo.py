@@ -403,7 +403,13 @@ def _keep_running(
     watch.listeners.append(announce)
     idle = [r.endpoint for r in (result.scenario.steps if result.scenario else []) if r.step.id in IDLE_STEPS]
     account.seed_traffic(idle=[e for e in idle if e])
-    environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
+    environment = {
+        **aws_environment(url, seed.region),
+        # As on AWS, the operator is the stack's OperatorRole: the bus policy lets only it (and the
+        # functions' roles) put operator decisions, so `gatekeeper approve` works from these keys.
+        **_operator_keys(account),
+        "GATEKEEPER_STACK": account.stack.name,
+    }
     console.print(render.environment_lines(environment, _examples(producer, seed, result)))
     console.print(f"[dim]Reconcile sweep every {every:g} s; `gatekeeper reconcile` runs one now.[/]")
     worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
@@ -418,6 +424,16 @@ def _keep_running(
         console.print("[dim]Stopping the emulated account…[/]")
         stop.set()
         worker.join(timeout=10)
+
+
+def _operator_keys(account: Any) -> dict[str, str]:
+    role = account.stack.outputs["OperatorRoleArn"]
+    keys = account.client("sts").assume_role(RoleArn=role, RoleSessionName="sandbox-operator")["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": keys["SessionToken"],
+    }
 
 
 @contextmanager

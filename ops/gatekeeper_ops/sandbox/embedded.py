@@ -86,7 +86,10 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     # The check of template.yaml's topic policy that AWS makes: vpce.amazonaws.com may publish.
     # and EC2's eventual consistency: a new connection is missing from the first Describe after its
     # notification, and notifications go out asynchronously, in a seeded, shuffled order.
-    settings = EmulatorSettings(require_topic_permission=True, eventual_consistency=EventualConsistency())
+    # and the bus policy: only the stack's functions put vpce.gatekeeper, only operators the operator source.
+    settings = EmulatorSettings(
+        require_topic_permission=True, enforce_bus_policy=True, eventual_consistency=EventualConsistency()
+    )
     try:
         with (
             process_environment(environment, remove=_FOREIGN),
