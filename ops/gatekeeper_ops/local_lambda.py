@@ -104,6 +104,16 @@ class Invocation:
     at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
 
 
+# The execution role whose keys sign the running handler's calls (None: not in a handler).
+_ROLE_KEYS: contextvars.ContextVar[Credentials | None] = contextvars.ContextVar("role_keys", default=None)
+
+
+def _sign_as_execution_role(request_signer: Any = None, **_: Any) -> None:
+    keys = _ROLE_KEYS.get()
+    if keys is not None and request_signer is not None:
+        request_signer._credentials = keys
+
+
 def reset_handler_caches() -> None:
     """Forget cached settings, clients and their session so handlers bind to the current environment
     (as a new execution environment would)."""
@@ -116,6 +126,11 @@ def reset_handler_caches() -> None:
     runtime.announcer.cache_clear()
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()
+    # The new session's clients sign as the running handler's execution role (a client copies its
+    # session's hooks when it is built, so the hook goes on before any is).
+    runtime.session().events.register(
+        "before-sign", _sign_as_execution_role, unique_id="local-lambda-execution-role"
+    )
 
 
 def handler_session() -> boto3.Session:
@@ -167,16 +182,6 @@ def sqs_records(messages: list[dict[str, Any]], queue_arn: str, region: str) -> 
         }
         for m in messages
     ]
-
-
-# The execution role whose keys sign the running handler's calls (None: not in a handler).
-_ROLE_KEYS: contextvars.ContextVar[Credentials | None] = contextvars.ContextVar("role_keys", default=None)
-
-
-def _sign_as_execution_role(request_signer: Any = None, **_: Any) -> None:
-    keys = _ROLE_KEYS.get()
-    if keys is not None and request_signer is not None:
-        request_signer._credentials = keys
 
 
 class LocalLambda:
@@ -243,17 +248,11 @@ class LocalLambda:
 
     @contextlib.contextmanager
     def _execution_role(self, binding: FunctionBinding) -> Any:
-        """The handler's calls signed with its role's keys. The hook goes on the handlers' session
-        before the handler builds a client (a client copies the session's hooks when it is built)."""
-        from gatekeeper.wiring import services as runtime
-
+        """The handler's calls signed with its role's keys (the hook: `reset_handler_caches`)."""
         keys = self._role_keys.get(binding.logical_id)
         if keys is None:
             yield
             return
-        runtime.session().events.register(
-            "before-sign", _sign_as_execution_role, unique_id="local-lambda-execution-role"
-        )
         token = _ROLE_KEYS.set(keys)
         try:
             yield

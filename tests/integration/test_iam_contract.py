@@ -187,3 +187,17 @@ def test_the_operator_role_runs_the_cli_and_puts_only_operator_decisions(produce
         transformed_template(),
     )
     assert len(refused) == 2
+
+
+def test_no_role_gets_the_managed_queue_or_stream_policies_that_allow_on_every_resource():
+    # What CloudFormation receives: SAM attaches AWSLambdaSQSQueueExecutionRole /
+    # AWSLambdaDynamoDBExecutionRole ("*") to a role it generates for a function with such an event.
+    template = transformed_template()
+    roles = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
+    attached = {
+        logical_id: str(arn)
+        for logical_id, role in roles.items()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+        if "SQSQueueExecutionRole" in str(arn) or "DynamoDBExecutionRole" in str(arn)
+    }
+    assert attached == {}
