@@ -119,8 +119,8 @@ def _statements() -> list[tuple[str, dict[str, Any]]]:
             found += [(logical_id, s) for s in policy.get("Statement", [])]
         role = spec["Properties"].get("Role")
         if role:
-            for policy in RESOURCES[role["Fn::GetAtt"][0]]["Properties"].get("Policies", []):
-                policy = policy["Fn::If"][1] if "Fn::If" in policy else policy
+            for named in RESOURCES[role["Fn::GetAtt"][0]]["Properties"].get("Policies", []):
+                policy = named["Fn::If"][1] if "Fn::If" in named else named
                 found += [(logical_id, s) for s in policy["PolicyDocument"]["Statement"]]
     return found
 
@@ -274,7 +274,8 @@ def test_every_sqs_mapping_is_capped_at_the_reserved_concurrency(reserved):
         if reserved == 0:
             assert maximum is None or maximum >= 2, (logical_id, event_id)
         else:
-            assert maximum is not None and 2 <= int(maximum) <= reserved, (logical_id, event_id, maximum)
+            assert maximum is not None, (logical_id, event_id)
+            assert 2 <= int(maximum) <= reserved, (logical_id, event_id, maximum)
 
 
 @pytest.mark.parametrize(("reserved", "accepted"), [(0, True), (1, False), (2, True), (5, True)])
@@ -299,7 +300,8 @@ def _sweep_alarms() -> dict[str, dict[str, Any]]:
         if spec["Type"] != "AWS::CloudWatch::Alarm":
             continue
         properties = spec["Properties"]
-        own_metric = properties["Namespace"] == "VpceGatekeeper" and f'"{properties["MetricName"]}"' in reconciler
+        metric = f'"{properties["MetricName"]}"'
+        own_metric = properties["Namespace"] == "VpceGatekeeper" and metric in reconciler
         errors = properties["Dimensions"][0]["Value"] == {"Ref": "ReconcileConnectionsFunction"}
         if own_metric or errors:
             found[logical_id] = properties
@@ -393,6 +395,8 @@ def test_checkov_suppressions_that_a_new_resource_could_fail_are_per_resource():
             events = properties.get("Events", {}).values()
             destination = properties.get("EventInvokeConfig", {}).get("DestinationConfig", {})
             sweep_only = [e["Type"] for e in events] == ["Schedule"]
-            assert destination.get("OnFailure") or sweep_only or all(
-                e["Type"] in ("SQS", "DynamoDB") for e in events
+            assert (
+                destination.get("OnFailure")
+                or sweep_only
+                or all(e["Type"] in ("SQS", "DynamoDB") for e in events)
             ), logical_id

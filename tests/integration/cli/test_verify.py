@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from gatekeeper_ops.cli import reconcile, verify
-from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, privatelink_emulator
-from gatekeeper_ops.emulator import lifecycle
+from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, lifecycle, privatelink_emulator
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
 RECONCILER = "ReconcileConnectionsFunction"
@@ -42,7 +41,9 @@ def leftovers(producer: ProducerAccount) -> dict[str, Any]:
         "queues": [u for u in sqs.list_queues().get("QueueUrls", []) if "gatekeeper-verify" in u],
         "rules": [r["Name"] for r in events.list_rules(EventBusName=bus)["Rules"] if "verify" in r["Name"]],
         "subscriptions": [
-            s["Endpoint"] for s in sns.list_subscriptions()["Subscriptions"] if "gatekeeper-verify" in s["Endpoint"]
+            s["Endpoint"]
+            for s in sns.list_subscriptions()["Subscriptions"]
+            if "gatekeeper-verify" in s["Endpoint"]
         ],
         "endpoints": [
             e["VpcEndpointId"]
@@ -60,9 +61,7 @@ NOTHING = {"queues": [], "rules": [], "subscriptions": [], "endpoints": [], "pri
 
 
 def lines(output: str, verdict: str) -> dict[str, str]:
-    return {
-        line.split()[1]: line for line in output.splitlines() if line.startswith(f"{verdict}  ")
-    }
+    return {line.split()[1]: line for line in output.splitlines() if line.startswith(f"{verdict}  ")}
 
 
 def test_verify_passes_and_removes_its_canary(cli, stack, tmp_path):
@@ -81,7 +80,8 @@ def test_verify_passes_and_removes_its_canary(cli, stack, tmp_path):
     assert again.exit_code == 0, again.output
     # In this process the handlers' own log lines share stdout: the document is the indented one.
     document, _ = json.JSONDecoder().raw_decode(again.stdout[again.stdout.index('{\n  "stack"') :])
-    assert document["passed"] is True and document["left_behind"] == []
+    assert document["passed"] is True
+    assert document["left_behind"] == []
     assert {c["check"] for c in document["checks"]} >= {"notification", "parsed by primary", "bus policy"}
     assert saved.strip() not in again.stdout
 
@@ -97,7 +97,8 @@ def test_a_topic_policy_that_refuses_vpce_fails_the_notification_check(cli, stac
     assert result.exit_code == 1
     failed = lines(result.stdout, "FAIL")
     assert "no Connect notification" in failed["notification"]
-    assert "topic policy" in failed["notification"] and "aws:SourceArn" in failed["notification"]
+    assert "topic policy" in failed["notification"]
+    assert "aws:SourceArn" in failed["notification"]
     assert leftovers(stack) == NOTHING
 
 
@@ -125,7 +126,8 @@ def test_a_body_the_parser_does_not_know_fails_the_parser_check(cli, stack, monk
     assert result.exit_code == 1
     failed = lines(result.stdout, "FAIL")
     assert list(failed) == ["parsed"], result.stdout
-    assert "fallback" in failed["parsed"] and "connection-notification-us-east-1.json" in failed["parsed"]
+    assert "fallback" in failed["parsed"]
+    assert "connection-notification-us-east-1.json" in failed["parsed"]
     assert "decision recorded" in result.stdout  # the path itself still works
 
 
