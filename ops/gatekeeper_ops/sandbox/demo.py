@@ -75,7 +75,7 @@ class DemoOptions:
     seed: Path = DEFAULT_SEED
     port: int = 0
     log_file: Path | None = None
-    # With keep_running: seconds between reconcile sweeps (None: the template's ReconcileSchedule).
+    # With keep_running: seconds between reconcile sweeps (None: the template's ReconcileIntervalMinutes).
     reconcile_every: float | None = None
 
 
@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> DemoOptions:
         type=float,
         metavar="SECONDS",
         help="with --keep-running: run the reconcile sweep this often (default: the template's "
-        "ReconcileSchedule, rate(5 minutes)); `gatekeeper reconcile` runs one now",
+        "ReconcileIntervalMinutes, 5); `gatekeeper reconcile` runs one now",
     )
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="seed file (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
