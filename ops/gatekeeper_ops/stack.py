@@ -451,10 +451,10 @@ class _Builder:
         events = self.client("events")
         bus = props.get("EventBusName", "default")
         current = events.describe_event_bus(Name=bus).get("Policy")
-        document = json.loads(current) if current else {"Version": "2012-10-17", "Statement": []}
+        statements: list[dict[str, Any]] = json.loads(current)["Statement"] if current else []
         statement = {"Sid": props["StatementId"], **props["Statement"]}
-        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != statement["Sid"]]
-        document["Statement"].append(statement)
+        statements = [s for s in statements if s.get("Sid") != statement["Sid"]] + [statement]
+        document = {"Version": "2012-10-17", "Statement": statements}
         events.put_permission(EventBusName=bus, Policy=json.dumps(document))
         return {"Ref": f"{bus}|{props['StatementId']}"}
 

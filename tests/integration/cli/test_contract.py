@@ -48,7 +48,15 @@ LEAVES = leaf_commands()
 def test_every_command_of_the_issue_exists():
     tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "import", "export")
     templates = ("list", "show", "validate", "push", "diff")
-    top = {("simulate",), ("pending",), ("approve",), ("reject",), ("decisions",), ("reconcile",)}
+    top = {
+        ("simulate",),
+        ("pending",),
+        ("approve",),
+        ("reject",),
+        ("decisions",),
+        ("reconcile",),
+        ("verify",),
+    }
     services = {("services", "list"), ("services", "attach")}
     reports = {("report", "usage"), ("report", "orphans")}
     expected = {("tenants", c) for c in tenants} | {("templates", c) for c in templates} | top | services
