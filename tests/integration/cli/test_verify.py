@@ -5,6 +5,10 @@ policy or the notification body is broken, and it leaves nothing behind however 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -131,13 +135,18 @@ def test_a_body_the_parser_does_not_know_fails_the_parser_check(cli, stack, monk
     assert "decision recorded" in result.stdout  # the path itself still works
 
 
-@pytest.mark.parametrize("failure", [KeyboardInterrupt, RuntimeError])
-def test_a_run_that_fails_midway_leaves_nothing_behind(cli, stack, monkeypatch, failure):
+@pytest.mark.parametrize(("failure", "status"), [("ctrl-c", 130), ("sigterm", 130), ("bug", 1)])
+def test_a_run_that_fails_midway_leaves_nothing_behind(cli, stack, monkeypatch, failure, status):
+    if failure == "sigterm" and threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers belong to the main thread")
     def follow(gk, service_id, endpoint, subscribers, options):
         assert leftovers(stack)["endpoints"] == [endpoint]  # the canary exists, then the run dies
-        raise failure("stopped in the middle")
+        if failure == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this
+        raise KeyboardInterrupt if failure == "ctrl-c" else RuntimeError("stopped in the middle")
 
     monkeypatch.setattr(verify, "_follow", follow)
     result = cli.run("verify", "--wait", "30")
-    assert result.exit_code == (130 if failure is KeyboardInterrupt else 1)
+    assert result.exit_code == status
     assert leftovers(stack) == NOTHING
