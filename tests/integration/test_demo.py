@@ -7,6 +7,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -190,7 +193,7 @@ def test_load_reports_throughput_and_latency_percentiles(log_file):
     assert "decisions/s" in output(console)
 
 
-def test_keep_running_keeps_deciding_and_prints_the_environment(log_file):
+def test_keep_running_keeps_deciding_and_prints_the_environment(log_file, tmp_path):
     console = quiet_console()
     stop = threading.Event()
     seed = load_seed().model_copy(update={"scenario": (), "subscribers": ()})
@@ -237,10 +240,48 @@ def test_keep_running_keeps_deciding_and_prints_the_environment(log_file):
         [report] = [d for d in json_documents(swept.stdout) if "services" in d]
         assert report["services"] == 2
         assert report["connections"] >= 1
+        # The banner's commands, pasted into another shell after its export lines, work as printed.
+        pasted = _pasted_commands(shown)
+        assert "gatekeeper pending" in pasted
+        for command in pasted:
+            ran = _in_another_shell(shown, command, tmp_path)
+            assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
     finally:
         stop.set()
         worker.join(timeout=30)
     assert [r.exit_code for r in results] == [0]
+
+
+def _banner_part(shown: str, heading: str) -> str:
+    return shown.split(f"{heading}\n", 1)[1].split("\n\n", 1)[0]
+
+
+def _pasted_commands(shown: str) -> list[str]:
+    """The banner's example commands (one may continue over lines ending in a backslash); the AWS
+    CLI's only where this machine has it (a prerequisite the banner does not install)."""
+    commands = re.split(r"(?<!\\)\n", _banner_part(shown, "Then, for example:"))
+    return [
+        c for c in commands if not c.startswith("#") and (shutil.which("aws") or not c.startswith("aws "))
+    ]
+
+
+def _in_another_shell(shown: str, command: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`command` in a new shell that has none of this process's environment (no venv on its PATH,
+    no AWS variables), after the banner's export lines, as a person pastes them."""
+    exports = _banner_part(shown, "in another shell:")
+    aws = shutil.which("aws")
+    env = {
+        "PATH": ":".join([*([os.path.dirname(aws)] if aws else []), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": os.environ.get("HOME", str(home)) if aws else str(home),
+    }
+    return subprocess.run(
+        ["bash", "-c", f"{exports}\n{command}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def json_documents(text: str) -> list[dict]:

@@ -23,10 +23,10 @@ from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputOption,
     QueryOption,
+    Rendering,
     YesOption,
     age,
     console,
-    print_json,
     rendering,
     say,
     styled_decision,
@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         )
     )(simulate)
     app.command(
-        epilog=examples("gatekeeper pending", "gatekeeper pending --json | jq '.[] | .vpc_endpoint_id'")
+        epilog=examples("gatekeeper pending", "gatekeeper pending --query '[].vpc_endpoint_id' --output text")
     )(pending)
     app.command(
         epilog=examples(
@@ -242,6 +242,8 @@ def approve(
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why; recorded and notified.")] = None,
     wait: Annotated[int, typer.Option("--wait", help="Wait up to N seconds for the recorded decision.")] = 0,
     yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Accept a pending connection (typically one held for review) through the decision path: it
@@ -254,7 +256,7 @@ def approve(
         reason=reason,
         wait=wait,
         yes=yes,
-        json_output=json_output,
+        render=rendering(output, query, json_output),
     )
 
 
@@ -265,6 +267,8 @@ def reject(
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why; recorded and sent to the tenant.")],
     wait: Annotated[int, typer.Option("--wait", help="Wait up to N seconds for the recorded decision.")] = 0,
     yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Reject a pending connection, or revoke an accepted one (its endpoint stops working), through
@@ -277,7 +281,7 @@ def reject(
         reason=reason,
         wait=wait,
         yes=yes,
-        json_output=json_output,
+        render=rendering(output, query, json_output),
     )
 
 
@@ -289,7 +293,7 @@ def _operator_decision(
     reason: str | None,
     wait: int,
     yes: bool,
-    json_output: bool,
+    render: Rendering,
 ) -> None:
     from gatekeeper.adapters.bus import EventPublisher
     from gatekeeper.models.connection import ACCEPTED_STATES, ConnectionRef
@@ -298,8 +302,8 @@ def _operator_decision(
 
     connection, state, current = _decidable(gk, vpc_endpoint_id, outcome)
     if connection is None:  # already what was asked: nothing to publish, not a failure
-        if json_output:
-            print_json(
+        if not render.human:
+            render.emit(
                 {
                     "vpc_endpoint_id": vpc_endpoint_id,
                     "requested_decision": outcome,
@@ -347,8 +351,8 @@ def _operator_decision(
     decided = _wait_for_decision(gk, vpc_endpoint_id, state, wait) if wait > 0 else None
     if decided is not None:
         document["decision"] = decided.decision.model_dump(mode="json")
-    if json_output:
-        print_json(document)
+    if not render.human:
+        render.emit(document)
         return
     say(f"{verb} of {vpc_endpoint_id} requested by {gk.caller_arn}")
     if decided is not None:

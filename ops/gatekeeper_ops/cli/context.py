@@ -9,6 +9,8 @@ a command needs it, so `templates validate` works with no credentials at all.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,6 +110,30 @@ def _action(value: str | None) -> Action:
     return "hold" if value == "hold" else "reject"
 
 
+# us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-7, us-isob-east-1 …
+_REGION_NAME = re.compile(r"^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$")
+
+
+def _check_region(session: boto3.Session, given: str | None) -> None:
+    """A region that cannot exist is refused before any call: AWS would answer with a connection
+    error, the sandbox with an unparseable error page (after the SDK's retries)."""
+    region = session.region_name
+    if region is None:
+        return  # botocore's NoRegionError, described below, says what to do
+    where = f"--region {region!r}" if given else f"the region {region!r} (from the profile or AWS_REGION)"
+    if not _REGION_NAME.match(region):
+        raise CliError(f"{where} is not an AWS Region name (like us-east-1 or eu-west-1)")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:  # the sandbox serves the Regions the SDK knows; AWS may have newer ones
+        known = {
+            r
+            for partition in session.get_available_partitions()
+            for r in session.get_available_regions("cloudformation", partition_name=partition)
+        }
+        if region not in known:
+            raise CliError(f"{where} is not a Region the endpoint {endpoint} (AWS_ENDPOINT_URL) serves")
+
+
 def _config() -> Config:
     from botocore.config import Config
 
@@ -129,7 +155,9 @@ class Gatekeeper:
     def session(self) -> boto3.Session:
         import boto3
 
-        return boto3.Session(profile_name=self.profile, region_name=self.region)
+        session = boto3.Session(profile_name=self.profile, region_name=self.region)
+        _check_region(session, self.region)
+        return session
 
     @cached_property
     def _clients(self) -> dict[str, Any]:
@@ -196,6 +224,23 @@ class Gatekeeper:
         from gatekeeper.adapters.endpoint_service import EndpointService
 
         return EndpointService(self.client("ec2"))
+
+    def require_tenant(self, tenant_id: str) -> None:
+        """Refuse a --tenant filter that names no tenant — no record, and no decision ever recorded
+        for it — instead of printing nothing (a removed tenant's history stays listable). Called when
+        a filter matched nothing, so a matching filter costs no extra read."""
+        from gatekeeper.models.errors import TenantInvalid, TenantNotFound
+
+        try:
+            self.tenants.get(tenant_id)
+        except TenantInvalid:
+            return  # a record, if a broken one
+        except TenantNotFound:
+            if not self.decisions.decisions_for_tenant(tenant_id):
+                raise CliError(
+                    f"no tenant {tenant_id!r}: no record and no decision recorded for it; "
+                    "see `gatekeeper tenants list`"
+                ) from None
 
     def connections(self, services: Sequence[str], states: Sequence[str] = ()) -> list[VpcEndpointConnection]:
         """Every connection of these services (in these states, camelCase), in one Describe and its
@@ -336,6 +381,7 @@ def _describe_aws(exc: BaseException) -> str | None:
     if not _loaded("botocore"):
         return None
     from botocore import exceptions as aws
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, aws.NoCredentialsError | aws.PartialCredentialsError):
         return (
@@ -351,6 +397,11 @@ def _describe_aws(exc: BaseException) -> str | None:
         return f"cannot reach {where}: check --region, AWS_ENDPOINT_URL and the network"
     if isinstance(exc, aws.ClientError):
         return _client_error(exc)
+    if isinstance(exc, ResponseParserError):
+        return (
+            f"the endpoint's answer is not an AWS response ({type(exc).__name__}): "
+            "check --region and AWS_ENDPOINT_URL"
+        )
     if isinstance(exc, aws.BotoCoreError):
         return f"AWS SDK: {exc}"
     return None

@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
             "gatekeeper decisions --since 24h",
             "gatekeeper decisions --tenant acme --since 2026-01-01",
             "gatekeeper decisions --endpoint vpce-0a1b2c3d4e5f67890 --explain",
-            "gatekeeper decisions --decision held --since 7d --json",
+            "gatekeeper decisions --decision held --since 7d --output json",
         )
     )(decisions)
 
@@ -86,8 +86,11 @@ def decisions(
     if outcome is not None and outcome not in OUTCOMES:
         raise CliError(f"--decision {outcome!r} is not one of {', '.join(OUTCOMES)}")
     start = parse_since(since) if since else None
-    found = _read(gatekeeper(ctx).decisions, endpoint=endpoint, tenant=tenant, start=start)
+    gk = gatekeeper(ctx)
+    found = _read(gk.decisions, endpoint=endpoint, tenant=tenant, start=start)
     selected = _newest(_matching(found, tenant=tenant, start=start, outcome=outcome), limit)
+    if not selected and tenant is not None:
+        gk.require_tenant(tenant)
     if not render.human:
         render.emit([d.model_dump(mode="json") for d in selected])
         return

@@ -1,14 +1,20 @@
-"""How commands speak: rich tables for people, JSON or tab-separated text for scripts (`--output`,
-`--query` as in the AWS CLI), warnings on stderr.
+"""How commands speak, one contract for all of them (as in the AWS CLI): `--output
+table|json|csv|text|yaml` and `--query JMESPATH` on every command that prints data. Each command
+builds one JSON document — a list for a command that lists things, an object for one that shows
+or changes one thing — and `--query` narrows that document before it is printed in any format.
+`table` is the command's own view for people; the other formats are the document itself, for
+scripts. Warnings go to stderr. File destinations are options of their own (`--file`).
 
 Consoles are made per call, so they write to whatever stdout/stderr are at that moment (a test
 runner swaps them). JSON is printed plainly — never through rich — so it is always parseable.
-rich and jmespath are imported when something is printed or queried, not when a command module is
-loaded: `gatekeeper --help` needs neither.
+rich, yaml and jmespath are imported when something is printed or queried, not when a command
+module is loaded: `gatekeeper --help` needs none of them.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,25 +28,35 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Print a JSON document instead of tables (for scripts).")
-]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 class OutputFormat(StrEnum):
     table = "table"
     json = "json"
+    csv = "csv"
     text = "text"
+    yaml = "yaml"
 
 
+FORMATS = ", ".join(OutputFormat)
+
+
+def output_formats() -> list[str]:
+    """--output's shell completion."""
+    return list(OutputFormat)
+
+
+# A plain string, checked by `rendering`: a value that is not a format (a file name, as
+# `tenants export --output FILE` once took) is refused with a line that says what to do instead.
 OutputOption = Annotated[
-    OutputFormat | None,
+    str | None,
     typer.Option(
         "--output",
         "-o",
-        case_sensitive=False,
-        help="table (default, for people), json, or text (tab-separated, one line per record).",
+        metavar="FORMAT",
+        autocompletion=output_formats,
+        help="table (for people; the default), json, csv, text (tab-separated) or yaml, as in the AWS CLI.",
     ),
 ]
 QueryOption = Annotated[
@@ -48,15 +64,16 @@ QueryOption = Annotated[
     typer.Option(
         "--query",
         metavar="JMESPATH",
-        help="A JMESPath expression applied to the JSON document, as with the AWS CLI "
-        "(e.g. 'tenants[?status==`active`].tenant_id'); prints JSON unless --output says otherwise.",
+        help="A JMESPath expression applied to the JSON document before it is printed, as with the AWS "
+        "CLI (e.g. '[?status==`active`].tenant_id'); prints JSON unless --output says otherwise.",
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Same as --output json.")]
 
 
 @dataclass(frozen=True)
 class Rendering:
-    """What a read command was asked to print: a table for people, or the (queried) document."""
+    """What a command was asked to print: its own view for people, or its (queried) document."""
 
     format: OutputFormat = OutputFormat.table
     query: str | None = None
@@ -65,25 +82,59 @@ class Rendering:
     def human(self) -> bool:
         return self.format is OutputFormat.table and self.query is None
 
+    def value(self, document: Any) -> Any:
+        """The document as plain JSON values (datetimes as ISO strings), narrowed by --query."""
+        plain = json.loads(json.dumps(document, default=_json_default))
+        return _search(self.query, plain) if self.query else plain
+
+    def text(self, document: Any) -> str:
+        """The document printed in a format for scripts (json, csv, text, yaml), as one string."""
+        value = self.value(document)
+        if self.format is OutputFormat.json:
+            return json.dumps(value, indent=2) + "\n"
+        if self.format is OutputFormat.yaml:
+            import yaml
+
+            return str(yaml.safe_dump(value, sort_keys=False, allow_unicode=True))
+        lines = csv_lines(value) if self.format is OutputFormat.csv else text_lines(value)
+        return "".join(f"{line}\n" for line in lines)
+
     def emit(self, document: Any) -> None:
-        """The command's JSON document, narrowed by --query, as JSON, text, or a generic table."""
-        value = _search(self.query, document) if self.query else document
-        if self.format is OutputFormat.text:
-            for line in text_lines(value):
-                typer.echo(line)
-        elif self.format is OutputFormat.table:
-            generic_table(value)
+        """The command's JSON document, narrowed by --query, in the format asked for (a table of
+        whatever --query returned when the format is table)."""
+        if self.format is OutputFormat.table:
+            generic_table(self.value(document))
         else:
-            print_json(value)
+            typer.echo(self.text(document), nl=False)
 
 
-def rendering(output: OutputFormat | None, query: str | None, json_output: bool = False) -> Rendering:
-    """One Rendering from `--output`, `--query` and the older `--json` (kept: `--output json`)."""
+def rendering(
+    output: str | None,
+    query: str | None,
+    json_output: bool = False,
+    *,
+    default: OutputFormat = OutputFormat.table,
+    file_option: str | None = None,
+) -> Rendering:
+    """One Rendering from `--output`, `--query` and `--json` (= `--output json`), checked before
+    any AWS call. `file_option`: the command's option that writes a file, named in the refusal of
+    an --output that is not a format."""
     from gatekeeper_ops.cli.context import CliError
 
-    if json_output and output not in (None, OutputFormat.json):
-        raise CliError(f"--json and --output {output} disagree; give one of them")
-    chosen = OutputFormat.json if json_output else output
+    chosen: OutputFormat | None = None
+    if output is not None:
+        try:
+            chosen = OutputFormat(output.strip().lower())
+        except ValueError:
+            where = f"pass {file_option} {output}" if file_option else f"redirect the output: > {output}"
+            raise CliError(
+                f"--output {output!r} is not a format: it takes {FORMATS}, as in the AWS CLI; "
+                f"to write a file, {where}"
+            ) from None
+    if json_output and chosen not in (None, OutputFormat.json):
+        raise CliError(f"--json and --output {chosen} disagree; give one of them")
+    if json_output:
+        chosen = OutputFormat.json
     if query is not None:
         import jmespath
         from jmespath.exceptions import JMESPathError
@@ -92,17 +143,56 @@ def rendering(output: OutputFormat | None, query: str | None, json_output: bool 
             jmespath.compile(query)
         except JMESPathError as exc:
             raise CliError(f"--query {query!r} is not a JMESPath expression: {exc}") from None
-        # As the AWS CLI does not: a query without --output prints JSON (a table of an arbitrary
+        # Unlike the AWS CLI: a query without --output prints JSON (a table of an arbitrary
         # projection would guess its columns).
         chosen = chosen or OutputFormat.json
-    return Rendering(chosen or OutputFormat.table, query)
+    return Rendering(chosen or default, query)
 
 
 def _search(query: str, document: Any) -> Any:
     import jmespath
+    from jmespath.exceptions import JMESPathError
 
-    # Round-trip through JSON so datetimes and sets are plain values JMESPath can compare.
-    return jmespath.search(query, json.loads(json.dumps(document, default=_json_default)))
+    from gatekeeper_ops.cli.context import CliError
+
+    try:
+        return jmespath.search(query, document)
+    except JMESPathError as exc:  # e.g. a function given the wrong type of value
+        raise CliError(f"--query {query!r} failed on this command's document: {exc}") from None
+
+
+def csv_lines(value: Any) -> list[str]:
+    """CSV: records become a header and a row each (their keys, in order of appearance); a list of
+    plain values one value a line; lists inside a cell are `;`-separated, maps `key=value;…`."""
+    if value is None:
+        return []
+    records = value if isinstance(value, list) else [value]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    if records and all(isinstance(r, dict) for r in records):
+        columns = list(dict.fromkeys(k for r in records for k in r))
+        writer.writerow(columns)
+        writer.writerows([[_csv_cell(r.get(c)) for c in columns] for r in records])
+    else:
+        writer.writerows(
+            [[_csv_cell(v) for v in r] if isinstance(r, list) else [_csv_cell(r)] for r in records]
+        )
+    return buffer.getvalue().splitlines()
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(_csv_cell(v) for v in value)
+    if isinstance(value, dict):
+        return ";".join(
+            f"{k}={','.join(_csv_cell(x) for x in v) if isinstance(v, list) else _csv_cell(v)}"
+            for k, v in value.items()
+        )
+    return str(value)
 
 
 def text_lines(value: Any) -> list[str]:
@@ -151,10 +241,6 @@ def console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
-
-
-def print_json(document: Any) -> None:
-    typer.echo(json.dumps(document, indent=2, sort_keys=False, default=_json_default))
 
 
 def _json_default(value: Any) -> Any:

@@ -4,10 +4,7 @@ billing and chargeback). Reads EC2, the stack's tables and CloudWatch; writes no
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +14,7 @@ from gatekeeper_ops.cli.decisions import parse_since
 from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
-    OutputFormat,
+    OutputOption,
     QueryOption,
     Rendering,
     age,
@@ -44,27 +41,9 @@ app = typer.Typer(
 )
 
 
-class ReportFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
-
-ReportOutput = Annotated[
-    ReportFormat,
-    typer.Option("--output", "-o", case_sensitive=False, help="table (for people), json or csv."),
-]
 ServiceOption = Annotated[
     str | None, typer.Option("--service", "-s", help="Only this managed service (default: all of them).")
 ]
-
-
-def _format(output: ReportFormat, query: str | None, json_output: bool) -> ReportFormat:
-    """--json is --output json; a --query that does not parse is refused before any AWS call."""
-    if json_output and output is ReportFormat.csv:
-        raise CliError("--json and --output csv disagree; give one of them")
-    rendering(None, query)
-    return ReportFormat.json if json_output else output
 
 
 def _open_endpoints(gk: Gatekeeper, service: str | None) -> list[Endpoint]:
@@ -83,23 +62,15 @@ def _open_endpoints(gk: Gatekeeper, service: str | None) -> list[Endpoint]:
 
 def _emit(
     rows: list[dict[str, Any]],
-    document: dict[str, Any],
+    render: Rendering,
     *,
-    fmt: ReportFormat,
-    query: str | None,
     columns: dict[str, str],
     empty: str,
     wrap: tuple[str, ...] = (),
 ) -> None:
-    if query is not None or fmt is ReportFormat.json:
-        Rendering(OutputFormat.json, query).emit(document)  # --query prints JSON, as elsewhere
-        return
-    if fmt is ReportFormat.csv:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(list(columns))
-        writer.writerows([[_csv(row.get(key)) for key in columns] for row in rows])
-        typer.echo(buffer.getvalue(), nl=False)
+    """The report's rows: a table of `columns` for people, else the rows themselves (a list)."""
+    if not render.human:
+        render.emit(rows)
         return
     if not rows:
         say(empty)
@@ -110,16 +81,6 @@ def _emit(
         [[_human(key, row.get(key)) for key in columns] for row in rows],
         wrap=wrap,
     )
-
-
-def _csv(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
-    return str(value)
 
 
 def _human(key: str, value: Any) -> Any:
@@ -149,7 +110,7 @@ def _bytes(value: int) -> str:
         "gatekeeper report usage --since 30d",
         "gatekeeper report usage --since 2026-11-01 --until 2026-12-01 --output csv > november.csv",
         "gatekeeper report usage --by endpoint --tenant acme",
-        "gatekeeper report usage --query 'tenants[?bytes_processed > `0`].tenant_id'",
+        "gatekeeper report usage --query '[?bytes_processed > `0`].tenant_id'",
     )
 )
 def usage(
@@ -164,7 +125,7 @@ def usage(
     ] = "tenant",
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")] = None,
     service: ServiceOption = None,
-    output: ReportOutput = ReportFormat.table,
+    output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -174,7 +135,7 @@ def usage(
     tenant (none). Cross-Region consumers have no metrics: AWS publishes none for them."""
     from gatekeeper.models.identifiers import now_utc
 
-    output = _format(output, query, json_output)
+    render = rendering(output, query, json_output)
     if by not in ("tenant", "endpoint"):
         raise CliError(f"--by {by!r} is not one of tenant, endpoint")
     end = parse_since(until) if until else now_utc()
@@ -183,10 +144,11 @@ def usage(
         raise CliError(f"--since {since} is not before --until {until or 'now'}")
     gk = gatekeeper(ctx)
     endpoints = [e for e in _open_endpoints(gk, service) if tenant is None or e.tenant_id == tenant]
+    if not endpoints and tenant is not None:
+        gk.require_tenant(tenant)
     queries = usage_queries(endpoints, start, end)
     series = fetch(gk.client("cloudwatch"), queries, start, end)
     rows = endpoint_usage(endpoints, series, gk.stack.region)
-    period = {"start": start, "end": end}
     if by == "endpoint":
         columns = {
             "tenant_id": "tenant",
@@ -200,8 +162,7 @@ def usage(
             "peak_active_connections": "peak active",
             "resets_sent": "resets",
         }
-        document = {"period": period, "endpoints": rows}
-        _emit(rows, document, fmt=output, query=query, columns=columns, empty="no open endpoints")
+        _emit(rows, render, columns=columns, empty="no open endpoints")
         return
     tenants = tenant_usage(rows)
     columns = {
@@ -213,9 +174,8 @@ def usage(
         "peak_active_connections": "peak active",
         "resets_sent": "resets",
     }
-    document = {"period": period, "tenants": tenants}
-    _emit(tenants, document, fmt=output, query=query, columns=columns, empty="no open endpoints")
-    if output is ReportFormat.table and query is None and tenants:
+    _emit(tenants, render, columns=columns, empty="no open endpoints")
+    if render.human and tenants:
         say(f"{start:%Y-%m-%d %H:%M}Z to {end:%Y-%m-%d %H:%M}Z; peak active: the sum of endpoint peaks")
 
 
@@ -225,7 +185,7 @@ def usage(
     epilog=examples(
         "gatekeeper report orphans",
         "gatekeeper report orphans --idle-days 30 --output csv",
-        "gatekeeper report orphans --query \"endpoints[?contains(reasons, 'no-tenant')].vpc_endpoint_id\"",
+        "gatekeeper report orphans --query \"[?contains(reasons, 'no-tenant')].vpc_endpoint_id\"",
     ),
 )
 def orphans_report(
@@ -235,7 +195,7 @@ def orphans_report(
         int, typer.Option("--idle-days", min=1, max=455, help="No traffic for this many days is idle.")
     ] = 14,
     service: ServiceOption = None,
-    output: ReportOutput = ReportFormat.table,
+    output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -245,7 +205,7 @@ def orphans_report(
     Revoke with `gatekeeper reject <vpce-id> --reason …` after talking to the tenant."""
     from gatekeeper.models.identifiers import now_utc
 
-    output = _format(output, query, json_output)
+    render = rendering(output, query, json_output)
     now = now_utc()
     start = now - timedelta(days=idle_days)
     gk = gatekeeper(ctx)
@@ -262,12 +222,9 @@ def orphans_report(
         "reasons": "reasons",
         "detail": "detail",
     }
-    document = {"idle_days": idle_days, "checked": len(endpoints), "endpoints": rows}
     _emit(
         rows,
-        document,
-        fmt=output,
-        query=query,
+        render,
         columns=columns,
         empty=f"no orphans among {len(endpoints)} open endpoint(s)",
         wrap=("detail",),

@@ -23,7 +23,6 @@ from gatekeeper_ops.cli.output import (
     OutputOption,
     QueryOption,
     YesOption,
-    print_json,
     rendering,
     say,
     table,
@@ -186,7 +185,7 @@ def _notifies(notifications: list[dict[str, Any]], topic_arn: str) -> bool:
 
 
 @app.command(
-    name="list", epilog=examples("gatekeeper services list", "gatekeeper services list --all --json")
+    name="list", epilog=examples("gatekeeper services list", "gatekeeper services list --all --output json")
 )
 def list_services(
     ctx: typer.Context,
@@ -264,7 +263,7 @@ def list_services(
 @app.command(
     epilog=examples(
         "gatekeeper services attach vpce-svc-0123456789abcdef0",
-        "gatekeeper services attach vpce-svc-0123456789abcdef0 --yes --json",
+        "gatekeeper services attach vpce-svc-0123456789abcdef0 --yes --output json",
     )
 )
 def attach(
@@ -285,6 +284,8 @@ def attach(
         ),
     ] = None,
     yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Prepare an endpoint service for the gatekeeper: require acceptance (asks first) and send its
@@ -295,6 +296,7 @@ def attach(
 
     if not SERVICE_ID.match(service_id):
         raise CliError(f"{service_id!r} is not an endpoint service id (vpce-svc-…)")
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     stack = gk.stack
     admin = EndpointServiceAdmin(gk.client("ec2"))
@@ -329,8 +331,8 @@ def attach(
             f"--config-env {edit.env}` (samconfig keeps it for the next deploy; a bare "
             "--parameter-overrides would be lost)"
         )
-    if json_output:
-        print_json(
+    if not render.human:
+        render.emit(
             {
                 "service_id": service_id,
                 "steps": steps,

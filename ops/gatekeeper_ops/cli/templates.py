@@ -20,7 +20,6 @@ from gatekeeper_ops.cli.output import (
     OutputOption,
     QueryOption,
     console,
-    print_json,
     rendering,
     say,
     table,
@@ -136,7 +135,7 @@ def list_templates(
         for t in stored
     ]
     if not render.human:
-        render.emit({"templates": documents})
+        render.emit(documents)
         return
     table(
         None,
@@ -159,7 +158,8 @@ def list_templates(
 
 @app.command(
     epilog=examples(
-        "gatekeeper templates show standard", "gatekeeper templates show standard --version 1 --json"
+        "gatekeeper templates show standard",
+        "gatekeeper templates show standard --version 1 --query document --output json",
     )
 )
 def show(
@@ -201,17 +201,20 @@ def show(
 @app.command(
     epilog=examples(
         "gatekeeper templates validate policy-templates/standard.json",
-        "gatekeeper templates validate *.json --json",
+        "gatekeeper templates validate *.json --output json",
     )
 )
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Template documents (JSON).", dir_okay=False)],
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Validate template files offline (no AWS access). Every problem is reported with the
     statement and condition key at fault; the exit status is 1 if any file is invalid."""
     from gatekeeper.policy import TemplateInvalid, parse_template
 
+    render = rendering(output, query, json_output)
     results: list[dict[str, Any]] = []
     for path in files:
         document = read_document(path)
@@ -225,8 +228,8 @@ def validate(
             results.append(
                 {"file": str(path), "name": template.name, "valid": True, "summary": _summary(template)}
             )
-    if json_output:
-        print_json({"templates": results})
+    if not render.human:
+        render.emit(results)
     else:
         for result in results:
             if result["valid"]:
@@ -251,12 +254,15 @@ def validate(
 def push(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Template documents (JSON).", dir_okay=False)],
+    *,
     force: Annotated[
         bool,
         typer.Option(
             "--force", help="Push even if tenants' overrides no longer fit (their requests are held)."
         ),
     ] = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Validate templates and store each as its next version (stored versions never change); a
@@ -266,6 +272,7 @@ def push(
     from gatekeeper.models.tenant import Tenant
     from gatekeeper.policy import TemplateInvalid, parse_template
 
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     parsed: list[tuple[dict[str, Any], PolicyTemplate]] = []
     for path in paths:
@@ -305,8 +312,8 @@ def push(
     for document, result in pending:
         stored = gk.templates.push(document, gk.actor)
         result.update(version=stored.version, created_by=stored.created_by, created_at=stored.created_at)
-    if json_output:
-        print_json({"templates": results})
+    if not render.human:
+        render.emit(results)
         return
     for result in results:
         if result["action"] == "unchanged":
@@ -346,9 +353,12 @@ def diff(
         int | None, typer.Option("--from", help="Older version (default: the one before --to).")
     ] = None,
     to_version: Annotated[int | None, typer.Option("--to", help="Newer version (default: latest).")] = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Show what changed between two stored versions, or between a stored version and a file."""
+    render = rendering(output, query, json_output)
     templates = gatekeeper(ctx).templates
     if path is not None:
         if to_version is not None:
@@ -370,8 +380,8 @@ def diff(
     lines = list(
         difflib.unified_diff(old_text.splitlines(), new_text.splitlines(), old_label, new_label, lineterm="")
     )
-    if json_output:
-        print_json({"from": old_label, "to": new_label, "changed": bool(lines), "diff": lines})
+    if not render.human:
+        render.emit({"from": old_label, "to": new_label, "changed": bool(lines), "diff": lines})
         return
     if not lines:
         say(f"{old_label} and {new_label} are identical")

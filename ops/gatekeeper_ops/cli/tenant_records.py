@@ -26,6 +26,7 @@ from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
 from gatekeeper.policy.parameters import ParamValue, coerce_parameter
 from gatekeeper_ops.cli.context import CliError, describe_error
+from gatekeeper_ops.cli.output import OutputFormat, Rendering
 
 # The fields an operator owns; version/updated_by/updated_at are the store's.
 CONTENT_FIELDS: tuple[str, ...] = tuple(
@@ -296,15 +297,14 @@ def export_document(tenants: list[Tenant]) -> list[dict[str, Any]]:
     return [{k: v for k, v in record.items() if v != {}} for record in records]
 
 
-def dump(tenants: list[Tenant], fmt: Format) -> str:
+def dump(tenants: list[Tenant], render: Rendering) -> str:
+    """The records as `--output` asks (YAML by default); as an import file, YAML carries its header
+    and CSV every import column."""
     records = export_document(tenants)
-    if fmt == "csv":
+    if render.query is None and render.format is OutputFormat.csv:
         return _dump_csv(records)
-    if fmt == "json":
-        import json
-
-        return json.dumps({"tenants": records}, indent=2) + "\n"
-    return YAML_HEADER + yaml.safe_dump({"tenants": records}, sort_keys=False, allow_unicode=True)
+    text = render.text(records)
+    return YAML_HEADER + text if render.query is None and render.format is OutputFormat.yaml else text
 
 
 def _dump_csv(records: list[dict[str, Any]]) -> str:

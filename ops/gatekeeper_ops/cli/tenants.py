@@ -20,10 +20,12 @@ from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gat
 from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
+    OutputFormat,
     OutputOption,
     QueryOption,
+    Rendering,
     YesOption,
-    print_json,
+    output_formats,
     rendering,
     say,
     table,
@@ -98,11 +100,11 @@ def _record(tenant: Tenant) -> dict[str, Any]:
     return tenant.model_dump(mode="json", exclude_none=True)
 
 
-def _changed(verb: str, before: Tenant | None, after: Tenant, json_output: bool) -> None:
+def _changed(verb: str, before: Tenant | None, after: Tenant, render: Rendering) -> None:
     from gatekeeper_ops.cli.tenant_records import Change, field_changes
 
-    if json_output:
-        print_json({"action": verb, "tenant": _record(after)})
+    if not render.human:
+        render.emit({"action": verb, "tenant": _record(after)})
         return
     say(f"{verb} tenant {after.tenant_id} (version {after.version}, by {after.updated_by})")
     change = Change(
@@ -112,14 +114,14 @@ def _changed(verb: str, before: Tenant | None, after: Tenant, json_output: bool)
         say(line)
 
 
-def _preview(before: Tenant | None, after: Tenant, json_output: bool) -> None:
+def _preview(before: Tenant | None, after: Tenant, render: Rendering) -> None:
     from gatekeeper_ops.cli.tenant_records import Change, field_changes
 
     fields = field_changes(before, after)
     action: Action = "create" if before is None else "update" if fields else "unchanged"
     change = Change(action, after.tenant_id, before, after, fields)
-    if json_output:
-        print_json({"dry_run": True, "changes": [change.document()]})
+    if not render.human:
+        render.emit({"dry_run": True, "changes": [change.document()]})
     else:
         for line in change.lines():
             say(line)
@@ -166,6 +168,8 @@ def add(
     contact: Annotated[str | None, typer.Option("--contact", help="Who to call about this tenant.")] = None,
     suspended: Annotated[bool, typer.Option("--suspended", help="Create it suspended.")] = False,
     dry_run: DryRun = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Add a tenant. Validated first: account ids, principal ARNs, service ids, the template and the
@@ -173,6 +177,7 @@ def add(
     from gatekeeper.models.tenant import Tenant
     from gatekeeper_ops.cli.tenant_records import parse_assignments
 
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     tenant = Tenant.model_validate(
         {
@@ -193,10 +198,10 @@ def add(
     tenant = _check(gk, _validator(gk), tenant)
     _prepare(gk, None, tenant)
     if dry_run:
-        _preview(None, tenant, json_output)
+        _preview(None, tenant, render)
         return
     stored = gk.tenants.create(tenant, gk.actor)
-    _changed("created", None, stored, json_output)
+    _changed("created", None, stored, render)
 
 
 # -- show / list ------------------------------------------------------------------------------------
@@ -225,7 +230,7 @@ def show(
     active = gk.decisions.active_endpoints(tenant_id)
     quota = _validator(gk).quota(tenant)
     if not render.human:
-        render.emit({"tenant": _record(tenant), "active_endpoints": active, "quota": quota.document()})
+        render.emit({**_record(tenant), "quota": quota.document(), "active_endpoints": active})
         return
     record = tenant.model_dump()
     rows: list[tuple[str, Any]] = [(name, record[name]) for name in Tenant.model_fields]
@@ -256,12 +261,14 @@ def list_tenants(
     json_output: JsonOption = False,
 ) -> None:
     """List tenants with their effective endpoint quota. Records that no longer validate (e.g.
-    edited in the console) are listed as invalid, with why: the decision path holds their
-    requests until they are fixed."""
+    edited in the console) are named on stderr as invalid, with why, whatever the --output: the
+    decision path holds their requests until they are fixed."""
     from gatekeeper.models.errors import GatekeeperError
     from gatekeeper_ops.cli.tenant_records import export_document
 
     render = rendering(output, query, json_output)
+    if status not in (None, "active", "suspended"):
+        raise CliError(f"--status {status!r} is not one of active, suspended")
     gk = gatekeeper(ctx)
     tenants: list[Tenant] = []
     invalid: list[str] = []
@@ -273,11 +280,13 @@ def list_tenants(
     tenants.sort(key=lambda t: t.tenant_id)
     validator = _validator(gk, many=len({(t.template, t.template_version) for t in tenants}) > 1)
     quotas = {t.tenant_id: validator.quota(t) for t in tenants}
+    for problem in invalid:
+        warn(f"INVALID: {problem}")
     if not render.human:
         records = export_document(tenants)
         for record in records:
             record["quota"] = quotas[record["tenant_id"]].document()
-        render.emit({"tenants": records, "invalid": invalid})
+        render.emit(records)
         return
     table(
         None,
@@ -298,8 +307,6 @@ def list_tenants(
         ],
         wrap=("name",),
     )
-    for problem in invalid:
-        warn(f"INVALID: {problem}")
 
 
 # -- update / suspend / resume --------------------------------------------------------------------
@@ -313,23 +320,23 @@ def _read(gk: Gatekeeper, tenant_id: str, expected_version: int | None) -> Tenan
 
 
 def _write(
-    gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, json_output: bool, verb: str
+    gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, render: Rendering, verb: str
 ) -> None:
     from gatekeeper_ops.cli.tenant_records import field_changes
 
     if field_changes(before, after):
         _prepare(gk, before, after)
     if dry_run:
-        _preview(before, after, json_output)
+        _preview(before, after, render)
         return
     if not field_changes(before, after):
-        if json_output:
-            print_json({"action": "unchanged", "tenant": _record(before)})
+        if not render.human:
+            render.emit({"action": "unchanged", "tenant": _record(before)})
         else:
             say(f"tenant {before.tenant_id} unchanged (version {before.version})")
         return
     stored = gk.tenants.update(after, gk.actor)
-    _changed(verb, before, stored, json_output)
+    _changed(verb, before, stored, render)
 
 
 @app.command(
@@ -365,6 +372,8 @@ def update(
     contact: Annotated[str | None, typer.Option("--contact")] = None,
     expected_version: ExpectedVersion = None,
     dry_run: DryRun = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Change a tenant. The write is conditional on the version read (or --expected-version): a
@@ -372,6 +381,7 @@ def update(
     from gatekeeper.models.tenant import Tenant
     from gatekeeper_ops.cli.tenant_records import parse_assignments
 
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     before = _read(gk, tenant_id, expected_version)
     record = before.model_dump()
@@ -397,7 +407,7 @@ def update(
         record["contact"] = contact or None
     quota_changed = max_endpoints is not None or template is not None or bool(params or unset_params)
     after = _check(gk, _validator(gk), Tenant.model_validate(record), quota_changed)
-    _write(gk, before, after, dry_run=dry_run, json_output=json_output, verb="updated")
+    _write(gk, before, after, dry_run=dry_run, render=render, verb="updated")
 
 
 def _edit_list(
@@ -422,7 +432,7 @@ def _edit_map(values: dict[str, Any], set_: dict[str, str], unset: list[str] | N
 
 
 def _set_status(
-    ctx: typer.Context, tenant_id: str, status: str, expected: int | None, json_output: bool
+    ctx: typer.Context, tenant_id: str, status: str, expected: int | None, render: Rendering
 ) -> None:
     gk = gatekeeper(ctx)
     before = _read(gk, tenant_id, expected)
@@ -430,7 +440,7 @@ def _set_status(
         raise CliError(f"tenant {tenant_id} is already {status}")
     after = before.model_copy(update={"status": status})
     verb = "suspended" if status == "suspended" else "resumed"
-    _write(gk, before, after, dry_run=False, json_output=json_output, verb=verb)
+    _write(gk, before, after, dry_run=False, render=render, verb=verb)
 
 
 @app.command(
@@ -441,25 +451,31 @@ def _set_status(
 def suspend(
     ctx: typer.Context,
     tenant_id: TenantId,
+    *,
     expected_version: ExpectedVersion = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Suspend a tenant: its new requests are rejected (TenantSuspended) and the stack's tenant
     sync puts its open connections to the decision path for revocation; follow it with
     `gatekeeper decisions --tenant <id>`."""
-    _set_status(ctx, tenant_id, "suspended", expected_version, json_output)
+    _set_status(ctx, tenant_id, "suspended", expected_version, rendering(output, query, json_output))
 
 
 @app.command(epilog=examples("gatekeeper tenants resume globex"))
 def resume(
     ctx: typer.Context,
     tenant_id: TenantId,
+    *,
     expected_version: ExpectedVersion = None,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Resume a suspended tenant: new requests are decided by its template again, and the tenant
     sync re-requests the ones held while it was suspended."""
-    _set_status(ctx, tenant_id, "active", expected_version, json_output)
+    _set_status(ctx, tenant_id, "active", expected_version, rendering(output, query, json_output))
 
 
 # -- remove -------------------------------------------------------------------------------------
@@ -469,8 +485,11 @@ def resume(
 def remove(
     ctx: typer.Context,
     tenant_id: TenantId,
+    *,
     expected_version: ExpectedVersion = None,
     yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Remove a tenant and release its accounts' claims: new requests from its accounts are
@@ -478,6 +497,7 @@ def remove(
     that no longer validates can be removed too, given --expected-version (then add it again)."""
     from gatekeeper.models.errors import TenantInvalid
 
+    render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     try:
         current = _read(gk, tenant_id, expected_version)
@@ -495,8 +515,8 @@ def remove(
             err=True,
         )
     gk.tenants.remove(tenant_id, version)
-    if json_output:
-        print_json(
+    if not render.human:
+        render.emit(
             {
                 "action": "removed",
                 "tenant_id": tenant_id,
@@ -550,6 +570,8 @@ def import_tenants(
     ] = None,
     dry_run: DryRun = False,
     yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Create and update tenants from a file (as `tenants export` writes it). Every record is
@@ -564,6 +586,7 @@ def import_tenants(
         read_import_text,
     )
 
+    render = rendering(output, query, json_output)
     if confirm_removals is not None and not prune:
         raise CliError("--confirm-removals only means something with --prune")
     fmt = detect_format(path, file_format)
@@ -571,7 +594,7 @@ def import_tenants(
     data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1) if path == "-" else _read_bytes(Path(path))
     records = load(read_import_text(data, source), fmt, source)
     gk = gatekeeper(ctx)
-    with _progress(len(records) >= PROGRESS_FROM and not json_output) as progress:
+    with _progress(len(records) >= PROGRESS_FROM and render.human) as progress:
         checking = progress.add_task(f"Checking {len(records)} records", total=len(records))
         plan = plan_import(
             records,
@@ -588,7 +611,7 @@ def import_tenants(
         typer.confirm(f"--prune removes {removed}. Continue?", abort=True, err=True)
     applied: list[Change] = []
     if not dry_run:
-        with _progress(len(plan.writes) >= PROGRESS_FROM and not json_output) as progress:
+        with _progress(len(plan.writes) >= PROGRESS_FROM and render.human) as progress:
             writing = progress.add_task(f"Writing {len(plan.writes)} changes", total=len(plan.writes))
             for change in plan.writes:
                 try:
@@ -605,7 +628,7 @@ def import_tenants(
                     ) from None
                 applied.append(change)
                 progress.advance(writing)
-    _report_import(plan.changes, dry_run, json_output)
+    _report_import(plan.changes, dry_run, render)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -636,12 +659,12 @@ def _progress(visible: bool) -> Iterator[Progress]:
         yield progress
 
 
-def _report_import(changes: list[Change], dry_run: bool, json_output: bool) -> None:
+def _report_import(changes: list[Change], dry_run: bool, render: Rendering) -> None:
     counts = {
         a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "remove", "unchanged")
     }
-    if json_output:
-        print_json({"dry_run": dry_run, "summary": counts, "changes": [c.document() for c in changes]})
+    if not render.human:
+        render.emit({"dry_run": dry_run, "summary": counts, "changes": [c.document() for c in changes]})
         return
     for change in changes:
         if change.action != "unchanged":
@@ -654,37 +677,61 @@ def _report_import(changes: list[Change], dry_run: bool, json_output: bool) -> N
 @app.command(
     epilog=examples(
         "gatekeeper tenants export > tenants.yaml",
-        "gatekeeper tenants export --format csv --output tenants.csv",
-        "gatekeeper tenants export --json | jq '.tenants[].tenant_id'",
+        "gatekeeper tenants export --output csv --file tenants.csv",
+        "gatekeeper tenants export --query '[].tenant_id' --output text",
     )
 )
 def export(
     ctx: typer.Context,
-    file_format: Annotated[
-        str | None, typer.Option("--format", "-f", help="yaml (default), csv or json.")
+    *,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file", dir_okay=False, help="Write to this file, not stdout (format from its extension)."
+        ),
     ] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to a file (default: stdout).")
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FORMAT",
+            autocompletion=output_formats,
+            help="yaml (the default: the import file), json, csv (the import columns), text or table.",
+        ),
     ] = None,
+    query: QueryOption = None,
     json_output: JsonOption = False,
+    file_format: Annotated[str | None, typer.Option("--format", hidden=True)] = None,
 ) -> None:
     """Export every tenant (with its version, so a re-import refuses edits made meanwhile)."""
     from gatekeeper.models.errors import GatekeeperError
     from gatekeeper_ops.cli.tenant_records import detect_format, dump
 
+    if file_format is not None:  # the option of older releases: say what replaced it
+        raise CliError(
+            f"--format is now --output {file_format}, as on every command (--file PATH writes a file)"
+        )
+    if output is None and file is not None and not json_output:
+        output = detect_format(str(file), None)
+    render = rendering(output, query, json_output, default=OutputFormat.yaml, file_option="--file")
+    if file is not None and render.format is OutputFormat.table:
+        raise CliError(f"a table is for the terminal: write {file} as yaml, json, csv or text")
     gk = gatekeeper(ctx)
-    fmt = detect_format(
-        str(output or ""), "json" if json_output else (file_format or ("yaml" if output is None else None))
-    )
     tenants: list[Tenant] = []
     for found in gk.tenants.list():
         if isinstance(found, GatekeeperError):
             warn(f"not exported, invalid record: {found}")
         else:
             tenants.append(found)
-    text = dump(tenants, fmt)
-    if output is None:
+    if render.format is OutputFormat.table:
+        from gatekeeper_ops.cli.tenant_records import export_document
+
+        render.emit(export_document(tenants))
+        return
+    text = dump(tenants, render)
+    if file is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
-        typer.echo(f"exported {len(tenants)} tenant(s) to {output}", err=True)
+        file.write_text(text)
+        typer.echo(f"exported {len(tenants)} tenant(s) to {file}", err=True)

@@ -410,7 +410,9 @@ def _keep_running(
         **_operator_keys(account),
         "GATEKEEPER_STACK": account.stack.name,
     }
-    console.print(render.environment_lines(environment, _examples(producer, seed, result)))
+    # The venv's bin is where `gatekeeper` is: another shell has not activated the venv.
+    bin_dir = str(Path(sys.executable).parent)
+    console.print(render.environment_lines(environment, _examples(producer, seed, result), bin_dir))
     console.print(f"[dim]Reconcile sweep every {every:g} s; `gatekeeper reconcile` runs one now.[/]")
     worker = threading.Thread(target=deliver, name="local-lambda", daemon=True)
     worker.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -298,16 +299,22 @@ def load_report(report: LoadReport, dead_letters: Mapping[str, int], log_path: s
 
 
 # ------------------------------------------------------------------------ keep running
-def environment_lines(environment: Mapping[str, str], examples: Iterable[str]) -> Group:
-    """Plain lines, no box around them, so that they copy and paste into a shell as they are."""
-    exports = "\n".join(f"export {name}={value}" for name, value in environment.items())
+def environment_lines(environment: Mapping[str, str], examples: Iterable[str], bin_dir: str) -> Group:
+    """Plain lines, no box around them, so that they copy and paste into a shell as they are: the
+    first puts `bin_dir` (the venv's bin, where `gatekeeper` is) on the PATH of that shell."""
+    exports = "\n".join(
+        [
+            f'export PATH={shlex.quote(bin_dir)}:"$PATH"',
+            *(f"export {name}={shlex.quote(value)}" for name, value in environment.items()),
+        ]
+    )
     return Group(
         Rule("[bold green]The emulated account stays up[/]", style="green"),
         Text.from_markup("[bold]Point boto3, the AWS CLI and the gatekeeper CLI at it, in another shell:[/]"),
-        Text(exports, style="green"),
+        Text(exports, style="green", no_wrap=True, overflow="ignore"),  # wrapped, it would not paste
         Text(""),
         Text.from_markup("[bold]Then, for example:[/]"),
-        Text("\n".join(examples), style="cyan"),
+        Text("\n".join(examples), style="cyan", no_wrap=True, overflow="ignore"),
         Text(""),
         Text.from_markup(
             "New requests and operator decisions are decided as they arrive and show up below. "

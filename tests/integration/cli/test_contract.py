@@ -1,19 +1,28 @@
-"""What every command promises: `--help` with an example, `--json`, shell completion, and failures
-as one actionable line on stderr with a non-zero status — never a traceback."""
+"""What every command promises: `--help` with an example, one output contract (`--output
+table|json|csv|text|yaml`, `--query`, `--json`; a list for what lists, an object for what shows or
+changes one thing), shell completion, and failures as one actionable line on stderr with a
+non-zero status — never a traceback."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import typer
+import yaml
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 from pydantic import ValidationError
 
 from gatekeeper.models.tenant import Tenant
@@ -22,8 +31,12 @@ from gatekeeper_ops.cli.app import app
 from gatekeeper_ops.cli.context import StackResources, describe_error
 from gatekeeper_ops.emulator import emulated_moto_server
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from gatekeeper_ops.sandbox.invoke_bridge import InvokeBridge
 
 from .conftest import ACME
+from .test_connections import held_request
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def leaf_commands() -> list[tuple[str, ...]]:
@@ -65,26 +78,153 @@ def test_every_command_of_the_issue_exists():
 
 
 @pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
-def test_every_command_has_help_with_an_example_and_a_json_option(cli, path):
+def test_every_command_has_help_with_an_example_and_the_output_options(cli, path):
     out = cli.ok(*path, "--help").stdout
     assert "Examples" in out
     assert f"$ gatekeeper {' '.join(path)}" in out
-    assert "--json" in out
+    for option in ("--output FORMAT", "--query JMESPATH", "--json"):
+        assert option in out
 
 
-READ_COMMANDS = [
-    ("tenants", "show"), ("tenants", "list"), ("templates", "list"), ("templates", "show"),
-    ("services", "list"), ("pending",), ("decisions",), ("simulate",), ("report", "usage"),
-    ("report", "orphans"),
-]  # fmt: skip
+# -- one output contract, as in the AWS CLI: --output table|json|csv|text|yaml and --query ------
+def _options(path: tuple[str, ...]) -> dict[str, Any]:
+    command: Any = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return {option: param for param in command.params for option in param.opts}
 
 
-@pytest.mark.parametrize("path", READ_COMMANDS, ids=[" ".join(p) for p in READ_COMMANDS])
-def test_read_commands_take_output_and_query_like_the_aws_cli(cli, path):
-    out = cli.ok(*path, "--help").stdout
-    assert "--output" in out
-    assert "--query" in out
-    assert "JMESPATH" in out
+@pytest.mark.parametrize("path", LEAVES, ids=[" ".join(p) for p in LEAVES])
+def test_every_command_declares_output_and_query_the_same_way(path):
+    options = _options(path)
+    assert options["--output"] is options["-o"]
+    assert options["--output"].metavar == "FORMAT"
+    assert options["--query"].metavar == "JMESPATH"
+    assert "--json" in options
+
+
+HELD = "<held>"  # replaced by a connection held for review, made for the command that needs one
+# Every command, run in the seeded account, and what its JSON document is: a list for a command
+# that lists things, an object for one that shows or changes one thing. A new command is missing
+# here until it is added, and test_every_command_is_run_against_the_contract fails.
+RUNS: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {
+    ("tenants", "add"): (("newco", "--name", "New", "-p", "555566667777", "-s", "<service>", "-t", "standard",
+                          "--max-endpoints", "3", "--dry-run"), "object"),
+    ("tenants", "show"): (("acme",), "object"),
+    ("tenants", "list"): ((), "array"),
+    ("tenants", "update"): (("acme", "--contact", "ops@acme.example"), "object"),
+    ("tenants", "suspend"): (("acme",), "object"),
+    ("tenants", "resume"): (("globex",), "object"),
+    ("tenants", "remove"): (("globex", "--yes"), "object"),
+    ("tenants", "import"): (("-", "--dry-run"), "object"),
+    ("tenants", "export"): ((), "array"),
+    ("templates", "list"): ((), "array"),
+    ("templates", "show"): (("standard",), "object"),
+    ("templates", "validate"): (("policy-templates/standard.json", "policy-templates/trial.json"), "array"),
+    ("templates", "push"): (("policy-templates/standard.json",), "array"),
+    ("templates", "diff"): (("standard", "policy-templates/standard.json"), "object"),
+    ("services", "list"): ((), "array"),
+    ("services", "attach"): (("<service>", "--yes"), "object"),
+    ("simulate",): (("--principal", ACME, "--service", "<service>"), "object"),
+    ("pending",): ((), "array"),
+    ("approve",): ((HELD, "--yes"), "object"),
+    ("reject",): ((HELD, "--reason", "not a customer", "--yes"), "object"),
+    ("decisions",): ((), "array"),
+    ("reconcile",): ((), "object"),
+    ("report", "usage"): ((), "array"),
+    ("report", "orphans"): ((), "array"),
+}  # fmt: skip
+# Commands that only read: every format is printed from the same document.
+READ_ONLY = [path for path, (argv, _) in RUNS.items() if path[-1] in (
+    "show", "list", "export", "validate", "diff", "simulate", "pending", "decisions", "usage", "orphans"
+)]  # fmt: skip
+IMPORT_FILE = "- tenant_id: newco\n  display_name: New\n  principals: ['555566667777']\n  services: ['*']\n" \
+    "  template: standard\n  max_endpoints: 3\n"  # fmt: skip
+
+
+def test_every_command_is_run_against_the_contract():
+    assert set(RUNS) == set(LEAVES)
+
+
+@contextlib.contextmanager
+def lambda_invoke_served(producer: ProducerAccount) -> Iterator[None]:
+    """Lambda Invoke of the stack's functions answered by their handlers, as the kept-running
+    sandbox does (`gatekeeper reconcile` invokes the reconciler)."""
+    bridge = InvokeBridge(producer.lambdas)
+    stop = threading.Event()
+
+    def deliver() -> None:
+        while not stop.is_set():
+            if not bridge.serve():
+                stop.wait(0.05)
+
+    worker = threading.Thread(target=deliver, daemon=True)
+    with bridge.installed():
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+
+
+def _argv(seeded: ProducerAccount, path: tuple[str, ...]) -> list[str]:
+    argv, _ = RUNS[path]
+    held = held_request(seeded) if HELD in argv else None
+    service = seeded.service.service_id
+    return [*path, *(held if a == HELD else service if a == "<service>" else a for a in argv)]
+
+
+@pytest.mark.parametrize("path", list(RUNS), ids=[" ".join(p) for p in RUNS])
+def test_query_narrows_the_document_of_every_command(seeded, cli, path, monkeypatch):
+    """`--query` is applied to the command's JSON document, whose root is a list or an object."""
+    monkeypatch.chdir(ROOT)
+    argv = _argv(seeded, path)
+    with lambda_invoke_served(seeded) if path == ("reconcile",) else contextlib.nullcontext():
+        result = cli.run(*argv, "--output", "text", "--query", "type(@)", input=IMPORT_FILE)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == RUNS[path][1]
+
+
+@pytest.mark.parametrize("path", READ_ONLY, ids=[" ".join(p) for p in READ_ONLY])
+def test_every_format_prints_the_same_document(seeded, cli, path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    argv = _argv(seeded, path)
+    document = _stable(json.loads(cli.ok(*argv, "--output", "json").stdout))
+    assert _stable(cli.json(*argv)) == document  # --json is --output json
+    assert _stable(yaml.safe_load(cli.ok(*argv, "--output", "yaml").stdout)) == document
+    records = document if isinstance(document, list) else [document]
+    rows = list(csv.DictReader(io.StringIO(cli.ok(*argv, "--output", "csv").stdout)))
+    assert len(rows) == len(records)
+    if rows:  # a column per key (`tenants export`: every column an import reads, set or not)
+        assert {k for r in records for k in r} <= set(rows[0])
+    text = cli.ok(*argv, "--output", "text").stdout
+    assert bool(text.strip()) == bool(records)
+    cli.ok(*argv, "--output", "table")
+
+
+def _stable(value: Any) -> Any:
+    """Without the times a command reads from the clock (simulate's connection is created now)."""
+    if isinstance(value, dict):
+        return {k: _stable(v) for k, v in value.items() if k != "CreationTimestamp"}
+    if isinstance(value, list):
+        return [_stable(v) for v in value]
+    return value
+
+
+def test_output_is_a_format_never_a_file(seeded, cli, tmp_path):
+    path = tmp_path / "tenants.csv"
+    assert cli.fails("tenants", "export", "--output", str(path)) == (
+        f"error: --output '{path}' is not a format: it takes table, json, csv, text, yaml, as in the AWS "
+        f"CLI; to write a file, pass --file {path}"
+    )
+    assert "to write a file, redirect the output: > x.json" in cli.fails("tenants", "list", "-o", "x.json")
+    assert "--format is now --output csv" in cli.fails("tenants", "export", "--format", "csv")
+    cli.ok("tenants", "export", "--file", path)  # the format from the extension, as --output FILE did
+    assert [r["tenant_id"] for r in csv.DictReader(io.StringIO(path.read_text()))] == ["acme", "globex"]
+    assert "--query 'keys(@)' failed on this command's document" in cli.fails(
+        "tenants", "list", "--query", "keys(@)"
+    )
 
 
 def test_root_help_and_version(cli):
@@ -125,6 +265,23 @@ def test_unknown_profile_is_one_line(cli, tmp_path):
     error = cli.fails("--profile", "nope", "tenants", "list", env={"AWS_CONFIG_FILE": str(tmp_path / "none")})
     assert "nope" in error
     assert "aws configure list-profiles" in error
+
+
+def test_a_region_that_cannot_exist_is_one_line_before_any_call(cli, monkeypatch):
+    monkeypatch.setattr("boto3.session.Session.client", lambda *_, **__: pytest.fail("called AWS"))
+    assert cli.fails("--region", "mars-1", "tenants", "list") == (
+        "error: --region 'mars-1' is not an AWS Region name (like us-east-1 or eu-west-1)"
+    )
+    assert cli.fails("tenants", "list", env={"AWS_DEFAULT_REGION": "mars-1", "AWS_REGION": "mars-1"}) == (
+        "error: the region 'mars-1' (from the profile or AWS_REGION) is not an AWS Region name "
+        "(like us-east-1 or eu-west-1)"
+    )
+    # The sandbox serves the Regions the SDK knows; AWS itself may have newer ones.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert cli.fails("--region", "xx-mars-1", "pending") == (
+        "error: --region 'xx-mars-1' is not a Region the endpoint http://127.0.0.1:4566 "
+        "(AWS_ENDPOINT_URL) serves"
+    )
 
 
 def test_usage_errors_keep_click_exit_status(cli):
@@ -184,10 +341,11 @@ def _validation_error() -> ValidationError:
         (ParameterInvalid(["override 'X': bad"], template="t"), "parameter overrides do not fit"),
         (_validation_error(), "invalid Tenant: tenant_id: String should match pattern"),
         (FileNotFoundError(2, "No such file or directory", "x.yaml"), "No such file or directory: x.yaml"),
+        (ResponseParserError("invalid XML received"), "the endpoint's answer is not an AWS response"),
         (KeyError("surprise"), None),
     ],
     ids=["no-credentials", "unreachable", "access-denied", "expired", "template", "parameters", "pydantic",
-         "file", "unforeseen"],
+         "file", "unparseable", "unforeseen"],
 )  # fmt: skip
 def test_error_messages_are_single_lines(error, expected):
     message = describe_error(error)
@@ -236,6 +394,10 @@ def test_installed_command_works_against_the_sandbox_over_http(sandbox):
     refused = run("tenants", "add", "acme2", "--name", "Acme", "-p", ACME, "-s", service, "-t", "standard",
                   "--max-endpoints", "3")  # fmt: skip
     assert refused.returncode == 1
+    nowhere = run("--region", "mars-1", "tenants", "list")
+    assert (nowhere.returncode, nowhere.stderr.splitlines()) == (
+        1, ["error: --region 'mars-1' is not an AWS Region name (like us-east-1 or eu-west-1)"]
+    )  # fmt: skip
     assert refused.stderr.splitlines() == [
         "error: account 111122223333 is already claimed by tenant acme; a principal belongs to at most one "
         "tenant — remove it there first"

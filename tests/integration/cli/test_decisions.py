@@ -60,7 +60,27 @@ def test_human_table_and_explanations(decided, cli):
     assert "UnknownPrincipal" in out
     assert "standard v1" in out
     assert "account 999988887777 is not a principal of any tenant" in out
-    assert "no decisions match" in cli.ok("decisions", "--tenant", "nobody").stdout
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    assert "no decisions match" in cli.ok("decisions", "--tenant", "acme", "--since", tomorrow).stdout
+
+
+def test_an_unknown_tenant_filter_is_refused_not_an_empty_answer(decided, cli):
+    expected = (
+        "error: no tenant 'nosuch': no record and no decision recorded for it; see `gatekeeper tenants list`"
+    )
+    assert cli.fails("decisions", "--tenant", "nosuch") == expected
+    assert cli.fails("decisions", "--tenant", "nosuch", "--output", "json") == expected
+    assert cli.fails("report", "usage", "--tenant", "nosuch") == expected
+    assert "--status 'gone' is not one of active, suspended" in cli.fails(
+        "tenants", "list", "--status", "gone"
+    )
+
+
+def test_a_removed_tenants_history_stays_listable(decided, seeded, cli):
+    cli.ok("tenants", "remove", "globex", "--yes")  # no decisions: nothing of it is left
+    assert "no tenant 'globex'" in cli.fails("decisions", "--tenant", "globex")
+    seeded.tenants.remove("acme", seeded.tenants.get("acme").version)
+    assert sorted(d["decision"] for d in cli.json("decisions", "--tenant", "acme")) == ["accepted", "held"]
 
 
 def test_bad_filters_are_one_line(seeded, cli):

@@ -25,11 +25,11 @@ def test_the_kept_running_sandbox_serves_traffic_for_the_reports(cli, tmp_path):
     scenario = results[0].scenario
     assert scenario is not None
     idle = {r.endpoint for r in scenario.steps if r.step.id in IDLE_STEPS}
-    rows = {row["vpc_endpoint_id"]: row for row in usage["endpoints"]}
+    rows = {row["vpc_endpoint_id"]: row for row in usage}
     assert set(rows) >= idle
     busy = [row for endpoint, row in rows.items() if endpoint not in idle]
     assert busy
     assert all(row["bytes_processed"] > 0 and row["tenant_id"] for row in busy)
     assert all(rows[endpoint]["bytes_processed"] == 0 for endpoint in idle)
-    assert {row["vpc_endpoint_id"] for row in orphans["endpoints"]} == idle
-    assert all(row["reasons"] == ["idle"] for row in orphans["endpoints"])
+    assert {row["vpc_endpoint_id"] for row in orphans} == idle
+    assert all(row["reasons"] == ["idle"] for row in orphans)

@@ -37,7 +37,7 @@ BROKEN = {
 def test_validate_is_offline_and_reports_ok(cli):
     # No producer fixture: no AWS at all (the stack could not even be found).
     result = cli.json("templates", "validate", *sorted(BUILTIN_TEMPLATES.glob("*.json")))
-    assert [t["valid"] for t in result["templates"]] == [True, True, True]
+    assert [t["valid"] for t in result] == [True, True, True]
     assert "ok" in cli.ok("templates", "validate", STANDARD).stdout
 
 
@@ -50,7 +50,7 @@ def test_validate_names_the_statement_and_key_at_fault(cli, tmp_path):
     assert "Statement[1] 'Hold': Effect 'Maybe' is not one of Allow" in result.stdout
     assert result.stderr.strip() == f"error: 1 of 1 template file(s) invalid: {path}"
     document = json.loads(cli.run("templates", "validate", path, "--json").stdout)
-    [entry] = document["templates"]
+    [entry] = document
     assert entry["valid"] is False
     assert len(entry["problems"]) == 2
 
@@ -62,7 +62,7 @@ def test_validate_refuses_a_file_that_is_not_json(cli, tmp_path):
 
 
 def test_list_and_show(producer, cli):
-    listed = cli.json("templates", "list")["templates"]
+    listed = cli.json("templates", "list")
     assert [(t["name"], t["version"]) for t in listed] == [("enterprise", 1), ("standard", 1), ("trial", 1)]
     assert all(t["problems"] == [] for t in listed)
     shown = cli.json("templates", "show", "standard")
@@ -76,11 +76,11 @@ def test_list_and_show(producer, cli):
 
 def test_push_stores_a_new_immutable_version_attributed_to_the_caller(producer, cli, tmp_path):
     path = edited_standard(tmp_path, Description="Paying tenants, revised")
-    [pushed] = cli.json("templates", "push", path)["templates"]
+    [pushed] = cli.json("templates", "push", path)
     assert (pushed["action"], pushed["version"], pushed["created_by"]) == ("pushed", 2, OPERATOR)
     assert producer.templates.get("standard", 1).document["Description"].startswith("Paying tenants: up to 3")
     assert producer.templates.get("standard").document["Description"] == "Paying tenants, revised"
-    versions = cli.json("templates", "list", "standard")["templates"]
+    versions = cli.json("templates", "list", "standard")
     assert [v["version"] for v in versions] == [1, 2]
 
 
@@ -111,7 +111,7 @@ def test_push_that_would_break_a_tenants_overrides_needs_force(seeded, cli, tmp_
     error = cli.fails("templates", "push", path)
     assert "standard would break tenants whose overrides no longer fit: acme (override 'HomeRegions'" in error
     assert table_snapshot(seeded, "TemplatesTableName") == before
-    [pushed] = cli.json("templates", "push", path, "--force")["templates"]
+    [pushed] = cli.json("templates", "push", path, "--force")
     assert pushed["broken_tenants"]
 
 
@@ -149,7 +149,7 @@ def test_push_several_files_checks_all_before_pushing_any(producer, cli, tmp_pat
     error = cli.fails("templates", "push", revised, broken)
     assert error.endswith(f"({broken}; nothing pushed)")
     assert table_snapshot(producer, "TemplatesTableName") == before
-    results = cli.json("templates", "push", STANDARD, revised)["templates"]
+    results = cli.json("templates", "push", STANDARD, revised)
     assert [(r["name"], r["action"], r["version"]) for r in results] == [
         ("standard", "unchanged", 1),
         ("trial", "pushed", 2),
@@ -171,7 +171,7 @@ def test_a_stored_version_broken_in_the_console_is_reported_not_hidden(producer,
             "created_at": {"S": "2026-01-01T00:00:00+00:00"},
         },
     )
-    [standard] = [t for t in cli.json("templates", "list")["templates"] if t["name"] == "standard"]
+    [standard] = [t for t in cli.json("templates", "list") if t["name"] == "standard"]
     assert standard["version"] == 2
     assert "Statement[0] 'A': Effect 'Accept' is not one of Allow" in standard["problems"][0]
     shown = cli.ok("templates", "show", "standard").stdout

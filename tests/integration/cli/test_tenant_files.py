@@ -22,7 +22,7 @@ def test_export_then_import_round_trips_unchanged(seeded, cli, tmp_path):
     before = table_snapshot(seeded)
     for fmt in ("yaml", "csv", "json"):
         path = tmp_path / f"tenants.{fmt}"
-        cli.ok("tenants", "export", "--output", path)
+        cli.ok("tenants", "export", "--file", path)
         result = cli.json("tenants", "import", path)
         assert result["summary"] == {"create": 0, "update": 0, "remove": 0, "unchanged": 2}, fmt
         assert table_snapshot(seeded) == before, fmt
@@ -30,15 +30,15 @@ def test_export_then_import_round_trips_unchanged(seeded, cli, tmp_path):
 
 def test_export_yaml_to_stdout_carries_versions(seeded, cli):
     document = yaml.safe_load(cli.ok("tenants", "export").stdout)
-    acme = next(t for t in document["tenants"] if t["tenant_id"] == "acme")
+    acme = next(t for t in document if t["tenant_id"] == "acme")
     assert acme["principals"] == [ACME]  # quoted: still a string after YAML
     assert acme["version"] == 1
-    assert [t["tenant_id"] for t in cli.json("tenants", "export")["tenants"]] == ["acme", "globex"]
+    assert [t["tenant_id"] for t in cli.json("tenants", "export")] == ["acme", "globex"]
 
 
 def test_csv_export_is_one_row_per_tenant_with_flat_columns(seeded, cli):
     cli.ok("tenants", "update", "acme", "--param", "HomeRegions=us-east-1,eu-west-1", "--add-principal", NEW)
-    rows = list(csv.DictReader(io.StringIO(cli.ok("tenants", "export", "--format", "csv").stdout)))
+    rows = list(csv.DictReader(io.StringIO(cli.ok("tenants", "export", "--output", "csv").stdout)))
     acme = next(r for r in rows if r["tenant_id"] == "acme")
     assert acme["principals"] == f"{ACME};{NEW}"
     assert acme["parameters"] == "HomeRegions=us-east-1,eu-west-1"
@@ -47,9 +47,9 @@ def test_csv_export_is_one_row_per_tenant_with_flat_columns(seeded, cli):
 
 def test_edited_yaml_dry_run_shows_the_diff_and_writes_nothing(seeded, cli, tmp_path):
     document = yaml.safe_load(cli.ok("tenants", "export").stdout)
-    acme = next(t for t in document["tenants"] if t["tenant_id"] == "acme")
+    acme = next(t for t in document if t["tenant_id"] == "acme")
     acme["max_endpoints"] = 9
-    document["tenants"].append(
+    document.append(
         {"tenant_id": "initech", "display_name": "Initech", "principals": [NEW],
          "services": [seeded.service.service_id], "template": "trial", "max_endpoints": 1}
     )  # fmt: skip
@@ -141,10 +141,10 @@ def test_one_bad_record_refuses_the_whole_file_and_lists_every_problem(seeded, c
 
 def test_import_refuses_a_file_exported_before_someone_else_edited(seeded, cli, tmp_path):
     path = tmp_path / "tenants.yaml"
-    cli.ok("tenants", "export", "--output", path)
+    cli.ok("tenants", "export", "--file", path)
     cli.ok("tenants", "update", "acme", "--contact", "someone@else.test")  # acme is now v2
     document = yaml.safe_load(path.read_text())
-    document["tenants"][0]["max_endpoints"] = 8
+    document[0]["max_endpoints"] = 8
     path.write_text(yaml.safe_dump(document))
     before = table_snapshot(seeded)
     error = cli.fails("tenants", "import", path)
@@ -173,7 +173,7 @@ def test_account_moving_between_tenants_in_one_file_is_released_first(seeded, cl
 
 def test_prune_removes_tenants_missing_from_the_file_after_confirmation(seeded, cli, tmp_path):
     document = yaml.safe_load(cli.ok("tenants", "export").stdout)
-    document["tenants"] = [t for t in document["tenants"] if t["tenant_id"] == "acme"]
+    document = [t for t in document if t["tenant_id"] == "acme"]
     path = tmp_path / "tenants.yaml"
     path.write_text(yaml.safe_dump(document))
     assert cli.json("tenants", "import", path)["summary"]["remove"] == 0  # without --prune: kept
