@@ -139,6 +139,7 @@ def test_a_body_the_parser_does_not_know_fails_the_parser_check(cli, stack, monk
 def test_a_run_that_fails_midway_leaves_nothing_behind(cli, stack, monkeypatch, failure, status):
     if failure == "sigterm" and threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers belong to the main thread")
+
     def follow(gk, service_id, endpoint, subscribers, options):
         assert leftovers(stack)["endpoints"] == [endpoint]  # the canary exists, then the run dies
         if failure == "sigterm":
