@@ -170,3 +170,22 @@ def kept_running_sandbox(log_dir: Path) -> Iterator[KeptRunningSandbox]:
     finally:
         stop.set()
         worker.join(timeout=30)
+
+
+@contextlib.contextmanager
+def verify_served(producer: ProducerAccount, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`gatekeeper verify` against the in-process account as against the sandbox: the bus policy
+    enforced, its pauses spent delivering the account's events (the local Lambda service), the sweep
+    it invokes run by that service."""
+    from gatekeeper_ops.cli import reconcile, verify
+    from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, privatelink_emulator
+
+    settings = EmulatorSettings(enforce_bus_policy=True, eventual_consistency=EventualConsistency())
+    with privatelink_emulator(settings):
+        monkeypatch.setattr(verify, "sleep", lambda _: producer.settle())
+        monkeypatch.setattr(
+            reconcile,
+            "invoke_sweep",
+            lambda _: producer.lambdas.run_schedule("ReconcileConnectionsFunction").result,
+        )
+        yield

@@ -9,29 +9,24 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from gatekeeper_ops.cli import reconcile, verify
-from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, lifecycle, privatelink_emulator
+from gatekeeper_ops.cli import verify
+from gatekeeper_ops.emulator import lifecycle
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
-RECONCILER = "ReconcileConnectionsFunction"
+from .conftest import verify_served
 
 
 @pytest.fixture
-def stack(producer_factory, monkeypatch, tmp_path) -> ProducerAccount:
-    """A producer whose service allows no one yet (verify adds its own principal), the bus policy
-    enforced, and verify's pauses spent delivering the account's events (the local Lambda service)."""
+def stack(producer_factory, monkeypatch, tmp_path) -> Iterator[ProducerAccount]:
+    """A producer whose service allows no one yet (verify adds its own principal)."""
     producer = producer_factory()(allowed_principals=())
-    settings = EmulatorSettings(enforce_bus_policy=True, eventual_consistency=EventualConsistency())
-    with privatelink_emulator(settings):
-        monkeypatch.setattr(verify, "sleep", lambda _: producer.settle())
-        monkeypatch.setattr(
-            reconcile, "invoke_sweep", lambda _: producer.lambdas.run_schedule(RECONCILER).result
-        )
-        monkeypatch.chdir(tmp_path)  # where the first run saves the notification body
+    monkeypatch.chdir(tmp_path)  # where the first run saves the notification body
+    with verify_served(producer, monkeypatch):
         yield producer
 
 
