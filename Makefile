@@ -119,8 +119,12 @@ validate: tools $(CHECKOV)/.installed $(TRANSFORMED) ## cfn-lint (source + trans
 
 # The core layer ships bytecode (layers/core/Makefile): Lambda's /opt is read-only, so a module
 # without it is compiled on every cold start. The check fails the build if one lacks it.
+# sam build expands the template's Fn::ForEach (AWS::LanguageExtensions) to find what to build, and
+# needs a value for its collection; the built template keeps the loop, so the deploy's
+# EndpointServiceIds makes the per-service resources (this placeholder makes none).
+BUILD_SERVICE_IDS := vpce-svc-00000000000000000
 build: tools dev ## sam build (python3.13), then check the core layer's bytecode
-	$(TBIN)/sam build --region us-east-1
+	$(TBIN)/sam build --region us-east-1 --language-extensions --parameter-overrides EndpointServiceIds=$(BUILD_SERVICE_IDS)
 	PYTHONPATH=ops $(PY) -m gatekeeper_ops.layer_bytecode .aws-sam/build/CoreLayer/python
 
 demo: dev ## the whole flow on an embedded emulated AWS (ARGS="--requests 1000", "--keep-running")

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from gatekeeper_ops.iam_policy import Policy, Request, evaluate
-from gatekeeper_ops.stack import EmulatedStack, _Resolver
+from gatekeeper_ops.stack import EmulatedStack, _Resolver, expand_for_each
 
 # The AWS managed policies SAM attaches to function roles, as AWS publishes them (the parts that
 # matter here). An ARN missing from this map is a violation, not a silent pass.
@@ -150,7 +150,9 @@ class ContractView:
 
     @classmethod
     def build(cls, transformed: Mapping[str, Any], stack: EmulatedStack) -> ContractView:
-        template = json.loads(json.dumps(transformed))  # the resolver must not touch a shared copy
+        # A copy (the resolver must not touch a shared one), its Fn::ForEach loops expanded for this
+        # stack's parameters, as CloudFormation's AWS::LanguageExtensions would.
+        template = expand_for_each(json.loads(json.dumps(transformed)), stack.parameters)
         resources: dict[str, Any] = template["Resources"]
         physical = {k: dict(v) for k, v in stack.physical.items()}
         for logical_id, spec in resources.items():

@@ -8,6 +8,13 @@ Runs in the tools venv (aws-sam-translator pins its own pydantic, so it cannot j
     .venv-tools/bin/python -m gatekeeper_ops.sam_transform template.yaml .aws-sam/template.transformed.json
 Offline: SAM only needs the managed-policy map for policies named by name (e.g. `AWSLambdaExecute`);
 this template names none, so the map is static and a policy name it does not know fails the transform.
+
+AWS::LanguageExtensions runs before SAM in CloudFormation, expanding `Fn::ForEach` with the stack's
+parameter values. Offline there are none, so the `Fn::ForEach` blocks of Resources go round SAM
+(which refuses them) and come back unexpanded, with `Transform: AWS::LanguageExtensions` left for
+CloudFormation (and cfn-lint, which expands them itself; `gatekeeper_ops.stack.expand_for_each`
+expands them for an emulated stack). That is what CloudFormation does as long as a loop makes no
+SAM resource and names none that SAM generates, which `transform` checks.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gatekeeper_ops.stack import load_template
+from gatekeeper_ops.stack import FOR_EACH, load_template
 
 # Managed policies `Policies:` may name by name. Add one here when the template starts to use it.
 MANAGED_POLICIES: dict[str, str] = {
@@ -56,7 +63,20 @@ def transform(template: dict[str, Any]) -> dict[str, Any]:
     # SAM asks boto3 for a region to fill AWS::Region/AWS::Partition where it resolves them itself;
     # the output keeps `${AWS::Region}` references, so any region does.
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    result: dict[str, Any] = sam_transform(_as_packaged(template), {}, StaticManagedPolicyLoader())
+    resources = template.get("Resources", {})
+    loops = {k: v for k, v in resources.items() if k.startswith(FOR_EACH)}
+    rest = {**template, "Resources": {k: v for k, v in resources.items() if k not in loops}}
+    result: dict[str, Any] = sam_transform(_as_packaged(rest), {}, StaticManagedPolicyLoader())
+    if loops:
+        # A loop that made a SAM resource, or named one SAM generates, would need SAM after it.
+        text = json.dumps(loops)
+        generated = set(result["Resources"]) - set(resources)
+        if "AWS::Serverless::" in text or any(f'"{name}"' in text for name in generated):
+            raise ValueError(
+                "an Fn::ForEach makes or names SAM resources: the offline transform cannot keep it"
+            )
+        result["Resources"].update(loops)
+        result["Transform"] = "AWS::LanguageExtensions"
     return result
 
 

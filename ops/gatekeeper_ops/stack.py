@@ -72,9 +72,73 @@ for _tag in (
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as written: its `Fn::ForEach` blocks are expanded by `expand_for_each`."""
     with path.open() as handle:
         document: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     return document
+
+
+# ---------------------------------------------------------------------------- AWS::LanguageExtensions
+FOR_EACH = "Fn::ForEach::"
+
+
+def expand_for_each(template: dict[str, Any], parameters: dict[str, Any]) -> dict[str, Any]:
+    """The template with every `Fn::ForEach::<Loop>: [Identifier, Collection, {OutputKey: OutputValue}]`
+    replaced by its outputs, as the AWS::LanguageExtensions transform does before any other: one
+    copy of the outputs per item of the collection (a list, or a function of the parameters such as
+    a CommaDelimitedList's Ref), with `${Identifier}` in every key and string replaced by the item,
+    `&{Identifier}` by the item without its non-alphanumeric characters (logical ids), and
+    `{"Ref": Identifier}` by the item. Loops nest; two outputs with one key are an error."""
+    stack = EmulatedStack("expand", "us-east-1", "000000000000", _parameters(template, parameters))
+    resolver = _Resolver(template, stack)
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, list):
+            return [expand(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        expanded: dict[str, Any] = {}
+        for key, item in value.items():
+            if key.startswith(FOR_EACH):
+                # Each copy is expanded on its own (its loops too) before the copies are merged.
+                outputs = [
+                    pair for copy in _loop_copies(key, item, resolver) for pair in expand(copy).items()
+                ]
+            else:
+                outputs = [(key, expand(item))]
+            for output_key, output in outputs:
+                if output_key in expanded:
+                    raise ValueError(f"{key}: {output_key} is defined twice")
+                expanded[output_key] = output
+        return expanded
+
+    return {name: expand(section) for name, section in template.items()}
+
+
+def _loop_copies(key: str, loop: Any, resolver: _Resolver) -> list[dict[str, Any]]:
+    """One copy of the loop's outputs per item of its collection, the identifier replaced."""
+    if not (
+        isinstance(loop, list) and len(loop) == 3 and isinstance(loop[0], str) and isinstance(loop[2], dict)
+    ):
+        raise ValueError(f"{key} is not [Identifier, Collection, {{OutputKey: OutputValue}}]")
+    identifier, collection, body = loop
+    items = resolver.resolve(collection)
+    if not isinstance(items, list):
+        raise ValueError(f"{key}: its collection {collection!r} is not a list")
+    return [_substitute(body, identifier, str(item)) for item in items]
+
+
+def _substitute(value: Any, identifier: str, item: str) -> Any:
+    if isinstance(value, str):
+        alphanumeric = re.sub(r"[^A-Za-z0-9]", "", item)
+        return value.replace(f"${{{identifier}}}", item).replace(f"&{{{identifier}}}", alphanumeric)
+    if isinstance(value, list):
+        return [_substitute(v, identifier, item) for v in value]
+    if isinstance(value, dict):
+        if value == {"Ref": identifier}:
+            return item
+        return {_substitute(k, identifier, item): _substitute(v, identifier, item) for k, v in value.items()}
+    return value
 
 
 # ---------------------------------------------------------------------------- the stack
@@ -273,7 +337,7 @@ def provision(
     template: dict[str, Any] | None = None,
 ) -> EmulatedStack:
     """Create the template's resources in the account and region of `session`."""
-    template = template or load_template()
+    template = expand_for_each(template or load_template(), parameters)
     region = session.region_name or "us-east-1"
     account = session.client("sts").get_caller_identity()["Account"]
     stack = EmulatedStack(stack_name, region, account, _parameters(template, parameters))

@@ -66,7 +66,7 @@ def decider_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def producer_factory(
     monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[Callable[..., MakeProducer]]:
-    """`producer_factory(fast=False, eventual=…)` → `make(allowed_principals=…, parameters=…)`:
+    """`producer_factory(fast=False, eventual=…)` → `make(allowed_principals=…, parameters=…, services=1)`:
     producer accounts on one emulated AWS for the test, built-in templates pushed. `fast` adds
     gatekeeper_ops.fast_moto (for tests that make thousands of decisions); `eventual`: EC2's read lag
     (True: `EventualConsistency()`, False: consistent reads, or the test's own settings)."""
@@ -92,12 +92,16 @@ def producer_factory(
             scope.enter_context(privatelink_emulator(EmulatorSettings(eventual_consistency=consistency)))
 
             def make(
-                *, allowed_principals: tuple[str, ...] = ("*",), parameters: dict[str, Any] | None = None
+                *,
+                allowed_principals: tuple[str, ...] = ("*",),
+                parameters: dict[str, Any] | None = None,
+                services: int = 1,
             ) -> ProducerAccount:
                 account = ProducerAccount.create(
                     boto3.Session(region_name="us-east-1"),
                     allowed_principals=allowed_principals,
                     parameters=parameters,
+                    services=services,
                 )
                 account.push_builtin_templates()
                 return account

@@ -201,3 +201,46 @@ def test_no_role_gets_the_managed_queue_or_stream_policies_that_allow_on_every_r
         if "SQSQueueExecutionRole" in str(arn) or "DynamoDBExecutionRole" in str(arn)
     }
     assert attached == {}
+
+
+def test_every_managed_service_of_a_twelve_service_stack_may_be_decided_and_no_other(producer_factory):
+    producer = producer_factory()(services=12)
+    stack = producer.stack
+
+    def call(function: str, operation: str, service: str) -> ApiCall:
+        return ApiCall(
+            function, stack, "ec2", operation, {"ServiceId": service, "VpcEndpointIds": ["vpce-1"]}
+        )
+
+    allowed = [
+        call(function, operation, service.service_id)
+        for service in producer.services
+        for function, operation in [
+            ("EvaluateConnectionFunction", "AcceptVpcEndpointConnections"),
+            ("EvaluateConnectionFunction", "RejectVpcEndpointConnections"),
+            ("SyncTenantsFunction", "ModifyVpcEndpointServicePermissions"),
+            ("ReconcileConnectionsFunction", "ModifyVpcEndpointServicePermissions"),
+        ]
+    ]
+    assert violations(allowed, transformed_template()) == []
+    unmanaged = "vpce-svc-0000000000000000d"
+    refused = violations(
+        [call("EvaluateConnectionFunction", "AcceptVpcEndpointConnections", unmanaged)],
+        transformed_template(),
+    )
+    assert [p.split(": ")[0] for p in refused] == [
+        "EvaluateConnectionFunction may not ec2:AcceptVpcEndpointConnections on "
+        f"arn:aws:ec2:us-east-1:123456789012:vpc-endpoint-service/{unmanaged}"
+    ]
+    # The same managed service id asked of another Region: the condition refuses it.
+    view = ContractView.build(transformed_template(), stack)
+    service = producer.services[11].service_id
+    other_region = Request(
+        view.role_arns["EvaluateConnectionFunction"],
+        "ec2:AcceptVpcEndpointConnections",
+        f"arn:aws:ec2:eu-west-1:123456789012:vpc-endpoint-service/{service}",
+        {"aws:RequestedRegion": "eu-west-1"},
+    )
+    assert (
+        evaluate(other_region, view.identity["EvaluateConnectionFunction"]).outcome is Outcome.IMPLICIT_DENY
+    )

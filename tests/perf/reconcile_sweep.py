@@ -49,6 +49,7 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from gatekeeper.dal.decisions import Slot  # noqa: E402
+from gatekeeper.models.identifiers import now_utc  # noqa: E402
 from gatekeeper.models.tenant import Tenant  # noqa: E402
 from gatekeeper.observability import logger  # noqa: E402
 from gatekeeper.wiring import services as runtime  # noqa: E402
@@ -101,16 +102,14 @@ def seed_slots(producer: ProducerAccount, tenant_id: str, endpoints: list[str]) 
     for endpoint in endpoints:
         put, update = (
             item
-            for entry in store._take_slot(Slot(tenant_id, endpoint, limit=None))
+            for entry in store._take_slot(Slot(tenant_id, endpoint, limit=None), now_utc())
             for item in entry.values()
         )
         puts.append({"PutRequest": {"Item": put["Item"]}})
     for first in range(0, len(puts), 25):
         client.batch_write_item(RequestItems={update["TableName"]: puts[first : first + 25]})
     if endpoints:
-        # The counter lists its slots (the sweep reads them from it, not with a Query per tenant).
         update["ExpressionAttributeValues"][":one"] = {"N": str(len(endpoints))}
-        update["ExpressionAttributeValues"][":endpoint"] = {"SS": list(endpoints)}
         client.update_item(**update)
     assert len(store.slots(tenant_id)) == len(endpoints) == store.active_endpoints(tenant_id)
 

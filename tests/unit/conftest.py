@@ -18,7 +18,9 @@ def tables() -> Iterator[SimpleNamespace]:
     """The stack's DynamoDB tables, created from template.yaml's own definitions."""
     template = load_template()
     template["Resources"] = {
-        k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::DynamoDB::Table"
+        k: v
+        for k, v in template["Resources"].items()
+        if isinstance(v, dict) and v["Type"] == "AWS::DynamoDB::Table"  # not an Fn::ForEach loop
     }
     template["Outputs"] = {k: v for k, v in template["Outputs"].items() if k.endswith("TableName")}
     with mock_aws():

@@ -230,6 +230,13 @@ def test_quota_slots_follow_what_ec2_reports(world):
     for n in (1, 2, 3):
         decisions.record_slot("acme", endpoint_id(n))
     decisions.record_slot("newco", endpoint_id(6))  # acme's account now: the slot moves with it
+    # A counter from before slots scaled carries a set of its slots, stale here: the slot items count.
+    world.tables.client.update_item(
+        TableName=world.tables.names["DecisionsTableName"],
+        Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "QUOTA"}},
+        UpdateExpression="SET endpoints = :e",
+        ExpressionAttributeValues={":e": {"SS": [endpoint_id(1), endpoint_id(9)]}},
+    )
     world.ec2.listed[SERVICE] = [
         connection(1, "available"),  # slot and in use: nothing to do
         connection(2, "deleted"),  # slot, closed: released

@@ -22,6 +22,13 @@ def test_settings_from_environment():
     assert not settings.manages("vpce-svc-0000000000000000f")
 
 
+def test_any_number_of_managed_services():
+    ids = [f"vpce-svc-{n:017x}" for n in range(40)]
+    settings = load_settings({**ENVIRONMENT, "ENDPOINT_SERVICE_IDS": ",".join(ids)})
+    assert settings.endpoint_service_ids == tuple(ids)
+    assert all(settings.manages(i) for i in ids)
+
+
 def test_missing_variable_is_named():
     environment = {k: v for k, v in ENVIRONMENT.items() if k != "DECISIONS_TABLE"}
     with pytest.raises(ValidationError, match="DECISIONS_TABLE"):

@@ -381,7 +381,7 @@ def batch_get_responses(tables):
     return responses
 
 
-def test_read_inputs_reads_every_field_of_the_state_and_the_counter_but_not_its_endpoints(tables):
+def test_read_inputs_reads_every_field_of_the_state_and_the_counter_but_not_a_legacy_set(tables):
     # Every field of the state differs from its default (notified, a slot), so a field the read leaves
     # out makes it differ from the state read whole.
     endpoint = "vpce-0a1b2c3d4e5f60718"
@@ -390,6 +390,7 @@ def test_read_inputs_reads_every_field_of_the_state_and_the_counter_but_not_its_
     rich = decision(reasons=("Accept",), explanation=("Accept: matched",), template="standard")
     claimed = tables.decisions.claim(rich, "accepting", None, Slot("acme", endpoint, 5))
     tables.decisions.finalise(claimed, rich, notified=True)
+    add_legacy_set(tables, "acme", ["vpce-00000000000000009", endpoint])
     responses = batch_get_responses(tables)
 
     inputs = tables.decisions.read_inputs(tables.tenants, endpoint, "111111111111", "acme")
@@ -401,11 +402,7 @@ def test_read_inputs_reads_every_field_of_the_state_and_the_counter_but_not_its_
     [response] = responses
     items = [item for table_items in response["Responses"].values() for item in table_items]
     assert len(items) == 4
-    assert not [item for item in items if "endpoints" in item]  # the counter's set stays in the table
-    counter = tables.client.get_item(
-        TableName=tables.names["DecisionsTableName"], Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": "QUOTA"}}
-    )["Item"]
-    assert len(counter["endpoints"]["SS"]) == 2
+    assert not [item for item in items if "endpoints" in item]  # the legacy set stays in the table
 
 
 def test_read_inputs_reads_the_tenant_record_whole_so_an_attribute_it_does_not_know_fails_closed(tables):
@@ -454,45 +451,120 @@ def test_read_inputs_asks_again_for_unprocessed_keys_with_the_same_consistency_a
     assert (inputs.state, inputs.owner) == (None, None)
 
 
-def test_all_slots_reads_every_tenants_slots_from_its_counter_and_falls_back_for_old_counters(tables):
+def add_legacy_set(tables, tenant_id, endpoints):
+    """What a counter written before slots scaled carries: a string set of its slots."""
+    tables.client.update_item(
+        TableName=tables.names["DecisionsTableName"],
+        Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": "QUOTA"}},
+        UpdateExpression="SET endpoints = :e",
+        ExpressionAttributeValues={":e": {"SS": list(endpoints)}},
+    )
+
+
+def counter(tables, tenant_id):
+    return tables.client.get_item(
+        TableName=tables.names["DecisionsTableName"],
+        Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": "QUOTA"}},
+    )["Item"]
+
+
+def test_all_slots_reads_counters_then_the_slot_items_of_each_tenant_holding_any(tables):
     for endpoint in ("vpce-00000000000000001", "vpce-00000000000000002"):
         tables.decisions.record_slot("acme", endpoint)
     tables.decisions.record_slot("globex", "vpce-00000000000000003")
+    tables.decisions.record_slot("initech", "vpce-00000000000000005")
     tables.decisions.release_slot("acme", "vpce-00000000000000001")
-    # A counter from before it kept its slot set: its slot items are read instead.
+    tables.decisions.release_slot("initech", "vpce-00000000000000005")  # a counter at 0: no Query
+    # A counter from before slots scaled, with a stale set: its slot items are what counts.
     tables.client.put_item(
         TableName=tables.names["DecisionsTableName"],
         Item={"pk": {"S": "TENANT#old"}, "sk": {"S": "SLOT#vpce-00000000000000004"}},
     )
     tables.client.put_item(
         TableName=tables.names["DecisionsTableName"],
-        Item={"pk": {"S": "TENANT#old"}, "sk": {"S": "QUOTA"}, "active": {"N": "1"}},
+        Item={
+            "pk": {"S": "TENANT#old"},
+            "sk": {"S": "QUOTA"},
+            "active": {"N": "1"},
+            "endpoints": {"SS": ["vpce-00000000000000009"]},
+        },
     )
     calls = counted(tables)
-    slots = tables.decisions.all_slots(["acme", "globex", "nobody", "old"])
+    slots = tables.decisions.all_slots(["acme", "globex", "initech", "nobody", "old"])
     assert slots == {
         "vpce-00000000000000002": "acme",
         "vpce-00000000000000003": "globex",
         "vpce-00000000000000004": "old",
     }
-    assert calls == ["BatchGetItem", "Query"]
+    assert calls == ["BatchGetItem", "Query", "Query", "Query"]
 
 
-def test_templates_cached_keeps_versions_and_looks_the_latest_up_again_after_its_ttl(tables):
-    from gatekeeper.dal.templates import TemplateStore
+def test_a_legacy_counter_keeps_counting_and_its_next_claim_and_release_drop_its_set(tables):
+    first, second, third = "vpce-00000000000000001", "vpce-00000000000000002", "vpce-00000000000000003"
+    tables.decisions.record_slot("acme", first)
+    add_legacy_set(tables, "acme", [first])
+    claimed = tables.decisions.claim(decision(second), "accepting", None, Slot("acme", second, 2))
+    assert "endpoints" not in counter(tables, "acme")
+    with pytest.raises(QuotaExceeded, match="2 of 2"):
+        tables.decisions.claim(decision(third), "accepting", None, Slot("acme", third, 2))
+    add_legacy_set(tables, "acme", [first, second])
+    tables.decisions.finalise(claimed, decision(second, "rejected"), release_slot=True)
+    assert "endpoints" not in counter(tables, "acme")
+    assert tables.decisions.active_endpoints("acme") == 1
+    assert tables.decisions.all_slots(["acme"]) == {first: "acme"}
 
-    now = [0.0]
-    store = TemplateStore(tables.client, tables.names["TemplatesTableName"], 30.0, lambda: now[0])
-    tables.templates.push(STANDARD, "op")
-    calls = counted(tables)
-    assert store.cached("standard").version == 1
-    assert store.cached("standard").version == 1
-    assert store.cached("standard", 1).version == 1
-    assert calls == ["Query"]
-    tables.templates.push({**STANDARD, "Description": "changed"}, "op")
-    calls.clear()
-    assert store.cached("standard").version == 1  # within the TTL
-    now[0] = 31.0
-    assert store.cached("standard").version == 2
-    assert store.cached("standard", 1).version == 1
-    assert calls == ["Query"]
+
+# -- a tenant with 20,000 endpoints --------------------------------------------------------------
+BIG = 20_000
+
+
+def seed_open_endpoints(tables, tenant_id, count):
+    """`count` slots and their counter, written straight into moto (what `count` claims leave)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    from gatekeeper.dal.codec import encode
+
+    backend = dynamodb_backends["123456789012"]["us-east-1"]
+    table = tables.names["DecisionsTableName"]
+    for n in range(count):
+        item = {"pk": f"TENANT#{tenant_id}", "sk": f"SLOT#vpce-{n:017x}", "item_type": "slot"}
+        backend.put_item(table, encode(item))
+    backend.put_item(table, encode({"pk": f"TENANT#{tenant_id}", "sk": "QUOTA", "active": count}))
+
+
+def transact_sizes(tables):
+    """The size in bytes of each TransactWriteItems request the store sends."""
+    sizes = []
+    tables.client.meta.events.register(
+        "before-call.dynamodb.TransactWriteItems",
+        lambda params, **_: sizes.append(len(params["body"])),  # the request on the wire
+    )
+    return sizes
+
+
+def test_a_tenant_with_20000_endpoints_claims_and_releases_exactly_at_a_constant_write_size(tables):
+    at = datetime(2026, 12, 7, 5, tzinfo=UTC)
+    first, second, third = (f"vpce-1{n:016x}" for n in (1, 2, 3))  # ids of one length
+    sizes = transact_sizes(tables)
+    tables.decisions.claim(decision(first), "accepting", None, Slot("acme", first, BIG + 2), at)
+    tables.decisions.release_slot("acme", first)
+    seed_open_endpoints(tables, "acme", BIG)
+
+    tables.decisions.claim(decision(second), "accepting", None, Slot("acme", second, BIG + 1), at)
+    assert tables.decisions.active_endpoints("acme") == BIG + 1
+    with pytest.raises(QuotaExceeded, match=f"{BIG + 1} of {BIG + 1}"):  # the last slot is taken
+        tables.decisions.claim(decision(third), "accepting", None, Slot("acme", third, BIG + 1), at)
+    assert tables.decisions.release_slot("acme", second) is True
+    assert tables.decisions.release_slot("acme", second) is False  # once
+    assert tables.decisions.active_endpoints("acme") == BIG
+    tables.decisions.claim(decision(third), "accepting", None, Slot("acme", third, BIG + 1), at)
+
+    slots = tables.decisions.all_slots(["acme"])
+    assert len(slots) == BIG + 1 == tables.decisions.active_endpoints("acme")
+    assert (third in slots, second in slots) == (True, False)
+    assert set(counter(tables, "acme")) == {"pk", "sk", "active", "item_type"}  # lists no endpoint
+    # At 1 endpoint and at 20,000 a claim (taken or refused) and a release send the same bytes.
+    claim_at_one, release_at_one, claim_at_big, refused, release_at_big, _, claim_again = sizes
+    assert claim_at_one == claim_at_big == refused == claim_again
+    assert release_at_one == release_at_big
+    assert claim_at_big < 2_000

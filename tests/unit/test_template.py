@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from gatekeeper_ops.stack import ROOT, load_template
+from gatekeeper_ops.stack import ROOT, EmulatedStack, _Resolver, expand_for_each, load_template
 
 TEMPLATE = load_template()
-RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
+# The resources as CloudFormation makes them (AWS::LanguageExtensions first) for two managed services.
+MANAGED = ["vpce-svc-0123456789abcdef0", "vpce-svc-0fedcba9876543210"]
+RESOURCES: dict[str, Any] = expand_for_each(TEMPLATE, {"EndpointServiceIds": MANAGED})["Resources"]
 EVENTS = ROOT / "events"
 FUNCTIONS = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
 
@@ -198,32 +200,55 @@ def test_reserved_concurrency_is_off_by_default():
     }
 
 
-def test_the_notification_topic_accepts_only_the_managed_services():
-    [statement] = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    arns = statement["Condition"]["ArnLike"]["aws:SourceArn"]
-    assert len(arns) == 5  # the first service, and four conditional ones (ManagesService2..5)
-    assert [a["Fn::If"][0] for a in arns[1:]] == [f"ManagesService{i}" for i in range(2, 6)]
+@pytest.mark.parametrize("count", [1, 6, 12])
+def test_each_managed_service_gets_its_notification_and_resets_alarm_however_many(count):
+    ids = [f"vpce-svc-{i:017x}" for i in range(count)]
+    resources = expand_for_each(TEMPLATE, {"EndpointServiceIds": ids})["Resources"]
+    notifications = [
+        r for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpointConnectionNotification"
+    ]
+    assert sorted(n["Properties"]["ServiceId"] for n in notifications) == ids
+    for service_id in ids:
+        alarm = resources[f"ResetsSentAlarm{service_id.replace('-', '')}"]["Properties"]
+        assert alarm["Dimensions"] == [{"Name": "Service Id", "Value": service_id}]
+        assert service_id in alarm["AlarmDescription"]["Fn::Sub"]
 
 
-@pytest.mark.parametrize("count", [1, 3, 5])
-def test_ec2_mutations_name_exactly_the_managed_services(count):
-    from gatekeeper_ops.stack import EmulatedStack, _Resolver
+def _selects(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        found = [value["Fn::Select"]] if "Fn::Select" in value else []
+        return found + [s for v in value.values() for s in _selects(v)]
+    return [s for v in value for s in _selects(v)] if isinstance(value, list) else []
 
+
+def test_no_construct_stops_at_an_index_of_the_managed_services():
+    assert not [s for s in _selects(TEMPLATE) if "EndpointServiceIds" in json.dumps(s)]
+    assert not [c for c in TEMPLATE.get("Conditions", {}) if c.startswith("ManagesService")]
+
+
+@pytest.mark.parametrize("count", [1, 6, 12])
+def test_ec2_mutations_name_exactly_the_managed_services_in_this_region(count):
     ids = [f"vpce-svc-{i:017x}" for i in range(count)]
     stack = EmulatedStack("gk", "eu-west-1", "111111111111", {"EndpointServiceIds": ids})
-    expected = [f"arn:aws:ec2:eu-west-1:111111111111:vpc-endpoint-service/{i}" for i in ids]
+    # A Join delimiter may not hold a function: partition, region and account are wildcards.
+    expected = [f"arn:*:ec2:*:*:vpc-endpoint-service/{i}" for i in ids]
     resolver = _Resolver(TEMPLATE, stack)
     evaluate = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Policies"][0]["Statement"]
     [decide] = [s for s in evaluate if s["Sid"] == "DecideManagedServicesOnly"]
-    assert resolver.resolve(decide["Resource"]) == expected
-    conditional = FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Policies"][1]["Fn::If"][1]
-    [modify] = conditional["Statement"]
-    assert resolver.resolve(modify["Resource"]) == expected
-    conditional = RESOURCES["SyncTenantsFunctionRole"]["Properties"]["Policies"][1]["Fn::If"][1]
-    [modify] = conditional["PolicyDocument"]["Statement"]
-    assert resolver.resolve(modify["Resource"]) == expected
+    modifies = list(
+        FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Policies"][1]["Fn::If"][1]["Statement"]
+    )
+    sync_role = RESOURCES["SyncTenantsFunctionRole"]["Properties"]["Policies"][1]["Fn::If"][1]
+    modifies += sync_role["PolicyDocument"]["Statement"]
+    for statement in [decide, *modifies]:
+        assert resolver.resolve(statement["Resource"]) == expected, statement["Sid"]
+        # ...and the Region is pinned.
+        assert resolver.resolve(statement["Condition"]) == {
+            "StringEquals": {"aws:RequestedRegion": "eu-west-1"}
+        }
     [topic] = RESOURCES["ConnectionNotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert resolver.resolve(topic["Condition"]["ArnLike"]["aws:SourceArn"]) == expected
+    assert topic["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
 
 
 def test_notifications_are_not_held_back_for_a_batching_window_by_default():

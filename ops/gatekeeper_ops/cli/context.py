@@ -338,14 +338,10 @@ def _describe_refusal(exc: BaseException) -> str | None:
         return str(exc)
     if not _loaded("gatekeeper"):
         return None
-    from gatekeeper.models.errors import GatekeeperError, TenantInvalid
+    from gatekeeper.models.errors import GatekeeperError
     from gatekeeper.policy import ParameterInvalid, PolicyError, TemplateInvalid
 
-    if isinstance(exc, TenantInvalid):
-        return (
-            f"{exc} — fix that attribute in the DynamoDB console, or remove the record with "
-            "`gatekeeper tenants remove <id> --expected-version <its version>` and add it again"
-        )
+    # A TenantInvalid's own message names `gatekeeper tenants repair <id>` (the core's wording).
     if isinstance(exc, GatekeeperError):
         return str(exc)
     if isinstance(exc, ParameterInvalid):

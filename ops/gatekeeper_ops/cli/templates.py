@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gatekeeper_ops.cli.context import CliError, describe_error, gatekeeper
+from gatekeeper_ops.cli import impact
+from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
     JsonOption,
     OutputOption,
     QueryOption,
+    Rendering,
+    YesOption,
     console,
     rendering,
     say,
@@ -28,6 +31,7 @@ from gatekeeper_ops.cli.output import (
 
 if TYPE_CHECKING:
     from gatekeeper.dal.templates import StoredTemplate
+    from gatekeeper.logic.tenant_impact import EndpointImpact
     from gatekeeper.models.tenant import Tenant
     from gatekeeper.policy import PolicyTemplate
 
@@ -261,13 +265,23 @@ def push(
             "--force", help="Push even if tenants' overrides no longer fit (their requests are held)."
         ),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Run every check; show the open endpoint connections whose decision the new versions "
+            "change; push nothing.",
+        ),
+    ] = False,
+    yes: YesOption = False,
     output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Validate templates and store each as its next version (stored versions never change); a
     document identical to the latest version is skipped. All files are checked before anything is
-    pushed. Tenants that do not pin a version use the new one for their next request."""
+    pushed. Tenants that do not pin a version use the new one for their next request: a push that
+    changes how their open connections would be decided lists them and asks first (--yes)."""
     from gatekeeper.models.errors import TemplateNotFound
     from gatekeeper.models.tenant import Tenant
     from gatekeeper.policy import TemplateInvalid, parse_template
@@ -309,17 +323,79 @@ def push(
             f"{' | '.join(refusals)} — fix their overrides (`gatekeeper tenants update … --param`), pin them "
             "to the current version, or pass --force (their requests would be held); nothing pushed"
         )
-    for document, result in pending:
-        stored = gk.templates.push(document, gk.actor)
-        result.update(version=stored.version, created_by=stored.created_by, created_at=stored.created_at)
+    impacts = _decisions_changed(gk, tenants, [parsed[names.index(r["name"])][1] for _, r in pending])
+    if dry_run:
+        for _, result in pending:
+            result["action"] = "would push"
+    else:
+        if impacts:
+            for line in impact.lines(impacts):
+                typer.echo(line, err=True)
+            impact.confirm(
+                f"The push changes how {len(impacts)} open endpoint connection(s) would be decided "
+                "(listed above). Continue?",
+                yes,
+            )
+        for document, result in pending:
+            stored = gk.templates.push(document, gk.actor)
+            result.update(version=stored.version, created_by=stored.created_by, created_at=stored.created_at)
+    _report_push(results, impacts, dry_run=dry_run, render=render)
+
+
+def _report_push(
+    results: list[dict[str, Any]], impacts: list[EndpointImpact], *, dry_run: bool, render: Rendering
+) -> None:
     if not render.human:
-        render.emit(results)
+        render.emit({"dry_run": dry_run, "templates": results, "endpoints": impact.documents(impacts)})
         return
     for result in results:
         if result["action"] == "unchanged":
             say(f"template {result['name']} v{result['version']} is identical; nothing pushed")
+        elif dry_run:
+            say(f"would push template {result['name']} as its next version")
         else:
             say(f"pushed template {result['name']} v{result['version']} (by {result['created_by']})")
+    if impacts or dry_run:
+        impact.show(impacts)
+    if dry_run:
+        say("dry run: nothing pushed")
+
+
+def _decisions_changed(
+    gk: Gatekeeper, tenants: list[Tenant], templates: list[PolicyTemplate]
+) -> list[EndpointImpact]:
+    """The open connections of the tenants following these templates (no pinned version) whose
+    decision differs under the new version from the latest stored one: one Describe for all."""
+    from gatekeeper.logic.tenant_impact import template_change_impact
+    from gatekeeper.models.connection import OPEN_STATES
+    from gatekeeper.models.errors import TemplateNotFound
+    from gatekeeper.models.identifiers import now_utc
+    from gatekeeper.policy import TemplateInvalid
+
+    followers = {
+        t.name: {a: tenant for tenant in tenants if tenant.template == t.name and not tenant.template_version
+                 for a in tenant.accounts()}
+        for t in templates
+    }  # fmt: skip
+    if not any(followers.values()) or not gk.stack.managed_services:
+        return []
+    connections = gk.connections(gk.stack.managed_services, sorted(OPEN_STATES))
+    at, impacts = now_utc(), []
+    for template in templates:
+        try:
+            old: PolicyTemplate | None = gk.templates.get(template.name).parse()
+        except (TemplateNotFound, TemplateInvalid):
+            old = None
+        impacts += template_change_impact(
+            old,
+            template,
+            followers[template.name],
+            connections,
+            at=at,
+            service_region=gk.stack.region,
+            default_action=gk.stack.default_action,
+        )
+    return impacts
 
 
 def _broken_tenants(tenants: list[Tenant], template: PolicyTemplate) -> list[str]:

@@ -18,11 +18,10 @@ from typing import Any, Literal
 import yaml
 
 from gatekeeper.dal.templates import StoredTemplate, TemplateStore
-from gatekeeper.dal.tenants import TenantStore
-from gatekeeper.logic.decision_service import _quota_limit as quota_limit  # the decision path's own rule
+from gatekeeper.dal.tenants import TenantStore, changed_since_read, claimed_elsewhere
 from gatekeeper.models.errors import GatekeeperError, TenantConflict, TenantInvalid, TenantNotFound
 from gatekeeper.models.identifiers import ACCOUNT_ID
-from gatekeeper.models.tenant import Tenant
+from gatekeeper.models.tenant import Tenant, quota_limit  # the decision path's own rule
 from gatekeeper.policy import PolicyTemplate, TemplateInvalid, resolve_parameters
 from gatekeeper.policy.parameters import ParamValue, coerce_parameter
 from gatekeeper_ops.cli.context import CliError, describe_error
@@ -33,6 +32,7 @@ CONTENT_FIELDS: tuple[str, ...] = tuple(
     name for name in Tenant.model_fields if name not in ("version", "updated_by", "updated_at")
 )
 _SET_FIELDS = frozenset({"principals", "services"})  # order carries no meaning
+_NUMBER_COLUMNS = frozenset({"max_endpoints", "template_version", "version"})
 CSV_COLUMNS: tuple[str, ...] = (*CONTENT_FIELDS, "version", "updated_by", "updated_at")
 Format = Literal["yaml", "csv", "json"]
 YAML_HEADER = (
@@ -73,6 +73,11 @@ class TenantValidator:
 
     def check(self, tenant: Tenant) -> Tenant:
         template = self.template(tenant.template, tenant.template_version)
+        if tenant.max_endpoints is None and "MaxEndpoints" not in template.parameters:
+            raise CliError(
+                f"template {tenant.template} declares no MaxEndpoints parameter, so it sets no quota: "
+                "give max_endpoints (--max-endpoints N)"
+            )
         return tenant.model_copy(update={"parameters": normalise_parameters(template, tenant.parameters)})
 
     def unmanaged_services(self, tenant: Tenant) -> list[str]:
@@ -87,7 +92,7 @@ class TenantValidator:
             template = self.template(tenant.template, tenant.template_version)
             parameters = resolve_parameters(template, tenant.parameters)
         except (CliError, GatekeeperError, ValueError):
-            return Quota(tenant.max_endpoints, None, tenant.max_endpoints)
+            return Quota(tenant.max_endpoints, None, quota_limit(tenant, {}))
         value = parameters.get("MaxEndpoints")
         template_max = int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
         return Quota(tenant.max_endpoints, template_max, quota_limit(tenant, parameters))
@@ -98,7 +103,7 @@ class Quota:
     """record: the tenant's max_endpoints; template: its template's MaxEndpoints (with the
     tenant's overrides); effective: the smaller — what evaluate_connection enforces."""
 
-    record: int
+    record: int | None  # None: the record sets none, the template's MaxEndpoints decides
     template: int | None
     effective: int
 
@@ -110,7 +115,7 @@ class Quota:
         }
 
     def describe(self) -> str:
-        if self.template is None or self.template >= self.record:
+        if self.record is None or self.template is None or self.template >= self.record:
             return str(self.effective)
         return f"{self.effective} (record {self.record}, template {self.template})"
 
@@ -125,7 +130,10 @@ def write_refusal(tenants: TenantStore, before: Tenant | None, after: Tenant) ->
         except TenantNotFound:
             pass
         except TenantInvalid:
-            raise TenantConflict(f"tenant {after.tenant_id} already exists") from None
+            raise TenantConflict(
+                f"tenant {after.tenant_id} already exists, and its stored record does not validate: "
+                f"fix it with `gatekeeper tenants repair {after.tenant_id}`"
+            ) from None
         else:
             raise TenantConflict(f"tenant {after.tenant_id} already exists")
     else:
@@ -134,18 +142,12 @@ def write_refusal(tenants: TenantStore, before: Tenant | None, after: Tenant) ->
         except TenantInvalid:
             current_version = None
         if current_version != before.version:
-            raise TenantConflict(
-                f"tenant {before.tenant_id} was changed by someone else since you read it; "
-                "nothing was written — read it again and retry"
-            )
+            raise TenantConflict(changed_since_read(before.tenant_id))
     released = before.accounts() if before else frozenset()
     for account in sorted(after.accounts() - released):
         owner = tenants.owner_of(account)
         if owner is not None and owner != after.tenant_id:
-            raise TenantConflict(
-                f"account {account} is already claimed by tenant {owner}; a principal belongs "
-                "to at most one tenant — remove it there first"
-            )
+            raise TenantConflict(claimed_elsewhere(account, owner))
 
 
 def normalise_parameters(template: PolicyTemplate, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -370,6 +372,8 @@ def _load_csv(text: str) -> list[dict[str, Any]]:
                 record[name] = [v.strip() for v in value.split(";") if v.strip()]
             elif name in ("parameters", "labels"):
                 record[name] = parse_assignments([v for v in value.split(";") if v.strip()], f"CSV {name}")
+            elif name in _NUMBER_COLUMNS and value.isdigit():
+                record[name] = int(value)  # a CSV cell is text: a whole number is meant as one
             else:
                 record[name] = value
         records.append(record)
@@ -458,8 +462,15 @@ def plan_import(
     released before it is claimed. Raises CliError listing every problem; nothing is written."""
     problems: list[str] = []
     desired, expected_versions = _desired_tenants(records, validator, problems, progress)
-    current, skipped = _current_tenants(tenants)
-    changes = _changes(desired, current, expected_versions, problems)
+    current, skipped, invalid = _current_tenants(tenants)
+    problems += [
+        f"{tenant_id}: its stored record does not validate; an import does not overwrite it — fix it "
+        f"with `gatekeeper tenants repair {tenant_id}`, then import again"
+        for tenant_id in sorted(desired.keys() & invalid)
+    ]
+    changes = _changes(
+        {k: v for k, v in desired.items() if k not in invalid}, current, expected_versions, problems
+    )
     if prune:
         removed = [
             Change("remove", tenant_id, tenant, None)
@@ -510,16 +521,19 @@ def _desired_tenants(
     return desired, expected_versions
 
 
-def _current_tenants(tenants: TenantStore) -> tuple[dict[str, Tenant], list[str]]:
-    """The table's valid records by tenant id, and why the invalid ones are skipped."""
+def _current_tenants(tenants: TenantStore) -> tuple[dict[str, Tenant], list[str], set[str]]:
+    """The table's valid records by tenant id, why the invalid ones are skipped, and their ids."""
     current: dict[str, Tenant] = {}
     skipped: list[str] = []
+    invalid: set[str] = set()
     for found in tenants.list():
         if isinstance(found, TenantInvalid):
             skipped.append(str(found))
+            if found.tenant_id:
+                invalid.add(found.tenant_id)
         else:
             current[found.tenant_id] = found
-    return current, skipped
+    return current, skipped, invalid
 
 
 def _changes(
@@ -623,8 +637,7 @@ def _claim(change: Change, owners: dict[str, str]) -> None:
 
 def _claim_problems(change: Change, owners: dict[str, str]) -> list[str]:
     return [
-        f"{change.tenant_id}: account {account} is already claimed by tenant {owner}; "
-        "a principal belongs to at most one tenant — remove it there first"
+        f"{change.tenant_id}: {claimed_elsewhere(account, owner)}"
         for account in sorted(_desired(change).accounts())
         if (owner := owners.get(account, change.tenant_id)) != change.tenant_id
     ]

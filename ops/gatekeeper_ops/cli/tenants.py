@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from gatekeeper_ops.cli import impact
 from gatekeeper_ops.cli.context import CliError, Gatekeeper, describe_error, gatekeeper
 from gatekeeper_ops.cli.help import CommandGroup, examples
 from gatekeeper_ops.cli.output import (
@@ -37,6 +38,9 @@ from gatekeeper_ops.cli.output import (
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from gatekeeper.dal.tenant_repair import Fix, RecordRepair
+    from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
+    from gatekeeper.logic.tenant_impact import EndpointImpact
     from gatekeeper.models.tenant import Tenant
     from gatekeeper_ops.cli.tenant_records import Action, Change, TenantValidator
 
@@ -57,7 +61,11 @@ ExpectedVersion = Annotated[
 ]
 DryRun = Annotated[
     bool,
-    typer.Option("--dry-run", help="Run every check the write runs and show the diff; write nothing."),
+    typer.Option(
+        "--dry-run",
+        help="Run every check the write runs; show the diff and the endpoints it would revoke or "
+        "re-decide; write nothing.",
+    ),
 ]
 # Above this many writes an import shows a progress bar (on stderr).
 PROGRESS_FROM = 20
@@ -80,7 +88,12 @@ def _check(gk: Gatekeeper, validator: TenantValidator, tenant: Tenant, quota_cha
             "connections to it are not decided until it is — see `gatekeeper services attach`"
         )
     quota = validator.quota(checked)
-    if quota_changed and quota.template is not None and checked.max_endpoints > quota.template:
+    if (
+        quota_changed
+        and quota.template is not None
+        and checked.max_endpoints is not None
+        and checked.max_endpoints > quota.template
+    ):
         warn(
             f"--max-endpoints {checked.max_endpoints} exceeds template {checked.template}'s MaxEndpoints "
             f"{quota.template}: the effective quota is {quota.effective} (the smaller); to allow more, "
@@ -100,11 +113,13 @@ def _record(tenant: Tenant) -> dict[str, Any]:
     return tenant.model_dump(mode="json", exclude_none=True)
 
 
-def _changed(verb: str, before: Tenant | None, after: Tenant, render: Rendering) -> None:
+def _changed(
+    verb: str, before: Tenant | None, after: Tenant, render: Rendering, impacts: list[EndpointImpact]
+) -> None:
     from gatekeeper_ops.cli.tenant_records import Change, field_changes
 
     if not render.human:
-        render.emit({"action": verb, "tenant": _record(after)})
+        render.emit({"action": verb, "tenant": _record(after), "endpoints": impact.documents(impacts)})
         return
     say(f"{verb} tenant {after.tenant_id} (version {after.version}, by {after.updated_by})")
     change = Change(
@@ -112,20 +127,41 @@ def _changed(verb: str, before: Tenant | None, after: Tenant, render: Rendering)
     )
     for line in change.lines()[1:]:
         say(line)
+    _followed(after.tenant_id, impacts)
 
 
-def _preview(before: Tenant | None, after: Tenant, render: Rendering) -> None:
+def _followed(tenant_id: str, impacts: list[EndpointImpact]) -> None:
+    """After a write: what the tenant sync now does to its endpoints, and where to watch it."""
+    if impacts:
+        impact.show(impacts)
+        say(f"the tenant sync carries this out; follow it with `gatekeeper decisions --tenant {tenant_id}`")
+
+
+def _preview(before: Tenant | None, after: Tenant, render: Rendering, impacts: list[EndpointImpact]) -> None:
     from gatekeeper_ops.cli.tenant_records import Change, field_changes
 
     fields = field_changes(before, after)
     action: Action = "create" if before is None else "update" if fields else "unchanged"
     change = Change(action, after.tenant_id, before, after, fields)
     if not render.human:
-        render.emit({"dry_run": True, "changes": [change.document()]})
+        render.emit({"dry_run": True, "changes": [change.document()], "endpoints": impact.documents(impacts)})
     else:
         for line in change.lines():
             say(line)
+        impact.show(impacts)
         say("dry run: nothing written")
+
+
+def _image(tenant: Tenant | None) -> TenantImage | None:
+    from gatekeeper.dal.tenant_stream import TenantImage
+
+    return TenantImage.of(tenant) if tenant is not None else None
+
+
+def _tenant_change(tenant_id: str, before: TenantImage | None, after: TenantImage | None) -> TenantChange:
+    from gatekeeper.dal.tenant_stream import TenantChange
+
+    return TenantChange(tenant_id, before, after)
 
 
 # -- add ----------------------------------------------------------------------------------------
@@ -154,7 +190,14 @@ def add(
         typer.Option("--service", "-s", help="Entitled endpoint service id (vpce-svc-…) or '*'. Repeat."),
     ],
     template: Annotated[str, typer.Option("--template", "-t", help="Policy template name.")],
-    max_endpoints: Annotated[int, typer.Option("--max-endpoints", help="Endpoints connected at once.")],
+    max_endpoints: Annotated[
+        int | None,
+        typer.Option(
+            "--max-endpoints",
+            help="Endpoints connected at once (default: the template's MaxEndpoints decides; the "
+            "smaller of the two counts).",
+        ),
+    ] = None,
     template_version: Annotated[
         int | None, typer.Option("--template-version", help="Pin a template version (default: the latest).")
     ] = None,
@@ -198,10 +241,10 @@ def add(
     tenant = _check(gk, _validator(gk), tenant)
     _prepare(gk, None, tenant)
     if dry_run:
-        _preview(None, tenant, render)
+        _preview(None, tenant, render, [])
         return
     stored = gk.tenants.create(tenant, gk.actor)
-    _changed("created", None, stored, render)
+    _changed("created", None, stored, render, [])
 
 
 # -- show / list ------------------------------------------------------------------------------------
@@ -320,23 +363,30 @@ def _read(gk: Gatekeeper, tenant_id: str, expected_version: int | None) -> Tenan
 
 
 def _write(
-    gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, render: Rendering, verb: str
+    gk: Gatekeeper, before: Tenant, after: Tenant, *, dry_run: bool, yes: bool, render: Rendering, verb: str
 ) -> None:
+    """One plan for the dry run and the write: the same checks, the same endpoints, and for the
+    write the confirmation of what it revokes — before anything is written."""
     from gatekeeper_ops.cli.tenant_records import field_changes
 
-    if field_changes(before, after):
+    changed = bool(field_changes(before, after))
+    impacts: list[EndpointImpact] = []
+    if changed:
         _prepare(gk, before, after)
+        impacts = impact.tenant_impact(gk, [_tenant_change(before.tenant_id, _image(before), _image(after))])
     if dry_run:
-        _preview(before, after, render)
+        _preview(before, after, render, impacts)
         return
-    if not field_changes(before, after):
+    if not changed:
         if not render.human:
-            render.emit({"action": "unchanged", "tenant": _record(before)})
+            render.emit({"action": "unchanged", "tenant": _record(before), "endpoints": []})
         else:
             say(f"tenant {before.tenant_id} unchanged (version {before.version})")
         return
+    action = {"updated": "Update", "suspended": "Suspend", "resumed": "Resume"}[verb]
+    impact.confirm_revocations(impacts, f"{action} tenant {before.tenant_id}:", yes)
     stored = gk.tenants.update(after, gk.actor)
-    _changed(verb, before, stored, render)
+    _changed(verb, before, stored, render, impacts)
 
 
 @app.command(
@@ -372,12 +422,14 @@ def update(
     contact: Annotated[str | None, typer.Option("--contact")] = None,
     expected_version: ExpectedVersion = None,
     dry_run: DryRun = False,
+    yes: YesOption = False,
     output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Change a tenant. The write is conditional on the version read (or --expected-version): a
-    concurrent edit is refused and nothing is written."""
+    concurrent edit is refused and nothing is written. A change that takes access away (services,
+    principals, status, expiry) lists the endpoints it revokes and asks first (--yes for scripts)."""
     from gatekeeper.models.tenant import Tenant
     from gatekeeper_ops.cli.tenant_records import parse_assignments
 
@@ -407,7 +459,7 @@ def update(
         record["contact"] = contact or None
     quota_changed = max_endpoints is not None or template is not None or bool(params or unset_params)
     after = _check(gk, _validator(gk), Tenant.model_validate(record), quota_changed)
-    _write(gk, before, after, dry_run=dry_run, render=render, verb="updated")
+    _write(gk, before, after, dry_run=dry_run, yes=yes, render=render, verb="updated")
 
 
 def _edit_list(
@@ -432,7 +484,14 @@ def _edit_map(values: dict[str, Any], set_: dict[str, str], unset: list[str] | N
 
 
 def _set_status(
-    ctx: typer.Context, tenant_id: str, status: str, expected: int | None, render: Rendering
+    ctx: typer.Context,
+    tenant_id: str,
+    status: str,
+    expected: int | None,
+    *,
+    dry_run: bool,
+    yes: bool,
+    render: Rendering,
 ) -> None:
     gk = gatekeeper(ctx)
     before = _read(gk, tenant_id, expected)
@@ -440,12 +499,13 @@ def _set_status(
         raise CliError(f"tenant {tenant_id} is already {status}")
     after = before.model_copy(update={"status": status})
     verb = "suspended" if status == "suspended" else "resumed"
-    _write(gk, before, after, dry_run=False, render=render, verb=verb)
+    _write(gk, before, after, dry_run=dry_run, yes=yes, render=render, verb=verb)
 
 
 @app.command(
     epilog=examples(
-        "gatekeeper tenants suspend globex", "gatekeeper tenants suspend globex --expected-version 7"
+        "gatekeeper tenants suspend globex --dry-run   # the endpoints it would revoke",
+        "gatekeeper tenants suspend globex --expected-version 7 --yes",
     )
 )
 def suspend(
@@ -453,91 +513,248 @@ def suspend(
     tenant_id: TenantId,
     *,
     expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
+    yes: YesOption = False,
     output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Suspend a tenant: its new requests are rejected (TenantSuspended) and the stack's tenant
-    sync puts its open connections to the decision path for revocation; follow it with
-    `gatekeeper decisions --tenant <id>`."""
-    _set_status(ctx, tenant_id, "suspended", expected_version, rendering(output, query, json_output))
+    sync revokes its open connections. Lists them and asks first (--dry-run to only look, --yes
+    for scripts); follow it with `gatekeeper decisions --tenant <id>`."""
+    render = rendering(output, query, json_output)
+    _set_status(ctx, tenant_id, "suspended", expected_version, dry_run=dry_run, yes=yes, render=render)
 
 
-@app.command(epilog=examples("gatekeeper tenants resume globex"))
+@app.command(
+    epilog=examples("gatekeeper tenants resume globex", "gatekeeper tenants resume globex --dry-run")
+)
 def resume(
     ctx: typer.Context,
     tenant_id: TenantId,
     *,
     expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
+    yes: YesOption = False,
     output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Resume a suspended tenant: new requests are decided by its template again, and the tenant
     sync re-requests the ones held while it was suspended."""
-    _set_status(ctx, tenant_id, "active", expected_version, rendering(output, query, json_output))
+    render = rendering(output, query, json_output)
+    _set_status(ctx, tenant_id, "active", expected_version, dry_run=dry_run, yes=yes, render=render)
+
+
+# -- repair -------------------------------------------------------------------------------------
+@app.command(
+    epilog=examples(
+        "gatekeeper tenants repair umbrella --dry-run   # each problem and its fix; writes nothing",
+        "gatekeeper tenants repair umbrella --yes",
+    )
+)
+def repair(
+    ctx: typer.Context,
+    tenant_id: TenantId,
+    *,
+    dry_run: DryRun = False,
+    yes: YesOption = False,
+    output: OutputOption = None,
+    query: QueryOption = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Fix a stored record that no longer validates (e.g. edited in the DynamoDB console), keeping
+    what it means: its principals and their claims, services, status and quota. Shows each problem
+    with the fix it writes, then asks (--yes for scripts); the write is conditional on the record as
+    read. It never revokes: a repair that would take access away, or a problem only you can decide
+    (a principal claimed by another tenant, an unknown status…), is reported with the manual fix,
+    and nothing is written (exit 1)."""
+    from gatekeeper.dal.tenant_repair import plan_repair
+
+    render = rendering(output, query, json_output)
+    gk = gatekeeper(ctx)
+    raw = gk.tenants.raw(tenant_id)
+    plan = plan_repair(tenant_id, raw)
+    if plan.valid:
+        if not render.human:
+            render.emit({"tenant_id": tenant_id, "valid": True, "fixes": [], "endpoints": []})
+        else:
+            say(f"tenant {tenant_id} is valid; nothing to repair")
+        return
+    tenant, impacts = _repaired(gk, plan, raw)
+    document: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "valid": False,
+        "problems": plan.problems,
+        "fixes": [fix.document() for fix in plan.fixes],
+        "manual": plan.manual,
+        "endpoints": impact.documents(impacts),
+        "record": _record(tenant) if tenant is not None and not plan.manual else None,
+    }
+    if not render.human and (dry_run or plan.manual):
+        render.emit({"dry_run": dry_run, **document})
+    elif render.human:
+        _show_repair(plan, impacts)
+    if plan.manual:
+        raise CliError(
+            f"tenant {tenant_id} needs {len(plan.manual)} manual fix(es) (listed above); nothing written — "
+            f"then run `gatekeeper tenants repair {tenant_id}` again"
+        )
+    assert tenant is not None
+    if dry_run:
+        if render.human:
+            say("dry run: nothing written")
+        return
+    impact.confirm(
+        f"Repair tenant {tenant_id}: writes {len(plan.fixes)} fix(es), revokes nothing. Continue?",
+        yes,
+    )
+    stored = gk.tenants.repair(tenant, gk.actor, plan.stored_version)
+    if not render.human:
+        render.emit({"action": "repaired", **document, "record": _record(stored)})
+        return
+    say(f"repaired tenant {tenant_id} (version {stored.version}, by {stored.updated_by})")
+    _followed(tenant_id, impacts)
+
+
+def _repaired(
+    gk: Gatekeeper, plan: RecordRepair, raw: dict[str, Any]
+) -> tuple[Tenant | None, list[EndpointImpact]]:
+    """The repaired record once every check passed (else None, the problems in `plan.manual`), and
+    what writing it does to open connections: a repair that would revoke is a manual problem."""
+    from gatekeeper.dal.tenant_stream import TenantImage
+
+    tenant = plan.tenant
+    if tenant is not None:
+        tenant = _repair_checks(gk, tenant, plan.fixes, plan.manual)
+    if tenant is None or plan.manual:
+        return tenant, []
+    change = _tenant_change(plan.tenant_id, TenantImage.read(plan.tenant_id, raw), _image(tenant))
+    impacts = impact.tenant_impact(gk, [change])
+    closing = impact.revoked(impacts)
+    if closing:
+        plan.manual.append(
+            f"the repaired record would revoke or reject {len(closing)} open endpoint connection(s) "
+            f"({', '.join(i.vpc_endpoint_id for i in closing)}): a repair never takes access away — "
+            "correct the record in the DynamoDB console so it says what it allowed"
+        )
+    return tenant, impacts
+
+
+def _show_repair(plan: RecordRepair, impacts: list[EndpointImpact]) -> None:
+    say(f"tenant {plan.tenant_id}: the stored record does not validate")
+    for fix in plan.fixes:
+        say(f"  fix     {fix.field}: {fix.problem} → {fix.fix}")
+    for problem in plan.manual:
+        say(f"  manual  {problem}")
+    if not plan.manual:
+        impact.show(impacts)
+
+
+def _repair_checks(gk: Gatekeeper, tenant: Tenant, fixes: list[Fix], manual: list[str]) -> Tenant | None:
+    """What the stored record alone cannot tell: its template and overrides (normalised as `add`
+    stores them), and that no other tenant claims its accounts."""
+    from gatekeeper.dal.tenant_repair import Fix
+
+    try:
+        checked = _validator(gk).check(tenant)
+    except Exception as exc:
+        message = describe_error(exc)
+        if message is None:
+            raise
+        manual.append(message)
+        return None
+    if checked.parameters != tenant.parameters:
+        fixes.append(Fix("parameters", "overrides not stored as their types", str(checked.parameters)))
+    for account in sorted(checked.accounts()):
+        owner = gk.tenants.owner_of(account)
+        if owner is not None and owner != checked.tenant_id:
+            manual.append(
+                f"account {account} is claimed by tenant {owner}: a principal belongs to one tenant — if it "
+                f"is {owner}'s, take it off this record's principals in the DynamoDB console"
+            )
+    return checked
 
 
 # -- remove -------------------------------------------------------------------------------------
 @app.command(
-    epilog=examples("gatekeeper tenants remove initech", "gatekeeper tenants remove initech --yes --json")
+    epilog=examples(
+        "gatekeeper tenants remove initech --dry-run   # the endpoints it would revoke",
+        "gatekeeper tenants remove initech --yes --json",
+    )
 )
 def remove(
     ctx: typer.Context,
     tenant_id: TenantId,
     *,
     expected_version: ExpectedVersion = None,
+    dry_run: DryRun = False,
     yes: YesOption = False,
     output: OutputOption = None,
     query: QueryOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Remove a tenant and release its accounts' claims: new requests from its accounts are
-    unknown principals, and the tenant sync puts its open connections up for revocation. A record
-    that no longer validates can be removed too, given --expected-version (then add it again)."""
+    unknown principals, and the tenant sync revokes its open connections. Lists them and asks first
+    (--dry-run to only look, --yes for scripts). A record that no longer validates is fixed with
+    `gatekeeper tenants repair`, which revokes nothing; removing it (given --expected-version)
+    revokes like any removal."""
+    from gatekeeper.dal.tenant_stream import TenantImage
     from gatekeeper.models.errors import TenantInvalid
 
     render = rendering(output, query, json_output)
     gk = gatekeeper(ctx)
     try:
         current = _read(gk, tenant_id, expected_version)
-        version, name = current.version, current.display_name
+        version, name, before = current.version, current.display_name, _image(current)
     except TenantInvalid:
         if expected_version is None:
             raise
-        # Its claims stay with this tenant id: adding it again under the same id takes them back.
         version, name = expected_version, "invalid record"
-    active = gk.decisions.active_endpoints(tenant_id)
+        before = TenantImage.read(tenant_id, gk.tenants.raw(tenant_id))
+    if not dry_run:
+        _prepare_removal(gk, tenant_id, version)
+    impacts = impact.tenant_impact(gk, [_tenant_change(tenant_id, before, None)])
+    document = {"tenant_id": tenant_id, "version": version, "endpoints": impact.documents(impacts)}
+    if dry_run:
+        if not render.human:
+            render.emit({"dry_run": True, "action": "remove", **document})
+        else:
+            say(f"- remove {tenant_id} (v{version}, {name})")
+            impact.show(impacts)
+            say("dry run: nothing written")
+        return
+    closing = impact.revoked(impacts)
     if not yes:
-        typer.confirm(
-            f"Remove tenant {tenant_id} ({name}, {active} connected endpoint(s))?",
-            abort=True,
-            err=True,
-        )
+        for line in impact.lines(impacts):
+            typer.echo(line, err=True)
+    impact.confirm(
+        f"Remove tenant {tenant_id} ({name}): revokes or rejects {len(closing)} open endpoint "
+        "connection(s). Continue?",
+        yes,
+    )
     gk.tenants.remove(tenant_id, version)
     if not render.human:
-        render.emit(
-            {
-                "action": "removed",
-                "tenant_id": tenant_id,
-                "version": version,
-                "active_endpoints": active,
-            }
-        )
+        render.emit({"action": "removed", **document})
         return
     if name == "invalid record":
-        say(
-            f"removed the invalid record of {tenant_id}; "
-            f"its accounts stay claimed for {tenant_id}: add it again"
-        )
+        say(f"removed the invalid record of {tenant_id}; its accounts stay claimed for {tenant_id}")
     else:
         say(f"removed tenant {tenant_id} (was version {version}); its accounts are unclaimed")
-    if active:
-        warn(
-            f"{tenant_id} had {active} connected endpoint(s): the tenant sync revokes them; check with "
-            f"`gatekeeper decisions --tenant {tenant_id}` "
-            "(revoke by hand: `gatekeeper reject <vpce-id> --reason …`)"
-        )
+    _followed(tenant_id, impacts)
+
+
+def _prepare_removal(gk: Gatekeeper, tenant_id: str, version: int) -> None:
+    """The version check of the removal, before the prompt: a stale version is refused first."""
+    from gatekeeper.dal.tenants import changed_since_read
+    from gatekeeper.models.errors import TenantConflict, TenantInvalid
+
+    try:
+        current: int | None = gk.tenants.get(tenant_id).version
+    except TenantInvalid:
+        return  # its version cannot be read: the store's condition decides
+    if current != version:
+        raise TenantConflict(changed_since_read(tenant_id))
 
 
 # -- import / export ------------------------------------------------------------------------------
@@ -606,9 +823,11 @@ def import_tenants(
         )
     for problem in plan.skipped_invalid:
         warn(f"skipped invalid record in the table: {problem}")
-    if not dry_run and plan.removals and not yes:
-        removed = ", ".join(c.tenant_id for c in plan.removals)
-        typer.confirm(f"--prune removes {removed}. Continue?", abort=True, err=True)
+    impacts = impact.tenant_impact(
+        gk, [_tenant_change(c.tenant_id, _image(c.current), _image(c.desired)) for c in plan.writes]
+    )
+    if not dry_run:
+        _confirm_import(plan.removals, impacts, yes)
     applied: list[Change] = []
     if not dry_run:
         with _progress(len(plan.writes) >= PROGRESS_FROM and render.human) as progress:
@@ -628,7 +847,22 @@ def import_tenants(
                     ) from None
                 applied.append(change)
                 progress.advance(writing)
-    _report_import(plan.changes, dry_run, render)
+    _report_import(plan.changes, impacts, dry_run, render)
+
+
+def _confirm_import(removals: list[Change], impacts: list[EndpointImpact], yes: bool) -> None:
+    """An import that removes tenants or revokes endpoints asks first, listing them (or --yes)."""
+    if not (removals or impact.revoked(impacts)) or yes:
+        return
+    for line in impact.lines(impacts):
+        typer.echo(line, err=True)
+    removed = ", ".join(c.tenant_id for c in removals)
+    pruned = f"--prune removes {removed}; " if removed else ""
+    impact.confirm(
+        f"{pruned}the import revokes or rejects {len(impact.revoked(impacts))} open endpoint "
+        "connection(s). Continue?",
+        yes,
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -659,17 +893,28 @@ def _progress(visible: bool) -> Iterator[Progress]:
         yield progress
 
 
-def _report_import(changes: list[Change], dry_run: bool, render: Rendering) -> None:
+def _report_import(
+    changes: list[Change], impacts: list[EndpointImpact], dry_run: bool, render: Rendering
+) -> None:
     counts = {
         a: sum(1 for c in changes if c.action == a) for a in ("create", "update", "remove", "unchanged")
     }
     if not render.human:
-        render.emit({"dry_run": dry_run, "summary": counts, "changes": [c.document() for c in changes]})
+        render.emit(
+            {
+                "dry_run": dry_run,
+                "summary": counts,
+                "changes": [c.document() for c in changes],
+                "endpoints": impact.documents(impacts),
+            }
+        )
         return
     for change in changes:
         if change.action != "unchanged":
             for line in change.lines():
                 say(line)
+    if impacts or dry_run:
+        impact.show(impacts)
     summary = ", ".join(f"{n} {a}" for a, n in counts.items())
     say(f"dry run: {summary}; nothing written" if dry_run else f"imported: {summary}")
 

@@ -74,6 +74,7 @@ class ProducerAccount:
     stack: EmulatedStack
     lambdas: LocalLambda
     _consumers: dict[tuple[str, str], Consumer] = field(default_factory=dict)
+    services: tuple[ProducerService, ...] = ()  # every managed service, `service` first
 
     @classmethod
     def create(
@@ -85,20 +86,28 @@ class ProducerAccount:
         allowed_principals: Iterable[str] = ("*",),
         extra_environment: dict[str, str] | None = None,
         stack_name: str = "vpce-gatekeeper",
+        services: int = 1,
     ) -> ProducerAccount:
-        service = create_endpoint_service(
-            session.client("ec2"),
-            session.client("elbv2"),
-            name="gatekeeper-saas",
-            acceptance_required=True,
-            allowed_principals=allowed_principals,
-            supported_regions=supported_regions,
+        """`services` endpoint services (NLB-backed, acceptance required), all managed by the stack."""
+        managed = tuple(
+            create_endpoint_service(
+                session.client("ec2"),
+                session.client("elbv2"),
+                name="gatekeeper-saas" if n == 0 else f"gatekeeper-saas-{n + 1}",
+                acceptance_required=True,
+                allowed_principals=allowed_principals,
+                supported_regions=supported_regions,
+                cidr=f"10.{n}.0.0/16",
+            )
+            for n in range(services)
         )
+        service_ids = ",".join(s.service_id for s in managed)
         stack = provision(
-            session, {"EndpointServiceIds": service.service_id, **(parameters or {})}, stack_name=stack_name
+            session, {"EndpointServiceIds": service_ids, **(parameters or {})}, stack_name=stack_name
         )
         register_outputs(session, stack)
-        return cls(session, service, stack, LocalLambda(stack, session, extra_environment))
+        lambdas = LocalLambda(stack, session, extra_environment)
+        return cls(session, managed[0], stack, lambdas, services=managed)
 
     # -- clients and stores ------------------------------------------------------------------
     def client(self, service: str) -> Any:

@@ -88,6 +88,15 @@ def cli() -> Cli:
     return Cli(CliRunner())
 
 
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A person at a terminal answers the prompts (CliRunner's `input`); without this fixture a
+    command that must ask is run as a script would be: no terminal."""
+    from gatekeeper_ops.cli import impact
+
+    monkeypatch.setattr(impact, "interactive", lambda: True)
+
+
 def table_snapshot(producer: ProducerAccount, output: str = "TenantsTableName") -> str:
     """Every item of a stack table, raw attribute values, in key order: for byte-for-byte comparisons."""
     client = producer.client("dynamodb")

@@ -59,7 +59,7 @@ LEAVES = leaf_commands()
 
 
 def test_every_command_of_the_issue_exists():
-    tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "import", "export")
+    tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "repair", "import", "export")
     templates = ("list", "show", "validate", "push", "diff")
     top = {
         ("simulate",),
@@ -403,5 +403,6 @@ def test_installed_command_works_against_the_sandbox_over_http(sandbox):
     )  # fmt: skip
     assert refused.stderr.splitlines() == [
         "error: account 111122223333 is already claimed by tenant acme; a principal belongs to at most one "
-        "tenant — remove it there first"
+        "tenant — to move it, take it off acme first (`gatekeeper tenants update acme --remove-principal "
+        "<principal> --dry-run` lists the endpoints that revokes)"
     ]

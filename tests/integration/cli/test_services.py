@@ -138,7 +138,9 @@ def test_attach_refusals_are_one_line(producer, cli):
 
 
 def test_attach_subscribes_the_same_events_as_the_stacks_own_notifications():
-    template = stack.load_template()
+    template = stack.expand_for_each(
+        stack.load_template(), {"EndpointServiceIds": "vpce-svc-0123456789abcdef0"}
+    )
     events = {
         tuple(resource["Properties"]["ConnectionEvents"])
         for resource in template["Resources"].values()

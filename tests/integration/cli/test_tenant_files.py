@@ -171,7 +171,7 @@ def test_account_moving_between_tenants_in_one_file_is_released_first(seeded, cl
     assert seeded.tenants.owner_of("444455556666") == "globex"
 
 
-def test_prune_removes_tenants_missing_from_the_file_after_confirmation(seeded, cli, tmp_path):
+def test_prune_removes_tenants_missing_from_the_file_after_confirmation(seeded, cli, tmp_path, terminal):
     document = yaml.safe_load(cli.ok("tenants", "export").stdout)
     document = [t for t in document if t["tenant_id"] == "acme"]
     path = tmp_path / "tenants.yaml"

@@ -27,7 +27,7 @@ NOTIFICATION_RESOURCES = (
     "TopicKey",
     "ConnectionNotificationTopic",
     "ConnectionNotificationTopicPolicy",
-    "ConnectionNotification1",
+    "Fn::ForEach::ConnectionNotifications",  # one per managed service
 )
 
 

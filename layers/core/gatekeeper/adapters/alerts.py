@@ -29,8 +29,8 @@ class OperatorAlerts:
             "problem": problem,
             "effect": effect,
             "fix": (
-                f"correct item TENANT#{tenant_id} in the console, or write a valid record with the "
-                "gatekeeper CLI; its held requests are then decided again"
+                f"`gatekeeper tenants repair {tenant_id}` shows each problem and the fix it writes, "
+                "keeping the record's claims; its held requests are then decided again"
             ),
         }
         logger.error("Tenant record is invalid", extra=body)

@@ -4,21 +4,22 @@ Keys (DecisionsTable):
 - endpoint state   `pk=ENDPOINT#<vpce>` `sk=STATE`                    — status, seq, decision, notified
 - decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>`
                    (GSI ByTenant: `tenant_pk` / `decided_at_sk`)
-- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`, `endpoints`
+- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
 - quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
 
-The counter also lists its slots' endpoints (`endpoints`, a string set, moved in the same
-transaction as the slot items), so the reconciler reads every tenant's slots with one BatchGetItem
-per 100 tenants; a counter whose set does not account for all its slots (slots taken before the set
-existed) is read with a Query of its slot items instead.
+A claim writes one slot item and adds one to its tenant's counter, in one transaction: the same
+few hundred bytes whether the tenant has one endpoint or 100,000 (no item lists a tenant's
+endpoints: an item is at most 400 KB, and an update is billed for the larger of the item's sizes
+before and after). The reconciler reads a tenant's slots with a paginated Query of its slot items.
+A counter from before this layout also carries `endpoints`, a string set of its slots: nothing
+reads it, and the next claim or release of that tenant removes it (in the same constant-size update).
 
 The decision path reads what it needs in one BatchGetItem across the decisions and tenants tables
 (`read_inputs`): the endpoint's state, the account's claim and — when the container has seen the
 account before — the claimed tenant's record and quota counter, checked against the claim. Of the
 decisions table it reads only the state's fields and the counter's `active` (READ_ATTRIBUTES), never
-the counter's `endpoints` set, which grows with the tenant's endpoints; the tenants table is read
-whole, since a tenant record is validated whole (an attribute the model does not know makes it
-invalid: fail closed).
+a legacy counter's `endpoints` set; the tenants table is read whole, since a tenant record is
+validated whole (an attribute the model does not know makes it invalid: fail closed).
 
 A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
 `revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
@@ -66,7 +67,7 @@ STATE_SK = "STATE"
 QUOTA_SK = "QUOTA"
 # What the decision path reads of the decisions table's items (one projection serves the table in a
 # BatchGetItem): the keys, an endpoint state's fields (_state_from_item) and the quota counter's
-# `active` (read_inputs). Not the counter's `endpoints` set: only the reconciler needs it.
+# `active` (read_inputs). Not a legacy counter's `endpoints` set (module docstring).
 READ_ATTRIBUTES = ("pk", "sk", "status", "seq", "decision", "notified", "claimed_at", "slot_tenant", "active")
 UNSETTLED_INDEX = "Unsettled"
 UNSETTLED_PK = "UNSETTLED"
@@ -259,7 +260,7 @@ class DecisionStore:
         if status == "held":
             items.append(self._put_record(decision))
         if slot:
-            items += self._take_slot(slot)
+            items += self._take_slot(slot, at)
         cancelled = transact(self._client, items)
         if cancelled is not None:
             codes = cancellation_codes(cancelled)
@@ -387,23 +388,19 @@ class DecisionStore:
         return found
 
     def all_slots(self, tenant_ids: list[str]) -> dict[str, str]:
-        """endpoint → the tenant holding a slot for it, for these tenants: their counters, 100 a
-        BatchGetItem; a counter whose `endpoints` set does not cover `active` (slots taken before
-        the set was kept) is completed with a Query of its slot items."""
+        """endpoint → the tenant holding a slot for it, for these tenants: their counters' `active`,
+        100 a BatchGetItem, then a paginated Query of the slot items of each tenant that holds any
+        (a tenant's slots are as many items as it has endpoints; no item lists them)."""
         wanted = [(self._table, key(tenant_pk(t), QUOTA_SK)) for t in tenant_ids]
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
         for start in range(0, len(wanted), 100):
-            found.update(self._batch_get(wanted[start : start + 100]))
+            found.update(self._batch_get(wanted[start : start + 100], ("pk", "sk", "active")))
         slots: dict[str, str] = {}
         for tenant_id in tenant_ids:
             raw = found.get((self._table, tenant_pk(tenant_id), QUOTA_SK))
-            if raw is None:
-                continue  # never took a slot: a slot item always comes with its counter
-            counter = decode(raw)
-            endpoints = sorted(str(e) for e in counter.get("endpoints") or ())
-            if int(counter.get("active", 0)) != len(endpoints):
-                endpoints = self.slots(tenant_id)
-            slots.update(dict.fromkeys(endpoints, tenant_id))
+            # No counter, or none active: no slot item (a slot and its counter move together).
+            if raw is not None and int(decode(raw).get("active", 0)) > 0:
+                slots.update(dict.fromkeys(self.slots(tenant_id), tenant_id))
         return slots
 
     def release_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
@@ -413,7 +410,7 @@ class DecisionStore:
     def record_slot(self, tenant_id: str, vpc_endpoint_id: str) -> bool:
         """Record a slot for an endpoint EC2 reports in use (drift repair); never refused for quota."""
         slot = Slot(tenant_id, vpc_endpoint_id, limit=None)
-        return _unless_condition_failed(transact(self._client, self._take_slot(slot)))
+        return _unless_condition_failed(transact(self._client, self._take_slot(slot, now_utc())))
 
     # -- audit trail -----------------------------------------------------------------------
     def decisions_for_endpoint(self, vpc_endpoint_id: str) -> list[Decision]:
@@ -501,19 +498,15 @@ class DecisionStore:
             }
         }
 
-    def _take_slot(self, slot: Slot) -> list[TransactWriteItemTypeDef]:
+    def _take_slot(self, slot: Slot, at: datetime) -> list[TransactWriteItemTypeDef]:
+        """The slot item and the counter: a constant-size write (REMOVE drops a legacy `endpoints` set)."""
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": key(tenant_pk(slot.tenant_id), QUOTA_SK),
             "UpdateExpression": (
-                "SET active = if_not_exists(active, :zero) + :one, item_type = :type ADD endpoints :endpoint"
+                "SET active = if_not_exists(active, :zero) + :one, item_type = :type REMOVE endpoints"
             ),
-            "ExpressionAttributeValues": {
-                ":zero": {"N": "0"},
-                ":one": {"N": "1"},
-                ":type": {"S": "quota"},
-                ":endpoint": {"SS": [slot.vpc_endpoint_id]},
-            },
+            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":type": {"S": "quota"}},
         }
         if slot.limit is not None:
             update["ConditionExpression"] = "attribute_not_exists(active) OR active < :limit"
@@ -529,7 +522,7 @@ class DecisionStore:
                             "pk": tenant_pk(slot.tenant_id),
                             "sk": slot_sk(slot.vpc_endpoint_id),
                             "item_type": "slot",
-                            "taken_at": now_utc().isoformat(),
+                            "taken_at": at.isoformat(),
                         }
                     ),
                     "ConditionExpression": "attribute_not_exists(pk)",
@@ -551,13 +544,9 @@ class DecisionStore:
                 "Update": {
                     "TableName": self._table,
                     "Key": key(tenant_pk(tenant_id), QUOTA_SK),
-                    "UpdateExpression": "SET active = active - :one DELETE endpoints :endpoint",
+                    "UpdateExpression": "SET active = active - :one REMOVE endpoints",
                     "ConditionExpression": "active > :zero",
-                    "ExpressionAttributeValues": {
-                        ":one": {"N": "1"},
-                        ":zero": {"N": "0"},
-                        ":endpoint": {"SS": [vpc_endpoint_id]},
-                    },
+                    "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}},
                 }
             },
         ]

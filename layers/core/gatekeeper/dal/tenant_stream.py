@@ -51,8 +51,13 @@ class TenantImage:
                 status=item.get("status", "active"),
                 expires_at=_readable_time(item.get("expires_at")),
             )
+        return cls.of(tenant)
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantImage:
+        """The image of a valid record (one about to be written, for a preview of its effect)."""
         return cls(
-            tenant_id=tenant_id,
+            tenant_id=tenant.tenant_id,
             tenant=tenant,
             principals=frozenset(tenant.principals),
             services=frozenset(tenant.services),

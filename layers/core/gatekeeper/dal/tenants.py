@@ -71,7 +71,7 @@ _ATTRIBUTE_TYPES: dict[str, str] = {
     "updated_by": "S",
     "updated_at": "S",
 }
-_REQUIRED = ("tenant_id", "display_name", "principals", "services", "template", "max_endpoints", "version")
+_REQUIRED = ("tenant_id", "display_name", "principals", "services", "template", "version")
 _TYPE_NAMES = {"S": "a string", "N": "a number", "L": "a list", "M": "a map", "SS": "a string set"}
 
 
@@ -110,14 +110,40 @@ def tenant_from_item(raw: Mapping[str, Any]) -> Tenant:
     validate raises TenantInvalid (fail closed)."""
     where = raw.get("pk", {}).get("S", "?") if isinstance(raw.get("pk"), Mapping) else "?"
     problems = attribute_problems(raw)
-    if problems:
-        raise TenantInvalid(f"tenant record {where} is invalid: {'; '.join(problems)}")
-    fields = {k: v for k, v in decode(raw).items() if k not in ("pk", "sk", "item_type")}
-    try:
-        return Tenant.model_validate(fields, strict=False)
-    except ValidationError as exc:
-        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()]
-        raise TenantInvalid(f"tenant record {where} is invalid: {'; '.join(problems)}") from None
+    if not problems:
+        fields = {k: v for k, v in decode(raw).items() if k not in ("pk", "sk", "item_type")}
+        try:
+            return Tenant.model_validate(fields)
+        except ValidationError as exc:
+            problems = [f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors()]
+    raise TenantInvalid(invalid_record_message(where, problems), tenant_id_of(where))
+
+
+def invalid_record_message(where: str, problems: builtins.list[str]) -> str:
+    """What is wrong with a stored record and the one command that fixes it without revoking
+    anything (it keeps the record's claims): every message about a broken record names it."""
+    tenant_id = tenant_id_of(where) or "<tenant id>"
+    return (
+        f"tenant record {where} is invalid: {'; '.join(problems)} — "
+        f"fix it with `gatekeeper tenants repair {tenant_id}` (shows each fix first)"
+    )
+
+
+def claimed_elsewhere(account: str, owner: str) -> str:
+    """Why an account cannot be claimed, and how to move it — with a preview, since taking it off
+    its tenant revokes that tenant's connections from it."""
+    return (
+        f"account {account} is already claimed by tenant {owner}; a principal belongs to at most one "
+        f"tenant — to move it, take it off {owner} first (`gatekeeper tenants update {owner} "
+        "--remove-principal <principal> --dry-run` lists the endpoints that revokes)"
+    )
+
+
+def changed_since_read(tenant_id: str) -> str:
+    return (
+        f"tenant {tenant_id} was changed by someone else since you read it; "
+        "nothing was written — read it again and retry"
+    )
 
 
 def tenant_to_item(tenant: Tenant) -> dict[str, Any]:
@@ -154,6 +180,13 @@ class TenantStore:
         if "Item" not in response:
             raise TenantNotFound(f"no tenant {tenant_id!r}; see `gatekeeper tenants list`")
         return tenant_from_item(response["Item"])
+
+    def raw(self, tenant_id: str) -> dict[str, Any]:
+        """The stored record as DynamoDB holds it (attribute values), valid or not: for repairing it."""
+        response = self._client.get_item(TableName=self._table, Key=key(tenant_pk(tenant_id), TENANT_SK))
+        if "Item" not in response:
+            raise TenantNotFound(f"no tenant {tenant_id!r}; see `gatekeeper tenants list`")
+        return dict(response["Item"])
 
     def owner_of(self, account: str) -> str | None:
         """The tenant id that claims this account, if any."""
@@ -249,6 +282,43 @@ class TenantStore:
         self._transact(items, stored.tenant_id, [None, *added, *[None] * len(removed)], stale=True)
         return stored
 
+    def repair(
+        self, tenant: Tenant, actor: str, stored_version: Mapping[str, Any] | None, at: datetime | None = None
+    ) -> Tenant:
+        """Replace a record that does not validate with `tenant`, if nobody changed it since it was
+        read: conditional on its `version` attribute exactly as read (`stored_version`, whatever its
+        type; None: it had none). Every account of `tenant` is claimed for it (a claim it already
+        holds is kept; another tenant's refuses the write) and no claim is released."""
+        stored = tenant.model_copy(
+            update={"version": tenant.version + 1, "updated_by": actor, "updated_at": at or now_utc()}
+        )
+        item = encode(tenant_to_item(stored))
+        names = {"#v": "version"}
+        put: TransactWriteItemTypeDef = (
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(#v)",
+                    "ExpressionAttributeNames": names,
+                }
+            }
+            if stored_version is None
+            else {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": {":v": dict(stored_version)},
+                }
+            }
+        )
+        accounts = sorted(stored.accounts())
+        items = [put, *(self._claim(account, stored.tenant_id) for account in accounts)]
+        self._transact(items, stored.tenant_id, [None, *accounts], stale=True)
+        return stored
+
     def remove(self, tenant_id: str, expected_version: int) -> None:
         accounts = sorted(self._current_accounts(tenant_id))
         items: list[TransactWriteItemTypeDef] = [
@@ -308,15 +378,9 @@ class TenantStore:
             for code, account in zip(codes, claimed_accounts, strict=False):
                 if code == "ConditionalCheckFailed" and account is not None:
                     owner = self.owner_of(account) or "another tenant"
-                    raise TenantConflict(
-                        f"account {account} is already claimed by tenant {owner}; a principal belongs "
-                        "to at most one tenant — remove it there first"
-                    ) from None
+                    raise TenantConflict(claimed_elsewhere(account, owner)) from None
             if codes and codes[0] == "ConditionalCheckFailed":
                 if stale:
-                    raise TenantConflict(
-                        f"tenant {tenant_id} was changed by someone else since you read it; "
-                        "nothing was written — read it again and retry"
-                    ) from None
+                    raise TenantConflict(changed_since_read(tenant_id)) from None
                 raise TenantConflict(f"tenant {tenant_id} {exists_message}") from None
             raise cancelled

@@ -81,7 +81,7 @@ from gatekeeper.models.requests import (
     RevocationRequest,
     operator_verdict,
 )
-from gatekeeper.models.tenant import Tenant
+from gatekeeper.models.tenant import Tenant, quota_limit
 from gatekeeper.observability import logger, metrics
 
 if TYPE_CHECKING:
@@ -730,11 +730,7 @@ def _frees_slot(claimed: EndpointState) -> bool:
 
 
 def _quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:
-    limit = tenant.max_endpoints
-    template_limit = parameters.get("MaxEndpoints")
-    if isinstance(template_limit, int | float) and not isinstance(template_limit, bool):
-        limit = min(limit, int(template_limit))
-    return limit
+    return quota_limit(tenant, parameters)  # one rule, in the model: the CLI shows the same quota
 
 
 def _quota_line(tenant_id: str | None, limit: int) -> str:

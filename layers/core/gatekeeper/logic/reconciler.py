@@ -17,7 +17,8 @@ period the sweep pages through every connection of every managed service and:
   recorded but never announced, is put back on the decision path (the `Unsettled` index, one Query),
   which resumes the claim after reading EC2 again, or announces the decision.
 
-Reads are batched (connections 1,000 a page, decision states and quota counters 100 a call) and
+Reads are batched (connections 1,000 a page, decision states and quota counters 100 a call, the
+slots of each tenant holding any one paginated Query) and
 announcements go ten to a PutEvents call, so a sweep costs about 0.11 API calls per connection
 (docs/reconciler.md).
 Work that cannot finish before the invocation's deadline is left to the next sweep.
@@ -247,7 +248,7 @@ class Reconciler:
     def _slots(self, directory: TenantDirectory) -> dict[str, str]:
         """endpoint → the tenant holding a slot for it, for every tenant the table knows of."""
         owners = set(directory.tenants) | set(directory.invalid) | set(directory.claims.values())
-        return self.decisions.all_slots(sorted(owners))  # one BatchGetItem per 100 tenants
+        return self.decisions.all_slots(sorted(owners))  # counters 100 a call, then a Query per tenant
 
     def _ensure_slot(
         self,

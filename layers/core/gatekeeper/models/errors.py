@@ -14,6 +14,10 @@ class InvalidPrincipal(GatekeeperError, ValueError):
 class TenantInvalid(GatekeeperError):
     """A stored tenant record does not validate (e.g. hand-edited in the console)."""
 
+    def __init__(self, message: str, tenant_id: str | None = None) -> None:
+        super().__init__(message)
+        self.tenant_id = tenant_id  # the tenant its key names, when known
+
 
 class TenantNotFound(GatekeeperError):
     pass

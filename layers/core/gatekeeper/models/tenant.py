@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from gatekeeper.models.identifiers import (
     SERVICE_ID,
@@ -70,13 +70,16 @@ class Tenant(BaseModel):
     principals: tuple[str, ...] = Field(min_length=1)
     services: tuple[str, ...] = Field(min_length=1)
     template: str = Field(min_length=1, max_length=64)
-    template_version: int | None = Field(default=None, ge=1)
+    # Numbers are numbers: "3" is refused, never read as 3 (a record or file says what it means).
+    template_version: StrictInt | None = Field(default=None, ge=1)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    max_endpoints: int = Field(ge=0, le=10_000)
+    # None: the template's MaxEndpoints parameter (its default, or the tenant's override) decides.
+    # Slots are one item each (dal.decisions): a tenant may hold 100,000 endpoints at one cost per claim.
+    max_endpoints: StrictInt | None = Field(default=None, ge=0, le=100_000)
     expires_at: datetime | None = None
     contact: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
-    version: int = Field(default=0, ge=0)
+    version: StrictInt = Field(default=0, ge=0)
     updated_by: str | None = None
     updated_at: datetime | None = None
 
@@ -114,3 +117,14 @@ class Tenant(BaseModel):
         """Why the record alone (before any template) does not let this tenant use the service
         now, or None when it does (`record_denial`)."""
         return record_denial(self, service_id, at)
+
+
+def quota_limit(tenant: Tenant, parameters: Mapping[str, Any]) -> int:
+    """The endpoints a tenant may have connected at once: the smaller of its record's max_endpoints
+    and its template's MaxEndpoints (with the tenant's overrides); either may be absent. Neither
+    set: 0 — fail closed, nothing is accepted on a quota nobody stated."""
+    limits = [tenant.max_endpoints] if tenant.max_endpoints is not None else []
+    template_limit = parameters.get("MaxEndpoints")
+    if isinstance(template_limit, int | float) and not isinstance(template_limit, bool):
+        limits.append(int(template_limit))
+    return min(limits, default=0)

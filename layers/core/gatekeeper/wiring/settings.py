@@ -20,6 +20,7 @@ class Settings(BaseModel):
     decisions_table: str = Field(alias="DECISIONS_TABLE", min_length=3)
     event_bus_name: str = Field(alias="EVENT_BUS_NAME", min_length=1)
     decision_topic_arn: str = Field(alias="DECISION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
+    # Any number of managed services: the template makes each its notification, alarm and IAM ARN.
     endpoint_service_ids: tuple[str, ...] = Field(alias="ENDPOINT_SERVICE_IDS")
     default_action: Action = Field(default="reject", alias="DEFAULT_ACTION")
     unknown_principal_action: Action = Field(default="reject", alias="UNKNOWN_PRINCIPAL_ACTION")
