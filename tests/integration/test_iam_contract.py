@@ -193,7 +193,8 @@ def test_no_role_gets_the_managed_queue_or_stream_policies_that_allow_on_every_r
     # What CloudFormation receives: SAM attaches AWSLambdaSQSQueueExecutionRole /
     # AWSLambdaDynamoDBExecutionRole ("*") to a role it generates for a function with such an event.
     template = transformed_template()
-    roles = {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Role"}
+    resources = template["Resources"].items()  # Fn::ForEach loops are lists: no role is made in one
+    roles = {k: v for k, v in resources if isinstance(v, dict) and v["Type"] == "AWS::IAM::Role"}
     attached = {
         logical_id: str(arn)
         for logical_id, role in roles.items()
