@@ -1,4 +1,4 @@
-"""Schedule (`ReconcileSchedule`) → one sweep of every managed service's connections.
+"""Schedule (`ReconcileIntervalMinutes`) → one sweep of every managed service's connections.
 
 Announces requests whose notification was lost, asks for the revocation of connections their
 tenant record no longer allows (expiry included), repairs quota slots and missing allowed

@@ -27,6 +27,9 @@ handlers, in-process, with Lambda's delivery semantics.
 - Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
   retried at once as its `EventInvokeConfig` says, whatever the timing), as EventBridge would at
   the next tick.
+- Identity: a handler's AWS calls are signed as its function's role (keys from sts:AssumeRole of
+  the role's ARN), as Lambda runs a function with its execution role, so resource policies that
+  name the roles (the bus policy) judge them as AWS would.
 - DynamoDB streams: records after the mapping's checkpoint, filtered by its FilterCriteria, in
   batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
   record and retries from it; a function error retries the batch (halved when
@@ -40,6 +43,7 @@ Nothing here decides anything; it only moves events the way AWS would.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import importlib
 import json
 import os
@@ -53,6 +57,7 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from gatekeeper_ops.emulator import deliver_notifications
 from gatekeeper_ops.stack import EmulatedStack, FunctionBinding, StreamSource
@@ -145,6 +150,16 @@ class Invocation:
         return 0
 
 
+# The execution role whose keys sign the running handler's calls (None: not in a handler).
+_ROLE_KEYS: contextvars.ContextVar[Credentials | None] = contextvars.ContextVar("role_keys", default=None)
+
+
+def _sign_as_execution_role(request_signer: Any = None, **_: Any) -> None:
+    keys = _ROLE_KEYS.get()
+    if keys is not None and request_signer is not None:
+        request_signer._credentials = keys
+
+
 def reset_handler_caches() -> None:
     """Forget cached settings, clients and their session so handlers bind to the current environment
     (as a new execution environment would)."""
@@ -158,6 +173,11 @@ def reset_handler_caches() -> None:
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()
     runtime.tenant_changes.cache_clear()
+    # The new session's clients sign as the running handler's execution role (a client copies its
+    # session's hooks when it is built, so the hook goes on before any is).
+    runtime.session().events.register(
+        "before-sign", _sign_as_execution_role, unique_id="local-lambda-execution-role"
+    )
 
 
 def handler_session() -> boto3.Session:
@@ -243,6 +263,16 @@ class LocalLambda:
         os.environ.update(extra_environment or {})
         os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = stack.region
         reset_handler_caches()
+        # Each function's execution role, signed in once (before any invocation: not the handler's call).
+        self._role_keys: dict[str, Credentials] = {}
+        sts = session.client("sts")
+        for logical_id in stack.functions:
+            role = stack.physical.get(f"{logical_id}Role", {}).get("Arn")
+            if role:
+                keys = sts.assume_role(RoleArn=role, RoleSessionName=logical_id)["Credentials"]
+                self._role_keys[logical_id] = Credentials(
+                    keys["AccessKeyId"], keys["SecretAccessKey"], keys["SessionToken"]
+                )
 
     # -- invoking ------------------------------------------------------------------------------
     def invoke(
@@ -252,7 +282,7 @@ class LocalLambda:
         context = LambdaContext(binding.logical_id, timeout_s=binding.timeout)
         at, started = time.time(), time.perf_counter()
         try:
-            with self.concurrency.function_timeout(binding.timeout):
+            with self.concurrency.function_timeout(binding.timeout), self._execution_role(binding):
                 result = handler(event, context)
             invocation = Invocation(binding.logical_id, trigger, True, result)
         except Exception as exc:
@@ -269,6 +299,19 @@ class LocalLambda:
         if self._on_invocation:
             self._on_invocation(invocation)
         return invocation
+
+    @contextlib.contextmanager
+    def _execution_role(self, binding: FunctionBinding) -> Any:
+        """The handler's calls signed with its role's keys (the hook: `reset_handler_caches`)."""
+        keys = self._role_keys.get(binding.logical_id)
+        if keys is None:
+            yield
+            return
+        token = _ROLE_KEYS.set(keys)
+        try:
+            yield
+        finally:
+            _ROLE_KEYS.reset(token)
 
     # -- delivering ----------------------------------------------------------------------------
     def pump(self) -> int:

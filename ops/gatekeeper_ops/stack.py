@@ -298,6 +298,10 @@ class _Resolver:
     def _if(self, arg: Any) -> Any:
         return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
 
+    def _find_in_map(self, arg: Any) -> Any:
+        mapping, top, second = (self.resolve(a) for a in arg)
+        return self.resolve(self.template["Mappings"][mapping][str(top)][str(second)])
+
 
 # Intrinsic function (or Ref/Condition) name → how the resolver evaluates its argument.
 _INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
@@ -312,6 +316,7 @@ _INTRINSICS: dict[str, Callable[[_Resolver, Any], Any]] = {
     "Fn::And": _Resolver._and,
     "Fn::Or": _Resolver._or,
     "Fn::If": _Resolver._if,
+    "Fn::FindInMap": _Resolver._find_in_map,
     "Condition": _Resolver.condition,
 }
 
@@ -504,6 +509,21 @@ class _Builder:
     ) -> dict[str, Any]:
         arn = self.client("events").create_event_bus(Name=props["Name"])["EventBusArn"]
         return {"Ref": props["Name"], "Arn": arn, "Name": props["Name"]}
+
+    def _aws_events_eventbuspolicy(
+        self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]
+    ) -> dict[str, Any]:
+        """One statement added to the bus's one policy document, as CloudFormation's handler does
+        (read, add the statement under its StatementId, write)."""
+        events = self.client("events")
+        bus = props.get("EventBusName", "default")
+        current = events.describe_event_bus(Name=bus).get("Policy")
+        statements: list[dict[str, Any]] = json.loads(current)["Statement"] if current else []
+        statement = {"Sid": props["StatementId"], **props["Statement"]}
+        statements = [s for s in statements if s.get("Sid") != statement["Sid"]] + [statement]
+        document = {"Version": "2012-10-17", "Statement": statements}
+        events.put_permission(EventBusName=bus, Policy=json.dumps(document))
+        return {"Ref": f"{bus}|{props['StatementId']}"}
 
     def _aws_dynamodb_table(
         self, logical_id: str, props: dict[str, Any], spec: dict[str, Any]

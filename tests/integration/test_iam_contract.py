@@ -216,6 +216,21 @@ def test_the_operator_role_runs_the_cli_and_puts_only_operator_decisions(produce
     assert len(refused) == 2
 
 
+def test_no_role_gets_the_managed_queue_or_stream_policies_that_allow_on_every_resource():
+    # What CloudFormation receives: SAM attaches AWSLambdaSQSQueueExecutionRole /
+    # AWSLambdaDynamoDBExecutionRole ("*") to a role it generates for a function with such an event.
+    template = transformed_template()
+    resources = template["Resources"].items()  # Fn::ForEach loops are lists: no role is made in one
+    roles = {k: v for k, v in resources if isinstance(v, dict) and v["Type"] == "AWS::IAM::Role"}
+    attached = {
+        logical_id: str(arn)
+        for logical_id, role in roles.items()
+        for arn in role["Properties"].get("ManagedPolicyArns", [])
+        if "SQSQueueExecutionRole" in str(arn) or "DynamoDBExecutionRole" in str(arn)
+    }
+    assert attached == {}
+
+
 def test_every_managed_service_of_a_twelve_service_stack_may_be_decided_and_no_other(producer_factory):
     producer = producer_factory()(services=12)
     stack = producer.stack

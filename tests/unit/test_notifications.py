@@ -26,12 +26,14 @@ def envelope(message: object) -> str:
 def test_known_keys_in_any_case_and_nesting(message):
     parsed = parse_notification(envelope(message))
     assert (parsed.vpc_endpoint_id, parsed.service_id, parsed.message_id) == (ENDPOINT, SERVICE, "m-1")
+    assert parsed.by_known_key
 
 
 def test_ids_found_in_free_text_when_keys_are_unknown():
     parsed = parse_notification(envelope(f"Endpoint {ENDPOINT} of service {SERVICE} was created"))
     assert parsed.vpc_endpoint_id == ENDPOINT
     assert parsed.service_id == SERVICE
+    assert not parsed.by_known_key  # the fallback: `gatekeeper verify` reports it
 
 
 def test_raw_delivery_without_sns_envelope():

@@ -115,15 +115,14 @@ def test_tables_are_on_demand_recoverable_encrypted_and_protected(logical_id):
     assert RESOURCES[logical_id]["DeletionPolicy"] == "Retain"
 
 
-def test_sqs_sources_report_partial_failures_and_outlast_the_function():
-    timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+def test_sqs_sources_report_partial_failures_and_have_an_alarmed_dlq():
+    # How long the queue outlasts the function: test_the_queue_outlasts_the_function_and_the_batching_window
     for spec in FUNCTIONS.values():
         for event in spec["Properties"].get("Events", {}).values():
             if event["Type"] != "SQS":
                 continue
             assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
             queue = RESOURCES[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Properties"]
-            assert queue["VisibilityTimeout"] >= 6 * spec["Properties"].get("Timeout", timeout)
             dlq = queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             alarms = [
                 r
@@ -144,10 +143,16 @@ def test_async_functions_have_an_on_failure_destination():
 
 
 def _statements() -> list[tuple[str, dict[str, Any]]]:
+    """Every statement a function's role gets: its SAM `Policies`, or its own role's `Policies`."""
     found = []
     for logical_id, spec in FUNCTIONS.items():
         for policy in spec["Properties"].get("Policies", []):
             found += [(logical_id, s) for s in policy.get("Statement", [])]
+        role = spec["Properties"].get("Role")
+        if role:
+            for named in RESOURCES[role["Fn::GetAtt"][0]]["Properties"].get("Policies", []):
+                policy = named["Fn::If"][1] if "Fn::If" in named else named
+                found += [(logical_id, s) for s in policy["PolicyDocument"]["Statement"]]
     return found
 
 
@@ -258,10 +263,11 @@ def test_ec2_mutations_name_exactly_the_managed_services_in_this_region(count):
     resolver = _Resolver(TEMPLATE, stack)
     evaluate = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Policies"][0]["Statement"]
     [decide] = [s for s in evaluate if s["Sid"] == "DecideManagedServicesOnly"]
-    modifies = []
-    for function in ("ReconcileConnectionsFunction", "SyncTenantsFunction"):
-        conditional = FUNCTIONS[function]["Properties"]["Policies"][1]["Fn::If"][1]
-        modifies += conditional["Statement"]
+    modifies = list(
+        FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Policies"][1]["Fn::If"][1]["Statement"]
+    )
+    sync_role = RESOURCES["SyncTenantsFunctionRole"]["Properties"]["Policies"][1]["Fn::If"][1]
+    modifies += sync_role["PolicyDocument"]["Statement"]
     for statement in [decide, *modifies]:
         assert resolver.resolve(statement["Resource"]) == expected, statement["Sid"]
         # ...and the Region is pinned.
@@ -330,3 +336,161 @@ def test_one_request_is_decided_at_once_and_the_ec2_rate_is_bounded_by_the_concu
     timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
     window = parameters["DecisionBatchingWindowSeconds"]["MaxValue"]
     assert RESOURCES["DecisionQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout + window
+
+
+# ---------------------------------------------------------------- issue 20: the template's traps
+def _resolver(**parameters: Any) -> Any:
+    """The template resolved for these parameters (the rest at their defaults), in eu-west-1."""
+    from gatekeeper_ops.stack import EmulatedStack, _parameters, _Resolver
+
+    values = _parameters(TEMPLATE, {"EndpointServiceIds": "vpce-svc-00000000000000001", **parameters})
+    return _Resolver(TEMPLATE, EmulatedStack("gk", "eu-west-1", "111111111111", values))
+
+
+def _sqs_sources() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (logical_id, event_id, event["Properties"])
+        for logical_id, spec in FUNCTIONS.items()
+        for event_id, event in spec["Properties"].get("Events", {}).items()
+        if event["Type"] == "SQS"
+    ]
+
+
+@pytest.mark.parametrize("reserved", [0, 2, 5, 100])
+def test_every_sqs_mapping_is_capped_at_the_reserved_concurrency(reserved):
+    # SQS event source mappings do not account for reserved concurrency: above it, Lambda throttles
+    # what it polled and SQS redrives it into the DLQ.
+    assert _sqs_sources()
+    resolver = _resolver(ReservedConcurrencyPerFunction=reserved)
+    for logical_id, event_id, properties in _sqs_sources():
+        scaling = resolver.resolve({"Scaling": properties.get("ScalingConfig", {})}).get("Scaling") or {}
+        maximum = scaling.get("MaximumConcurrency")
+        if reserved == 0:
+            assert maximum is None or maximum >= 2, (logical_id, event_id)
+        else:
+            assert maximum is not None, (logical_id, event_id)
+            assert 2 <= int(maximum) <= reserved, (logical_id, event_id, maximum)
+
+
+@pytest.mark.parametrize(("reserved", "accepted"), [(0, True), (1, False), (2, True), (5, True)])
+def test_a_reservation_below_the_sqs_minimum_is_refused_at_deploy(reserved, accepted):
+    resolver = _resolver(ReservedConcurrencyPerFunction=reserved)
+    assertions = [a for rule in TEMPLATE["Rules"].values() for a in rule["Assertions"]]
+    assert all(resolver.resolve(a["Assert"]) for a in assertions) is accepted
+
+
+def test_the_dashboard_name_carries_the_region():
+    # Dashboard names are account-wide: the same stack name in two Regions must not share one.
+    name = RESOURCES["OperationsDashboard"]["Properties"]["DashboardName"]
+    assert _resolver().resolve(name) == "gk-eu-west-1-operations"
+    assert TEMPLATE["Outputs"]["DashboardName"]["Value"] == {"Ref": "OperationsDashboard"}
+
+
+def _sweep_alarms() -> dict[str, dict[str, Any]]:
+    """The alarms that count per-sweep figures: the reconciler's metrics and its function's errors."""
+    reconciler = (ROOT / "functions/reconcile_connections/app.py").read_text()  # the metrics it emits
+    found = {}
+    for logical_id, spec in RESOURCES.items():
+        if spec["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        properties = spec["Properties"]
+        metric = f'"{properties["MetricName"]}"'
+        own_metric = properties["Namespace"] == "VpceGatekeeper" and metric in reconciler
+        errors = properties["Dimensions"][0]["Value"] == {"Ref": "ReconcileConnectionsFunction"}
+        if own_metric or errors:
+            found[logical_id] = properties
+    return found
+
+
+@pytest.mark.parametrize("minutes", [1, 5, 10, 30, 60])
+def test_the_sweep_alarms_periods_follow_the_reconcile_interval(minutes):
+    # A fixed period shorter than the interval makes most periods hold no sweep: an alarm that needs
+    # two breaching periods in a row (ReconcileErrorsAlarm) could then never fire.
+    assert minutes in TEMPLATE["Parameters"]["ReconcileIntervalMinutes"]["AllowedValues"]
+    resolver = _resolver(ReconcileIntervalMinutes=minutes)
+    sweep = FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Events"]["Sweep"]["Properties"]
+    unit = "minute" if minutes == 1 else "minutes"
+    assert resolver.resolve(sweep["Schedule"]) == f"rate({minutes} {unit})"
+    alarms = _sweep_alarms()
+    assert {"ReconcileErrorsAlarm", "OldestPendingRequestAlarm", "UnannouncedDecisionsAlarm"} <= set(alarms)
+    for logical_id, properties in alarms.items():
+        assert int(resolver.resolve(properties["Period"])) == minutes * 60, logical_id
+
+
+@pytest.mark.parametrize("window", [0, 1, 60, 300])
+def test_the_queue_outlasts_the_function_and_the_batching_window(window):
+    # AWS: visibility timeout >= 6 x function timeout + MaximumBatchingWindowInSeconds, or messages
+    # gathered early become visible again before their batch runs.
+    resolver = _resolver(NotificationBatchingWindowSeconds=window)
+    default_timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
+    for logical_id, _, properties in _sqs_sources():
+        parameter = properties.get("MaximumBatchingWindowInSeconds", {}).get("Ref")
+        maximum = TEMPLATE["Parameters"][parameter]["MaxValue"] if parameter else 0
+        assert window <= maximum or not parameter
+        batching = int(resolver.resolve(properties.get("MaximumBatchingWindowInSeconds", 0)))
+        queue = RESOURCES[properties["Queue"]["Fn::GetAtt"][0]]["Properties"]
+        timeout = FUNCTIONS[logical_id]["Properties"].get("Timeout", default_timeout)
+        assert int(resolver.resolve(queue["VisibilityTimeout"])) >= 6 * timeout + batching, logical_id
+
+
+def test_the_bus_policy_statements_are_written_one_after_another():
+    # Each AWS::Events::EventBusPolicy rewrites the bus's one policy document: two at once can lose a
+    # statement. They form one chain of DependsOn.
+    policies = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Events::EventBusPolicy"}
+    assert len(policies) >= 2
+    depends = {k: v.get("DependsOn") for k, v in policies.items()}
+    first = [k for k, d in depends.items() if d is None]
+    assert len(first) == 1, depends
+    chain = first
+    while len(chain) < len(policies):
+        [following] = [k for k, d in depends.items() if d == chain[-1]]
+        chain.append(following)
+    sids = [p["Properties"]["StatementId"] for p in policies.values()]
+    assert len(set(sids)) == len(sids)
+
+
+_MANAGED_STREAM_POLICIES = {"SQS", "DynamoDB", "Kinesis"}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_polling_functions_have_their_own_scoped_role(logical_id):
+    # SAM gives a generated role with an SQS/DynamoDB/Kinesis event the AWS managed
+    # AWSLambdaSQSQueueExecutionRole / AWSLambdaDynamoDBExecutionRole, which allow on "*".
+    properties = FUNCTIONS[logical_id]["Properties"]
+    sources = [e for e in properties.get("Events", {}).values() if e["Type"] in _MANAGED_STREAM_POLICIES]
+    if not sources:
+        return
+    assert "Role" in properties, f"{logical_id} polls a queue or stream with SAM's managed policy"
+    statements = [s for f, s in _statements() if f == logical_id]
+    for source in sources:
+        target = source["Properties"].get("Queue") or source["Properties"].get("Stream")
+        assert any(s["Resource"] == target for s in statements), (logical_id, target)
+    role = RESOURCES[properties["Role"]["Fn::GetAtt"][0]]["Properties"]
+    managed = " ".join(str(arn) for arn in role.get("ManagedPolicyArns", []))
+    assert "ExecutionRole" not in managed.replace("AWSLambdaBasicExecutionRole", "")
+
+
+def test_checkov_suppressions_that_a_new_resource_could_fail_are_per_resource():
+    import yaml
+
+    stack_wide = yaml.safe_load((ROOT / ".checkov.yaml").read_text())["skip-check"]
+    assert not {"CKV_AWS_27", "CKV_AWS_116"} & set(stack_wide)
+    skips = {
+        logical_id: {s["id"]: s.get("comment", "") for s in spec["Metadata"]["checkov"]["skip"]}
+        for logical_id, spec in RESOURCES.items()
+        if "checkov" in spec.get("Metadata", {})
+    }
+    assert all(comment.strip() for found in skips.values() for comment in found.values())
+    for logical_id, found in skips.items():
+        properties = RESOURCES[logical_id]["Properties"]
+        if "CKV_AWS_27" in found:  # SQS encryption: only a queue encrypted with SSE-SQS may skip it
+            assert properties["SqsManagedSseEnabled"] is True, logical_id
+        if "CKV_AWS_116" in found:  # a function DLQ: only one whose failures land somewhere else
+            events = properties.get("Events", {}).values()
+            destination = properties.get("EventInvokeConfig", {}).get("DestinationConfig", {})
+            sweep_only = [e["Type"] for e in events] == ["Schedule"]
+            assert (
+                destination.get("OnFailure")
+                or sweep_only
+                or all(e["Type"] in ("SQS", "DynamoDB") for e in events)
+            ), logical_id

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from typer.exceptions import TyperException
 
-from gatekeeper_ops.cli import connections, decisions, reconcile, report, services, templates, tenants
+from gatekeeper_ops.cli import connections, decisions, reconcile, report, services, templates, tenants, verify
 from gatekeeper_ops.cli.context import DEFAULT_STACK, STACK_ENV, Gatekeeper, describe_error
 from gatekeeper_ops.cli.help import CommandGroup, examples
 
@@ -103,6 +103,7 @@ app.add_typer(report.app, name="report")
 connections.register(app)
 decisions.register(app)
 reconcile.register(app)
+verify.register(app)
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ class StackResources:
     default_action: Action = "reject"
     unknown_principal_action: Action = "reject"
     reconcile_function: str | None = None  # older stacks have no ReconcileFunctionName output
+    operator_role_arn: str | None = None
+    dashboard_name: str | None = None  # older stacks: none (their dashboard is <stack>-operations)
 
     @classmethod
     def from_description(cls, stack: dict[str, Any], region: str) -> StackResources:
@@ -99,6 +101,8 @@ class StackResources:
             default_action=_action(parameters.get("DefaultAction")),
             unknown_principal_action=_action(parameters.get("UnknownPrincipalAction")),
             reconcile_function=outputs.get("ReconcileFunctionName"),
+            operator_role_arn=outputs.get("OperatorRoleArn"),
+            dashboard_name=outputs.get("DashboardName"),
         )
 
 

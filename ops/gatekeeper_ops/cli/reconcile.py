@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from gatekeeper_ops.cli.context import CliError, gatekeeper
+from gatekeeper_ops.cli.context import CliError, Gatekeeper, gatekeeper
 from gatekeeper_ops.cli.help import examples
 from gatekeeper_ops.cli.output import JsonOption, OutputOption, QueryOption, rendering, say
 
@@ -43,12 +43,26 @@ def reconcile(
 ) -> None:
     """Run one reconcile sweep now: lost requests announced, revocations requested, quota and
     allowed principals repaired, unfinished decisions put back on the decision path."""
+    render = rendering(output, query, json_output)
+    gk = gatekeeper(ctx)
+    payload = invoke_sweep(gk)
+    if not render.human:
+        render.emit(payload)
+        return
+    say(f"reconcile sweep of stack {gk.stack.name} ({gk.stack.reconcile_function})")
+    for key, label in _SHOWN:
+        say(f"  {label:<28} {payload.get(key, 0)}")
+    if payload.get("stopped_early"):
+        say("  stopped before its deadline: the next sweep continues")
+
+
+def invoke_sweep(gk: Gatekeeper) -> dict[str, Any]:
+    """One sweep now: the stack's ReconcileConnectionsFunction invoked as the schedule would; its
+    report. A function error is a CliError naming the function."""
     from botocore.config import Config
 
     from gatekeeper.models.identifiers import now_utc
 
-    render = rendering(output, query, json_output)
-    gk = gatekeeper(ctx)
     function = gk.stack.reconcile_function
     if not function:
         raise CliError(
@@ -72,11 +86,4 @@ def reconcile(
     if answer.get("FunctionError"):
         message = payload.get("errorMessage") if isinstance(payload, dict) else payload
         raise CliError(f"the sweep failed in {function}: {message}; see the function's logs")
-    if not render.human:
-        render.emit(payload)
-        return
-    say(f"reconcile sweep of stack {gk.stack.name} ({function})")
-    for key, label in _SHOWN:
-        say(f"  {label:<28} {payload.get(key, 0)}")
-    if payload.get("stopped_early"):
-        say("  stopped before its deadline: the next sweep continues")
+    return payload if isinstance(payload, dict) else {"answer": payload}

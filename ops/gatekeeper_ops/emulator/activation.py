@@ -2,7 +2,8 @@
 
 One class serves both ways of running moto — ``mock_aws()`` in-process and ``ThreadedMotoServer``
 (every request builds a fresh ``EC2Response``) — so patching it once covers both. ``install()``
-adds the new actions and wraps some existing ones (and SNS ``Publish`` on ``SNSResponse``);
+adds the new actions and wraps some existing ones (and SNS ``Publish`` on ``SNSResponse``, EventBridge
+``PutEvents`` on ``EventsHandler``: the bus's resource policy is enforced);
 ``uninstall()`` puts the classes back exactly as they were. Both are idempotent and thread-safe.
 """
 
@@ -14,9 +15,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from moto.ec2.responses import EC2Response
+from moto.events.responses import EventsHandler
 from moto.sns.responses import SNSResponse
 
-from gatekeeper_ops.emulator.responses import NEW_ACTIONS, SNS_WRAPPED_ACTIONS, WRAPPED_ACTIONS
+from gatekeeper_ops.emulator.responses import (
+    EVENTS_WRAPPED_ACTIONS,
+    NEW_ACTIONS,
+    SNS_WRAPPED_ACTIONS,
+    WRAPPED_ACTIONS,
+)
 from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings, replace_settings
 from gatekeeper_ops.emulator.throttling import THROTTLED_ACTIONS, reset
 
@@ -28,6 +35,7 @@ _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
     (EC2Response, WRAPPED_ACTIONS, True),
     (SNSResponse, SNS_WRAPPED_ACTIONS, True),
     (EC2Response, THROTTLED_ACTIONS, True),  # every EC2 action, behind its token bucket
+    (EventsHandler, EVENTS_WRAPPED_ACTIONS, True),
 )
 _installed = False
 

@@ -63,6 +63,15 @@ def caller_principals(account_id: str, region: str, access_key_id: str) -> froze
     return frozenset(principals)
 
 
+def principal_arn(account_id: str, region: str, access_key_id: str) -> str:
+    """The caller as IAM's ``aws:PrincipalArn`` names it: the role behind an assumed-role key (not
+    the session), else the IAM user, else the account root."""
+    principals = caller_principals(account_id, region, access_key_id)
+    root = f"arn:{get_partition(region)}:iam::{account_id}:root"
+    named = sorted(p for p in principals if p != root)
+    return named[0] if named else root
+
+
 def principal_allowed(caller: frozenset[str], allowed: frozenset[str]) -> bool:
     return "*" in allowed or bool(caller & allowed)
 

@@ -1,9 +1,10 @@
 """A small IAM resource-policy evaluator: may an AWS service principal do an action on a resource?
 
 The emulator asks it whether ``vpce.amazonaws.com`` may publish a connection notification to a
-topic (topic policy) and use its KMS key (key policy), as AWS does before delivering. Explicit Deny
-wins; no Allow means no; an operator it does not know fails closed. Every answer carries a reason.
-What it evaluates: :func:`evaluate`; fidelity: docs/emulator.md.
+topic (topic policy) and use its KMS key (key policy), as AWS does before delivering, and, with
+``explicitly_denied``, whether an event bus policy's Deny refuses a caller of its own account.
+Explicit Deny wins; no Allow means no; an operator it does not know fails closed. Every answer
+carries a reason. What it evaluates: :func:`evaluate`; fidelity: docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -72,6 +73,25 @@ def evaluate(document: str | Mapping[str, Any] | None, request: Request) -> Verd
         f"(with aws:SourceAccount={request.context.get('aws:SourceAccount', '-')}, "
         f"aws:SourceArn={request.context.get('aws:SourceArn', '-')})",
     )
+
+
+def explicitly_denied(document: str | Mapping[str, Any] | None, request: Request) -> Verdict | None:
+    """The Deny statement of ``document`` that refuses ``request``, or ``None``; a document that does
+    not parse denies nothing here (AWS would not have stored it)."""
+    try:
+        policy = json.loads(document) if isinstance(document, str) else dict(document or {})
+    except ValueError:
+        return None
+    statements = policy.get("Statement", [])
+    for index, statement in enumerate([statements] if isinstance(statements, Mapping) else statements):
+        if (
+            isinstance(statement, Mapping)
+            and statement.get("Effect") == "Deny"
+            and _applies(statement, request, deny=True)
+        ):
+            sid = str(statement.get("Sid") or f"#{index}")
+            return Verdict(False, f"statement {sid} explicitly denies {request.action}")
+    return None
 
 
 def _applies(statement: Mapping[str, Any], request: Request, *, deny: bool) -> bool:

@@ -14,11 +14,14 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult
 from moto.sns.exceptions import SNSInvalidParameter
 
 from gatekeeper_ops.emulator import errors, lifecycle
-from gatekeeper_ops.emulator.identity import caller_principals, principal_type
+from gatekeeper_ops.emulator.identity import caller_principals, principal_arn, principal_type
+from gatekeeper_ops.emulator.policy import Request, explicitly_denied
+from gatekeeper_ops.emulator.settings import current_settings
 from gatekeeper_ops.emulator.store import LOCK, SUPPORTED_IP_ADDRESS_TYPES_ATTRIBUTE
 
 Handler = Callable[[Any], ActionResult]
@@ -296,6 +299,46 @@ def wrap_sns_publish(original: Handler) -> Handler:
 
 
 SNS_WRAPPED_ACTIONS: dict[str, Callable[[Handler], Handler]] = {"publish": wrap_sns_publish}
+
+
+class AccessDeniedException(JsonRESTError):
+    def __init__(self, message: str) -> None:
+        super().__init__("AccessDeniedException", message)
+
+
+def wrap_events_put_events(original: Handler) -> Handler:
+    """EventBridge authorises PutEvents against the bus's resource policy: an explicit Deny (e.g. on
+    ``events:source`` unless ``aws:PrincipalArn`` is a named role) refuses the whole call, for
+    callers of the bus's own account too. moto stores the policy (PutPermission) but ignores it."""
+
+    def put_events(self: Any) -> Any:
+        if not current_settings().enforce_bus_policy:
+            return original(self)
+        caller = principal_arn(self.current_account, self.region, self.get_access_key())
+        for entry in self._get_param("Entries") or []:
+            bus = self.events_backend._get_event_bus(entry.get("EventBusName") or "default")
+            request = Request(
+                caller,
+                "events:PutEvents",
+                bus.arn,
+                {
+                    "aws:PrincipalArn": caller,
+                    "events:source": str(entry.get("Source", "")),
+                    "events:detail-type": str(entry.get("DetailType", "")),
+                },
+            )
+            denial = explicitly_denied(bus.policy, request)
+            if denial is not None:
+                raise AccessDeniedException(
+                    f"User: {caller} is not authorized to perform: events:PutEvents on resource: "
+                    f"{bus.arn} with an explicit deny in a resource-based policy ({denial.reason})"
+                )
+        return original(self)
+
+    return put_events
+
+
+EVENTS_WRAPPED_ACTIONS: dict[str, Callable[[Handler], Handler]] = {"put_events": wrap_events_put_events}
 
 
 def _principal_type_or_unknown(principal: str) -> str:

@@ -86,6 +86,12 @@ class EmulatorSettings:
     require_topic_permission:
         When true, ``CreateVpcEndpointConnectionNotification`` itself refuses a topic whose policy
         does not admit vpce (``InvalidConnectionNotification``), a stricter check than AWS makes.
+    enforce_bus_policy:
+        When true, EventBridge ``PutEvents`` is refused (``AccessDeniedException``) when an explicit
+        Deny of the bus's resource policy applies to the caller (``aws:PrincipalArn``: the role behind
+        assumed-role keys, else the account root) and the entry (``events:source``), as AWS does. Off
+        (default) for suites that put forged events to test the decider's own defences; on in the
+        sandbox (``make demo``), where the local Lambda service signs handlers' calls as their roles.
     eventual_consistency:
         ``None`` (default): describes are consistent and notifications synchronous.
         ``EventualConsistency(...)`` switches on the bounded lag and asynchronous, reorderable
@@ -105,6 +111,7 @@ class EmulatorSettings:
     state_casing: StateCasing = "camelCase"
     enforce_notification_permissions: bool = True
     require_topic_permission: bool = False
+    enforce_bus_policy: bool = False
     eventual_consistency: EventualConsistency | None = None
     throttling: RequestThrottling | None = None
 

@@ -75,7 +75,7 @@ class DemoOptions:
     seed: Path = DEFAULT_SEED
     port: int = 0
     log_file: Path | None = None
-    # With keep_running: seconds between reconcile sweeps (None: the template's ReconcileSchedule).
+    # With keep_running: seconds between reconcile sweeps (None: the template's ReconcileIntervalMinutes).
     reconcile_every: float | None = None
 
 
@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> DemoOptions:
         type=float,
         metavar="SECONDS",
         help="with --keep-running: run the reconcile sweep this often (default: the template's "
-        "ReconcileSchedule, rate(5 minutes)); `gatekeeper reconcile` runs one now",
+        "ReconcileIntervalMinutes, 5); `gatekeeper reconcile` runs one now",
     )
     parser.add_argument("--seed", type=Path, default=DEFAULT_SEED, help="seed file (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
@@ -409,7 +409,13 @@ def _keep_running(
     watch.listeners.append(announce)
     idle = [r.endpoint for r in (result.scenario.steps if result.scenario else []) if r.step.id in IDLE_STEPS]
     account.seed_traffic(idle=[e for e in idle if e])
-    environment = {**aws_environment(url, seed.region), "GATEKEEPER_STACK": account.stack.name}
+    environment = {
+        **aws_environment(url, seed.region),
+        # As on AWS, the operator is the stack's OperatorRole: the bus policy lets only it (and the
+        # functions' roles) put operator decisions, so `gatekeeper approve` works from these keys.
+        **_operator_keys(account),
+        "GATEKEEPER_STACK": account.stack.name,
+    }
     # The venv's bin is where `gatekeeper` is: another shell has not activated the venv.
     bin_dir = str(Path(sys.executable).parent)
     console.print(render.environment_lines(environment, _examples(producer, seed, result), bin_dir))
@@ -428,6 +434,16 @@ def _keep_running(
         console.print("[dim]Stopping the emulated account…[/]")
         stop.set()
         worker.join(timeout=10)
+
+
+def _operator_keys(account: Any) -> dict[str, str]:
+    role = account.stack.outputs["OperatorRoleArn"]
+    keys = account.client("sts").assume_role(RoleArn=role, RoleSessionName="sandbox-operator")["Credentials"]
+    return {
+        "AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"],
+        "AWS_SESSION_TOKEN": keys["SessionToken"],
+    }
 
 
 @contextmanager

@@ -87,9 +87,11 @@ def emulated_aws(region: str, port: int = 0) -> Iterator[str]:
     # The check of template.yaml's topic policy that AWS makes: vpce.amazonaws.com may publish.
     # and EC2's eventual consistency: a new connection is missing from a reader's first Describe
     # within 5 s after its notification, and notifications go out asynchronously, in a seeded,
-    # shuffled order; and EC2's per-action token buckets (RequestLimitExceeded), full at the start.
+    # shuffled order; EC2's per-action token buckets (RequestLimitExceeded), full at the start; and
+    # the bus policy: only the stack's functions put vpce.gatekeeper, only operators the operator source.
     settings = EmulatorSettings(
         require_topic_permission=True,
+        enforce_bus_policy=True,
         eventual_consistency=EventualConsistency(),
         throttling=RequestThrottling(),
     )

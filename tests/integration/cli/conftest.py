@@ -4,10 +4,15 @@ under its default name so the CLI finds it exactly as it would in a real account
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +20,8 @@ from typer.testing import CliRunner, Result
 
 from gatekeeper_ops.cli.app import app
 from gatekeeper_ops.sandbox.account import ProducerAccount
+from gatekeeper_ops.sandbox.demo import DemoOptions, DemoResult, run
+from gatekeeper_ops.sandbox.seed import load_seed
 from tests.integration.conftest import MakeProducer, tenant
 
 ACME = "111122223333"  # active, standard template
@@ -140,3 +147,54 @@ def traffic(seeded: ProducerAccount) -> Traffic:
     # tenant sync and the reconciler had not run yet.
     seeded.seed_traffic(idle=[endpoints["idle"], endpoints["undecided"]])
     return Traffic(seeded, **endpoints)
+
+
+@dataclass
+class KeptRunningSandbox:
+    """`make demo ARGS=--keep-running` in a thread of this process: what it printed, and its result
+    once stopped. This process's environment points at its server, as the printed exports would."""
+
+    shown: io.StringIO = field(default_factory=io.StringIO)
+    results: list[DemoResult] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def kept_running_sandbox(log_dir: Path) -> Iterator[KeptRunningSandbox]:
+    from rich.console import Console
+
+    sandbox = KeptRunningSandbox()
+    console = Console(file=sandbox.shown, width=160, force_terminal=False)
+    stop = threading.Event()
+    options = DemoOptions(keep_running=True, log_file=log_dir / "handlers.log")
+    worker = threading.Thread(
+        target=lambda: sandbox.results.append(run(options, console, load_seed(), stop)), daemon=True
+    )
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while "The emulated account stays up" not in sandbox.shown.getvalue():
+            assert time.monotonic() < deadline, sandbox.shown.getvalue()
+            time.sleep(0.2)
+        yield sandbox
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+@contextlib.contextmanager
+def verify_served(producer: ProducerAccount, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`gatekeeper verify` against the in-process account as against the sandbox: the bus policy
+    enforced, its pauses spent delivering the account's events (the local Lambda service), the sweep
+    it invokes run by that service."""
+    from gatekeeper_ops.cli import reconcile, verify
+    from gatekeeper_ops.emulator import EmulatorSettings, EventualConsistency, privatelink_emulator
+
+    settings = EmulatorSettings(enforce_bus_policy=True, eventual_consistency=EventualConsistency())
+    with privatelink_emulator(settings):
+        monkeypatch.setattr(verify, "sleep", lambda _: producer.settle())
+        monkeypatch.setattr(
+            reconcile,
+            "invoke_sweep",
+            lambda _: producer.lambdas.run_schedule("ReconcileConnectionsFunction").result,
+        )
+        yield

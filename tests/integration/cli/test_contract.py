@@ -33,7 +33,7 @@ from gatekeeper_ops.emulator import emulated_moto_server
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.sandbox.invoke_bridge import InvokeBridge
 
-from .conftest import ACME
+from .conftest import ACME, verify_served
 from .test_connections import held_request
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -62,7 +62,15 @@ def test_every_command_of_the_issue_exists():
     tenants = ("add", "show", "list", "update", "suspend", "resume", "remove", "repair", "import", "export")
     tenants += ("register-endpoint", "unregister-endpoint")  # issue 21
     templates = ("list", "show", "validate", "push", "diff")
-    top = {("simulate",), ("pending",), ("approve",), ("reject",), ("decisions",), ("reconcile",)}
+    top = {
+        ("simulate",),
+        ("pending",),
+        ("approve",),
+        ("reject",),
+        ("decisions",),
+        ("reconcile",),
+        ("verify",),
+    }
     services = {("services", "list"), ("services", "attach")}
     reports = {("report", "usage"), ("report", "orphans")}
     expected = {("tenants", c) for c in tenants} | {("templates", c) for c in templates} | top | services
@@ -127,6 +135,7 @@ RUNS: dict[tuple[str, ...], tuple[tuple[str, ...], str]] = {
     ("reject",): ((HELD, "--reason", "not a customer", "--yes"), "object"),
     ("decisions",): ((), "array"),
     ("reconcile",): ((), "object"),
+    ("verify",): (("--wait", "30", "--body-file", "<tmp>/body.json"), "object"),
     ("report", "usage"): ((), "array"),
     ("report", "orphans"): ((), "array"),
 }  # fmt: skip
@@ -172,11 +181,13 @@ def _argv(seeded: ProducerAccount, path: tuple[str, ...]) -> list[str]:
 
 
 @pytest.mark.parametrize("path", list(RUNS), ids=[" ".join(p) for p in RUNS])
-def test_query_narrows_the_document_of_every_command(seeded, cli, path, monkeypatch):
+def test_query_narrows_the_document_of_every_command(seeded, cli, path, monkeypatch, tmp_path):
     """`--query` is applied to the command's JSON document, whose root is a list or an object."""
     monkeypatch.chdir(ROOT)
     argv = _argv(seeded, path)
-    with lambda_invoke_served(seeded) if path == ("reconcile",) else contextlib.nullcontext():
+    served = {("reconcile",): lambda_invoke_served(seeded), ("verify",): verify_served(seeded, monkeypatch)}
+    argv = [a.replace("<tmp>", str(tmp_path)) for a in argv]
+    with served.get(path, contextlib.nullcontext()):
         result = cli.run(*argv, "--output", "text", "--query", "type(@)", input=IMPORT_FILE)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == RUNS[path][1]

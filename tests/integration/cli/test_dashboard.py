@@ -16,7 +16,7 @@ PRIVATELINK = {"NewConnections", "ActiveConnections", "BytesProcessed", "RstPack
 def _dashboard(producer) -> dict[str, Any]:
     cloudwatch = producer.client("cloudwatch")
     [entry] = cloudwatch.list_dashboards()["DashboardEntries"]
-    assert entry["DashboardName"] == "vpce-gatekeeper-operations"
+    assert entry["DashboardName"] == "vpce-gatekeeper-us-east-1-operations"
     body = cloudwatch.get_dashboard(DashboardName=entry["DashboardName"])["DashboardBody"]
     assert "${" not in body  # every substitution resolved
     return json.loads(body)
@@ -124,7 +124,7 @@ def test_resets_alarm_per_managed_service_with_thresholds_from_parameters(produc
     assert alarm["TreatMissingData"] == "notBreaching"
     assert alarm["AlarmActions"] == [producer.stack.outputs["AlarmTopicArn"]]
     body = json.loads(
-        producer.client("cloudwatch").get_dashboard(DashboardName="vpce-gatekeeper-operations")[
+        producer.client("cloudwatch").get_dashboard(DashboardName="vpce-gatekeeper-us-east-1-operations")[
             "DashboardBody"
         ]
     )

@@ -31,6 +31,9 @@ class ConnectionNotification:
     # `Connect|Accept|Reject|Delete` when the body seems to say so: a hint for retrying a read that
     # looks stale, never a reason to decide anything.
     event: str | None = None
+    # True when the endpoint id was found under a known key; False when only the fallback (any one
+    # `vpce-…` id in the text) found it: the body is not the shape we know (`gatekeeper verify`).
+    by_known_key: bool = True
 
 
 def _find_key(value: Any, names: tuple[str, ...], pattern: re.Pattern[str]) -> str | None:
@@ -80,6 +83,7 @@ def parse_notification(body: str) -> ConnectionNotification:
     endpoint = _find_key(document, _ENDPOINT_KEYS, _ENDPOINT) if document is not None else None
     service = _find_key(document, _SERVICE_KEYS, _SERVICE) if document is not None else None
     text = message if isinstance(message, str) else json.dumps(message, default=str)
+    by_known_key = endpoint is not None
     if endpoint is None:
         endpoints = set(_ENDPOINT.findall(text))
         if len(endpoints) != 1:
@@ -93,4 +97,6 @@ def parse_notification(body: str) -> ConnectionNotification:
         services = set(_SERVICE.findall(text))
         service = services.pop() if len(services) == 1 else None
     event = _find_key(document, _EVENT_KEYS, _EVENT) if document is not None else None
-    return ConnectionNotification(endpoint, service, message_id, event.capitalize() if event else None)
+    return ConnectionNotification(
+        endpoint, service, message_id, event.capitalize() if event else None, by_known_key
+    )
