@@ -261,7 +261,9 @@ def test_ec2_mutations_name_exactly_the_managed_services_in_this_region(count):
     # A Join delimiter may not hold a function: partition, region and account are wildcards.
     expected = [f"arn:*:ec2:*:*:vpc-endpoint-service/{i}" for i in ids]
     resolver = _Resolver(TEMPLATE, stack)
-    evaluate = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Policies"][0]["Statement"]
+    evaluate = RESOURCES["EvaluateConnectionFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"][
+        "Statement"
+    ]
     [decide] = [s for s in evaluate if s["Sid"] == "DecideManagedServicesOnly"]
     modifies = list(
         FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Policies"][1]["Fn::If"][1]["Statement"]
@@ -321,7 +323,13 @@ def test_one_request_is_decided_at_once_and_the_ec2_rate_is_bounded_by_the_concu
     [requests] = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]["Events"].values()
     props = requests["Properties"]
     parameters = TEMPLATE["Parameters"]
-    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "DecisionMaxConcurrency"}
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {
+        "Fn::If": [
+            "ReservesConcurrency",
+            {"Ref": "ReservedConcurrencyPerFunction"},
+            {"Ref": "DecisionMaxConcurrency"},
+        ]
+    }
     assert parameters["DecisionMaxConcurrency"]["MinValue"] == 2  # AWS's minimum
     assert parameters["DecisionMaxConcurrency"]["Default"] <= 5
     # No batching window by default: a request alone is handed over at once.
@@ -421,12 +429,12 @@ def test_the_sweep_alarms_periods_follow_the_reconcile_interval(minutes):
 def test_the_queue_outlasts_the_function_and_the_batching_window(window):
     # AWS: visibility timeout >= 6 x function timeout + MaximumBatchingWindowInSeconds, or messages
     # gathered early become visible again before their batch runs.
-    resolver = _resolver(NotificationBatchingWindowSeconds=window)
     default_timeout = TEMPLATE["Globals"]["Function"]["Timeout"]
     for logical_id, _, properties in _sqs_sources():
         parameter = properties.get("MaximumBatchingWindowInSeconds", {}).get("Ref")
-        maximum = TEMPLATE["Parameters"][parameter]["MaxValue"] if parameter else 0
-        assert window <= maximum or not parameter
+        # Each mapping's own window parameter, at this value or its largest allowed one.
+        value = min(window, TEMPLATE["Parameters"][parameter]["MaxValue"]) if parameter else None
+        resolver = _resolver(**{parameter: value}) if parameter else _resolver()
         batching = int(resolver.resolve(properties.get("MaximumBatchingWindowInSeconds", 0)))
         queue = RESOURCES[properties["Queue"]["Fn::GetAtt"][0]]["Properties"]
         timeout = FUNCTIONS[logical_id]["Properties"].get("Timeout", default_timeout)
@@ -494,3 +502,17 @@ def test_checkov_suppressions_that_a_new_resource_could_fail_are_per_resource():
                 or sweep_only
                 or all(e["Type"] in ("SQS", "DynamoDB") for e in events)
             ), logical_id
+
+
+def test_verify_checks_every_fixed_source_statement_of_the_bus_policy():
+    from gatekeeper.models.tenant_change import CONTROL_PLANE_SOURCE
+    from gatekeeper_ops.cli.verify import BUS_POLICY_SIDS
+
+    sids = {
+        spec["Properties"]["StatementId"]
+        for spec in RESOURCES.values()
+        if spec["Type"] == "AWS::Events::EventBusPolicy"
+    }
+    # SBT's answer source is a parameter (SbtApplicationPlaneEventSource): verify cannot know it.
+    assert set(BUS_POLICY_SIDS) == sids - {"OnlyTheStackAnswersSbt"}
+    assert BUS_POLICY_SIDS["OnlyTheControlPlaneChangesTenants"] == CONTROL_PLANE_SOURCE

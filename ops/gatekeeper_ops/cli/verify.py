@@ -41,6 +41,7 @@ OPERATOR_SOURCE = "vpce.gatekeeper.operator"
 BUS_POLICY_SIDS = {
     "OnlyTheStackAnnouncesConnections": GATEKEEPER_SOURCE,
     "OnlyOperatorsDecide": OPERATOR_SOURCE,
+    "OnlyTheControlPlaneChangesTenants": "vpce.gatekeeper.control-plane",  # models.tenant_change
 }
 PROBE_DETAIL_TYPE = "Gatekeeper Verify Probe"  # no rule of the stack matches it
 POLL_SECONDS = 1.0
