@@ -34,5 +34,6 @@ def test_the_page_shows_each_recipe_with_its_commands_and_output(runs):
     page = recipes.render(runs)
     for recipe in recipes.RECIPES:
         assert f"## {recipe.title}" in page
-    assert "$ gatekeeper tenants add wayne" in page
+    assert "$ gatekeeper tenants add wonka" in page
+    assert "# (console edit) umbrella" in page
     assert "decided: accepted (OperatorDecision)" in page

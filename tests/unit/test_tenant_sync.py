@@ -19,7 +19,7 @@ from gatekeeper.dal.codec import encode
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage, change_from_stream
 from gatekeeper.dal.tenants import tenant_to_item
 from gatekeeper.logic.decision_service import DecisionService
-from gatekeeper.logic.tenant_sync import TenantSync, plan_change
+from gatekeeper.logic.tenant_sync import RECENT_HOLDS, TenantSync, plan_change
 from gatekeeper.models.connection import ConnectionRef, VpcEndpointConnection
 from gatekeeper.models.decision import Decision
 from gatekeeper.models.errors import DecisionInProgress, PermissionsNotChanged
@@ -197,6 +197,7 @@ class FakeEdges:
     principals: set[str] = field(default_factory=set)
     listed: list[VpcEndpointConnection] = field(default_factory=list)
     states: dict[str, str] = field(default_factory=dict)
+    decided: list[Any] = field(default_factory=list)  # the tenant's decision records
     calls: list[tuple[Any, ...]] = field(default_factory=list)
 
     # EndpointService
@@ -215,6 +216,11 @@ class FakeEdges:
         self.calls.append(("requested", trigger, [c.vpc_endpoint_id for c in connections]))
         return len(connections)
 
+    def requested_again(self, endpoints, trigger):
+        endpoints = list(endpoints)
+        self.calls.append(("requested again", trigger, endpoints))
+        return len(endpoints)
+
     def revocations(self, items, trigger):
         self.calls.append(("revocations", trigger, [(c.vpc_endpoint_id, why) for c, why in items]))
         return len(items)
@@ -223,13 +229,24 @@ class FakeEdges:
     def states_of(self, ids):
         return {i: type("State", (), {"status": self.states[i]})() for i in ids if i in self.states}
 
+    def decisions_for_tenant(self, tenant_id, since=None):
+        self.calls.append(("decisions", tenant_id, since))
+        return [d for d in self.decided if since is None or d.decided_at >= since]
+
     # OperatorAlerts
     def invalid_tenant_record(self, tenant_id, problem, effect):
         self.calls.append(("alert", tenant_id))
 
 
 def sync(edges: FakeEdges, manage: bool = True) -> TenantSync:
-    decisions = type("Decisions", (), {"states": staticmethod(edges.states_of)})()
+    decisions = type(
+        "Decisions",
+        (),
+        {
+            "states": staticmethod(edges.states_of),
+            "decisions_for_tenant": staticmethod(edges.decisions_for_tenant),
+        },
+    )()
     return TenantSync(
         endpoint_service=edges,  # type: ignore[arg-type]
         decisions=decisions,  # type: ignore[arg-type]
@@ -281,6 +298,42 @@ def test_only_held_requests_are_requested_again_and_open_connections_are_revoked
         accepted.vpc_endpoint_id,
     ]
     assert result.revocations_requested == 3
+
+
+def held_decision(connection: VpcEndpointConnection, minutes_ago: float) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        vpc_endpoint_id=connection.vpc_endpoint_id,
+        service_id=connection.service_id,
+        vpc_endpoint_owner=connection.vpc_endpoint_owner,
+        outcome="held",
+        decided_at=NOW - timedelta(minutes=minutes_ago),
+    )
+
+
+def test_a_recent_hold_describe_does_not_list_yet_is_requested_again_by_its_ids():
+    # EC2's read lag: the connection was held a moment ago, and this Describe does not list it yet.
+    lagging, listed, old = (endpoint(n, "pendingAcceptance") for n in (1, 2, 3))
+    edges = FakeEdges(
+        listed=[listed],
+        states={e.vpc_endpoint_id: "held" for e in (lagging, listed, old)},
+        decided=[held_decision(lagging, 1), held_decision(listed, 2), held_decision(old, 60)],
+    )
+    result = sync(edges).apply(TenantChange("acme", image(acme(status="suspended")), image()))
+    assert ("requested", "tenant-change", [listed.vpc_endpoint_id]) in edges.calls
+    # Once each: the listed one is not requested twice; an old hold Describe would have listed.
+    assert ("requested again", "tenant-change", [(lagging.vpc_endpoint_id, SERVICE)]) in edges.calls
+    assert ("decisions", "acme", NOW - RECENT_HOLDS) in edges.calls
+    assert result.rerequested == 2
+
+
+def test_a_recent_decision_no_longer_held_is_not_requested_again():
+    decided = endpoint(1, "pendingAcceptance")
+    edges = FakeEdges(states={decided.vpc_endpoint_id: "accepted"}, decided=[held_decision(decided, 1)])
+    result = sync(edges).apply(TenantChange("acme", image(acme(status="suspended")), image()))
+    assert not [c for c in edges.calls if c[0] == "requested again"]
+    assert result.rerequested == 0
 
 
 def test_an_invalid_record_is_reported_to_operators():

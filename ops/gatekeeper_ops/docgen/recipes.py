@@ -23,7 +23,7 @@ from pathlib import Path
 from rich.console import Console
 
 from gatekeeper_ops.sandbox.demo import DemoOptions, DemoResult, run
-from gatekeeper_ops.sandbox.embedded import DemoProducer, aws_environment
+from gatekeeper_ops.sandbox.embedded import DemoProducer
 from gatekeeper_ops.sandbox.seed import load_seed
 
 PAGE = Path("docs/operator-guide.md")
@@ -36,12 +36,15 @@ COMMAND_SECONDS = 90
 @dataclass(frozen=True)
 class Step:
     """One command as typed (`{name}` is filled from the sandbox's facts), the exit status it must
-    have, and how long to let the stack work after it (the decider runs asynchronously)."""
+    have, and how long to let the stack work after it (the decider runs asynchronously). A step with
+    an `action` is a change made outside the CLI (a console edit, a file edited by hand): the page
+    shows `command` as a comment and the action runs in-process against the sandbox."""
 
     command: str
     exit_code: int = 0
     settle: float = 0.0
     shown: bool = True
+    action: Callable[[Mapping[str, str]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,32 @@ def _s(command: str, **kwargs: object) -> Step:
     return Step(command, **kwargs)  # type: ignore[arg-type]
 
 
+def _break_record(facts: Mapping[str, str]) -> None:
+    """A console edit nothing validated: umbrella's quota stored as a string, its status capitalised."""
+    import boto3
+
+    from gatekeeper.dal.tenants import TENANT_SK, tenant_pk
+
+    boto3.client("dynamodb").update_item(
+        TableName=facts["tenants_table"],
+        Key={"pk": {"S": tenant_pk("umbrella")}, "sk": {"S": TENANT_SK}},
+        UpdateExpression="SET max_endpoints = :quota, #status = :status",
+        ExpressionAttributeNames={"#status": "status"},
+        ExpressionAttributeValues={":quota": {"S": "3"}, ":status": {"S": "Active"}},
+    )
+
+
+def _drop_from_export(facts: Mapping[str, str]) -> None:
+    """The export edited by hand: initech's record deleted from the file."""
+    import yaml
+
+    path = Path(facts["workdir"]) / "tenants.yaml"
+    records = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump([r for r in records if r["tenant_id"] != "initech"], sort_keys=False))
+
+
+WONKA = "--name 'Wonka Industries' --principal 888899990000 --service {api} --template standard"
+
 RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "Look around",
@@ -94,22 +123,15 @@ RECIPES: tuple[Recipe, ...] = (
         "Ask the policy first, check the record without writing it, then add it. A principal "
         "another tenant already claims is refused, naming that tenant; nothing is written.",
         (
-            _s("gatekeeper simulate --principal 777788889999 --service {api}"),
-            _s(
-                "gatekeeper tenants add wayne --name 'Wayne Enterprises' --principal 777788889999 "
-                "--service {api} --template standard --max-endpoints 3 --dry-run"
-            ),
-            _s(
-                "gatekeeper tenants add wayne --name 'Wayne Enterprises' --principal 777788889999 "
-                "--service {api} --template standard --max-endpoints 3",
-                settle=2.0,
-            ),
+            _s("gatekeeper simulate --principal 888899990000 --service {api}"),
+            _s(f"gatekeeper tenants add wonka {WONKA} --max-endpoints 3 --dry-run"),
+            _s(f"gatekeeper tenants add wonka {WONKA} --max-endpoints 3", settle=2.0),
             _s(
                 "gatekeeper tenants add stark --name Stark --principal 111122223333 "
-                "--service {api} --template standard --max-endpoints 1",
+                "--service {api} --template standard",
                 exit_code=1,
             ),
-            _s("gatekeeper simulate --principal 777788889999 --service {api}"),
+            _s("gatekeeper simulate --principal 888899990000 --service {api}"),
         ),
     ),
     Recipe(
@@ -117,9 +139,21 @@ RECIPES: tuple[Recipe, ...] = (
         "Every write is conditional on the record's version: a change made on a stale view is "
         "refused, not merged.",
         (
-            _s("gatekeeper tenants show wayne"),
-            _s("gatekeeper tenants update wayne --max-endpoints 5 --label tier=gold --expected-version 1"),
-            _s("gatekeeper tenants update wayne --max-endpoints 6 --expected-version 1", exit_code=1),
+            _s("gatekeeper tenants show wonka"),
+            _s("gatekeeper tenants update wonka --label tier=gold --expected-version 1"),
+            _s(
+                "gatekeeper tenants update wonka --contact ops@wonka.example --expected-version 1",
+                exit_code=1,
+            ),
+        ),
+    ),
+    Recipe(
+        "Pre-register an endpoint",
+        "Under a template that tests `endpoint:Registered` (the built-in `registered`), only the "
+        "endpoint ids a tenant registered are accepted; registering one that is held decides it again.",
+        (
+            _s("gatekeeper tenants register-endpoint wonka vpce-0a1b2c3d4e5f60718"),
+            _s("gatekeeper tenants show wonka --query registered_endpoints --output text"),
         ),
     ),
     Recipe(
@@ -142,6 +176,29 @@ RECIPES: tuple[Recipe, ...] = (
         ),
     ),
     Recipe(
+        "Suspend a tenant, looking first",
+        "Any change that takes access away shows the endpoints it would revoke, then asks (or takes "
+        "`--yes`); `--dry-run` only shows. The tenant sync carries the revocation out.",
+        (
+            _s("gatekeeper tenants suspend soylent --dry-run"),
+            _s("gatekeeper tenants suspend soylent --yes", settle=3.0),
+            _s("gatekeeper decisions --tenant soylent --limit 2"),
+        ),
+    ),
+    Recipe(
+        "Fix a broken record",
+        "A record edited by hand into something invalid holds its requests and is refused by the "
+        "commands that read it. `tenants repair` shows each problem with its fix, keeps the record's "
+        "claims and quota, and never revokes.",
+        (
+            _s('(console edit) umbrella: max_endpoints = "3", status = "Active"', action=_break_record),
+            _s("gatekeeper tenants show umbrella", exit_code=1),
+            _s("gatekeeper tenants repair umbrella --dry-run"),
+            _s("gatekeeper tenants repair umbrella --yes", settle=2.0),
+            _s("gatekeeper tenants show umbrella --query '[status, max_endpoints, version]' --output text"),
+        ),
+    ),
+    Recipe(
         "Audit",
         "Every decision, with its reasons, template version and actor, newest first.",
         (
@@ -153,10 +210,11 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe(
         "Back up and bulk-edit tenants",
         "An export is a backup that carries versions: re-importing it refuses any record someone "
-        "changed since. Check an import with `--dry-run` first.",
+        "changed since. An import that removes tenants (`--prune`) shows what it would revoke first.",
         (
-            _s("gatekeeper tenants export --format yaml --output {workdir}/tenants.yaml"),
-            _s("gatekeeper tenants import {workdir}/tenants.yaml --dry-run"),
+            _s("gatekeeper tenants export --file {workdir}/tenants.yaml"),
+            _s("(edit) tenants.yaml: initech's record deleted", action=_drop_from_export),
+            _s("gatekeeper tenants import {workdir}/tenants.yaml --prune --confirm-removals 1 --dry-run"),
         ),
     ),
     Recipe(
@@ -167,6 +225,12 @@ RECIPES: tuple[Recipe, ...] = (
             _s("gatekeeper report usage --since 1d"),
             _s("gatekeeper report orphans --idle-days 1"),
         ),
+    ),
+    Recipe(
+        "Verify a deployment",
+        "A canary endpoint per managed service through the real path, one line per check, and "
+        "everything it made removed after ([deploy guide](deploy.md#verify-a-deployment)).",
+        (_s("gatekeeper verify --wait 30 --body-file {workdir}/notification-body.json"),),
     ),
 )
 
@@ -211,12 +275,12 @@ def sandbox() -> Iterator[Sandbox]:
     ready: queue.Queue[Sandbox | BaseException] = queue.Queue()
     seed = load_seed()
 
-    def on_ready(producer: DemoProducer, result: DemoResult) -> None:
-        environment = {
-            **aws_environment(os.environ["AWS_ENDPOINT_URL"], seed.region),
-            "GATEKEEPER_STACK": producer.account.stack.name,
+    def on_ready(producer: DemoProducer, result: DemoResult, environment: dict[str, str]) -> None:
+        facts = {
+            **_facts(producer, result),
+            "tenants_table": producer.account.stack.outputs["TenantsTableName"],
         }
-        ready.put(Sandbox(environment, _facts(producer, result)))
+        ready.put(Sandbox(environment, facts))
 
     def serve() -> None:
         try:
@@ -246,6 +310,9 @@ def _cli() -> str:
 
 def run_step(step: Step, environment: Mapping[str, str], facts: Mapping[str, str]) -> Transcript:
     command = step.command.format(**facts)
+    if step.action is not None:
+        step.action(facts)
+        return Transcript(step, f"# {command}", 0, "")
     argv = shlex.split(command)
     assert argv[0] == "gatekeeper", f"a recipe runs gatekeeper commands only: {command}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -293,7 +360,8 @@ def render(runs: list[RecipeRun]) -> str:
         for transcript in recipe_run.transcripts:
             if not transcript.step.shown:
                 continue
-            lines.append(f"$ {transcript.command}")
+            prompt = "" if transcript.command.startswith("# ") else "$ "
+            lines.append(f"{prompt}{transcript.command}")
             if transcript.output:
                 lines.append(transcript.output)
             if transcript.exit_code:

@@ -40,6 +40,10 @@ from gatekeeper_ops.stack import ROOT, EmulatedStack, provision, register_output
 if TYPE_CHECKING:
     from gatekeeper_ops.control_plane import ControlPlaneClient
 
+# The SaaS control plane's role in the sandbox: named in ControlPlanePrincipalArns, so the bus policy
+# lets it (and nobody else) put tenant changes.
+CONTROL_PLANE_ROLE = "saas-control-plane"
+
 BUILTIN_TEMPLATES = ROOT / "policy-templates"
 
 
@@ -234,11 +238,20 @@ class ProducerAccount:
         return found
 
     def control_plane(self) -> ControlPlaneClient:
-        """The control plane's client; while it waits for an answer, the local Lambda service runs."""
+        """The control plane's client, acting as the control plane's role (CONTROL_PLANE_ROLE: the
+        sandbox names it in ControlPlanePrincipalArns, and the bus policy denies its source to anyone
+        else); while it waits for an answer, the local Lambda service runs."""
         from gatekeeper_ops.control_plane import ControlPlaneClient
 
+        session = consumer_session(
+            self.client("sts"),
+            self.stack.account_id,
+            role_name=CONTROL_PLANE_ROLE,
+            region_name=self.stack.region,
+            session_name="control-plane",
+        )
         return ControlPlaneClient.for_stack(
-            self.session, self.stack.name, sleep=lambda _seconds: self.lambdas.drain()
+            session, self.stack.name, sleep=lambda _seconds: self.lambdas.drain()
         )
 
     def queue_depth(self, output: str) -> int:

@@ -162,10 +162,11 @@ def run(
     console: Console,
     seed: DemoSeed | None = None,
     stop: threading.Event | None = None,
-    on_ready: Callable[[DemoProducer, DemoResult], None] | None = None,
+    on_ready: Callable[[DemoProducer, DemoResult, dict[str, str]], None] | None = None,
 ) -> DemoResult:
     """Start the emulated account, play the scenario (or the load), report; with keep_running,
-    stay up until Ctrl-C (or until `stop` is set), calling `on_ready` once it is up."""
+    stay up until Ctrl-C (or until `stop` is set), calling `on_ready` once it is up with the
+    environment it prints for another shell."""
     seed = seed or load_seed(options.seed)
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -371,7 +372,7 @@ def _keep_running(
     console: Console,
     stop: threading.Event,
     reconcile_every: float | None = None,
-    on_ready: Callable[[DemoProducer, DemoResult], None] | None = None,
+    on_ready: Callable[[DemoProducer, DemoResult, dict[str, str]], None] | None = None,
 ) -> None:
     account = producer.account
 
@@ -425,7 +426,7 @@ def _keep_running(
     try:
         with _stopped_by_signals(stop), bridge.installed():
             if on_ready is not None:
-                on_ready(producer, result)
+                on_ready(producer, result, environment)
             while not stop.wait(0.5):
                 pass
     except KeyboardInterrupt:

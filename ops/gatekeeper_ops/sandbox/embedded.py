@@ -23,10 +23,10 @@ from gatekeeper_ops.emulator import (
     emulated_moto_server,
     reset_moto_server,
 )
-from gatekeeper_ops.emulator.provisioning import ProducerService, create_endpoint_service
+from gatekeeper_ops.emulator.provisioning import ProducerService, create_endpoint_service, role_arn
 from gatekeeper_ops.fast_moto import faster_moto
 from gatekeeper_ops.local_lambda import Invocation, LocalLambda, reset_handler_caches
-from gatekeeper_ops.sandbox.account import ProducerAccount
+from gatekeeper_ops.sandbox.account import CONTROL_PLANE_ROLE, ProducerAccount
 from gatekeeper_ops.sandbox.seed import DemoSeed
 from gatekeeper_ops.stack import ROOT, provision, register_outputs
 
@@ -234,9 +234,11 @@ def create_producer(
         )
         for index, service in enumerate(seed.services)
     }
+    account_id = session.client("sts").get_caller_identity()["Account"]
     parameters = {
         "EndpointServiceIds": ",".join(s.service_id for s in services.values()),
         "TableDeletionProtection": "false",
+        "ControlPlanePrincipalArns": role_arn(account_id, CONTROL_PLANE_ROLE),
     }
     stack = provision(session, parameters, stack_name=stack_name)
     register_outputs(session, stack)

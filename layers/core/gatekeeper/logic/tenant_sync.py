@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from gatekeeper.adapters.alerts import OperatorAlerts
 from gatekeeper.adapters.endpoint_service import EndpointService
@@ -100,6 +100,11 @@ def _plan_service(
 # ---------------------------------------------------------------------------------------------
 # Carrying a plan out
 # ---------------------------------------------------------------------------------------------
+# A connection created moments before the change may not be listed by Describe yet (EC2's read lag):
+# a hold that recent is found among the tenant's decisions instead, and requested again by its ids.
+RECENT_HOLDS = timedelta(minutes=15)
+
+
 @dataclass
 class SyncResult:
     tenant_id: str
@@ -108,6 +113,7 @@ class SyncResult:
     revocations_requested: int = 0
     rerequested: int = 0
     invalid: bool = False
+    held_requested: set[str] = field(default_factory=set)  # endpoints requested again, once each
 
 
 @dataclass
@@ -135,7 +141,11 @@ class TenantSync:
             if self.manage_allowed_principals:
                 self._permissions(service, result)
             self._connections(service, result)
-        logger.info("Tenant change synced", extra={**result.__dict__})
+            if service.rerequest:
+                self._recent_holds(service, result)
+        logger.info(
+            "Tenant change synced", extra={k: v for k, v in vars(result).items() if k != "held_requested"}
+        )
         return result
 
     def _permissions(self, plan: ServicePlan, result: SyncResult) -> None:
@@ -168,3 +178,24 @@ class TenantSync:
             states = self.decisions.states([c.vpc_endpoint_id for c in waiting])
             held = [c for c in waiting if (s := states.get(c.vpc_endpoint_id)) and s.status == "held"]
             result.rerequested += self.announcer.requested(held, "tenant-change")
+            result.held_requested.update(c.vpc_endpoint_id for c in held)
+
+    def _recent_holds(self, plan: ServicePlan, result: SyncResult) -> None:
+        """Requests of this service held in the last RECENT_HOLDS that Describe did not list (the
+        decider reads each again from EC2, waiting out a short lag itself)."""
+        since = self.clock() - RECENT_HOLDS
+        recent = {
+            d.vpc_endpoint_id
+            for d in self.decisions.decisions_for_tenant(result.tenant_id, since=since)
+            if d.outcome == "held"
+            and d.service_id == plan.service_id
+            and d.vpc_endpoint_owner in plan.rerequest
+        } - result.held_requested
+        if not recent:
+            return
+        states = self.decisions.states(sorted(recent))
+        held = [e for e in sorted(recent) if (s := states.get(e)) and s.status == "held"]
+        result.rerequested += self.announcer.requested_again(
+            ((e, plan.service_id) for e in held), "tenant-change"
+        )
+        result.held_requested.update(held)
