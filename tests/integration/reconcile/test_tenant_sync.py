@@ -15,6 +15,8 @@ from gatekeeper.dal.tenant_stream import TenantChange
 from gatekeeper.dal.tenants import tenant_to_item
 from gatekeeper.logic.tenant_sync import TenantSync
 from gatekeeper.models.tenant import Tenant
+from gatekeeper_ops.emulator import EventualConsistency
+from gatekeeper_ops.emulator import clock as emulator_clock
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.stack import ROOT
 from tests.integration.reconcile.conftest import (
@@ -35,10 +37,29 @@ OTHER_SERVICE = "vpce-svc-0fffffffffffffff0"
 PRODUCER = "123456789012"  # moto's account: the producer's own principal on its allow-list
 
 
+# The tenant changes below come some seconds after the decisions they affect: by then EC2's read lag
+# (EventualConsistency.stale_seconds) is over for every reader, tenant sync's own included. A change
+# made within the lag is caught by the reconciler's sweep (tests/integration/reconcile/test_reconcile.py).
+_EC2_CLOCK_AHEAD = [0.0]
+
+
+@pytest.fixture(autouse=True)
+def _emulator_clock(monkeypatch):
+    _EC2_CLOCK_AHEAD[0] = 0.0
+    wall = emulator_clock.now
+    monkeypatch.setattr(emulator_clock, "now", lambda: wall() + _EC2_CLOCK_AHEAD[0])
+
+
+def ec2_catches_up() -> None:
+    """Some seconds pass, as far as EC2's consistency is concerned."""
+    _EC2_CLOCK_AHEAD[0] += EventualConsistency().stale_seconds + 1
+
+
 def accepted_endpoint(producer: ProducerAccount, account: str = ACME) -> str:
     endpoint = producer.consumer(account).request_endpoint(producer.service)
     producer.settle()
     assert outcomes(producer, endpoint) == ["accepted"]
+    ec2_catches_up()
     return endpoint
 
 
@@ -49,6 +70,7 @@ def held_endpoint(producer: ProducerAccount) -> str:
     )
     producer.settle()
     assert outcomes(producer, endpoint) == ["held"]
+    ec2_catches_up()
     return endpoint
 
 

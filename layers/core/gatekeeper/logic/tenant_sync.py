@@ -195,7 +195,7 @@ class TenantSync:
             return
         states = self.decisions.states(sorted(recent))
         held = [e for e in sorted(recent) if (s := states.get(e)) and s.status == "held"]
-        result.rerequested += self.announcer.requested_again(
-            ((e, plan.service_id) for e in held), "tenant-change"
-        )
-        result.held_requested.update(held)
+        if held:
+            endpoints = [(e, plan.service_id) for e in held]
+            result.rerequested += self.announcer.requested_again(endpoints, "tenant-change")
+            result.held_requested.update(held)
