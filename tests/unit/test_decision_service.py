@@ -685,6 +685,17 @@ def test_operator_reject_of_an_accepted_connection_revokes_it(world):
     assert world.service.handle(operator("rejected", "again")) is None
 
 
+def test_an_operator_revoke_that_meets_a_stale_read_of_the_accept_comes_back(world):
+    # EC2's read lag right after an accept: Describe still shows pendingAcceptance. The request is
+    # retried (its message comes back), never dropped as drift.
+    world.service.handle(requested())
+    world.ec2.state = "pendingAcceptance"
+    with pytest.raises(ConnectionNotVisible):
+        world.service.handle(operator("rejected", "contract ended"))
+    world.ec2.state = "available"
+    assert world.service.handle(operator("rejected", "contract ended")).outcome == "revoked"
+
+
 def test_operator_requests_follow_the_operator_rule(world):
     # Accepted by hand, outside the decision path: not the decider's to revoke (operator_verdict).
     world.ec2.current = connection("available")

@@ -76,7 +76,13 @@ from gatekeeper.logic.assessment import (
     quota_refusal,
     with_outcome,
 )
-from gatekeeper.models.connection import ACCEPTED_STATES, CLOSED_STATES, ConnectionRef, VpcEndpointConnection
+from gatekeeper.models.connection import (
+    ACCEPTED_STATES,
+    CLOSED_STATES,
+    PENDING_ACCEPTANCE,
+    ConnectionRef,
+    VpcEndpointConnection,
+)
 from gatekeeper.models.decision import Action, Decision, Outcome, Trigger
 from gatekeeper.models.errors import (
     ConnectionActionFailed,
@@ -447,6 +453,9 @@ class DecisionService:
             why = f"{why} (requested by {request.requested_by}, as stated by the caller)"
         recorded = state.status if state else None
         verdict = operator_verdict(request.decision, connection.vpc_endpoint_state, recorded)
+        if recorded == "accepted" and connection.vpc_endpoint_state == PENDING_ACCEPTANCE:
+            # EC2 never goes back from an accept: this read is stale (its lag). Come back, not drop.
+            raise _not_visible(work.ref)
         if verdict not in CARRIED_OUT:
             logger.info("Operator request not carried out", extra={**_ids(work.ref), "verdict": verdict})
             work.finish()
