@@ -1,16 +1,6 @@
-"""Decision requests from the decision queue → the decision path (accept, reject or hold; record;
-announce), a batch at a time.
-
-Three EventBridge rules put requests on the queue: `Endpoint Connection Requested` and `Endpoint
-Connection Revocation Requested` from `vpce.gatekeeper` (the stack's own functions), and `Endpoint
-Connection Operator Decision` from `vpce.gatekeeper.operator` (only the operator principals may put
-that source). Each SQS message's body is the bus event. The batch is decided together (one EC2 read,
-one Accept and one Reject per service) and answered as a partial batch response
-(ReportBatchItemFailures, Powertools' BatchProcessor semantics without its per-record loop, which
-would decide one request at a time): a request that fails — or a message that is no request — comes
-back alone after the queue's visibility timeout, and lands in the DLQ after maxReceiveCount. The
-decision state makes every redelivery safe, and the reconciler finishes anything a dead invocation
-left. A request that needs no action (already decided, closed, unmanaged) succeeds.
+"""Decision requests from the decision queue → the decision path, a batch at a time, answered as a
+partial batch response (a request that fails comes back alone; one that needs no action succeeds).
+The rules that feed the queue and why: docs/how-it-decides.md, "The shape".
 """
 
 from __future__ import annotations

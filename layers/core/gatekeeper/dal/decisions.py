@@ -1,36 +1,8 @@
-"""Decision records, the per-endpoint decision state, and tenant quota slots.
-
-Keys (DecisionsTable):
-- endpoint state   `pk=ENDPOINT#<vpce>` `sk=STATE`                    — status, seq, decision, notified
-- decision record  `pk=ENDPOINT#<vpce>` `sk=DECISION#<time>#<outcome>`
-                   (GSI ByTenant: `tenant_pk` / `decided_at_sk`)
-- quota counter    `pk=TENANT#<id>`     `sk=QUOTA`                    — `active`
-- quota slot       `pk=TENANT#<id>`     `sk=SLOT#<vpce>`
-
-A claim writes one slot item and adds one to its tenant's counter, in one transaction: the same
-few hundred bytes whether the tenant has one endpoint or 100,000 (no item lists a tenant's
-endpoints: an item is at most 400 KB, and an update is billed for the larger of the item's sizes
-before and after). The reconciler reads a tenant's slots with a paginated Query of its slot items.
-A counter from before this layout also carries `endpoints`, a string set of its slots: nothing
-reads it, and the next claim or release of that tenant removes it (in the same constant-size update).
-
-The decision path reads what a batch of requests needs in one BatchGetItem across the decisions and
-tenants tables (`read_batch`): the endpoint's state, the account's claim and — when the container has seen the
-account before — the claimed tenant's record and quota counter, checked against the claim. Of the
-decisions table it reads only the state's fields and the counter's `active` (READ_ATTRIBUTES), never
-a legacy counter's `endpoints` set; the tenants table is read whole, since a tenant record is
-validated whole (an attribute the model does not know makes it invalid: fail closed).
-
-A state that still needs work — claimed but not carried out in EC2 (`accepting`, `rejecting`,
-`revoking`), or decided but not yet announced — carries `unsettled_pk`/`unsettled_sk`, the keys of
-the sparse GSI `Unsettled` (its partition key sharded by endpoint, UNSETTLED_SHARDS). The reconciler
-queries it every sweep and puts what a dead invocation left behind back on the decision path, so
-every in-flight state has an owner that finishes it.
-
-The state item is what makes one decision effective per endpoint: every transition is a
-conditional write on its `seq`, so of two concurrent deciders exactly one wins, and a duplicate
-delivery finds the decision already made. A slot and the counter move in the same transaction,
-so two requests can never both take a tenant's last slot.
+"""Decision records, the per-endpoint decision state (conditional on its `seq`: of two deciders one
+wins) and tenant quota slots (a slot item and the counter in one transaction: constant size, never
+two on the last slot). Keys: state `ENDPOINT#<vpce>`/`STATE`, records `ENDPOINT#<vpce>`/`DECISION#…`
+(GSI ByTenant), counter `TENANT#<id>`/`QUOTA`, slots `TENANT#<id>`/`SLOT#<vpce>`; what still needs
+work is in the sparse, sharded `Unsettled` index. See docs/how-it-decides.md and docs/reconciler.md.
 """
 
 from __future__ import annotations

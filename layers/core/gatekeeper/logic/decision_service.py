@@ -1,41 +1,7 @@
-"""The one decision path: read a batch of connection requests, assess each, claim, act per service,
-record and announce — exactly one decision per endpoint, failing closed.
-
-Three kinds of request reach it (models.requests), in any mix within a batch:
-- EvaluationRequest: decide a waiting connection by policy;
-- RevocationRequest: a source believes the tenant record no longer allows a connection; revoke it
-  if the record, read now, still forbids it;
-- OperatorRequest: an operator approves or rejects/revokes, overriding policy.
-An event names the endpoint and nothing else is trusted from it: the connection is read from EC2,
-the tenant from the table, and an operator's identity from the source only operators may use.
-
-`decide(requests)` runs a batch through these steps (docs/how-it-decides.md has one heading each);
-every request is a `Work` item that moves from step to step, and whatever fails one request fails it
-alone (its SQS message comes back; the rest are decided):
-
-1. read      one DescribeVpcEndpointConnections for every id, one BatchGetItem for the states,
-             claims, tenant records and quota counters; ids EC2 does not list yet, and nobody has
-             decided, are read again together after short pauses (NOT_LISTED_REREADS);
-2. resume    a claim a dead invocation left (older than `stale_after`) is carried on from step 5;
-             a younger one belongs to a live decider (DecisionInProgress: the message comes back);
-3. assess    per request: a duplicate or a race finds the decision made (re-announcing it if its
-             announcer died); otherwise the tenant record guards and the template (pure engine);
-4. claim     per connection, one conditional transaction (+ a quota slot for an accept): of two
-             deciders exactly one wins; a quota that is full turns the accept into a reject;
-5. act       per service, ONE Accept and ONE Reject carrying all its ids. An id EC2 answers in
-             `Unsuccessful`, or every id of a call that failed, is read again (one Describe): an
-             effect EC2 shows is kept, a closed connection rolls the claim back, anything else keeps
-             the claim in flight and fails that request alone (whoever resumes it reads EC2 again);
-6. record    an accept is recorded before it is announced (EC2 cannot confirm an accept later once
-             the consumer deletes the endpoint);
-7. announce  SNS PublishBatch and PutEvents, ten a call, an entry that fails tried again alone; then a
-             reject or revoke is recorded (marked announced, its slot freed) in one transaction — until
-             then its claim is in flight, so a crash in between is resumed and announced again — and an
-             accept or hold is marked announced. Announcements are at-least-once, never lost.
-
-A batch takes one request per endpoint at a time: a second request for the same endpoint runs after
-the first in a further pass, as if it had come later. The EC2 calls of a batch are therefore bounded:
-1 Describe (+ the re-reads) and at most one Accept and one Reject per service.
+"""The one decision path: a batch of connection requests (evaluation, revocation, operator) read,
+resumed, assessed, claimed, carried out per service, recorded and announced — exactly one decision
+per endpoint, failing closed, each request failing alone. `decide` runs the steps in order, one
+method each; docs/how-it-decides.md has a heading per step and the guarantees behind them.
 """
 
 from __future__ import annotations
@@ -116,15 +82,14 @@ if TYPE_CHECKING:
 __all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "Work"]
 
 # A requested connection EC2 still does not list this long after the request reached the bus is left
-# to the reconciler's sweep instead of the DLQ: the first redelivery of its message (the queue's
-# visibility timeout, 210 s) still waits for it, the second (420 s) gives up. It was deleted before
-# EC2 listed it, or the sweep finds it still waiting.
+# to the reconciler's sweep instead of the DLQ: chosen between the first and the second redelivery of
+# its message (the decision queue's visibility timeout). It was deleted before EC2 listed it, or the
+# sweep finds it still waiting.
 NOT_VISIBLE_GIVE_UP = timedelta(seconds=360)
 # Requested connections EC2 does not list yet are read again, together, after these pauses (seconds)
 # in the same invocation: a short lag then costs about a second instead of a redelivery of the
-# message (the queue's visibility timeout, minutes). 1.7 s of waiting in all, far below the
-# function's 30 s timeout. ConnectionsReRead and ConnectionsNotYetVisible show how often each
-# happens, to tune this on evidence.
+# message (the queue's visibility timeout, minutes); their sum stays far below the function's
+# timeout. ConnectionsReRead and ConnectionsNotYetVisible show how often each happens, to tune this.
 NOT_LISTED_REREADS: tuple[float, ...] = (0.2, 0.5, 1.0)
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})

@@ -1,27 +1,7 @@
-"""The reconciler: a periodic sweep that makes the gatekeeper agree with what EC2 reports.
-
-Connection notifications can be lost or late and AWS emits no other event for a request, so every
-period the sweep pages through every connection of every managed service and:
-
-- announces each `pendingAcceptance` connection that has no decision yet (`Endpoint Connection
-  Requested`, trigger `reconcile`); held ones are left to operators and tenant changes;
-- asks the decision path to revoke connections the tenant record no longer allows — suspended,
-  expired (this is how `expires_at` is enforced within one period), no longer entitled, or an
-  account that was accepted for a tenant and that no tenant claims any more. The decider re-reads
-  the record before it rejects, so the sweep never rejects anything itself;
-- repairs quota drift: slots of endpoints EC2 reports closed or no longer lists are released; an
-  `available`/`pending` endpoint of a known tenant without a slot gets one recorded;
-- adds tenants' principals that are missing from a service's allowed principals (never removes:
-  a principal the producer allowed by hand is not the sweep's to take away);
-- finishes what dead invocations left: a claim in flight for longer than `stale_after`, or a decision
-  recorded but never announced, is put back on the decision path (the `Unsettled` index, one Query
-  per shard), which resumes the claim after reading EC2 again, or announces the decision.
-
-Reads are batched (connections 1,000 a page, decision states and quota counters 100 a call, the
-slots of each tenant holding any one paginated Query) and
-announcements go ten to a PutEvents call, so a sweep costs about 0.11 API calls per connection
-(docs/reconciler.md).
-Work that cannot finish before the invocation's deadline is left to the next sweep.
+"""The reconciler: a periodic sweep that makes the gatekeeper agree with what EC2 reports — lost
+requests announced, revocations requested where records forbid, quota drift repaired, missing
+allowed principals added, and what dead invocations left (the `Unsettled` index) put back on the
+decision path. It never accepts or rejects itself. Steps and costs: docs/reconciler.md.
 """
 
 from __future__ import annotations

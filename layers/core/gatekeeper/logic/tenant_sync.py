@@ -1,26 +1,7 @@
-"""Tenant sync: a tenant record changed (DynamoDB stream) → EC2 and the decision path follow.
-
-For every managed service, comparing the record before and after the change:
-
-- allowed principals: the new record's principals are allowed on the services it is entitled to,
-  principals it no longer names (or no longer for that service) are removed
-  (`ModifyVpcEndpointServicePermissions`; off with `ManageAllowedPrincipals=false`). Removing a
-  principal closes nothing by itself — revocation does that;
-- revocation: a tenant suspended, removed, expired or no longer entitled, and an account taken off a
-  tenant, has its open connections (`pendingAcceptance`, `pending`, `available`) to the affected
-  services put to the decision path as revocation requests (trigger `tenant-change`); the decider
-  re-reads the record and rejects only what it still forbids, so a stale or reordered stream
-  record cannot take away access the tenant has again;
-- re-request: when the new record lets the tenant use a service, its *held* requests are requested
-  again (trigger `tenant-change`), which is how clearing a review flag, fixing a record or
-  re-enabling a tenant gets a waiting request accepted. Undecided ones are already on their way
-  (notification) or found by the next sweep.
-
-A record that does not validate (typically written by hand in the console) never widens access:
-nothing is granted or re-requested from it; operators are alerted (alarm topic + error log). It
-still narrows access where it says so unambiguously — a status other than `active`, an expiry in
-the past, a service or principal list that no longer names something — because that is what its
-author asked for; anything it does not say clearly is left as it was.
+"""Tenant sync: a tenant record changed (DynamoDB stream) → allowed principals follow it, connections
+it no longer allows are put to the decision path for revocation, and held requests it now allows are
+requested again. A record that does not validate never widens access (operators are alerted) and
+narrows it only where it says so unambiguously. See docs/reconciler.md, "Tenant sync".
 """
 
 from __future__ import annotations
