@@ -414,8 +414,8 @@ def _sweep_alarms() -> dict[str, dict[str, Any]]:
 def test_the_sweep_alarms_periods_follow_the_reconcile_interval(minutes):
     # A fixed period shorter than the interval makes most periods hold no sweep: an alarm that needs
     # two breaching periods in a row (ReconcileErrorsAlarm) could then never fire.
-    assert minutes in TEMPLATE["Parameters"]["ReconcileIntervalMinutes"]["AllowedValues"]
-    resolver = _resolver(ReconcileIntervalMinutes=minutes)
+    assert str(minutes) in TEMPLATE["Parameters"]["ReconcileIntervalMinutes"]["AllowedValues"]
+    resolver = _resolver(ReconcileIntervalMinutes=str(minutes))
     sweep = FUNCTIONS["ReconcileConnectionsFunction"]["Properties"]["Events"]["Sweep"]["Properties"]
     unit = "minute" if minutes == 1 else "minutes"
     assert resolver.resolve(sweep["Schedule"]) == f"rate({minutes} {unit})"
