@@ -1,43 +1,7 @@
-"""A local stand-in for the Lambda service: delivers a provisioned stack's triggers to the real
-handlers, in-process, with Lambda's delivery semantics.
-
-- SQS event sources: batches of up to BatchSize; `batchItemFailures` are made visible again and
-  retried; the queue's own redrive policy moves a message to its DLQ after maxReceiveCount.
-- EventBridge rules (async invoke): an event that raises is retried twice, then sent to the
-  function's on-failure destination — as `EventInvokeConfig` in the template says. Each rule
-  delivers through an SQS queue of its own (moto's EventBridge has no Lambda target); EventBridge
-  pushes to Lambda, so a queue that moto, running in this process, shows empty is not polled (an
-  empty ReceiveMessage would be this stand-in's own cost, not one AWS has).
-- Timing (`RetryTiming`): by default a failed message or event is retried at once, so a test need
-  not wait. `RetryTiming.aws()` retries as Lambda does on AWS, for runs on a virtual clock
-  (`gatekeeper_ops.chaos`): a failed SQS message is left invisible until the queue's visibility
-  timeout ends (Lambda does not change it), a failed async event is retried after 1 and then 2
-  minutes (the delays are visibility timeouts of the delivery queue, so they follow the clock).
-- A `FunctionTimedOut` raised inside a handler (by a test's hook) ends the invocation as Lambda's
-  timeout does: the invocation fails whatever the handler catches, and the execution environment is
-  reset (cached settings and clients are built again at the next invocation).
-- Concurrency (`Concurrency`): by default one invocation at a time, in the caller's thread, each
-  pump receiving one batch per queue (tests see exact sequences). A harness on a virtual clock
-  (`gatekeeper_ops.burst`) passes one that runs invocations side by side: then every visible
-  async event is invoked at once up to the function's concurrency (ReservedConcurrentExecutions,
-  else the account's 1,000), and an SQS mapping runs up to `ScalingConfig.MaximumConcurrency`
-  batches at once (else Lambda's scaling: 5 pollers, 5 more a second), each batch gathered up to
-  `BatchSize` and, when short, for `MaximumBatchingWindowInSeconds`; the function timeout is then
-  enforced on the harness's clock.
-- Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
-  retried at once as its `EventInvokeConfig` says, whatever the timing), as EventBridge would at
-  the next tick.
-- Identity: a handler's AWS calls are signed as its function's role (keys from sts:AssumeRole of
-  the role's ARN), as Lambda runs a function with its execution role, so resource policies that
-  name the roles (the bus policy) judge them as AWS would.
-- DynamoDB streams: records after the mapping's checkpoint, filtered by its FilterCriteria, in
-  batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
-  record and retries from it; a function error retries the batch (halved when
-  BisectBatchOnFunctionError); after MaximumRetryAttempts the batch's metadata goes to the
-  on-failure queue and the records are skipped — as Lambda's event source mapping does. Like its
-  poller, a read goes on from where the last one ended (GetRecords' NextShardIterator) instead of
-  asking for a new shard iterator each time.
-Nothing here decides anything; it only moves events the way AWS would.
+"""A local stand-in for the Lambda service: delivers a provisioned stack's triggers (SQS, EventBridge
+rules, schedules, DynamoDB streams) to the real handlers, in-process, with Lambda's delivery,
+retry, concurrency and identity semantics (each listed on `LocalLambda`). Nothing here decides
+anything; it only moves events the way AWS would. Fidelity: docs/emulator.md.
 """
 
 from __future__ import annotations
@@ -232,6 +196,47 @@ def sqs_records(messages: list[dict[str, Any]], queue_arn: str, region: str) -> 
 
 
 class LocalLambda:
+    """The stack's triggers delivered to its handlers, as Lambda does:
+
+    - SQS event sources: batches of up to BatchSize; `batchItemFailures` are made visible again and
+      retried; the queue's own redrive policy moves a message to its DLQ after maxReceiveCount.
+    - EventBridge rules (async invoke): an event that raises is retried twice, then sent to the
+      function's on-failure destination — as `EventInvokeConfig` in the template says. Each rule
+      delivers through an SQS queue of its own (moto's EventBridge has no Lambda target); EventBridge
+      pushes to Lambda, so a queue that moto, running in this process, shows empty is not polled (an
+      empty ReceiveMessage would be this stand-in's own cost, not one AWS has).
+    - Timing (`RetryTiming`): by default a failed message or event is retried at once, so a test need
+      not wait. `RetryTiming.aws()` retries as Lambda does on AWS, for runs on a virtual clock
+      (`gatekeeper_ops.chaos`): a failed SQS message is left invisible until the queue's visibility
+      timeout ends (Lambda does not change it), a failed async event is retried after 1 and then 2
+      minutes (the delays are visibility timeouts of the delivery queue, so they follow the clock).
+    - A `FunctionTimedOut` raised inside a handler (by a test's hook) ends the invocation as Lambda's
+      timeout does: the invocation fails whatever the handler catches, and the execution environment is
+      reset (cached settings and clients are built again at the next invocation).
+    - Concurrency (`Concurrency`): by default one invocation at a time, in the caller's thread, each
+      pump receiving one batch per queue (tests see exact sequences). A harness on a virtual clock
+      (`gatekeeper_ops.burst`) passes one that runs invocations side by side: then every visible
+      async event is invoked at once up to the function's concurrency (ReservedConcurrentExecutions,
+      else the account's 1,000), and an SQS mapping runs up to `ScalingConfig.MaximumConcurrency`
+      batches at once (else Lambda's scaling: 5 pollers, 5 more a second), each batch gathered up to
+      `BatchSize` and, when short, for `MaximumBatchingWindowInSeconds`; the function timeout is then
+      enforced on the harness's clock.
+    - Schedules: `run_schedule(logical_id)` fires a function's Schedule event once (async invoke,
+      retried at once as its `EventInvokeConfig` says, whatever the timing), as EventBridge would at
+      the next tick.
+    - Identity: a handler's AWS calls are signed as its function's role (keys from sts:AssumeRole of
+      the role's ARN), as Lambda runs a function with its execution role, so resource policies that
+      name the roles (the bus policy) judge them as AWS would.
+    - DynamoDB streams: records after the mapping's checkpoint, filtered by its FilterCriteria, in
+      batches of up to BatchSize. A `batchItemFailures` answer checkpoints before the first failed
+      record and retries from it; a function error retries the batch (halved when
+      BisectBatchOnFunctionError); after MaximumRetryAttempts the batch's metadata goes to the
+      on-failure queue and the records are skipped — as Lambda's event source mapping does. Like its
+      poller, a read goes on from where the last one ended (GetRecords' NextShardIterator) instead of
+      asking for a new shard iterator each time.
+    Nothing here decides anything; it only moves events the way AWS would.
+    """
+
     def __init__(
         self,
         stack: EmulatedStack,

@@ -1,23 +1,7 @@
-"""Transient AWS faults on the handlers' own clients, the way AWS produces them.
-
-`FaultInjector.instrument(client)` takes moto's stubber off one botocore client and puts itself in
-its place (a `before-send` handler that calls the stubber when the request should reach moto). Per
-HTTP attempt, with the plan's probabilities (the transient share exactly `rate` in every hundred
-attempts, at random places), the request:
-
-- is answered with a throttling error (`RequestLimitExceeded`, `ThrottlingException`,
-  `ProvisionedThroughputExceededException`, `Throttling`) or a 500/503 (`InternalError`,
-  `ServiceUnavailable`), in the service's own wire format, without reaching moto;
-- fails to connect (`EndpointConnectionError`, `ConnectionClosedError`), without reaching moto;
-- reaches moto and is applied, then the answer is lost (`ReadTimeoutError`);
-- kills the invocation (`FunctionTimedOut`), before the call or after it was applied;
-- for Accept/RejectVpcEndpointConnections, is answered with the endpoint in `Unsuccessful`
-  (the emulator's `inject_unsuccessful`).
-
-All of these go through botocore's real retry handler (the client's own retry mode and quota), as
-on AWS. DynamoDB makes TransactWriteItems idempotent by ClientRequestToken for 10 minutes (botocore
-fills it in and reuses it on retries); moto does not, so the injector answers a token it has seen
-succeed with the first answer, without applying the transaction again.
+"""Transient AWS faults on the handlers' own clients, the way AWS produces them (throttling, 5xx,
+connection errors, answers lost after the call applied, killed invocations, `Unsuccessful`
+items), all through botocore's real retry handler. Which and how: `FaultInjector`; the run:
+docs/chaos.md.
 """
 
 from __future__ import annotations
@@ -80,6 +64,26 @@ class SimulatedTimeout(FunctionTimedOut):
 
 @dataclass
 class FaultInjector:
+    """`FaultInjector.instrument(client)` takes moto's stubber off one botocore client and puts itself in
+    its place (a `before-send` handler that calls the stubber when the request should reach moto). Per
+    HTTP attempt, with the plan's probabilities (the transient share exactly `rate` in every hundred
+    attempts, at random places), the request:
+
+    - is answered with a throttling error (`RequestLimitExceeded`, `ThrottlingException`,
+      `ProvisionedThroughputExceededException`, `Throttling`) or a 500/503 (`InternalError`,
+      `ServiceUnavailable`), in the service's own wire format, without reaching moto;
+    - fails to connect (`EndpointConnectionError`, `ConnectionClosedError`), without reaching moto;
+    - reaches moto and is applied, then the answer is lost (`ReadTimeoutError`);
+    - kills the invocation (`FunctionTimedOut`), before the call or after it was applied;
+    - for Accept/RejectVpcEndpointConnections, is answered with the endpoint in `Unsuccessful`
+      (the emulator's `inject_unsuccessful`).
+
+    All of these go through botocore's real retry handler (the client's own retry mode and quota), as
+    on AWS. DynamoDB makes TransactWriteItems idempotent by ClientRequestToken for 10 minutes (botocore
+    fills it in and reuses it on retries); moto does not, so the injector answers a token it has seen
+    succeed with the first answer, without applying the transaction again.
+    """
+
     plan: FaultPlan
     rng: random.Random
     now: Callable[[], float]  # the (virtual) clock, epoch seconds

@@ -1,35 +1,7 @@
-"""EC2's request rate limiting: a token bucket per account, Region and API action.
-
-AWS EC2 developer guide, "Request throttling for the Amazon EC2 API": every EC2 action has a bucket
-of its own per account and Region; a request takes one token; a request that finds the bucket empty
-fails with ``RequestLimitExceeded`` (HTTP 503) and requests to other actions are not affected; a
-bucket below its capacity is refilled at a fixed rate and never holds more than its capacity. The
-buckets are shared with everything else the account does, so a run can start them drained.
-
-The documented sizes this emulator uses (``DOCUMENTED``; anything else: by category):
-
-==========================================  ========  ===========  ===================================
-action(s)                                   capacity  refill (/s)  category
-==========================================  ========  ===========  ===================================
-Describe*, Get*, List*, Search*             100       20           non-mutating
-every other action (Accept/Reject/           200       5            mutating
-Modify…VpcEndpoint…, CreateVpcEndpoint,
-DeleteVpcEndpoints, Create…Notification…)
-RunInstances, StartInstances                1000      2            own bucket
-TerminateInstances, StopInstances           1000      20           own bucket
-==========================================  ========  ===========  ===================================
-
-The guide's "unfiltered and unpaginated non-mutating" bucket (50, 10/s) applies to a few
-instance/volume/snapshot Describes called without filters or pagination; none of them is called
-here, so it is not modelled. Refill is continuous (fractional tokens), a close reading of "a set
-number of tokens is added back every second" that does not make callers wait for a whole second.
-
-Scope: calls reaching the emulated EC2 endpoint (moto's ``EC2Response``): the producer's handlers
-and the gatekeeper CLI, and also consumers' calls (in their own accounts' buckets). A harness's own
-bookkeeping (provisioning, observing the end state) runs inside ``unthrottled()`` so it neither
-spends tokens nor is refused; that works where moto answers in the calling thread (``mock_aws``),
-not across moto's threaded server (the sandbox), where a harness's calls count like anyone's.
-Time is the emulator's clock (``clock.now``), so a virtual clock refills the buckets.
+"""EC2's request rate limiting: a token bucket per account, Region and API action, answering
+``RequestLimitExceeded`` (HTTP 503) when empty, refilled on the emulator's clock. The documented
+sizes, the scope and what is not modelled are on `RequestThrottling`; docs/emulator.md and
+docs/burst.md say how the sandbox and `make burst` use it.
 """
 
 from __future__ import annotations
@@ -74,7 +46,39 @@ DOCUMENTED: Mapping[str, BucketSize] = MappingProxyType(
 class RequestThrottling:
     """The buckets' sizes. ``overrides``: per action (``"DescribeVpcEndpointConnections"``), on top
     of ``DOCUMENTED``. ``initial_fill``: the share of its capacity a bucket holds at its first
-    request (0 = drained, as when the account's other automation has just spent it)."""
+    request (0 = drained, as when the account's other automation has just spent it).
+
+    AWS EC2 developer guide, "Request throttling for the Amazon EC2 API": every EC2 action has a bucket
+        of its own per account and Region; a request takes one token; a request that finds the bucket empty
+        fails with ``RequestLimitExceeded`` (HTTP 503) and requests to other actions are not affected; a
+        bucket below its capacity is refilled at a fixed rate and never holds more than its capacity. The
+        buckets are shared with everything else the account does, so a run can start them drained.
+
+        The documented sizes this emulator uses (``DOCUMENTED``; anything else: by category):
+
+        ==========================================  ========  ===========  ===================================
+        action(s)                                   capacity  refill (/s)  category
+        ==========================================  ========  ===========  ===================================
+        Describe*, Get*, List*, Search*             100       20           non-mutating
+        every other action (Accept/Reject/           200       5            mutating
+        Modify…VpcEndpoint…, CreateVpcEndpoint,
+        DeleteVpcEndpoints, Create…Notification…)
+        RunInstances, StartInstances                1000      2            own bucket
+        TerminateInstances, StopInstances           1000      20           own bucket
+        ==========================================  ========  ===========  ===================================
+
+        The guide's "unfiltered and unpaginated non-mutating" bucket (50, 10/s) applies to a few
+        instance/volume/snapshot Describes called without filters or pagination; none of them is called
+        here, so it is not modelled. Refill is continuous (fractional tokens), a close reading of "a set
+        number of tokens is added back every second" that does not make callers wait for a whole second.
+
+        Scope: calls reaching the emulated EC2 endpoint (moto's ``EC2Response``): the producer's handlers
+        and the gatekeeper CLI, and also consumers' calls (in their own accounts' buckets). A harness's own
+        bookkeeping (provisioning, observing the end state) runs inside ``unthrottled()`` so it neither
+        spends tokens nor is refused; that works where moto answers in the calling thread (``mock_aws``),
+        not across moto's threaded server (the sandbox), where a harness's calls count like anyone's.
+        Time is the emulator's clock (``clock.now``), so a virtual clock refills the buckets.
+    """
 
     non_mutating: BucketSize = NON_MUTATING
     mutating: BucketSize = MUTATING

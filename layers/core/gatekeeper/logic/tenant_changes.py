@@ -1,22 +1,6 @@
-"""Tenant changes from the SaaS control plane: validate, apply, answer.
-
-A change is validated with the CLI's own rules (the Tenant model, parsed strictly from JSON, and
-`tenant_rules`: template, parameters, existence, version, account claims), applied with the store's
-conditional transaction (version checked, accounts claimed), and answered on the bus with
-`Tenant Changed` or `Tenant Change Refused`. A refused change writes nothing but the record of its
-answer.
-
-Idempotent by request id: an applied change's record is written in the same transaction as the
-tenant record (dal.tenant_changes), so a redelivered or retried request finds it and is answered
-again with the same answer, never applied twice; two deliveries racing each other meet in that
-transaction's condition. This is why the idempotency is a conditional write and not Powertools'
-idempotency utility: that one records "in progress" and the result around the function in a second
-step, and a crash between the tenant write and that step would leave the change applied but not
-recorded as done.
-
-What a change causes downstream needs nothing here: the tenant record's stream runs tenant sync as
-for any other write (allowed principals, revocations through the decision path, held requests
-requested again).
+"""Tenant changes from the SaaS control plane: validated with the CLI's own rules, applied with the
+store's conditional transaction, idempotent by request id, answered on the bus (`Tenant Changed`
+or `Tenant Change Refused`). Why and how: `TenantChanges`; the contract: docs/control-plane.md.
 """
 
 from __future__ import annotations
@@ -58,6 +42,25 @@ _STATUS = {"suspend": "suspended", "resume": "active"}
 
 @dataclass
 class TenantChanges:
+    """A change is validated with the CLI's own rules (the Tenant model, parsed strictly from JSON, and
+    `tenant_rules`: template, parameters, existence, version, account claims), applied with the store's
+    conditional transaction (version checked, accounts claimed), and answered on the bus with
+    `Tenant Changed` or `Tenant Change Refused`. A refused change writes nothing but the record of its
+    answer.
+
+    Idempotent by request id: an applied change's record is written in the same transaction as the
+    tenant record (dal.tenant_changes), so a redelivered or retried request finds it and is answered
+    again with the same answer, never applied twice; two deliveries racing each other meet in that
+    transaction's condition. This is why the idempotency is a conditional write and not Powertools'
+    idempotency utility: that one records "in progress" and the result around the function in a second
+    step, and a crash between the tenant write and that step would leave the change applied but not
+    recorded as done.
+
+    What a change causes downstream needs nothing here: the tenant record's stream runs tenant sync as
+    for any other write (allowed principals, revocations through the decision path, held requests
+    requested again).
+    """
+
     tenants: TenantStore
     templates: TemplateStore
     log: ChangeLog
