@@ -44,7 +44,9 @@ def describe_vpc_endpoint_connections(self: Any) -> ActionResult:
         filters=_filters(self),
         max_results=self._get_int_param("MaxResults"),
         next_token=self._get_param("NextToken"),
-        reader=self.get_access_key(),
+        # A reader is the calling account: its callers (the functions, each signing as its role, the CLI,
+        # a harness) share what the account has seen of EC2, so no caller of it steps back.
+        reader=self.current_account,
     )
     return ActionResult({"VpcEndpointConnections": connections, "NextToken": next_token})
 

@@ -52,11 +52,17 @@ def seeded(producer: ProducerAccount) -> ProducerAccount:
 
 @dataclass
 class Cli:
-    """Runs `gatekeeper …` and checks the contract: success exits 0; failure is one line on stderr."""
+    """Runs `gatekeeper …` and checks the contract: success exits 0; failure is one line on stderr.
+
+    An operator's command comes some seconds after what it looks at: before each, the emulator's
+    clock moves past EC2's read lag (EventualConsistency.stale_seconds), which every reader, the
+    CLI's own included, has then caught up with."""
 
     runner: CliRunner
+    catch_up: Callable[[], None] = lambda: None
 
     def run(self, *args: object, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        self.catch_up()
         return self.runner.invoke(
             app,
             [str(a) for a in args],
@@ -84,8 +90,18 @@ class Cli:
 
 
 @pytest.fixture
-def cli() -> Cli:
-    return Cli(CliRunner())
+def cli(monkeypatch: pytest.MonkeyPatch) -> Cli:
+    from gatekeeper_ops.emulator import EventualConsistency
+    from gatekeeper_ops.emulator import clock as emulator_clock
+
+    ahead = [0.0]
+    wall = emulator_clock.now
+    monkeypatch.setattr(emulator_clock, "now", lambda: wall() + ahead[0])
+
+    def catch_up() -> None:
+        ahead[0] += EventualConsistency().stale_seconds + 1
+
+    return Cli(CliRunner(), catch_up)
 
 
 @pytest.fixture

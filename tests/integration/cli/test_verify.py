@@ -68,7 +68,8 @@ def test_verify_passes_and_removes_its_canary(cli, stack, tmp_path):
     assert result.exit_code == 0, result.output
     assert "FAIL" not in result.stdout
     passed = [line for line in result.stdout.splitlines() if line.startswith("PASS  ")]
-    assert len(passed) == 12, result.stdout  # 5 per canary, 2 forged sources, 2 statements, 3 of the stack
+    # 5 per canary, 2 forged sources, a line per bus policy statement, 3 of the stack
+    assert len(passed) == 5 + 2 + len(verify.BUS_POLICY_SIDS) + 3, result.stdout
     assert "rejected (UnknownPrincipal)" in result.stdout  # the producer account is no tenant
     # The first run printed the body and saved it; the second only refers to it.
     saved = (tmp_path / "connection-notification-us-east-1.json").read_text()
@@ -111,7 +112,7 @@ def test_a_bus_policy_without_its_statements_fails_the_forged_event_checks(cli, 
     failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL  ")]
     assert any("forged vpce.gatekeeper " in line and "ACCEPTED" in line for line in failed), result.stdout
     assert any("forged vpce.gatekeeper.operator" in line and "ACCEPTED" in line for line in failed)
-    assert sum("bus policy" in line and "missing" in line for line in failed) == 2
+    assert sum("bus policy" in line and "missing" in line for line in failed) == len(verify.BUS_POLICY_SIDS)
     assert all("redeploy" in line for line in failed)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.dal.tenants import claimed_elsewhere
 from gatekeeper_ops.control_plane import AnswerTimeout, ChangeInvalid, ChangeRefusedError
 from gatekeeper_ops.sandbox.account import ProducerAccount
 
@@ -118,10 +119,7 @@ def test_an_account_another_tenant_claims_is_refused_and_nothing_is_written(tena
     before = table_items(tenants)
     with pytest.raises(ChangeRefusedError) as refused:
         tenants.control_plane().create("wayne", wayne(tenants.service.service_id, principals=[ACME]))
-    assert refused.value.reasons == (
-        f"account {ACME} is already claimed by tenant acme; a principal belongs to at most one tenant "
-        "— remove it there first",
-    )
+    assert refused.value.reasons == (claimed_elsewhere(ACME, "acme"),)
     assert table_items(tenants) == before
 
 
