@@ -16,6 +16,7 @@ from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.tenant_stream import TenantChange, TenantImage
 from gatekeeper.logic.announcer import Announcer
 from gatekeeper.models.connection import OPEN_STATES, PENDING_ACCEPTANCE, VpcEndpointConnection
+from gatekeeper.models.decision import Decision
 from gatekeeper.models.identifiers import now_utc
 from gatekeeper.observability import logger
 
@@ -118,12 +119,16 @@ class TenantSync:
                 "nothing was granted or re-requested from this record; its new requests are held "
                 "until it is fixed; only what it clearly takes away was revoked",
             )
+        recent: list[Decision] | None = None  # the tenant's recent decisions: one Query per change
         for service in plan.services:
             if self.manage_allowed_principals:
                 self._permissions(service, result)
             self._connections(service, result)
             if service.rerequest:
-                self._recent_holds(service, result)
+                if recent is None:
+                    since = self.clock() - RECENT_HOLDS
+                    recent = self.decisions.decisions_for_tenant(result.tenant_id, since=since)
+                self._recent_holds(service, result, recent)
         logger.info(
             "Tenant change synced", extra={k: v for k, v in vars(result).items() if k != "held_requested"}
         )
@@ -161,13 +166,12 @@ class TenantSync:
             result.rerequested += self.announcer.requested(held, "tenant-change")
             result.held_requested.update(c.vpc_endpoint_id for c in held)
 
-    def _recent_holds(self, plan: ServicePlan, result: SyncResult) -> None:
+    def _recent_holds(self, plan: ServicePlan, result: SyncResult, decided: Sequence[Decision]) -> None:
         """Requests of this service held in the last RECENT_HOLDS that Describe did not list (the
         decider reads each again from EC2, waiting out a short lag itself)."""
-        since = self.clock() - RECENT_HOLDS
         recent = {
             d.vpc_endpoint_id
-            for d in self.decisions.decisions_for_tenant(result.tenant_id, since=since)
+            for d in decided
             if d.outcome == "held"
             and d.service_id == plan.service_id
             and d.vpc_endpoint_owner in plan.rerequest
