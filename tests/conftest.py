@@ -34,6 +34,19 @@ def _reset_metrics():
     metrics.clear_metrics()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _shared_botocore_loader() -> Iterator[None]:
+    """Speed only: every boto3 Session re-reads the service models from disk (EC2's is megabytes of
+    JSON); a test module shares one loader. The data is static."""
+    import botocore.loaders
+    import botocore.session
+
+    shared = functools.cache(botocore.loaders.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _symmetric_kms_keys_share_one_rsa_pair() -> Iterator[None]:
     """moto gives every KMS key an RSA-2048 pair for Sign/Verify, a symmetric key too (which KMS never

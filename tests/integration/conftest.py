@@ -12,8 +12,6 @@ from functools import cache
 from typing import Any
 
 import boto3
-import botocore.loaders
-import botocore.session
 import pytest
 from botocore.client import BaseClient
 from moto import mock_aws
@@ -30,16 +28,6 @@ from tests.builders import tenant
 __all__ = ["MakeProducer", "tenant"]
 
 MakeProducer = Callable[..., ProducerAccount]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _shared_botocore_loader() -> Iterator[None]:
-    """Speed only: every boto3 Session re-reads the service models from disk (EC2's is megabytes of
-    JSON); a test module shares one loader. The data is static."""
-    shared = cache(botocore.loaders.create_loader)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(botocore.session, "create_loader", shared)
-        yield
 
 
 _load_template = stack.load_template

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from functools import cache
 from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import pytest
@@ -13,9 +16,9 @@ from gatekeeper.dal.tenants import TenantStore
 from gatekeeper_ops.stack import load_template, provision
 
 
-@pytest.fixture
-def tables() -> Iterator[SimpleNamespace]:
-    """The stack's DynamoDB tables, created from template.yaml's own definitions."""
+@cache
+def _tables_template() -> dict[str, Any]:
+    """template.yaml's tables and their outputs, parsed once a session (each test gets a copy)."""
     template = load_template()
     template["Resources"] = {
         k: v
@@ -23,6 +26,13 @@ def tables() -> Iterator[SimpleNamespace]:
         if isinstance(v, dict) and v["Type"] == "AWS::DynamoDB::Table"  # not an Fn::ForEach loop
     }
     template["Outputs"] = {k: v for k, v in template["Outputs"].items() if k.endswith("TableName")}
+    return template
+
+
+@pytest.fixture
+def tables() -> Iterator[SimpleNamespace]:
+    """The stack's DynamoDB tables, created from template.yaml's own definitions."""
+    template = copy.deepcopy(_tables_template())
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         stack = provision(session, {"EndpointServiceIds": "vpce-svc-0123456789abcdef0"}, template=template)

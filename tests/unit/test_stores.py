@@ -16,6 +16,7 @@ from gatekeeper.models.errors import (
 )
 from gatekeeper.models.tenant import Tenant
 from gatekeeper.policy import TemplateInvalid
+from gatekeeper_ops.fast_moto import faster_moto
 
 SERVICE = "vpce-svc-0123456789abcdef0"
 STANDARD = json.loads(Path("policy-templates/standard.json").read_text())
@@ -283,6 +284,16 @@ def test_decisions_by_tenant_and_time(tables):
     assert tables.decisions.decisions_for_tenant("nobody") == []
 
 
+@pytest.fixture
+def fast_transactions():
+    """For the tests that write hundreds of items or more: moto's TransactWriteItems copies every
+    table it touches (O(table) a write), gatekeeper_ops.fast_moto only the items it touches, with
+    the same answers (tests/unit/test_fast_moto.py)."""
+    with faster_moto():
+        yield
+
+
+@pytest.mark.usefixtures("fast_transactions")
 def test_batch_state_reads(tables):
     ids = [f"vpce-{i:017x}" for i in range(1, 151)]
     for endpoint in ids[:120]:
@@ -559,6 +570,7 @@ def transact_sizes(tables):
     return sizes
 
 
+@pytest.mark.usefixtures("fast_transactions")
 def test_a_tenant_with_20000_endpoints_claims_and_releases_exactly_at_a_constant_write_size(tables):
     at = datetime(2026, 12, 7, 5, tzinfo=UTC)
     first, second, third = (f"vpce-1{n:016x}" for n in (1, 2, 3))  # ids of one length
