@@ -48,6 +48,18 @@ def _shared_botocore_loader() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _cli_command_built_once() -> Iterator[None]:
+    """Speed only: typer's CliRunner builds the click command tree from the app on every invoke,
+    evaluating every command's annotations (~0.1 s a run of `gatekeeper …`); the app is the same
+    object all session, and click makes a new context for each invocation."""
+    import typer.testing
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", functools.cache(typer.testing._get_command))
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _symmetric_kms_keys_share_one_rsa_pair() -> Iterator[None]:
     """moto gives every KMS key an RSA-2048 pair for Sign/Verify, a symmetric key too (which KMS never
     lets sign): 0.1-1 s of key generation for each provisioned stack's key. Symmetric keys share one
