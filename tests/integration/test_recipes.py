@@ -8,7 +8,7 @@ import pytest
 
 from gatekeeper_ops.docgen import recipes
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group("recipes")]  # one worker: the recipes run once
 
 
 @pytest.fixture(scope="module")
