@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cache
 from typing import Any
 
 ContextValue = str | Sequence[str]
@@ -165,8 +166,13 @@ def _glob(pattern: Any, value: str, *, case: bool) -> bool:
         raise UnknownPolicyElement(f"pattern {pattern!r} (an unresolved intrinsic function?)")
     if "${" in pattern:
         raise UnknownPolicyElement(f"policy variable in {pattern!r}")
+    return _glob_regex(pattern, case).fullmatch(value) is not None
+
+
+@cache  # the IAM contract checks thousands of calls a test against the same few dozen patterns
+def _glob_regex(pattern: str, case: bool) -> re.Pattern[str]:
     regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
-    return re.fullmatch(regex, value, 0 if case else re.IGNORECASE) is not None
+    return re.compile(regex, 0 if case else re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------------------ conditions
