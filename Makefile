@@ -85,7 +85,7 @@ integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emu
 
 # Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
 # --dist loadgroup: the modules whose tests share one expensive module fixture (the scripted demo,
-# the bench stack, the moto server) are marked xdist_group and stay on one worker, so it runs once.
+# the recipes, the bench stack, the moto server) are marked xdist_group and stay on one worker, so it runs once.
 test-py: dev $(TRANSFORMED)
 	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term-missing:skip-covered
 	$(BIN)/coverage report --include='layers/core/*' --fail-under=90 > /dev/null \
