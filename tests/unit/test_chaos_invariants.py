@@ -3,7 +3,6 @@ a duplicate of a decision passes, a second decision or a missing, altered or unl
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -37,14 +36,16 @@ def _sns(decision: Decision, attribute: str | None = None, message_id: str = "m-
         "Type": "Notification",
         "MessageId": message_id,
         "Message": decision.model_dump_json(),
-        "MessageAttributes": {
-            "decision_id": {"Type": "String", "Value": attribute or decision.decision_id}
-        },
+        "MessageAttributes": {"decision_id": {"Type": "String", "Value": attribute or decision.decision_id}},
     }
 
 
 def _event(decision: Decision, event_id: str = "e-1") -> dict[str, Any]:
-    return {"id": event_id, "detail-type": "Endpoint Connection Decided", "detail": decision.model_dump(mode="json")}
+    return {
+        "id": event_id,
+        "detail-type": "Endpoint Connection Decided",
+        "detail": decision.model_dump(mode="json"),
+    }
 
 
 def _seen(

@@ -76,9 +76,7 @@ class Observations:
                 self.slots[pk.removeprefix("TENANT#")].add(sk.removeprefix("SLOT#"))
         # Every copy, not a set: a duplicate is counted (and must match its decision), never merged.
         self.copies: dict[str, list[Copy]] = {
-            "sns": [
-                Copy(_json(m["Message"]), _attribute(m, "decision_id")) for m in self.sns_messages
-            ],
+            "sns": [Copy(_json(m["Message"]), _attribute(m, "decision_id")) for m in self.sns_messages],
             "bus": [Copy(_json(e["detail"])) for e in self.bus_events],
         }
 
@@ -190,8 +188,12 @@ def _one_decision(seen: Observations) -> Invariant:
     """One decision per (endpoint, outcome): one record, and one `decision_id` in what each channel
     delivered. Copies of it are deliveries; a second id is a second decision, whatever its time."""
     found = Invariant("one-decision", "exactly one decision per (endpoint, outcome)")
-    decided = {"records": [(d.vpc_endpoint_id, d.outcome, d.decision_id) for d in seen.records]}
-    decided |= {name: [(c.endpoint, c.outcome, c.decision_id) for c in seen.copies[name]] for name in CHANNELS}
+    decided: dict[str, list[tuple[str, str, str | None]]] = {
+        "records": [(d.vpc_endpoint_id, d.outcome, d.decision_id) for d in seen.records]
+    }
+    decided |= {
+        name: [(c.endpoint, c.outcome, c.decision_id) for c in seen.copies[name]] for name in CHANNELS
+    }
     for label, triples in decided.items():
         ids: dict[tuple[str, str], set[str | None]] = defaultdict(set)
         for endpoint, outcome, decision_id in triples:

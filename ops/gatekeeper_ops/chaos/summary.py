@@ -96,17 +96,14 @@ def _invocation_rows(report: ChaosReport) -> list[_Row]:
     invocations: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations)
     failed: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
     seen = report.observations
-    dead_letters = seen.dead_letters
+    dead_letters = {k.removesuffix("DeadLetterQueueUrl"): len(v) for k, v in seen.dead_letters.items()}
     return [
         ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
         _retries_row(report),
         (
             "DLQ messages",
             "per 1,000 decisions: "
-            + ", ".join(
-                f"{name.removesuffix('DeadLetterQueueUrl')} {seen.per_thousand(len(bodies)):.1f} ({len(bodies)})"
-                for name, bodies in dead_letters.items()
-            ),
+            + ", ".join(f"{name} {seen.per_thousand(n):.1f} ({n})" for name, n in dead_letters.items()),
         ),
     ]
 
@@ -140,7 +137,9 @@ def _copies(seen: Observations) -> str:
     shown = []
     for name, label in (("sns", "SNS"), ("bus", "bus")):
         copies, extra = len(seen.copies[name]), seen.extra_copies(name)
-        shown.append(f"{label} {seen.per_thousand(copies):.1f} ({copies}, {seen.per_thousand(extra):.1f} extra)")
+        shown.append(
+            f"{label} {seen.per_thousand(copies):.1f} ({copies}, {seen.per_thousand(extra):.1f} extra)"
+        )
     return f"copies per 1,000 decisions ({len(seen.records)} recorded): " + ", ".join(shown)
 
 
