@@ -133,6 +133,7 @@ def reset_handler_caches() -> None:
     settings.settings.cache_clear()
     runtime.session.cache_clear()
     runtime.decision_service.cache_clear()
+    runtime.decision_queue.cache_clear()
     runtime.announcer.cache_clear()
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()

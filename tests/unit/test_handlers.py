@@ -47,7 +47,13 @@ def handler(monkeypatch):
 
     def load(function: str) -> Any:
         settings.settings.cache_clear()
-        for cached in (runtime.decision_service, runtime.announcer, runtime.reconciler, runtime.tenant_sync):
+        for cached in (
+            runtime.decision_service,
+            runtime.decision_queue,
+            runtime.announcer,
+            runtime.reconciler,
+            runtime.tenant_sync,
+        ):
             cached.cache_clear()
         return importlib.reload(importlib.import_module(f"functions.{function}.app"))
 
