@@ -76,6 +76,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, l
         report(record, request if isinstance(request, Exception) else next(decided))
         for record, request in zip(records, requests, strict=True)
     ]
+    mapped, own = done[: len(delivered)], done[len(delivered) :]
     # The mapping deletes its own records that are done; those taken here are the handler's to delete.
-    decision_queue().delete([record for record, ok in zip(taken, done[len(delivered) :], strict=True) if ok])
-    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r, ok in zip(delivered, done) if not ok]}
+    decision_queue().delete([record for record, ok in zip(taken, own, strict=True) if ok])
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]} for r, ok in zip(delivered, mapped, strict=True) if not ok
+        ]
+    }

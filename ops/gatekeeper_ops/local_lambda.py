@@ -127,7 +127,9 @@ def _sign_as_execution_role(request_signer: Any = None, **_: Any) -> None:
 
 
 # The running handler's own SQS receives, for its Invocation (None: not in a handler).
-_RECEIVED: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar("received", default=None)
+_RECEIVED: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "received", default=None
+)
 
 
 def _note_received(parsed: dict[str, Any] | None = None, **_: Any) -> None:

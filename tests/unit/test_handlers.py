@@ -153,7 +153,9 @@ def test_a_full_delivery_is_topped_up_and_decided_in_one_call_and_the_done_extra
     app = handler("evaluate_connection")
     record = sample("evaluate_connection")["Records"][0]
     delivered = [{**record, "messageId": f"delivered-{i}"} for i in range(10)]
-    extra = [{"messageId": name, "receiptHandle": f"r-{name}", "body": record["body"]} for name in ("ok", "fails")]
+    extra = [
+        {"messageId": name, "receiptHandle": f"r-{name}", "body": record["body"]} for name in ("ok", "fails")
+    ]
     malformed = {"messageId": "malformed", "receiptHandle": "r-malformed", "body": "not a bus event"}
     queue, batches, deleted = type(runtime.decision_queue()), [], []
     monkeypatch.setattr(queue, "top_up", lambda self, n: [*extra, malformed] if n == 10 else [])

@@ -51,7 +51,9 @@ class DecisionQueue:
                     WaitTimeSeconds=0,
                 )
             except (BotoCoreError, ClientError) as exc:
-                logger.warning("Decision queue not read; deciding the delivery alone", extra={"error": str(exc)})
+                logger.warning(
+                    "Decision queue not read; deciding the delivery alone", extra={"error": str(exc)}
+                )
                 break
             messages = response.get("Messages", [])
             taken += [
@@ -60,7 +62,9 @@ class DecisionQueue:
             ]
             if not messages or len(taken) >= wanted:
                 break
-        logger.info("Batch topped up from the decision queue", extra={"delivered": delivered, "taken": len(taken)})
+        logger.info(
+            "Batch topped up from the decision queue", extra={"delivered": delivered, "taken": len(taken)}
+        )
         return taken
 
     def delete(self, records: Sequence[dict[str, Any]]) -> None:
@@ -74,7 +78,9 @@ class DecisionQueue:
             try:
                 response = self._client.delete_message_batch(
                     QueueUrl=self._queue_url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)
+                    ],
                 )
             except (BotoCoreError, ClientError) as exc:
                 refused = [f"{r['messageId']}: {exc}" for r in chunk]
