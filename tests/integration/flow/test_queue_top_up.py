@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
 
+from gatekeeper.adapters.decision_queue import DecisionQueue
 from gatekeeper.adapters.endpoint_service import EndpointService
 from gatekeeper.models.errors import ConnectionActionFailed
 from gatekeeper_ops.iam_contract import CallRecorder
+from gatekeeper_ops.local_lambda import FunctionTimedOut
 from tests.integration.conftest import tenant
 
 from .conftest import ACME, STRANGER
@@ -96,3 +99,46 @@ def test_a_burst_behind_a_full_delivery_is_decided_in_one_invocation_and_what_fa
     assert producer.decisions.state(victim).settled
     assert queue_counts(producer, "DecisionQueue") == (0, 0)
     assert sum(queue_counts(producer, "DecisionQueueDeadLetterQueue")) == 1  # moto moves it in flight
+
+
+@pytest.mark.consistent_reads
+def test_an_invocation_killed_before_it_deletes_what_it_took_leaves_duplicates_that_end_at_once(
+    producer_factory, iam_contract: CallRecorder, monkeypatch
+):
+    producer = producer_factory()()
+    producer.add_tenant(tenant("acme", ACME, producer.service.service_id))
+    producer.settle()
+    binding = producer.stack.functions[EVALUATE]
+    queue_url = binding.sqs_queue_url
+    monkeypatch.setattr(binding, "sqs_queue_url", None)
+    made = [producer.consumer(STRANGER).request_endpoint(producer.service) for _ in range(15)]
+    producer.settle()
+    assert queue_counts(producer, "DecisionQueue") == (15, 0)
+
+    def killed(self: DecisionQueue, records: list[dict[str, Any]]) -> None:
+        raise FunctionTimedOut("the function timeout, after deciding and before deleting")
+
+    delete = DecisionQueue.delete
+    monkeypatch.setattr(DecisionQueue, "delete", killed)
+    monkeypatch.setattr(binding, "sqs_queue_url", queue_url)
+    producer.lambdas.pump()
+    [invocation] = [i for i in producer.lambdas.invocations if i.function == EVALUATE]
+    assert not invocation.ok
+    assert len(invocation.received) == 5
+    assert {producer.connection_state(e) for e in made} == {"rejected"}  # decided, then killed
+
+    # The mapping's ten come back now (local Lambda's default timing), the five taken after the
+    # visibility timeout: all are duplicates, ended without another EC2 action.
+    monkeypatch.setattr(DecisionQueue, "delete", delete)
+    iam_contract.calls.clear()
+    producer.settle()
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=211), tick=True):
+        producer.settle()
+    deciders = [i for i in producer.lambdas.invocations if i.function == EVALUATE][1:]
+    assert sum(len(i.event["Records"]) for i in deciders) == 15
+    assert all(i.ok and i.result == {"batchItemFailures": []} for i in deciders)
+    calls = Counter(f"{c.service}:{c.operation}" for c in iam_contract.calls if c.function == EVALUATE)
+    assert calls["ec2:DescribeVpcEndpointConnections"] >= 1  # the calls are recorded
+    assert calls["ec2:RejectVpcEndpointConnections"] == calls["ec2:AcceptVpcEndpointConnections"] == 0
+    assert queue_counts(producer, "DecisionQueue") == (0, 0)
+    assert queue_counts(producer, "DecisionQueueDeadLetterQueue") == (0, 0)
