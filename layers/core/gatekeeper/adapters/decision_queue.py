@@ -3,9 +3,10 @@
 With no batching window the mapping hands at most ten requests an invocation; a delivery that full
 means a burst waits behind it, so the decider receives more of the queue into the same batch (one
 Describe, one Accept and one Reject per service for all of them) and deletes those it is done with,
-as the mapping does with its own records. One it is not done with is left to the queue: it comes
-back after the queue's visibility timeout and counts towards its redrive to the DLQ, exactly as a
-`batchItemFailures` entry of the mapping's does. Why and the numbers: docs/how-it-decides.md.
+as the mapping does with its own records. A received message is hidden from every other reader (the
+mapping's pollers too) for the queue's visibility timeout; one the decider is not done with comes
+back after it and counts towards the queue's redrive to the DLQ, exactly as a `batchItemFailures`
+entry of the mapping's does. Why and the numbers: docs/how-it-decides.md.
 """
 
 from __future__ import annotations
