@@ -14,8 +14,7 @@ import pytest
 import time_machine
 
 from gatekeeper.adapters.decision_queue import DecisionQueue
-from gatekeeper.adapters.endpoint_service import EndpointService
-from gatekeeper.models.errors import ConnectionActionFailed
+from gatekeeper_ops.emulator import inject_unsuccessful
 from gatekeeper_ops.iam_contract import CallRecorder
 from gatekeeper_ops.local_lambda import FunctionTimedOut
 from tests.integration.conftest import tenant
@@ -55,16 +54,8 @@ def test_a_burst_behind_a_full_delivery_is_decided_in_one_invocation_and_what_fa
     queue_url = producer.stack.physical["DecisionQueue"]["Ref"]
     producer.client("sqs").send_message(QueueUrl=queue_url, MessageBody="not a bus event")
     assert queue_counts(producer, "DecisionQueue") == (100, 0)
-    victim = made[-2]  # acme's, among the last queued: EC2 refuses to accept it, applies the others
-    accept_all = EndpointService.accept_all
-
-    def refusing(self: EndpointService, service_id: str, ids: list[str]) -> dict[str, ConnectionActionFailed]:
-        failed = accept_all(self, service_id, [i for i in ids if i != victim])
-        if victim in ids:
-            failed[victim] = ConnectionActionFailed("Accept", victim, "InvalidState", "try again")
-        return failed
-
-    monkeypatch.setattr(EndpointService, "accept_all", refusing)
+    victim = made[-2]  # acme's, among the last queued: EC2 answers it in Unsuccessful once
+    inject_unsuccessful(victim, action="accept", code="InvalidState", account_id=producer.stack.account_id)
     monkeypatch.setattr(binding, "sqs_queue_url", queue_url)
     iam_contract.calls.clear()
     producer.lambdas.pump()
@@ -92,7 +83,6 @@ def test_a_burst_behind_a_full_delivery_is_decided_in_one_invocation_and_what_fa
 
     # The queue's visibility timeout later, both come back: the victim is decided, the malformed one
     # fails every delivery and the redrive moves it to the DLQ.
-    monkeypatch.setattr(EndpointService, "accept_all", accept_all)
     with time_machine.travel(datetime.now(UTC) + timedelta(seconds=211), tick=True):
         producer.settle()
     assert producer.connection_state(victim) in {"pending", "available"}
