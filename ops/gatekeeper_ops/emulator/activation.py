@@ -5,17 +5,25 @@ One class serves both ways of running moto — ``mock_aws()`` in-process and ``T
 adds the new actions and wraps some existing ones (and SNS ``Publish`` on ``SNSResponse``, EventBridge
 ``PutEvents`` on ``EventsHandler``: the bus's resource policy is enforced);
 ``uninstall()`` puts the classes back exactly as they were. Both are idempotent and thread-safe.
+
+While installed, moto answers one request at a time, in-process and served alike: its conditional
+writes are plain Python, so two callers' threads (the decider writes a batch at once) could
+interleave inside one TransactWriteItems, which AWS applies atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
+from moto.core.botocore_stubber import BotocoreStubber
 from moto.ec2.responses import EC2Response
 from moto.events.responses import EventsHandler
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.responses import SNSResponse
 
 from gatekeeper_ops.emulator.responses import (
@@ -28,6 +36,36 @@ from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings,
 from gatekeeper_ops.emulator.throttling import THROTTLED_ACTIONS, reset
 
 _lock = threading.Lock()
+# Held while moto answers a request. Reentrant: an answer may make a request of its own.
+_answering = threading.RLock()
+
+
+def _one_at_a_time(answer: Any) -> Any:
+    def answer_alone(*args: Any, **kwargs: Any) -> Any:
+        with _answering:
+            return answer(*args, **kwargs)
+
+    return answer_alone
+
+
+# moto's two front doors: `mock_aws()` in this process, and ThreadedMotoServer.
+_FRONT_DOORS: dict[type, dict[str, Any]] = {
+    BotocoreStubber: {"process_request": _one_at_a_time},
+    DomainDispatcherApplication: {"__call__": _one_at_a_time},
+}
+
+
+@contextmanager
+def one_request_at_a_time() -> Iterator[None]:
+    """moto answering one request at a time for the block, without the emulator (which does it for
+    as long as it is installed): for plain ``mock_aws()`` tests whose code calls from threads."""
+    with contextlib.ExitStack() as patches:
+        for cls, names in _FRONT_DOORS.items():
+            for name, wrap in names.items():
+                patches.enter_context(mock.patch.object(cls, name, wrap(getattr(cls, name))))
+        yield
+
+
 # What each class itself (not its bases) defined before install, per patched name; absent = nothing.
 _saved: dict[tuple[type, str], object] = {}
 _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
@@ -36,6 +74,7 @@ _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
     (SNSResponse, SNS_WRAPPED_ACTIONS, True),
     (EC2Response, THROTTLED_ACTIONS, True),  # every EC2 action, behind its token bucket
     (EventsHandler, EVENTS_WRAPPED_ACTIONS, True),
+    *((cls, names, True) for cls, names in _FRONT_DOORS.items()),
 )
 _installed = False
 
