@@ -203,7 +203,8 @@ def test_a_fan_out_runs_its_tasks_as_child_tasks_at_once_and_the_invocation_wait
         ("b as the invocation's", 3.0),
         ("invocation", 3.0),
     ]
-    assert not clock.busy and clock.errors == []
+    assert not clock.busy
+    assert clock.errors == []
 
 
 def test_aws_calls_of_a_fan_out_overlap_ten_cost_one_call_latency_not_ten():
@@ -238,7 +239,9 @@ def test_an_invocation_that_times_out_in_a_fan_out_kills_its_children_and_counts
     def invocation(sqs: Any, url: str) -> None:
         try:
             with conductor().function_timeout(30):
-                services.fan_out([partial(child, "quick", 10.0, sqs, url), partial(child, "slow", 40.0, sqs, url)])
+                services.fan_out(
+                    [partial(child, "quick", 10.0, sqs, url), partial(child, "slow", 40.0, sqs, url)]
+                )
             ended.append(("invocation", conductor().elapsed))
         except FunctionTimedOut:
             ended.append(("invocation timed out", conductor().elapsed))
@@ -250,4 +253,5 @@ def test_an_invocation_that_times_out_in_a_fan_out_kills_its_children_and_counts
     assert ended == [("quick", 10.0), ("invocation timed out", 30.0)]
     assert calls_after == ["quick"]  # the slow child was killed at the deadline, before its call
     assert clock.timeouts == 1
-    assert not clock.busy and clock.errors == []
+    assert not clock.busy
+    assert clock.errors == []

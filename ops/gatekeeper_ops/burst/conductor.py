@@ -13,8 +13,9 @@ killed there (`FunctionTimedOut`), and any AWS call it would still make on the w
 too. An invocation's fan-out (the decider's writes at once: the wiring's `fan_out`) forks: each
 task runs as a child task in a thread of its own, from the same instant, under the same deadline,
 and the invocation parks until its last child ends (N writes at once cost about one call latency,
-not N); a child killed at the deadline kills its invocation. botocore's standard-mode retry quota belongs to one client, i.e. one execution environment:
-here clients are shared, so each invocation gets a quota of its own (as a fresh environment has).
+not N); a child killed at the deadline kills its invocation. botocore's standard-mode retry quota
+belongs to one client, i.e. one execution environment: here clients are shared, so each invocation
+gets a quota of its own (as a fresh environment has), which its children share.
 Calls from the conductor's own thread (the harness, the Lambda service's polling) take no time.
 """
 

@@ -13,7 +13,6 @@ from moto.sns.responses import SNSResponse
 from moto.sqs.responses import SQSResponse
 
 from gatekeeper.logic.decision_service import all_at_once
-
 from gatekeeper_ops.emulator import (
     EmulatorSettings,
     install,

@@ -23,7 +23,8 @@ __all__ = ["two_services"]  # the fixture, shared with test_batch
 def settled(producer: ProducerAccount, made: list[tuple[str, str, str]]) -> None:
     for endpoint, _, owner in made:
         state = producer.decisions.state(endpoint)
-        assert state is not None and state.settled, endpoint
+        assert state is not None, endpoint
+        assert state.settled, endpoint
         assert state.status == ("accepted" if owner == ACME else "rejected"), endpoint
 
 

@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache, partial
 from datetime import datetime, timedelta
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -931,8 +931,9 @@ def _claim_lane(work: Work) -> str | None:
 
 def _freed_slot_lane(work: Work) -> str | None:
     claimed = work.claimed
-    frees = claimed is not None and claimed.in_flight and _frees_slot(claimed)
-    return claimed.slot_tenant if frees and claimed is not None else None
+    if claimed is None or not (claimed.in_flight and _frees_slot(claimed)):
+        return None
+    return claimed.slot_tenant
 
 
 def _ids(subject: ConnectionRef | Decision | VpcEndpointConnection) -> dict[str, str]:
