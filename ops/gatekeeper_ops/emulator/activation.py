@@ -13,17 +13,16 @@ interleave inside one TransactWriteItems, which AWS applies atomically.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from unittest import mock
 
-from moto.core.botocore_stubber import BotocoreStubber
+from moto.awslambda.responses import LambdaResponse
+from moto.core.responses import BaseResponse
 from moto.ec2.responses import EC2Response
 from moto.events.responses import EventsHandler
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.sns.responses import SNSResponse
 
 from gatekeeper_ops.emulator.responses import (
@@ -40,29 +39,27 @@ _lock = threading.Lock()
 _answering = threading.RLock()
 
 
-def _one_at_a_time(answer: Any) -> Any:
-    def answer_alone(*args: Any, **kwargs: Any) -> Any:
+def _one_at_a_time(dispatch: Any) -> Any:
+    def answer_alone(response: BaseResponse, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, LambdaResponse):
+            # An Invoke the sandbox answers waits for a handler, whose own requests come from
+            # another thread: they would wait for it in turn. Lambda keeps no state they share.
+            return dispatch(response, *args, **kwargs)
         with _answering:
-            return answer(*args, **kwargs)
+            return dispatch(response, *args, **kwargs)
 
     return answer_alone
 
 
-# moto's two front doors: `mock_aws()` in this process, and ThreadedMotoServer.
-_FRONT_DOORS: dict[type, dict[str, Any]] = {
-    BotocoreStubber: {"process_request": _one_at_a_time},
-    DomainDispatcherApplication: {"__call__": _one_at_a_time},
-}
+# Where every service's answer starts, for `mock_aws()` in this process and ThreadedMotoServer alike.
+_DISPATCH: dict[str, Any] = {"_dispatch": _one_at_a_time}
 
 
 @contextmanager
 def one_request_at_a_time() -> Iterator[None]:
     """moto answering one request at a time for the block, without the emulator (which does it for
     as long as it is installed): for plain ``mock_aws()`` tests whose code calls from threads."""
-    with contextlib.ExitStack() as patches:
-        for cls, names in _FRONT_DOORS.items():
-            for name, wrap in names.items():
-                patches.enter_context(mock.patch.object(cls, name, wrap(getattr(cls, name))))
+    with mock.patch.object(BaseResponse, "_dispatch", _one_at_a_time(BaseResponse._dispatch)):
         yield
 
 
@@ -74,7 +71,7 @@ _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
     (SNSResponse, SNS_WRAPPED_ACTIONS, True),
     (EC2Response, THROTTLED_ACTIONS, True),  # every EC2 action, behind its token bucket
     (EventsHandler, EVENTS_WRAPPED_ACTIONS, True),
-    *((cls, names, True) for cls, names in _FRONT_DOORS.items()),
+    (BaseResponse, _DISPATCH, True),
 )
 _installed = False
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
-from moto.core.botocore_stubber import BotocoreStubber
+from moto.core.responses import BaseResponse
 from moto.ec2.responses import EC2Response
 from moto.sns.responses import SNSResponse
 from moto.sqs.responses import SQSResponse
@@ -133,10 +133,10 @@ def test_while_installed_moto_answers_one_request_at_a_time(
         return list_queues(self)
 
     monkeypatch.setattr(SQSResponse, "list_queues", slow_list_queues)
-    before = BotocoreStubber.process_request
+    before = BaseResponse._dispatch
     with mock_aws(), privatelink_emulator():
         sqs = producer_session().client("sqs")
         all_at_once([sqs.list_queues for _ in range(6)])
 
     assert most[0] == 1
-    assert BotocoreStubber.process_request is before
+    assert BaseResponse._dispatch is before
