@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache, partial
@@ -119,6 +119,7 @@ def all_at_once(tasks: Sequence[Callable[[], None]]) -> None:
     DynamoDB calls; boto3 clients are thread-safe). Each runs in a copy of the caller's context, so
     what the caller's context carries (the execution role a local Lambda signs with) carries over."""
     running = [_writers().submit(contextvars.copy_context().run, task) for task in tasks]
+    wait(running)  # every one ended before anything is raised: none writes behind the caller's back
     for future in running:
         future.result()
 
