@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
     from gatekeeper.adapters.bus import EventPublisher
+    from gatekeeper.adapters.decision_queue import DecisionQueue
     from gatekeeper.adapters.endpoint_service import EndpointService
     from gatekeeper.adapters.load_balancers import LoadBalancers
     from gatekeeper.dal.decisions import DecisionStore
@@ -218,6 +220,17 @@ def build_decision_service(
 @cache
 def decision_service() -> DecisionService:
     return build_decision_service(settings())
+
+
+@cache
+def decision_queue() -> DecisionQueue:
+    """evaluate_connection's own reads of its queue: only a full delivery makes any, so the client
+    is built at the first (a lone request's cold start and invocation pay nothing for it)."""
+    from gatekeeper.adapters.decision_queue import DecisionQueue
+
+    config = settings()
+    sqs: SQSClient = _OnFirstCall(None, "sqs", _CONFIG)  # type: ignore[assignment]
+    return DecisionQueue(sqs, config.decision_queue_url, config.decision_batch_size)
 
 
 def load_policy_engine() -> None:
