@@ -99,7 +99,7 @@ NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoin
 
 # The threads a decider writes a batch's claims, records and announcement marks with: as many as the
 # DynamoDB client keeps connections (botocore's max_pool_connections, 10 by default; a thread more
-# would open a connection the client then throws away), and a full SQS delivery is 10 requests.
+# would open a connection the client then throws away). A batch topped up to 100 takes ten rounds.
 DECISION_WRITERS = 10
 
 Step = Literal["read", "assess", "claim", "act", "record", "announce", "done"]
