@@ -10,6 +10,7 @@ from moto import mock_aws
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
+from gatekeeper_ops.emulator.activation import one_request_at_a_time
 from gatekeeper_ops.stack import load_template, provision
 
 
@@ -23,7 +24,8 @@ def tables() -> Iterator[SimpleNamespace]:
         if isinstance(v, dict) and v["Type"] == "AWS::DynamoDB::Table"  # not an Fn::ForEach loop
     }
     template["Outputs"] = {k: v for k, v in template["Outputs"].items() if k.endswith("TableName")}
-    with mock_aws():
+    # One request at a time, as the emulator answers: the decider writes a batch from threads.
+    with mock_aws(), one_request_at_a_time():
         session = boto3.Session(region_name="us-east-1")
         stack = provision(session, {"EndpointServiceIds": "vpce-svc-0123456789abcdef0"}, template=template)
         client = session.client("dynamodb")

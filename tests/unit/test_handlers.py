@@ -258,6 +258,18 @@ def test_the_decider_waits_with_time_sleep_unless_the_wiring_is_given_a_sleeper(
     assert (slept, waits) == ([0.2], [0.5, 1.0])
 
 
+def test_the_deciders_writes_fan_out_through_the_wiring_which_a_harness_may_replace(handler, monkeypatch):
+    handler("evaluate_connection")
+    done: list[str] = []
+    runtime.decision_service().fan_out([lambda: done.append("on the thread pool")])
+    forked: list[int] = []
+    monkeypatch.setattr(runtime, "fan_out", lambda tasks: forked.append(len(tasks)))
+    runtime.decision_service.cache_clear()
+    runtime.decision_service().fan_out([lambda: None] * 3)
+    runtime.decision_service.cache_clear()  # no later test may meet this service
+    assert (done, forked) == (["on the thread pool"], [3])
+
+
 def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_failure_is_logged(
     handler, monkeypatch
 ):

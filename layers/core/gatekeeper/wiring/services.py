@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -96,6 +96,15 @@ def sleep(seconds: float) -> None:
     does not list yet). Looked up when a service is built, like `client`, so a harness on a virtual
     clock (the chaos run) makes the waits virtual."""
     time.sleep(seconds)
+
+
+def fan_out(tasks: Sequence[Callable[[], None]]) -> None:
+    """How the decider runs a batch's per-connection writes at once (the logic's thread pool).
+    Looked up when a service is built, like `sleep`, so a harness on a virtual clock replaces it:
+    the burst's conductor runs each as a child task of the invocation, the chaos run one by one."""
+    from gatekeeper.logic.decision_service import all_at_once
+
+    all_at_once(tasks)
 
 
 def _factory(clients: ClientFactory | None) -> ClientFactory:
@@ -204,6 +213,7 @@ def build_decision_service(
         stale_after=timedelta(seconds=config.claim_stale_seconds),
         load_balancers=load_balancers(config, clients),
         sleep=sleeper or sleep,
+        fan_out=fan_out,
     )
 
 
