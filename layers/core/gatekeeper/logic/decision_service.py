@@ -1,6 +1,7 @@
 """The one decision path: a batch of connection requests (evaluation, revocation, operator) read,
 resumed, assessed, claimed, carried out per service, recorded and announced — exactly one decision
-per endpoint, failing closed, each request failing alone. `decide` runs the steps in order, one
+per endpoint, announced at least once (every copy with its `decision_id`), failing closed, each
+request failing alone. `decide` runs the steps in order, one
 method each; docs/how-it-decides.md has a heading per step and the guarantees behind them.
 """
 
@@ -784,7 +785,9 @@ class DecisionService:
     # -- 7. announce -----------------------------------------------------------------------
     def _announce(self, works: list[Work]) -> None:
         """SNS and the bus, batched; then each request's own write: a refusal (still in flight) is
-        recorded, marked announced, its slot freed; an accept or hold is marked announced."""
+        recorded, marked announced, its slot freed; an accept or hold is marked announced. A request that
+        fails after SNS took its decision is retried whole, so SNS and the bus may carry it again:
+        at-least-once."""
         published = self._publish([w.claimed.decision for w in works if w.claimed is not None])
         for work, failure in zip(works, published, strict=True):
             if failure is not None:
@@ -811,7 +814,8 @@ class DecisionService:
 
     def _publish(self, decisions: list[Decision]) -> list[Exception | None]:
         """Each decision on SNS, then on the bus (what SNS refused is not put on the bus); what failed
-        for each, in order. An entry refused is tried once more, alone."""
+        for each, in order. An entry refused is tried once more, alone. What SNS took is published
+        again if the bus or the final write then fails; subscribers drop the copy by decision_id."""
         if not decisions:
             return []
         failures: list[Exception | None] = [None] * len(decisions)
