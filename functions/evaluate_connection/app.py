@@ -1,5 +1,7 @@
 """Decision requests from the decision queue → the decision path, a batch at a time, answered as a
 partial batch response (a request that fails comes back alone; one that needs no action succeeds).
+A full delivery (a burst waits behind it) is topped up from the queue into the same batch, and what
+of that is done is deleted (gatekeeper/adapters/decision_queue.py).
 The rules that feed the queue and why: docs/how-it-decides.md, "The shape".
 """
 
@@ -12,7 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from gatekeeper.models.events import decision_request
 from gatekeeper.observability import logger, metrics
-from gatekeeper.wiring.services import decision_service, load_policy_engine
+from gatekeeper.wiring.services import decision_queue, decision_service, load_policy_engine
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -65,12 +67,20 @@ def report(record: dict[str, Any], outcome: Decision | Exception | None) -> bool
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, list[dict[str, str]]]:
-    records = event["Records"]
+    delivered = event["Records"]
+    taken = decision_queue().top_up(len(delivered))
+    records = delivered + taken
     requests = [request_of(record) for record in records]
     decided = iter(decision_service().decide([r for r in requests if not isinstance(r, Exception)]))
-    failures = []
-    for record, request in zip(records, requests, strict=True):
-        outcome = request if isinstance(request, Exception) else next(decided)
-        if not report(record, outcome):
-            failures.append({"itemIdentifier": record["messageId"]})
-    return {"batchItemFailures": failures}
+    done = [
+        report(record, request if isinstance(request, Exception) else next(decided))
+        for record, request in zip(records, requests, strict=True)
+    ]
+    mapped, own = done[: len(delivered)], done[len(delivered) :]
+    # The mapping deletes its own records that are done; those taken here are the handler's to delete.
+    decision_queue().delete([record for record, ok in zip(taken, own, strict=True) if ok])
+    return {
+        "batchItemFailures": [
+            {"itemIdentifier": r["messageId"]} for r, ok in zip(delivered, mapped, strict=True) if not ok
+        ]
+    }

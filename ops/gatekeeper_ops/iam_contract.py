@@ -447,7 +447,9 @@ def _describe_requests(scope: _CallScope) -> list[Request] | None:
 def _sqs_requests(scope: _CallScope) -> list[Request] | None:
     if scope.call.operation not in _SQS_OPERATIONS:
         return None
-    return [scope.request(scope.action, _queue_arn(scope.stack, scope.params["QueueUrl"]))]
+    # SQS's batch calls have no IAM actions of their own: each is authorised as its single action.
+    action = scope.action.removesuffix("Batch")
+    return [scope.request(action, _queue_arn(scope.stack, scope.params["QueueUrl"]))]
 
 
 def _cloudformation_requests(scope: _CallScope) -> list[Request] | None:

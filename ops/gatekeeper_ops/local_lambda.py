@@ -102,6 +102,8 @@ class Invocation:
     attempt: int = 1  # async: the delivery attempt; SQS: the highest receive count in the batch
     at: float = 0.0  # epoch seconds (of whatever clock runs) when it started
     ended: float = 0.0  # ... and when it ended
+    # Messages the handler received from a queue itself (the decider's top-up of a full delivery).
+    received: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def failed_records(self) -> int:
@@ -124,6 +126,18 @@ def _sign_as_execution_role(request_signer: Any = None, **_: Any) -> None:
         request_signer._credentials = keys
 
 
+# The running handler's own SQS receives, for its Invocation (None: not in a handler).
+_RECEIVED: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+    "received", default=None
+)
+
+
+def _note_received(parsed: dict[str, Any] | None = None, **_: Any) -> None:
+    received = _RECEIVED.get()
+    if received is not None and parsed:
+        received += parsed.get("Messages", [])
+
+
 def reset_handler_caches() -> None:
     """Forget cached settings, clients and their session so handlers bind to the current environment
     (as a new execution environment would)."""
@@ -133,6 +147,7 @@ def reset_handler_caches() -> None:
     settings.settings.cache_clear()
     runtime.session.cache_clear()
     runtime.decision_service.cache_clear()
+    runtime.decision_queue.cache_clear()
     runtime.announcer.cache_clear()
     runtime.reconciler.cache_clear()
     runtime.tenant_sync.cache_clear()
@@ -141,6 +156,9 @@ def reset_handler_caches() -> None:
     # session's hooks when it is built, so the hook goes on before any is).
     runtime.session().events.register(
         "before-sign", _sign_as_execution_role, unique_id="local-lambda-execution-role"
+    )
+    runtime.session().events.register(
+        "after-call.sqs.ReceiveMessage", _note_received, unique_id="local-lambda-received"
     )
 
 
@@ -286,6 +304,8 @@ class LocalLambda:
         handler = getattr(importlib.import_module(binding.module), binding.handler)
         context = LambdaContext(binding.logical_id, timeout_s=binding.timeout)
         at, started = time.time(), time.perf_counter()
+        received: list[dict[str, Any]] = []
+        noting = _RECEIVED.set(received)
         try:
             with self.concurrency.function_timeout(binding.timeout), self._execution_role(binding):
                 result = handler(event, context)
@@ -295,6 +315,9 @@ class LocalLambda:
         except FunctionTimedOut as exc:
             invocation = Invocation(binding.logical_id, trigger, False, error=f"Task timed out: {exc}")
             reset_handler_caches()  # Lambda replaces the execution environment after a timeout
+        finally:
+            _RECEIVED.reset(noting)
+        invocation.received = received
         invocation.seconds = time.perf_counter() - started
         invocation.event = event
         invocation.attempt = attempt

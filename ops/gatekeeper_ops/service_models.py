@@ -51,6 +51,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     ),
     "events": ("PutEvents",),
     "sns": ("Publish", "PublishBatch"),
+    "sqs": ("DeleteMessageBatch", "ReceiveMessage"),
 }
 MODEL = "service-2"
 

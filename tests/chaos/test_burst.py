@@ -43,6 +43,20 @@ def test_concurrent_invocations_reach_ec2_at_the_same_virtual_instant():
     assert report.last_decision < 5, figures  # virtual seconds: a model property, not a wall clock
 
 
+def test_a_burst_behind_full_deliveries_is_decided_in_batches_the_decider_tops_up_itself():
+    """The decider takes more of its queue into a full delivery's batch: fewer invocations and
+    Describes than deliveries of ten would make, each decision still put down to its invocation."""
+    report = run(BurstSettings(requests=100, seed=4))
+    figures = table(report)
+
+    assert report.ok, figures
+    deciders = [i for i in report.invocations if i.function == "EvaluateConnectionFunction"]
+    assert any(i.received for i in deciders), figures
+    assert len(deciders) < 10, figures
+    assert report.ec2_calls()["DescribeVpcEndpointConnections"][0] < 10, figures  # one a batch
+    assert "unknown" not in report.how.values(), figures
+
+
 def test_make_burst_prints_the_figures_and_exits_0(tmp_path, capsys):
     code = main(["--requests", "5", "--seed", "2", "--log-dir", str(tmp_path)])
     printed = capsys.readouterr().out

@@ -16,7 +16,7 @@ REQUESTS = 60
 TRANSIENT = ("throttle", "server_error", "connection", "lost")
 
 
-def test_every_connection_is_decided_and_announced_once_under_faults():
+def test_every_connection_is_decided_once_and_announced_at_least_once_under_faults():
     report = run(ChaosSettings(requests=REQUESTS, rate=0.20, seed=9))
     figures = table(report)
     # The scenario did what it says.
@@ -41,7 +41,7 @@ def test_every_connection_is_decided_and_announced_once_under_faults():
         raise AssertionError(f"{details}\n\n{figures}\n\n" + "\n".join(timelines))
 
 
-def test_under_ec2_read_lag_too_every_connection_is_decided_and_announced_once(monkeypatch):
+def test_under_ec2_read_lag_too_every_connection_is_decided_once_and_announced(monkeypatch):
     """EC2 lists a new connection late (the emulator's eventual consistency, in virtual seconds):
     the decider's re-reads, its retries and the sweep meet the faults as well."""
     from gatekeeper.logic import decision_service
@@ -68,5 +68,6 @@ def test_make_chaos_prints_the_figures_and_writes_the_logs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code in (0, 1)
     assert "Faults injected" in printed
+    assert "copies per 1,000 decisions" in printed  # raw announcement copies, per channel
     assert ("FAIL" in printed) == (code == 1)
     assert (tmp_path / "gatekeeper-chaos-seed1-rate0.2.log").exists()

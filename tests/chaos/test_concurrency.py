@@ -1,14 +1,17 @@
 """Lambda's concurrency as the local Lambda service models it under the burst's conductor: each
 invocation's sleeps delay only itself, the function timeout is enforced on virtual time, an SQS
 mapping runs at most ScalingConfig.MaximumConcurrency batches at once, each of up to BatchSize
-gathered within MaximumBatchingWindowInSeconds. A stand-in handler (below) records what it got."""
+gathered within MaximumBatchingWindowInSeconds, and a fan-out (the decider's writes at once) forks
+child tasks and joins them. A stand-in handler (below) records what it got."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import boto3
@@ -174,3 +177,81 @@ def test_the_stack_reads_an_sqs_mappings_scaling_and_batching_and_reserved_concu
     binding = stack.functions["Worker"]
     assert (binding.sqs_batch_size, binding.sqs_batching_window) == (100, 2.0)
     assert (binding.sqs_maximum_concurrency, binding.reserved_concurrency, binding.timeout) == (3, 7, 20)
+
+
+def test_a_fan_out_runs_its_tasks_as_child_tasks_at_once_and_the_invocation_waits_for_the_last():
+    ended: list[tuple[str, float]] = []
+    role: contextvars.ContextVar[str] = contextvars.ContextVar("role", default="none")
+
+    def child(name: str, seconds: float) -> None:
+        services.sleep(seconds)
+        ended.append((f"{name} as {role.get()}", conductor().elapsed))
+
+    def invocation() -> None:
+        role.set("the invocation's")  # what a child inherits: the context it was forked from
+        with conductor().function_timeout(30):
+            services.fan_out([partial(child, "a", 1.0), partial(child, "b", 3.0), partial(child, "c", 2.0)])
+        ended.append(("invocation", conductor().elapsed))
+
+    with world() as (clock, _, _):
+        clock.dispatch(invocation)
+        clock.run_until(100)
+
+    assert ended == [
+        ("a as the invocation's", 1.0),
+        ("c as the invocation's", 2.0),
+        ("b as the invocation's", 3.0),
+        ("invocation", 3.0),
+    ]
+    assert not clock.busy
+    assert clock.errors == []
+
+
+def test_aws_calls_of_a_fan_out_overlap_ten_cost_one_call_latency_not_ten():
+    """Virtual time, a property of the model: ten children's calls all start at the same instant."""
+    finished: list[float] = []
+
+    def invocation(sqs: Any, url: str, fan_out: Any) -> None:
+        started = conductor().elapsed
+        fan_out([partial(sqs.get_queue_attributes, QueueUrl=url) for _ in range(10)])
+        finished.append(conductor().elapsed - started)
+
+    with world() as (clock, sqs, url):
+        clock.dispatch(partial(invocation, sqs, url, services.fan_out))
+        clock.dispatch(partial(invocation, sqs, url, lambda tasks: [task() for task in tasks]))
+        clock.run_until(10)
+
+    at_once, one_by_one = finished
+    assert at_once == pytest.approx(clock.call_latency)
+    assert one_by_one == pytest.approx(10 * clock.call_latency)
+
+
+def test_an_invocation_that_times_out_in_a_fan_out_kills_its_children_and_counts_one_timeout():
+    ended: list[tuple[str, float]] = []
+    calls_after: list[str] = []
+
+    def child(name: str, seconds: float, sqs: Any, url: str) -> None:
+        services.sleep(seconds)
+        ended.append((name, conductor().elapsed))
+        sqs.get_queue_attributes(QueueUrl=url)
+        calls_after.append(name)
+
+    def invocation(sqs: Any, url: str) -> None:
+        try:
+            with conductor().function_timeout(30):
+                services.fan_out(
+                    [partial(child, "quick", 10.0, sqs, url), partial(child, "slow", 40.0, sqs, url)]
+                )
+            ended.append(("invocation", conductor().elapsed))
+        except FunctionTimedOut:
+            ended.append(("invocation timed out", conductor().elapsed))
+
+    with world() as (clock, sqs, url):
+        clock.dispatch(partial(invocation, sqs, url))
+        clock.run_until(100)
+
+    assert ended == [("quick", 10.0), ("invocation timed out", 30.0)]
+    assert calls_after == ["quick"]  # the slow child was killed at the deadline, before its call
+    assert clock.timeouts == 1
+    assert not clock.busy
+    assert clock.errors == []

@@ -272,3 +272,22 @@ def test_every_managed_service_of_a_twelve_service_stack_may_be_decided_and_no_o
     assert (
         evaluate(other_region, view.identity["EvaluateConnectionFunction"]).outcome is Outcome.IMPLICIT_DENY
     )
+
+
+def test_the_decider_may_top_up_from_its_own_queue_and_no_other(producer):
+    """ReceiveMessage and DeleteMessageBatch (authorised as sqs:DeleteMessage) on DecisionQueue only."""
+    stack = producer.stack
+
+    def calls(queue: str) -> list[ApiCall]:
+        url = {"QueueUrl": stack.ref(queue)}
+        return [
+            ApiCall("EvaluateConnectionFunction", stack, "sqs", "ReceiveMessage", url),
+            ApiCall("EvaluateConnectionFunction", stack, "sqs", "DeleteMessageBatch", {**url, "Entries": []}),
+        ]
+
+    assert violations(calls("DecisionQueue"), transformed_template()) == []
+    problems = violations(calls("NotificationQueue"), transformed_template())
+    assert [p.split(" on ")[0] for p in problems] == [
+        "EvaluateConnectionFunction may not sqs:DeleteMessage",
+        "EvaluateConnectionFunction may not sqs:ReceiveMessage",
+    ]

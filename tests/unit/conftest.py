@@ -13,6 +13,7 @@ from moto import mock_aws
 from gatekeeper.dal.decisions import DecisionStore
 from gatekeeper.dal.templates import TemplateStore
 from gatekeeper.dal.tenants import TenantStore
+from gatekeeper_ops.emulator.activation import one_request_at_a_time
 from gatekeeper_ops.stack import load_template, provision
 
 
@@ -33,7 +34,8 @@ def _tables_template() -> dict[str, Any]:
 def tables() -> Iterator[SimpleNamespace]:
     """The stack's DynamoDB tables, created from template.yaml's own definitions."""
     template = copy.deepcopy(_tables_template())
-    with mock_aws():
+    # One request at a time, as the emulator answers: the decider writes a batch from threads.
+    with mock_aws(), one_request_at_a_time():
         session = boto3.Session(region_name="us-east-1")
         stack = provision(session, {"EndpointServiceIds": "vpce-svc-0123456789abcdef0"}, template=template)
         client = session.client("dynamodb")

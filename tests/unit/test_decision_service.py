@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +14,7 @@ from botocore.exceptions import ReadTimeoutError
 
 from gatekeeper.adapters.load_balancers import DataPlane
 from gatekeeper.dal.decisions import Slot
-from gatekeeper.logic.decision_service import DecisionService
+from gatekeeper.logic.decision_service import DECISION_WRITERS, DecisionService, all_at_once
 from gatekeeper.models.connection import ConnectionRef, VpcEndpointConnection
 from gatekeeper.models.decision import Decision, ServiceAccess
 from gatekeeper.models.errors import (
@@ -921,3 +923,20 @@ def test_an_unannounced_accept_is_announced_before_a_revocation_supersedes_it(wo
     assert world.service.handle(revocation).outcome == "revoked"
     assert [d.outcome for (d,) in sent.sent] == ["accepted", "revoked"]
     assert world.tables.decisions.state(ENDPOINT).settled
+
+
+def test_all_at_once_runs_the_tasks_together_each_in_the_callers_context():
+    role: contextvars.ContextVar[str] = contextvars.ContextVar("role", default="none")
+    role.set("the invocation's")
+    # Each task waits for all the others to have started: run one after another, it would not
+    # get past the barrier (the timeout only ends such a failing run).
+    together = threading.Barrier(DECISION_WRITERS, timeout=30)
+    seen: list[str] = []
+
+    def task() -> None:
+        together.wait()
+        seen.append(role.get())
+
+    all_at_once([task] * DECISION_WRITERS)
+
+    assert seen == ["the invocation's"] * DECISION_WRITERS

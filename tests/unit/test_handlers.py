@@ -47,7 +47,13 @@ def handler(monkeypatch):
 
     def load(function: str) -> Any:
         settings.settings.cache_clear()
-        for cached in (runtime.decision_service, runtime.announcer, runtime.reconciler, runtime.tenant_sync):
+        for cached in (
+            runtime.decision_service,
+            runtime.decision_queue,
+            runtime.announcer,
+            runtime.reconciler,
+            runtime.tenant_sync,
+        ):
             cached.cache_clear()
         return importlib.reload(importlib.import_module(f"functions.{function}.app"))
 
@@ -141,6 +147,44 @@ def test_a_request_that_fails_comes_back_alone(handler, monkeypatch):
     assert failed == {"batchItemFailures": [{"itemIdentifier": records[0]["messageId"]}]}
 
 
+def test_a_full_delivery_is_topped_up_and_decided_in_one_call_and_the_done_extras_deleted(
+    handler, monkeypatch
+):
+    app = handler("evaluate_connection")
+    record = sample("evaluate_connection")["Records"][0]
+    delivered = [{**record, "messageId": f"delivered-{i}"} for i in range(10)]
+    extra = [
+        {"messageId": name, "receiptHandle": f"r-{name}", "body": record["body"]} for name in ("ok", "fails")
+    ]
+    malformed = {"messageId": "malformed", "receiptHandle": "r-malformed", "body": "not a bus event"}
+    queue, batches, deleted = type(runtime.decision_queue()), [], []
+    monkeypatch.setattr(queue, "top_up", lambda self, n: [*extra, malformed] if n == 10 else [])
+    monkeypatch.setattr(queue, "delete", lambda self, records: deleted.extend(records))
+
+    def decide(self, requests):
+        batches.append(requests)
+        return [RuntimeError("EC2 down") if i in (0, 11) else None for i in range(len(requests))]
+
+    monkeypatch.setattr(type(runtime.decision_service()), "decide", decide)
+    result = app.lambda_handler({"Records": delivered}, Context())
+    assert [len(batch) for batch in batches] == [12]  # the malformed one never reaches the decider
+    assert result == {"batchItemFailures": [{"itemIdentifier": "delivered-0"}]}  # the mapping's alone
+    assert [r["messageId"] for r in deleted] == ["ok"]  # the failed and the malformed come back
+
+
+def test_a_delivery_short_of_full_is_decided_with_no_sqs_client_built(handler, monkeypatch):
+    monkeypatch.setenv("DECISION_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/decisions")
+    built = []
+    client = runtime.client
+    monkeypatch.setattr(runtime, "client", lambda service, *a: built.append(service) or client(service, *a))
+    app = handler("evaluate_connection")
+    monkeypatch.setattr(type(runtime.decision_service()), "decide", lambda self, rs: [None] * len(rs))
+    record = sample("evaluate_connection")["Records"][0]
+    event = {"Records": [{**record, "messageId": str(i)} for i in range(9)]}
+    assert app.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    assert "sqs" not in built
+
+
 def _report():
     from gatekeeper.logic.reconciler import SweepReport
 
@@ -212,6 +256,18 @@ def test_the_decider_waits_with_time_sleep_unless_the_wiring_is_given_a_sleeper(
     runtime.decision_service().sleep(1.0)
     runtime.decision_service.cache_clear()  # no later test may meet this service
     assert (slept, waits) == ([0.2], [0.5, 1.0])
+
+
+def test_the_deciders_writes_fan_out_through_the_wiring_which_a_harness_may_replace(handler, monkeypatch):
+    handler("evaluate_connection")
+    done: list[str] = []
+    runtime.decision_service().fan_out([lambda: done.append("on the thread pool")])
+    forked: list[int] = []
+    monkeypatch.setattr(runtime, "fan_out", lambda tasks: forked.append(len(tasks)))
+    runtime.decision_service.cache_clear()
+    runtime.decision_service().fan_out([lambda: None] * 3)
+    runtime.decision_service.cache_clear()  # no later test may meet this service
+    assert (done, forked) == (["on the thread pool"], [3])
 
 
 def test_only_the_failed_messages_of_an_sqs_batch_come_back_and_an_unexpected_failure_is_logged(

@@ -37,8 +37,23 @@ def test_missing_variable_is_named():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ENDPOINT_SERVICE_IDS", "svc-1"), ("DEFAULT_ACTION", "accept"), ("UNKNOWN_PRINCIPAL_ACTION", "allow")],
+    [
+        ("ENDPOINT_SERVICE_IDS", "svc-1"),
+        ("DEFAULT_ACTION", "accept"),
+        ("UNKNOWN_PRINCIPAL_ACTION", "allow"),
+        ("DECISION_QUEUE_URL", "decisions"),
+        ("DECISION_BATCH_SIZE", "0"),
+        ("DECISION_BATCH_SIZE", "1001"),
+    ],
 )
 def test_invalid_values_fail_at_cold_start(name, value):
     with pytest.raises(ValidationError):
         load_settings({**ENVIRONMENT, name: value})
+
+
+def test_the_decider_reads_its_queue_only_when_given_one():
+    assert load_settings(ENVIRONMENT).decision_queue_url is None
+    assert load_settings({**ENVIRONMENT, "DECISION_QUEUE_URL": ""}).decision_queue_url is None
+    url = "https://sqs.us-east-1.amazonaws.com/123456789012/decisions"
+    settings = load_settings({**ENVIRONMENT, "DECISION_QUEUE_URL": url, "DECISION_BATCH_SIZE": "100"})
+    assert (settings.decision_queue_url, settings.decision_batch_size) == (url, 100)

@@ -1,10 +1,15 @@
+import contextlib
 import json
+import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
+from moto.dynamodb.models import DynamoDBBackend
 
 from gatekeeper.dal.decisions import Slot
+from gatekeeper.logic.decision_service import all_at_once
 from gatekeeper.models.decision import Decision
 from gatekeeper.models.errors import (
     QuotaExceeded,
@@ -597,3 +602,30 @@ def test_a_tenant_with_20000_endpoints_claims_and_releases_exactly_at_a_constant
     assert claim_at_one == claim_at_big == refused == claim_again
     assert release_at_one == release_at_big
     assert claim_at_big < 2_000
+
+
+def test_concurrent_claims_on_one_tenants_quota_stay_exact_with_the_deciders_thread_pool(tables, monkeypatch):
+    """moto applies a transaction's items one by one; a pause after the slot's Put lets another
+    thread's transaction read the counter before this one updates it, unless moto answers one
+    request at a time (as the emulator makes it, and as AWS applies a transaction: atomically)."""
+    put_item = DynamoDBBackend.put_item
+
+    def slow_put_item(self, *args, **kwargs):
+        answer = put_item(self, *args, **kwargs)
+        time.sleep(0.005)
+        return answer
+
+    monkeypatch.setattr(DynamoDBBackend, "put_item", slow_put_item)
+    endpoints = [f"vpce-{i:017x}" for i in range(1, 13)]
+    claimed: list[str] = []
+
+    def claim(endpoint: str) -> None:
+        with contextlib.suppress(QuotaExceeded):
+            tables.decisions.claim(decision(endpoint), "accepting", None, Slot("acme", endpoint, 3))
+            claimed.append(endpoint)
+
+    all_at_once([partial(claim, endpoint) for endpoint in endpoints])
+
+    assert len(claimed) == 3
+    assert tables.decisions.active_endpoints("acme") == 3
+    assert sorted(tables.decisions.slots("acme")) == sorted(claimed)

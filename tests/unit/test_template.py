@@ -346,6 +346,22 @@ def test_one_request_is_decided_at_once_and_the_ec2_rate_is_bounded_by_the_concu
     assert RESOURCES["DecisionQueue"]["Properties"]["VisibilityTimeout"] >= 6 * timeout + window
 
 
+def test_a_full_delivery_is_topped_up_from_the_deciders_own_queue_only():
+    function = FUNCTIONS["EvaluateConnectionFunction"]["Properties"]
+    assert function["Environment"]["Variables"]["DECISION_QUEUE_URL"] == {"Ref": "DecisionQueue"}
+    assert function["Environment"]["Variables"]["DECISION_BATCH_SIZE"] == {"Ref": "DecisionBatchSize"}
+    [policy] = RESOURCES["EvaluateConnectionFunctionRole"]["Properties"]["Policies"]
+    sqs = [s for s in policy["PolicyDocument"]["Statement"] if any(a.startswith("sqs:") for a in s["Action"])]
+    # ReceiveMessage and DeleteMessage (DeleteMessageBatch's action) on the decision queue, nothing else.
+    assert [(s["Action"], s["Resource"]) for s in sqs] == [
+        (
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            {"Fn::GetAtt": ["DecisionQueue", "Arn"]},
+        )
+    ]
+    assert TEMPLATE["Parameters"]["DecisionBatchSize"]["MaxValue"] <= 1000  # the settings' bound
+
+
 # ---------------------------------------------------------------- issue 20: the template's traps
 def _resolver(**parameters: Any) -> Any:
     """The template resolved for these parameters (the rest at their defaults), in eu-west-1."""

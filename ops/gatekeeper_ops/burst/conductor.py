@@ -10,38 +10,51 @@ runs at once; it runs until a scheduling point, where it parks with a wake-up ti
 The conductor (the harness's thread) moves the clock to the earliest wake-up and resumes that
 thread. An invocation that would wake after its function timeout is resumed at the timeout and
 killed there (`FunctionTimedOut`), and any AWS call it would still make on the way out is refused
-too. botocore's standard-mode retry quota belongs to one client, i.e. one execution environment:
-here clients are shared, so each invocation gets a quota of its own (as a fresh environment has).
+too. An invocation's fan-out (the decider's writes at once: the wiring's `fan_out`) forks: each
+task runs as a child task in a thread of its own, from the same instant, under the same deadline,
+and the invocation parks until its last child ends (N writes at once cost about one call latency,
+not N); a child killed at the deadline kills its invocation. botocore's standard-mode retry quota
+belongs to one client, i.e. one execution environment: here clients are shared, so each invocation
+gets a quota of its own (as a fresh environment has), which its children share.
 Calls from the conductor's own thread (the harness, the Lambda service's polling) take no time.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import heapq
 import itertools
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 from unittest import mock
 
 import botocore.endpoint
 from botocore.retries.quota import RetryQuota
 
+from gatekeeper.wiring import services
 from gatekeeper_ops.chaos.clock import START, VirtualClock
 from gatekeeper_ops.local_lambda import Concurrency, FunctionTimedOut
 
 
 class _Task:
-    def __init__(self, work: Callable[[], object]) -> None:
+    def __init__(self, work: Callable[[], object], parent: _Task | None = None) -> None:
         self.work = work
         self.go = threading.Event()
         self.thread: threading.Thread | None = None
         self.deadline: float | None = None  # elapsed seconds when the running invocation times out
         self.killed = False
         self.quotas: dict[int, RetryQuota] = {}
+        # A child of a fan-out: its invocation's deadline and clients (their retry quotas), and the
+        # invocation to wake when the last of its children ends.
+        self.parent = parent
+        self.children = 0  # children still running
+        if parent is not None:
+            self.deadline, self.quotas = parent.deadline, parent.quotas
 
 
 class Conductor(VirtualClock, Concurrency):
@@ -78,6 +91,7 @@ class Conductor(VirtualClock, Concurrency):
             mock.patch.object(botocore.endpoint.Endpoint, "_do_get_response", do_get_response),
             mock.patch.object(RetryQuota, "acquire", lambda quota, amount: acquire(own(quota), amount)),
             mock.patch.object(RetryQuota, "release", lambda quota, amount: release(own(quota), amount)),
+            mock.patch.object(services, "fan_out", self.fan_out),
         ):
             yield self
 
@@ -94,6 +108,30 @@ class Conductor(VirtualClock, Concurrency):
         task = self._current()
         if task is not None:
             self._park(task, self.elapsed + self.call_latency)
+
+    def fan_out(self, tasks: Sequence[Callable[[], None]]) -> None:
+        """Fork/join: each task a child task of the running invocation, all from this instant; the
+        invocation goes on once the last has ended (killed, if one of them was)."""
+        parent = self._current()
+        if parent is None:  # the harness's own thread: its calls take no time anyway
+            for task in tasks:
+                task()
+            return
+        if parent.killed:
+            raise FunctionTimedOut("after the function timeout")
+        for task in tasks:
+            # Each child in a copy of the invocation's context (the role it signs as), as a thread
+            # pool's worker runs it.
+            child = _Task(partial(contextvars.copy_context().run, task), parent)
+            parent.children += 1
+            self._alive += 1
+            self._schedule(child, self.elapsed)
+        self._back.set()  # parked without a wake-up time: its last child schedules it
+        parent.go.wait()
+        parent.go.clear()
+        if parent.killed:
+            self.timeouts += 1
+            raise FunctionTimedOut("the function timeout passed in a fan-out (virtual time)")
 
     # -- Concurrency (what the local Lambda service asks for) ------------------------------------
     def dispatch(self, work: Callable[[], object]) -> None:
@@ -161,7 +199,8 @@ class Conductor(VirtualClock, Concurrency):
         task.go.wait()
         task.go.clear()
         if task.killed:
-            self.timeouts += 1
+            if task.parent is None:  # a child's timeout is its invocation's, counted there
+                self.timeouts += 1
             raise FunctionTimedOut("the function timeout passed (virtual time)")
 
     def _resume(self, task: _Task) -> None:
@@ -177,8 +216,18 @@ class Conductor(VirtualClock, Concurrency):
         self._local.task = task
         try:
             task.work()
+        except FunctionTimedOut as error:
+            if task.parent is None:  # an invocation's own is the local Lambda service's to catch
+                self.errors.append(error)
+            else:
+                task.parent.killed = True
         except BaseException as error:
             self.errors.append(error)
         finally:
             self._alive -= 1
+            parent = task.parent
+            if parent is not None:
+                parent.children -= 1
+                if parent.children == 0:
+                    self._schedule(parent, self.elapsed)
             self._back.set()

@@ -293,13 +293,18 @@ def _current_buckets() -> Buckets:
     return buckets(throttling)
 
 
+def _given(invocation: Invocation) -> str:
+    """What an invocation was given, as text: its event and what it received from its queue itself."""
+    return json.dumps([invocation.event, invocation.received], default=str)
+
+
 def _how_decided(report: BurstReport, epoch: float) -> dict[str, str]:
     """Which invocation announced each decision: the one running when it was announced whose event
-    names the endpoint — by a sweep's request (trigger `reconcile`), a retry (attempt > 1), or the
-    first invocation."""
+    (or its own top-up from its queue) names the endpoint — by a sweep's request (trigger
+    `reconcile`), a retry (attempt > 1), or the first invocation."""
     spans: dict[str, list[Invocation]] = {}
     for invocation in report.invocations:
-        for endpoint in set(_ENDPOINT.findall(json.dumps(invocation.event, default=str))):
+        for endpoint in set(_ENDPOINT.findall(_given(invocation))):
             spans.setdefault(endpoint, []).append(invocation)
     how: dict[str, str] = {}
     for endpoint, announced in report.announced.items():
@@ -309,7 +314,7 @@ def _how_decided(report: BurstReport, epoch: float) -> dict[str, str]:
             how[endpoint] = "unknown"
             continue
         invocation = max(running, key=lambda i: i.at)
-        text = json.dumps(invocation.event, default=str)
+        text = _given(invocation).replace('\\"', '"')  # SQS bodies are JSON inside JSON
         if '"trigger": "reconcile"' in text or invocation.trigger == "schedule":
             how[endpoint] = "sweep"
         elif invocation.attempt > 1:

@@ -4,7 +4,8 @@ time-machine freezes `time.time()` / `datetime.now()` (moto's SQS visibility and
 decision service's staleness test, decision timestamps) at a chosen instant; the run moves it on
 explicitly. Sleeps move it on too instead of waiting: botocore's retry back-off
 (`botocore.endpoint` sleeps between attempts) and the decider's pauses between re-reads of a
-connection EC2 does not list yet (the wiring's `sleep`, given to services built in the block).
+connection EC2 does not list yet (the wiring's `sleep`, given to services built in the block). The
+decider's per-connection writes (the wiring's `fan_out`) run one after another.
 `time.monotonic()` and `time.perf_counter()` are left real, so wall seconds can still be measured.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -23,6 +24,13 @@ import time_machine
 from gatekeeper.wiring import services
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def one_after_another(tasks: Sequence[Callable[[], None]]) -> None:
+    """The decider's fan-out on this clock: a call takes no virtual time here, and one thread keeps
+    the run deterministic by seed (the faults are drawn in call order)."""
+    for task in tasks:
+        task()
 
 
 class VirtualClock:
@@ -42,6 +50,7 @@ class VirtualClock:
             with (
                 mock.patch.object(botocore.endpoint, "time", virtual),
                 mock.patch.object(services, "sleep", self.sleep),
+                mock.patch.object(services, "fan_out", one_after_another),
             ):
                 yield self
         finally:

@@ -2,38 +2,63 @@
 subscribers of the decision topic and of the bus's `Endpoint Connection Decided` events received.
 
 Each invariant names the endpoints (or tenants) that break it, so a failure can be followed up.
-Duplicate announcements of one decision (same endpoint, outcome and `decided_at`: a publish whose
-answer was lost and that was retried) are allowed by at-least-once delivery; they are counted and
-reported, not hidden. Two *different* decisions with the same outcome for one endpoint are not.
+Announcements are at-least-once: every copy a subscriber received is kept and counted (raw copies
+per 1,000 decisions), and the delivery contract is checked on them — each recorded decision at
+least once on each channel, every copy of it the same `decision_id` and the same body, nothing
+announced unrecorded. A second `decision_id` for one (endpoint, outcome) is a second decision.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from gatekeeper.dal.decisions import FINAL, IN_FLIGHT, REFUSALS
 from gatekeeper.models.connection import ACCEPTED_STATES, PENDING_ACCEPTANCE
+from gatekeeper.models.decision import Decision
 from gatekeeper_ops.chaos.workload import SUSPENDED_MID_RUN, Workload
 
 _ENDPOINT = re.compile(r"\bvpce-[0-9a-f]{8,17}\b")
-Triple = tuple[str, str, datetime]  # (endpoint, outcome, decided_at)
+CHANNELS = ("sns", "bus")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One announcement as its subscriber received it: the decision document (SNS's `Message`, the
+    event's `detail`) and, on SNS, the `decision_id` message attribute ("" when missing; an event
+    has no attribute, None)."""
+
+    body: dict[str, Any]
+    attribute: str | None = None
+
+    @property
+    def decision_id(self) -> str | None:
+        value = self.body.get("decision_id")
+        return str(value) if value else None
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.body.get("vpc_endpoint_id"))
+
+    @property
+    def outcome(self) -> str:
+        return str(self.body.get("decision"))
 
 
 @dataclass
 class Observations:
     connections: dict[str, dict[str, Any]]  # endpoint → DescribeVpcEndpointConnections item
     items: list[dict[str, Any]]  # the DecisionsTable, decoded
-    sns_documents: list[dict[str, Any]]  # decision documents received from the decision topic
-    bus_documents: list[dict[str, Any]]  # details of `Endpoint Connection Decided` events
+    sns_messages: list[dict[str, Any]]  # every SNS message the topic's subscriber received
+    bus_events: list[dict[str, Any]]  # every `Endpoint Connection Decided` event the rule delivered
     dead_letters: dict[str, list[str]]  # DLQ output name → message bodies
 
     def __post_init__(self) -> None:
         self.states: dict[str, dict[str, Any]] = {}
-        self.records: list[Triple] = []
+        self.records: list[Decision] = []
         self.counters: dict[str, int] = {}
         self.slots: dict[str, set[str]] = defaultdict(set)
         self.reasons: Counter[str] = Counter()  # "outcome Reason+Reason" of every decision record
@@ -42,15 +67,18 @@ class Observations:
             if pk.startswith("ENDPOINT#") and sk == "STATE":
                 self.states[pk.removeprefix("ENDPOINT#")] = item
             elif pk.startswith("ENDPOINT#") and sk.startswith("DECISION#"):
-                document = _json(item["decision"])
-                self.records.append(_triple(document))
-                self.reasons[f"{document['decision']} {'+'.join(document.get('reasons') or ())}"] += 1
+                decision = Decision.model_validate(_json(item["decision"]))
+                self.records.append(decision)
+                self.reasons[f"{decision.outcome} {'+'.join(decision.reasons)}"] += 1
             elif pk.startswith("TENANT#") and sk == "QUOTA":
                 self.counters[pk.removeprefix("TENANT#")] = int(item.get("active", 0))
             elif pk.startswith("TENANT#") and sk.startswith("SLOT#"):
                 self.slots[pk.removeprefix("TENANT#")].add(sk.removeprefix("SLOT#"))
-        self.sns = Counter(_triple(d) for d in self.sns_documents)
-        self.bus = Counter(_triple(d) for d in self.bus_documents)
+        # Every copy, not a set: a duplicate is counted (and must match its decision), never merged.
+        self.copies: dict[str, list[Copy]] = {
+            "sns": [Copy(_json(m["Message"]), _attribute(m, "decision_id")) for m in self.sns_messages],
+            "bus": [Copy(_json(e["detail"])) for e in self.bus_events],
+        }
 
     def ec2_state(self, endpoint: str) -> str:
         raw = self.connections.get(endpoint)
@@ -61,11 +89,16 @@ class Observations:
         return str(state["status"]) if state else None
 
     def outcomes(self, endpoint: str) -> set[str]:
-        return {outcome for e, outcome, _ in self.records if e == endpoint}
+        return {d.outcome for d in self.records if d.vpc_endpoint_id == endpoint}
 
-    def duplicates(self, channel: str) -> int:
-        counted = self.sns if channel == "sns" else self.bus
-        return sum(n - 1 for n in counted.values() if n > 1)
+    def per_thousand(self, count: int) -> float:
+        """`count` per 1,000 recorded decisions."""
+        return 1000 * count / max(1, len(self.records))
+
+    def extra_copies(self, channel: str) -> int:
+        """Copies beyond the first of each decision: what at-least-once delivery added."""
+        copies = self.copies[channel]
+        return len(copies) - len({c.decision_id for c in copies})
 
 
 KEYS = (
@@ -152,34 +185,52 @@ def _ec2_agrees(ours: dict[str, Any], seen: Observations) -> Invariant:
 
 
 def _one_decision(seen: Observations) -> Invariant:
-    """One decision per (endpoint, outcome): in the records and in what was announced."""
+    """One decision per (endpoint, outcome): one record, and one `decision_id` in what each channel
+    delivered. Copies of it are deliveries; a second id is a second decision, whatever its time."""
     found = Invariant("one-decision", "exactly one decision per (endpoint, outcome)")
-    for label, triples in (("records", list(seen.records)), ("sns", list(seen.sns)), ("bus", list(seen.bus))):
-        times: dict[tuple[str, str], set[datetime]] = defaultdict(set)
-        for endpoint, outcome, at in triples:
-            times[(endpoint, outcome)].add(at)
+    decided: dict[str, list[tuple[str, str, str | None]]] = {
+        "records": [(d.vpc_endpoint_id, d.outcome, d.decision_id) for d in seen.records]
+    }
+    decided |= {
+        name: [(c.endpoint, c.outcome, c.decision_id) for c in seen.copies[name]] for name in CHANNELS
+    }
+    for label, triples in decided.items():
+        ids: dict[tuple[str, str], set[str | None]] = defaultdict(set)
+        for endpoint, outcome, decision_id in triples:
+            ids[(endpoint, outcome)].add(decision_id)
         found.offenders += [
-            f"{endpoint} ({label}: {len(at)} different {outcome})"
-            for (endpoint, outcome), at in sorted(times.items())
-            if len(at) > 1
+            f"{endpoint} ({label}: {len(different)} different {outcome})"
+            for (endpoint, outcome), different in sorted(ids.items())
+            if len(different) > 1
         ]
     return found
 
 
 def _announced(seen: Observations) -> Invariant:
-    """Every recorded decision reached SNS and the bus; nothing was announced that was not recorded."""
+    """The delivery contract, on every copy received: each recorded decision at least once on SNS and
+    on the bus; each copy carries a recorded `decision_id` (on SNS as its message attribute too) and
+    that decision's body; nothing announced that was not recorded."""
     found = Invariant(
-        "announced", "every decision announced on SNS and the bus, nothing unrecorded announced"
+        "announced",
+        "every decision announced at least once on SNS and the bus, each copy its recorded decision",
     )
-    recorded = set(seen.records)
-    for endpoint, outcome, at in sorted(recorded):
-        missing = [
-            name for name, got in (("sns", seen.sns), ("bus", seen.bus)) if (endpoint, outcome, at) not in got
+    recorded = {d.decision_id: d for d in seen.records}
+    bodies = {decision_id: d.model_dump(mode="json") for decision_id, d in recorded.items()}
+    for name in CHANNELS:
+        copies = seen.copies[name]
+        delivered = {c.decision_id for c in copies}
+        found.offenders += [
+            f"{d.vpc_endpoint_id} ({d.outcome} not on {name})"
+            for decision_id, d in sorted(recorded.items())
+            if decision_id not in delivered
         ]
-        if missing:
-            found.offenders.append(f"{endpoint} ({outcome} not on {'+'.join(missing)})")
-    for name, got in (("sns", seen.sns), ("bus", seen.bus)):
-        found.offenders += [f"{e} ({o} on {name}, not recorded)" for e, o, a in sorted(set(got) - recorded)]
+        for copy in copies:
+            if copy.decision_id not in recorded:
+                found.offenders.append(f"{copy.endpoint} ({copy.outcome} on {name}, not recorded)")
+            elif copy.body != bodies[copy.decision_id]:
+                found.offenders.append(f"{copy.endpoint} ({copy.outcome} on {name}, not its record's body)")
+            elif copy.attribute is not None and copy.attribute != copy.decision_id:
+                found.offenders.append(f"{copy.endpoint} ({name} attribute decision_id {copy.attribute!r})")
     unnotified = sorted(e for e, s in seen.states.items() if not s.get("notified"))
     found.detail = f"states not marked notified: {len(unnotified)} {unnotified[:10]}"
     return found
@@ -253,13 +304,10 @@ def _dead_letters(found: list[Invariant], seen: Observations) -> Invariant:
 
 
 def _json(value: Any) -> dict[str, Any]:
-    import json
-
     parsed: dict[str, Any] = json.loads(value) if isinstance(value, str) else dict(value)
     return parsed
 
 
-def _triple(document: dict[str, Any]) -> Triple:
-    at = document["decided_at"]
-    decided = at if isinstance(at, datetime) else datetime.fromisoformat(str(at))
-    return (str(document["vpc_endpoint_id"]), str(document["decision"]), decided)
+def _attribute(message: dict[str, Any], name: str) -> str:
+    """A message attribute of an SNS message as its SQS subscriber receives it ("" when absent)."""
+    return str(message.get("MessageAttributes", {}).get(name, {}).get("Value", ""))

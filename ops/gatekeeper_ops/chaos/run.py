@@ -467,12 +467,12 @@ def observe(producer: ProducerAccount, sns_queue: str, bus_queue: str) -> Observ
     ddb = producer.client("dynamodb")
     for page in ddb.get_paginator("scan").paginate(TableName=producer.stack.outputs["DecisionsTableName"]):
         items += [decode(i) for i in page["Items"]]
-    sns_documents = [json.loads(json.loads(m["Body"])["Message"]) for m in _receive_all(sqs, sns_queue)]
-    bus_documents = [json.loads(m["Body"])["detail"] for m in _receive_all(sqs, bus_queue)]
+    sns_messages = [json.loads(m["Body"]) for m in _receive_all(sqs, sns_queue)]
+    bus_events = [json.loads(m["Body"]) for m in _receive_all(sqs, bus_queue)]
     dead_letters = {
         name: [m["Body"] for m in _receive_all(sqs, producer.stack.outputs[name])] for name in DLQS
     }
-    return Observations(connections, items, sns_documents, bus_documents, dead_letters)
+    return Observations(connections, items, sns_messages, bus_events, dead_letters)
 
 
 def _receive_all(sqs: Any, url: str) -> list[dict[str, Any]]:

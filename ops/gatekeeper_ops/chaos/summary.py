@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from gatekeeper_ops.chaos.invariants import Invariant
+from gatekeeper_ops.chaos.invariants import Invariant, Observations
 from gatekeeper_ops.chaos.run import ChaosReport, ChaosSettings, commonest_errors
 from gatekeeper_ops.chaos.workload import KIND_WEIGHTS
 from gatekeeper_ops.local_lambda import Invocation
@@ -95,11 +95,16 @@ def _fault_rows(report: ChaosReport) -> list[_Row]:
 def _invocation_rows(report: ChaosReport) -> list[_Row]:
     invocations: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations)
     failed: Counter[str] = Counter(SHORT.get(i.function, i.function) for i in report.invocations if not i.ok)
-    dead_letters = report.observations.dead_letters
+    seen = report.observations
+    dead_letters = {k.removesuffix("DeadLetterQueueUrl"): len(v) for k, v in seen.dead_letters.items()}
     return [
         ("Invocations", ", ".join(f"{f} {n} ({failed[f]} failed)" for f, n in invocations.items())),
         _retries_row(report),
-        ("DLQ messages", _join({k.removesuffix("Url"): len(v) for k, v in dead_letters.items()})),
+        (
+            "DLQ messages",
+            "per 1,000 decisions: "
+            + ", ".join(f"{name} {seen.per_thousand(n):.1f} ({n})" for name, n in dead_letters.items()),
+        ),
     ]
 
 
@@ -123,12 +128,19 @@ def _outcome_rows(report: ChaosReport) -> list[_Row]:
         ("Final EC2 states", _join(dict(ec2.most_common()))),
         ("Final decisions", _join(dict(states.most_common()))),
         ("  records by reason", _join(dict(seen.reasons.most_common()))),
-        (
-            "Duplicates",
-            f"SNS {seen.duplicates('sns')}, bus {seen.duplicates('bus')} "
-            "(same endpoint, outcome and decided_at delivered more than once)",
-        ),
+        ("Announcements", _copies(seen)),
     ]
+
+
+def _copies(seen: Observations) -> str:
+    """Raw copies per channel per 1,000 decisions: at-least-once delivery's price, measured."""
+    shown = []
+    for name, label in (("sns", "SNS"), ("bus", "bus")):
+        copies, extra = len(seen.copies[name]), seen.extra_copies(name)
+        shown.append(
+            f"{label} {seen.per_thousand(copies):.1f} ({copies}, {seen.per_thousand(extra):.1f} extra)"
+        )
+    return f"copies per 1,000 decisions ({len(seen.records)} recorded): " + ", ".join(shown)
 
 
 def _time_row(report: ChaosReport) -> _Row:

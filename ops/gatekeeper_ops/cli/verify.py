@@ -399,7 +399,10 @@ def _follow(
                 "decision recorded",
                 False,
                 f"no decision for {endpoint} within {wait:g} s",
-                "see the IngestNotifications and EvaluateConnection logs and the DLQs "
+                # Without a notification only the sweep decides: the cause is the line above.
+                _FOLLOWS.format(check="notification")
+                if envelope is None
+                else "see the IngestNotifications and EvaluateConnection logs and the DLQs "
                 "(README, Troubleshooting)",
                 service_id,
             )
@@ -409,7 +412,7 @@ def _follow(
         checks.append(
             Check("decision recorded", True, f"{record.outcome} ({reasons}) in {took()}", "", service_id)
         )
-    for name, queue, fix in (
+    for name, queue, own_fix in (
         (
             "announced on SNS",
             subscribers.decisions,
@@ -417,12 +420,22 @@ def _follow(
         ),
         ("announced on the bus", subscribers.bus, "EvaluateConnection's events:PutEvents; the bus policy"),
     ):
-        found = wait_for(about(queue), wait)
-        detail = (
-            f"the decision on {endpoint} in {took()}" if found else f"nothing about {endpoint} in {wait:g} s"
-        )
+        if record is None:  # nothing decided, nothing to announce: no second wait, the fix is upstream
+            found = wait_for(about(queue), 0)
+            detail = f"nothing about {endpoint}: nothing was decided"
+            fix = _FOLLOWS.format(check="decision recorded")
+        else:
+            found = wait_for(about(queue), wait)
+            detail = f"nothing about {endpoint} in {wait:g} s"
+            fix = own_fix
+        if found:
+            detail = f"the decision on {endpoint} in {took()}"
         checks.append(Check(name, found is not None, detail, fix, service_id))
     return checks
+
+
+# The fix of a check that failed only because an earlier one did: fixing that one comes first.
+_FOLLOWS = "follows from the failed '{check}' check above: fix that first"
 
 
 def _parsed(envelope: str, endpoint: str, service_id: str, options: Options) -> Check:

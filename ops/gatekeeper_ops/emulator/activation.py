@@ -5,6 +5,10 @@ One class serves both ways of running moto — ``mock_aws()`` in-process and ``T
 adds the new actions and wraps some existing ones (and SNS ``Publish`` on ``SNSResponse``, EventBridge
 ``PutEvents`` on ``EventsHandler``: the bus's resource policy is enforced);
 ``uninstall()`` puts the classes back exactly as they were. Both are idempotent and thread-safe.
+
+While installed, moto answers one request at a time, in-process and served alike: its conditional
+writes are plain Python, so two callers' threads (the decider writes a batch at once) could
+interleave inside one TransactWriteItems, which AWS applies atomically.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from unittest import mock
 
+from moto.awslambda.responses import LambdaResponse
+from moto.core.responses import BaseResponse
 from moto.ec2.responses import EC2Response
 from moto.events.responses import EventsHandler
 from moto.sns.responses import SNSResponse
@@ -28,6 +35,34 @@ from gatekeeper_ops.emulator.settings import EmulatorSettings, current_settings,
 from gatekeeper_ops.emulator.throttling import THROTTLED_ACTIONS, reset
 
 _lock = threading.Lock()
+# Held while moto answers a request. Reentrant: an answer may make a request of its own.
+_answering = threading.RLock()
+
+
+def _one_at_a_time(dispatch: Any) -> Any:
+    def answer_alone(response: BaseResponse, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(response, LambdaResponse):
+            # An Invoke the sandbox answers waits for a handler, whose own requests come from
+            # another thread: they would wait for it in turn. Lambda keeps no state they share.
+            return dispatch(response, *args, **kwargs)
+        with _answering:
+            return dispatch(response, *args, **kwargs)
+
+    return answer_alone
+
+
+# Where every service's answer starts, for `mock_aws()` in this process and ThreadedMotoServer alike.
+_DISPATCH: dict[str, Any] = {"_dispatch": _one_at_a_time}
+
+
+@contextmanager
+def one_request_at_a_time() -> Iterator[None]:
+    """moto answering one request at a time for the block, without the emulator (which does it for
+    as long as it is installed): for plain ``mock_aws()`` tests whose code calls from threads."""
+    with mock.patch.object(BaseResponse, "_dispatch", _one_at_a_time(BaseResponse._dispatch)):
+        yield
+
+
 # What each class itself (not its bases) defined before install, per patched name; absent = nothing.
 _saved: dict[tuple[type, str], object] = {}
 _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
@@ -36,6 +71,7 @@ _PATCHES: tuple[tuple[type, dict[str, Any], bool], ...] = (
     (SNSResponse, SNS_WRAPPED_ACTIONS, True),
     (EC2Response, THROTTLED_ACTIONS, True),  # every EC2 action, behind its token bucket
     (EventsHandler, EVENTS_WRAPPED_ACTIONS, True),
+    (BaseResponse, _DISPATCH, True),
 )
 _installed = False
 

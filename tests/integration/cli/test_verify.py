@@ -99,6 +99,10 @@ def test_a_topic_policy_that_refuses_vpce_fails_the_notification_check(cli, stac
     assert "no Connect notification" in failed["notification"]
     assert "topic policy" in failed["notification"]
     assert "aws:SourceArn" in failed["notification"]
+    # What fails only because nothing was notified points at the first failure, not at its own role.
+    assert "follows from the failed 'notification' check" in failed["decision"]
+    assert "sns:Publish" not in failed["announced"]
+    assert "follows from the failed 'decision recorded' check" in failed["announced"]
     assert leftovers(stack) == NOTHING
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from moto import mock_aws
+from moto.core.responses import BaseResponse
 from moto.ec2.responses import EC2Response
 from moto.sns.responses import SNSResponse
+from moto.sqs.responses import SQSResponse
 
+from gatekeeper.logic.decision_service import all_at_once
 from gatekeeper_ops.emulator import (
     EmulatorSettings,
     install,
@@ -110,3 +114,29 @@ def test_the_emulator_clock_reads_time_time_at_every_call(monkeypatch: pytest.Mo
     monkeypatch.setattr(clock.time, "time", lambda: 1_000_000.0)
 
     assert clock.now() == 1_000_000.0
+
+
+def test_while_installed_moto_answers_one_request_at_a_time(
+    pristine: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads calling together (the decider writes a batch at once) meet moto one at a time, so a
+    TransactWriteItems is atomic as in AWS; uninstalled, moto's own front door is back."""
+    answering: list[int] = []
+    most: list[int] = [0]
+    list_queues = SQSResponse.list_queues
+
+    def slow_list_queues(self: SQSResponse) -> object:
+        answering.append(1)
+        most[0] = max(most[0], len(answering))
+        time.sleep(0.01)
+        answering.pop()
+        return list_queues(self)
+
+    monkeypatch.setattr(SQSResponse, "list_queues", slow_list_queues)
+    before = BaseResponse._dispatch
+    with mock_aws(), privatelink_emulator():
+        sqs = producer_session().client("sqs")
+        all_at_once([sqs.list_queues for _ in range(6)])
+
+    assert most[0] == 1
+    assert BaseResponse._dispatch is before

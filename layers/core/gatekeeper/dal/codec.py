@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -65,14 +67,27 @@ def error_code(error: Exception) -> str:
     return str(response.get("Error", {}).get("Code", ""))
 
 
+# DynamoDB cancels a transaction that meets another one on an item (reason TransactionConflict),
+# e.g. the two deciders claiming slots of one tenant's quota item at once; nothing was written, and
+# botocore does not retry it. Tried again after a short jittered pause (seconds) instead of failing
+# the request into its message's redelivery, minutes later.
+CONFLICT_PAUSES: tuple[float, ...] = (0.025, 0.05, 0.1)
+
+
 def transact(client: DynamoDBClient, items: list[TransactWriteItemTypeDef]) -> ClientError | None:
     """Write `items` in one transaction. None when it commits; the error when DynamoDB cancelled it
     (`cancellation_codes(error)` says why, item by item: the caller decides what a failed condition
-    means, and re-raises what it does not handle). Any other failure raises here."""
-    try:
-        client.transact_write_items(TransactItems=items)
-    except ClientError as exc:
-        if not cancellation_codes(exc):
-            raise
-        return exc
-    return None
+    means, and re-raises what it does not handle). Any other failure raises here. A cancellation
+    only by conflicting transactions is tried again (CONFLICT_PAUSES) before it is returned."""
+    for pause in (*CONFLICT_PAUSES, None):
+        try:
+            client.transact_write_items(TransactItems=items)
+            return None
+        except ClientError as exc:
+            codes = cancellation_codes(exc)
+            if not codes:
+                raise
+            if pause is None or "TransactionConflict" not in codes or "ConditionalCheckFailed" in codes:
+                return exc
+        time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,15 +1,19 @@
 """The one decision path: a batch of connection requests (evaluation, revocation, operator) read,
 resumed, assessed, claimed, carried out per service, recorded and announced — exactly one decision
-per endpoint, failing closed, each request failing alone. `decide` runs the steps in order, one
+per endpoint, announced at least once (every copy with its `decision_id`), failing closed, each
+request failing alone. `decide` runs the steps in order, one
 method each; docs/how-it-decides.md has a heading per step and the guarantees behind them.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache, partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -79,7 +83,7 @@ if TYPE_CHECKING:
     from gatekeeper.dal.decisions import BatchInputs
 
 # The CLI assesses with the decider's own Assessment (logic.assessment holds the rules themselves).
-__all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "Work"]
+__all__ = ["NOT_LISTED_REREADS", "Assessment", "DecisionService", "FanOut", "Work", "all_at_once"]
 
 # A requested connection EC2 still does not list this long after the request reached the bus is left
 # to the reconciler's sweep instead of the DLQ: chosen between the first and the second redelivery of
@@ -94,8 +98,31 @@ NOT_LISTED_REREADS: tuple[float, ...] = (0.2, 0.5, 1.0)
 # EC2 and Describe agree the endpoint does not exist: the one absence that is not eventual consistency.
 NOT_FOUND_CODES = frozenset({"InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"})
 
+# The threads a decider writes a batch's claims, records and announcement marks with: as many as the
+# DynamoDB client keeps connections (botocore's max_pool_connections, 10 by default; a thread more
+# would open a connection the client then throws away). A batch topped up to 100 takes ten rounds.
+DECISION_WRITERS = 10
+
 Step = Literal["read", "assess", "claim", "act", "record", "announce", "done"]
 _NO_INPUTS = DecisionInputs(None, None, None, 0)
+
+# Runs callables at once and returns when the last has; none of them raises (each catches its own).
+FanOut = Callable[[Sequence[Callable[[], None]]], None]
+
+
+@cache
+def _writers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=DECISION_WRITERS, thread_name_prefix="decision-writes")
+
+
+def all_at_once(tasks: Sequence[Callable[[], None]]) -> None:
+    """The decider's default fan-out: the tasks on a pool of DECISION_WRITERS threads (I/O-bound
+    DynamoDB calls; boto3 clients are thread-safe). Each runs in a copy of the caller's context, so
+    what the caller's context carries (the execution role a local Lambda signs with) carries over."""
+    running = [_writers().submit(contextvars.copy_context().run, task) for task in tasks]
+    wait(running)  # every one ended before anything is raised: none writes behind the caller's back
+    for future in running:
+        future.result()
 
 
 @dataclass
@@ -160,6 +187,10 @@ class DecisionService:
     # injected, so tests and the chaos harness's virtual clock never wait for real.
     sleep: Callable[[float], None] = time.sleep
     rereads: tuple[float, ...] = NOT_LISTED_REREADS
+    # How a batch's per-connection writes (claim, record, announcement mark) run at once: injected
+    # like `sleep`, so the burst's conductor runs them as child tasks on its virtual clock and the
+    # chaos run one after another (deterministic by seed).
+    fan_out: FanOut = all_at_once
     # account → the tenant this container last saw claim it: read with the claim, in the same call.
     _owners: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
@@ -196,11 +227,9 @@ class DecisionService:
         self._resume(_at(works, "assess"))
         for work in _at(works, "assess"):
             self._each(work, self._assess)
-        for work in _at(works, "claim"):
-            self._each(work, self._claim)
+        self._at_once(_at(works, "claim"), self._claim, _claim_lane)
         self._act(_at(works, "act"))
-        for work in _at(works, "record"):
-            self._each(work, self._record)
+        self._record_all(_at(works, "record"))
         self._announce(_at(works, "announce"))
 
     @staticmethod
@@ -209,6 +238,27 @@ class DecisionService:
             step(work)
         except Exception as exc:  # this request's failure alone
             work.fail(exc)
+
+    def _at_once(
+        self, works: list[Work], step: Callable[[Work], None], lane: Callable[[Work], str | None]
+    ) -> None:
+        """`step` for each request (each failing alone), the requests at once through `fan_out`, but
+        one after another within a lane: writes to one tenant's quota item. DynamoDB cancels a
+        transaction that meets another one in progress on the same item (TransactionConflict, which
+        botocore does not retry), so a batch never races itself for a tenant's counter."""
+        lanes: dict[str, list[Work]] = {}
+        for work in works:
+            key = lane(work)
+            lanes.setdefault(work.vpc_endpoint_id if key is None else f"quota:{key}", []).append(work)
+        tasks = [partial(self._each_of, in_lane, step) for in_lane in lanes.values()]
+        if len(tasks) == 1:  # one request alone (or one tenant's): no thread to hand it to
+            tasks[0]()
+        elif tasks:
+            self.fan_out(tasks)
+
+    def _each_of(self, works: list[Work], step: Callable[[Work], None]) -> None:
+        for work in works:
+            self._each(work, step)
 
     # -- 1. read ---------------------------------------------------------------------------
     def _read(self, works: list[Work]) -> None:
@@ -680,15 +730,30 @@ class DecisionService:
         raise OutcomeUnknown(f"{decision.vpc_endpoint_id}: {type(exc).__name__}: {exc}") from exc
 
     # -- 6. record -------------------------------------------------------------------------
-    def _record(self, work: Work) -> None:
-        """An accept EC2 shows done is recorded now, before it is announced: announcing first would
-        leave an announced accept unrecorded if its decider died and the consumer deleted the endpoint
-        before the resume (EC2 then shows `deleted`, which cannot tell whether the accept was made, so
-        the resume would roll the claim back). A reject or revoke is recorded with its announcement."""
+    def _record_all(self, works: list[Work]) -> None:
+        """Each accept with what the tenant needs to connect, read here one after another (cached per
+        service: one read each, where threads asking together would all miss the cache), then the
+        records written at once."""
+        accepts: dict[str, Decision] = {}
+        for work in works:
+            assert work.claimed is not None
+            if work.claimed.decision.outcome == "accepted":
+                accepts[work.vpc_endpoint_id] = self._with_access(work.claimed.decision)
+            else:  # nothing to write yet
+                self._each(work, lambda w: self._record(w, None))
+        writes = [w for w in works if w.vpc_endpoint_id in accepts]
+        self._at_once(writes, lambda w: self._record(w, accepts[w.vpc_endpoint_id]), _own_lane)
+
+    def _record(self, work: Work, accepted: Decision | None) -> None:
+        """An accept EC2 shows done (`accepted`: its decision with access details) is recorded now,
+        before it is announced: announcing first would leave an announced accept unrecorded if its
+        decider died and the consumer deleted the endpoint before the resume (EC2 then shows
+        `deleted`, which cannot tell whether the accept was made, so the resume would roll the claim
+        back). A reject or revoke is recorded with its announcement."""
         assert work.claimed is not None
         decision = work.claimed.decision
-        if decision.outcome == "accepted":
-            decision = self._with_access(decision)
+        if accepted is not None:
+            decision = accepted
             try:
                 work.claimed = self.decisions.finalise(
                     work.claimed, decision, release_slot=False, at=self.clock()
@@ -720,13 +785,14 @@ class DecisionService:
     # -- 7. announce -----------------------------------------------------------------------
     def _announce(self, works: list[Work]) -> None:
         """SNS and the bus, batched; then each request's own write: a refusal (still in flight) is
-        recorded, marked announced, its slot freed; an accept or hold is marked announced."""
+        recorded, marked announced, its slot freed; an accept or hold is marked announced. A request that
+        fails after SNS took its decision is retried whole, so SNS and the bus may carry it again:
+        at-least-once."""
         published = self._publish([w.claimed.decision for w in works if w.claimed is not None])
         for work, failure in zip(works, published, strict=True):
             if failure is not None:
                 work.fail(failure)
-                continue
-            self._each(work, self._mark_announced)
+        self._at_once([w for w in works if w.step == "announce"], self._mark_announced, _freed_slot_lane)
 
     def _mark_announced(self, work: Work) -> None:
         claimed = work.claimed
@@ -748,7 +814,8 @@ class DecisionService:
 
     def _publish(self, decisions: list[Decision]) -> list[Exception | None]:
         """Each decision on SNS, then on the bus (what SNS refused is not put on the bus); what failed
-        for each, in order. An entry refused is tried once more, alone."""
+        for each, in order. An entry refused is tried once more, alone. What SNS took is published
+        again if the bus or the final write then fails; subscribers drop the copy by decision_id."""
         if not decisions:
             return []
         failures: list[Exception | None] = [None] * len(decisions)
@@ -855,6 +922,23 @@ def _took_effect(decision: Decision, state: str | None) -> bool:
 
 def _frees_slot(claimed: EndpointState) -> bool:
     return claimed.slot_tenant is not None and claimed.decision.outcome in REFUSALS
+
+
+# Lanes of DecisionService._at_once: the tenant whose quota item a request's write changes, if any.
+def _own_lane(work: Work) -> str | None:
+    return None
+
+
+def _claim_lane(work: Work) -> str | None:
+    slot = work.assessment.slot if work.assessment is not None else None
+    return slot.tenant_id if slot is not None else None
+
+
+def _freed_slot_lane(work: Work) -> str | None:
+    claimed = work.claimed
+    if claimed is None or not (claimed.in_flight and _frees_slot(claimed)):
+        return None
+    return claimed.slot_tenant
 
 
 def _ids(subject: ConnectionRef | Decision | VpcEndpointConnection) -> dict[str, str]:

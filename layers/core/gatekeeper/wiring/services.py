@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
 
     from gatekeeper.adapters.bus import EventPublisher
+    from gatekeeper.adapters.decision_queue import DecisionQueue
     from gatekeeper.adapters.endpoint_service import EndpointService
     from gatekeeper.adapters.load_balancers import LoadBalancers
     from gatekeeper.dal.decisions import DecisionStore
@@ -94,6 +96,15 @@ def sleep(seconds: float) -> None:
     does not list yet). Looked up when a service is built, like `client`, so a harness on a virtual
     clock (the chaos run) makes the waits virtual."""
     time.sleep(seconds)
+
+
+def fan_out(tasks: Sequence[Callable[[], None]]) -> None:
+    """How the decider runs a batch's per-connection writes at once (the logic's thread pool).
+    Looked up when a service is built, like `sleep`, so a harness on a virtual clock replaces it:
+    the burst's conductor runs each as a child task of the invocation, the chaos run one by one."""
+    from gatekeeper.logic.decision_service import all_at_once
+
+    all_at_once(tasks)
 
 
 def _factory(clients: ClientFactory | None) -> ClientFactory:
@@ -202,12 +213,24 @@ def build_decision_service(
         stale_after=timedelta(seconds=config.claim_stale_seconds),
         load_balancers=load_balancers(config, clients),
         sleep=sleeper or sleep,
+        fan_out=fan_out,
     )
 
 
 @cache
 def decision_service() -> DecisionService:
     return build_decision_service(settings())
+
+
+@cache
+def decision_queue() -> DecisionQueue:
+    """evaluate_connection's own reads of its queue: only a full delivery makes any, so the client
+    is built at the first (a lone request's cold start and invocation pay nothing for it)."""
+    from gatekeeper.adapters.decision_queue import DecisionQueue
+
+    config = settings()
+    sqs: SQSClient = _OnFirstCall(None, "sqs", _CONFIG)  # type: ignore[assignment]
+    return DecisionQueue(sqs, config.decision_queue_url, config.decision_batch_size)
 
 
 def load_policy_engine() -> None:

@@ -48,10 +48,14 @@ class Settings(BaseModel):
     sbt_application_plane_source: str = Field(
         default=SBT_APPLICATION_PLANE_SOURCE, alias="SBT_APPLICATION_PLANE_EVENT_SOURCE", min_length=1
     )
+    # The decider's own queue: a full delivery (a burst waits) is topped up from it to this many
+    # requests a batch (adapters/decision_queue.py). Unset: every delivery is decided as it comes.
+    decision_queue_url: str | None = Field(default=None, alias="DECISION_QUEUE_URL", pattern=r"^https?://")
+    decision_batch_size: int = Field(default=10, alias="DECISION_BATCH_SIZE", ge=1, le=1000)
     # How long a decider reuses what it read about a service's load balancer (0: read every time).
     data_plane_cache_seconds: float = Field(default=30, alias="DATA_PLANE_CACHE_SECONDS", ge=0, le=300)
 
-    @field_validator("alarm_topic_arn", "operator_role_arn", mode="before")
+    @field_validator("alarm_topic_arn", "operator_role_arn", "decision_queue_url", mode="before")
     @classmethod
     def _unset(cls, value: object) -> object:
         return None if value == "" else value
