@@ -44,13 +44,13 @@ def test_every_connection_is_decided_once_and_announced_at_least_once_under_faul
 def test_under_ec2_read_lag_too_every_connection_is_decided_once_and_announced(monkeypatch):
     """EC2 lists a new connection late (the emulator's eventual consistency, in virtual seconds):
     the decider's re-reads, its retries and the sweep meet the faults as well."""
-    from gatekeeper.logic import decision_service
+    from gatekeeper.logic.decider import assess, read, work
 
     gave_up: list[str] = []  # requests failed with ConnectionNotVisible (their message comes back)
-    not_visible = decision_service._not_visible
-    monkeypatch.setattr(
-        decision_service, "_not_visible", lambda ref: gave_up.append(ref.vpc_endpoint_id) or not_visible(ref)
-    )
+    for step in (read, assess):  # the steps that fail a request EC2 does not list
+        monkeypatch.setattr(
+            step, "not_visible", lambda ref: gave_up.append(ref.vpc_endpoint_id) or work.not_visible(ref)
+        )
     lagged = run(ChaosSettings(requests=20, rate=0.20, seed=9, ec2_lag_seconds=1.0))
     figures = table(lagged)
     assert "EC2 reads lag 1 s" in figures
