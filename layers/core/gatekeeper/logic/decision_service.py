@@ -130,8 +130,7 @@ class DecisionService:
         actor: str = "auto",
         inputs: DecisionInputs | None = None,
     ) -> Assessment:
-        """What the live policy decides for this connection now. Reads only; no side effects.
-        `inputs`: the tables as the caller already read them for this connection (else read here)."""
+        """What the live policy decides for this connection now (the CLI's simulate and previews)."""
         return assess.assessment_of(self, connection, trigger, actor, inputs)
 
     # -- the close path (close_connection) -----------------------------------------------
