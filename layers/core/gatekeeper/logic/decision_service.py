@@ -130,7 +130,7 @@ class DecisionService:
         actor: str = "auto",
         inputs: DecisionInputs | None = None,
     ) -> Assessment:
-        """What the live policy decides for this connection now (the CLI's simulate and previews)."""
+        """What the live policy decides for this connection now, for the CLI (reads only)."""
         return assess.assessment_of(self, connection, trigger, actor, inputs)
 
     # -- the close path (close_connection) -----------------------------------------------
