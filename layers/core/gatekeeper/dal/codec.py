@@ -79,15 +79,20 @@ def transact(client: DynamoDBClient, items: list[TransactWriteItemTypeDef]) -> C
     (`cancellation_codes(error)` says why, item by item: the caller decides what a failed condition
     means, and re-raises what it does not handle). Any other failure raises here. A cancellation
     only by conflicting transactions is tried again (CONFLICT_PAUSES) before it is returned."""
-    for pause in (*CONFLICT_PAUSES, None):
-        try:
-            client.transact_write_items(TransactItems=items)
-            return None
-        except ClientError as exc:
-            codes = cancellation_codes(exc)
-            if not codes:
-                raise
-            if pause is None or "TransactionConflict" not in codes or "ConditionalCheckFailed" in codes:
-                return exc
+    for pause in CONFLICT_PAUSES:
+        cancelled = _transact_once(client, items)
+        codes = cancellation_codes(cancelled) if cancelled is not None else []
+        if "TransactionConflict" not in codes or "ConditionalCheckFailed" in codes:
+            return cancelled
         time.sleep(pause * (0.5 + random.random()))  # noqa: S311 - jitter, not a secret
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _transact_once(client, items)
+
+
+def _transact_once(client: DynamoDBClient, items: list[TransactWriteItemTypeDef]) -> ClientError | None:
+    try:
+        client.transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        if not cancellation_codes(exc):
+            raise
+        return exc
+    return None
