@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import time
 import types
 from collections.abc import Iterator
@@ -99,6 +100,68 @@ def _method_names_from_class(clazz: Any) -> list[str]:
     return names
 
 
+def _counts(queue: Any) -> tuple[int, int, int]:
+    """(visible, delayed, in flight) in one pass at one instant; moto reads the clock twice per
+    message for each of the three."""
+    now = _unix_time() * 1000.0
+    visible = delayed = in_flight = 0
+    for message in queue._messages:
+        if now < message.delayed_until:
+            delayed += 1
+        if now > message.visible_at:
+            visible += 1 if now >= message.delayed_until else 0
+        else:
+            in_flight += 1
+    return visible, delayed, in_flight
+
+
+def _queue_attributes(self: Any) -> dict[str, Any]:
+    """moto's Queue.attributes, with its three counts taken in one pass (`_counts`): moto counts the
+    queue's messages three times over, and SQS reads the attributes on every send (content-based
+    deduplication, the retention period), which makes a burst's sends quadratic in the queue's depth."""
+    visible, delayed, in_flight = _counts(self)
+    counted = {
+        "ApproximateNumberOfMessages": visible,
+        "ApproximateNumberOfMessagesDelayed": delayed,
+        "ApproximateNumberOfMessagesNotVisible": in_flight,
+    }
+    names = list(self.BASE_ATTRIBUTES)
+    if self.fifo_queue:
+        names += self.FIFO_ATTRIBUTES
+    if self.kms_master_key_id:
+        names += self.KMS_ATTRIBUTES
+    result: dict[str, Any] = {
+        name: counted[name] if name in counted else getattr(self, _camelcase_to_underscores(name))
+        for name in names
+    }
+    if self.policy:
+        result["Policy"] = self.policy
+    if self.redrive_policy:
+        result["RedrivePolicy"] = json.dumps(self.redrive_policy)
+    return {key: str(value).lower() if isinstance(value, bool) else value for key, value in result.items()}
+
+
+def _retained(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's SQSBackend.is_message_valid_based_on_retention_period, reading the one attribute it
+    needs instead of building all of them three times (on every send and receive)."""
+    retention_period = self.get_queue(queue_name).message_retention_period
+    return bool(int(retention_period) + message.sent_timestamp / 1000 > _unix_time())
+
+
+def _delete_message(self: Any, receipt_handle: str) -> None:
+    """moto's Queue.delete_message scans the whole queue twice and builds each message's list of
+    receipt handles; this stops at the message (the oldest are deleted first, and sit first)."""
+    if receipt_handle in self.deleted_messages:
+        return
+    for index, message in enumerate(self._messages):
+        if message.receipt_handle == receipt_handle or receipt_handle in message._old_receipt_handles:
+            del self._messages[index]
+            self.pending_messages.discard(message)
+            self.deleted_messages.update(message.all_receipt_handles)
+            return
+    raise sqs_models.ReceiptHandleIsInvalid()
+
+
 # SQS converts each attribute name from camelCase for every message it receives: a pure function.
 _camelcase_to_underscores = functools.cache(core_utils.camelcase_to_underscores)
 
@@ -126,6 +189,9 @@ def faster_moto() -> Iterator[None]:
         (core_responses, "method_names_from_class", _method_names_from_class),
         (core_responses, "camelcase_to_underscores", _camelcase_to_underscores),
         (sqs_models, "camelcase_to_underscores", _camelcase_to_underscores),
+        (sqs_models.Queue, "attributes", property(_queue_attributes)),
+        (sqs_models.Queue, "delete_message", _delete_message),
+        (sqs_models.SQSBackend, "is_message_valid_based_on_retention_period", _retained),
     ]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, value in patches:

@@ -1,8 +1,12 @@
-"""faster_moto keeps DynamoDB's all-or-nothing TransactWriteItems while copying only touched items."""
+"""faster_moto keeps DynamoDB's all-or-nothing TransactWriteItems while copying only touched items, and
+SQS's answers while counting and deleting messages in one pass."""
 
+import contextlib
 import json
 
+import boto3
 import pytest
+from moto import mock_aws
 from botocore.exceptions import ClientError
 
 from gatekeeper.dal.decisions import Slot
@@ -84,3 +88,55 @@ def test_moto_is_restored_afterwards(tables):
     with faster_moto():
         assert DynamoDBBackend.transact_write_items is not original
     assert DynamoDBBackend.transact_write_items is original
+
+
+def queue_with_every_kind_of_message(sqs, **attributes):
+    url = sqs.create_queue(QueueName="q.fifo" if attributes else "q", Attributes=attributes)["QueueUrl"]
+    extra = {"MessageGroupId": "g"} if attributes else {}
+    for n in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=f"visible {n}", **extra)
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, VisibilityTimeout=300)["Messages"]
+    if not attributes:  # FIFO queues take no per-message delay
+        sqs.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=600)
+    return url, received
+
+
+@pytest.mark.parametrize(
+    "attributes", [{}, {"FifoQueue": "true", "ContentBasedDeduplication": "true"}], ids=["standard", "fifo"]
+)
+def test_sqs_answers_as_moto_does(attributes):
+    answers = []
+    for fast in (False, True):
+        with mock_aws(), faster_moto() if fast else contextlib.nullcontext():
+            sqs = boto3.client("sqs", region_name="us-east-1")
+            url, received = queue_with_every_kind_of_message(sqs, **attributes)
+            everything = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            counts = {k: v for k, v in everything.items() if k.startswith("ApproximateNumber")}
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=received[1]["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=received[1]["ReceiptHandle"])  # twice: no error
+            with pytest.raises(ClientError, match="ReceiptHandleIsInvalid"):
+                sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+            after = sqs.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+            )
+            left = [
+                m["Body"]
+                for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            ]
+            volatile = {"CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"}
+            answers.append(
+                (
+                    {k: v for k, v in everything.items() if k not in volatile},
+                    counts,
+                    after["Attributes"],
+                    left,
+                )
+            )
+    assert answers[0] == answers[1]
+    expected = {"standard": ("3", "2", "1"), "fifo": ("3", "2", "0")}["fifo" if attributes else "standard"]
+    counts = answers[1][1]
+    assert (
+        counts["ApproximateNumberOfMessages"],
+        counts["ApproximateNumberOfMessagesNotVisible"],
+        counts["ApproximateNumberOfMessagesDelayed"],
+    ) == expected
