@@ -83,7 +83,7 @@ unit: dev ## unit tests only (both cores)
 integration: dev $(TRANSFORMED) ## integration tests (moto + the PrivateLink emulator, in-process)
 	$(BIN)/pytest tests/integration
 
-# Branch coverage over everything, and a stricter gate on the core package (the Lambda layer).
+# Line coverage over everything (pyproject.toml says why not branch), and a stricter gate on the core package (the Lambda layer).
 # --dist loadgroup: the modules whose tests share one expensive module fixture (the scripted demo,
 # the recipes, the bench stack, the moto server) are marked xdist_group and stay on one worker, so it runs once.
 test-py: dev $(TRANSFORMED)

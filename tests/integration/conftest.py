@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from functools import cache
@@ -24,10 +25,12 @@ from gatekeeper_ops.local_lambda import LocalLambda
 from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.service_models import OPERATIONS
 from tests.builders import tenant
+from tests.integration.snapshots import AccountSnapshots
 
 __all__ = ["MakeProducer", "tenant"]
 
 MakeProducer = Callable[..., ProducerAccount]
+_SNAPSHOTS = AccountSnapshots()
 
 
 _load_template = stack.load_template
@@ -85,14 +88,24 @@ def producer_factory(
                 parameters: dict[str, Any] | None = None,
                 services: int = 1,
             ) -> ProducerAccount:
-                account = ProducerAccount.create(
-                    boto3.Session(region_name="us-east-1"),
-                    allowed_principals=allowed_principals,
-                    parameters=parameters,
-                    services=services,
+                def provision(session: boto3.Session) -> ProducerAccount:
+                    account = ProducerAccount.create(
+                        session,
+                        allowed_principals=allowed_principals,
+                        parameters=parameters,
+                        services=services,
+                    )
+                    account.push_builtin_templates()
+                    return account
+
+                kind = (
+                    tuple(allowed_principals),
+                    json.dumps(parameters, sort_keys=True),
+                    services,
+                    fast,
+                    repr(consistency),
                 )
-                account.push_builtin_templates()
-                return account
+                return _SNAPSHOTS.account(kind, provision)
 
             return make
 

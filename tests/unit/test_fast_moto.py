@@ -6,8 +6,8 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
 from botocore.exceptions import ClientError
+from moto import mock_aws
 
 from gatekeeper.dal.decisions import Slot
 from gatekeeper.models.decision import Decision
