@@ -21,6 +21,7 @@ import moto.core.utils as core_utils
 import moto.dynamodb.models as dynamodb_models
 import moto.sqs.models as sqs_models
 from moto.dynamodb.models.table import Table
+from moto.sqs.exceptions import ReceiptHandleIsInvalid
 
 _original_transact = dynamodb_models.DynamoDBBackend.transact_write_items
 
@@ -159,7 +160,7 @@ def _delete_message(self: Any, receipt_handle: str) -> None:
             self.pending_messages.discard(message)
             self.deleted_messages.update(message.all_receipt_handles)
             return
-    raise sqs_models.ReceiptHandleIsInvalid()
+    raise ReceiptHandleIsInvalid()
 
 
 # SQS converts each attribute name from camelCase for every message it receives: a pure function.
