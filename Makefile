@@ -38,20 +38,20 @@ python:
 $(VENV)/.installed: requirements/dev.lock pyproject.toml | python
 	@[ -x $(PY) ] || $(PYTHON313) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements/dev.lock
+	$(PY) -m pip install -q --no-compile -r requirements/dev.lock
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $@
 
 $(TOOLS)/.installed: requirements/tools.lock | python
 	@[ -x $(TBIN)/python ] || $(PYTHON313) -m venv $(TOOLS)
 	$(TBIN)/python -m pip install -q --upgrade pip
-	$(TBIN)/python -m pip install -q -r requirements/tools.lock
+	$(TBIN)/python -m pip install -q --no-compile -r requirements/tools.lock
 	@touch $@
 
 $(CHECKOV)/.installed: requirements/checkov.lock | python
 	@[ -x $(CBIN)/python ] || $(PYTHON313) -m venv $(CHECKOV)
 	$(CBIN)/python -m pip install -q --upgrade pip
-	$(CBIN)/python -m pip install -q -r requirements/checkov.lock
+	$(CBIN)/python -m pip install -q --no-compile -r requirements/checkov.lock
 	@touch $@
 
 $(TRANSFORMED): template.yaml ops/gatekeeper_ops/sam_transform.py ops/gatekeeper_ops/stack.py $(TOOLS)/.installed
