@@ -107,12 +107,12 @@ def _counts(queue: Any) -> tuple[int, int, int]:
     now = _unix_time() * 1000.0
     visible = delayed = in_flight = 0
     for message in queue._messages:
-        if now < message.delayed_until:
-            delayed += 1
-        if now > message.visible_at:
-            visible += 1 if now >= message.delayed_until else 0
-        else:
+        is_delayed = now < message.delayed_until
+        delayed += is_delayed
+        if now <= message.visible_at:
             in_flight += 1
+        elif not is_delayed:
+            visible += 1
     return visible, delayed, in_flight
 
 
