@@ -218,7 +218,7 @@ class ScriptedScenario:
         for row in self.rows:
             if row.step.is_request:
                 self._request(row)
-            elif row.step.register:
+            elif row.step.registers:
                 self._register(row)
             else:
                 self._suspend(row)
@@ -278,15 +278,15 @@ class ScriptedScenario:
         """The tenant registers an earlier step's endpoint through the control plane (an update of
         its record's registered_endpoints); tenant sync then requests its held request again."""
         step = row.step
-        assert step.register is not None
+        assert step.registers is not None
         assert step.endpoint_of is not None
         earlier = self._by_id[step.endpoint_of]
         row.endpoint = earlier.endpoint
-        current = self.account.tenants.get(step.register)
+        current = self.account.tenants.get(step.registers)
         since = time.perf_counter()
         registered = [*current.registered_endpoints, row.endpoint or ""]
         self.account.control_plane().update(
-            step.register, current.version, {"registered_endpoints": registered}
+            step.registers, current.version, {"registered_endpoints": registered}
         )
         row.status = "requested"
         self.on_change(self.rows)

@@ -74,13 +74,14 @@ class StepSeed(_Seed):
     region: str | None = None
     # a tenant change, judged by what happens to an earlier step's endpoint
     suspend: str | None = None
-    register: str | None = None
+    # `register` in the seed; not the attribute name, which would shadow ABCMeta.register
+    registers: str | None = Field(default=None, alias="register")
     endpoint_of: str | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
         request = self.account is not None and self.service is not None
-        change = (self.suspend is not None) + (self.register is not None)
+        change = (self.suspend is not None) + (self.registers is not None)
         if request == bool(change) or change > 1 or (change and self.endpoint_of is None):
             raise ValueError(
                 f"step {self.id}: give account+service, suspend+endpoint_of or register+endpoint_of"
@@ -90,7 +91,7 @@ class StepSeed(_Seed):
     @property
     def tenant_change(self) -> str | None:
         """The tenant a suspension or registration step changes."""
-        return self.suspend or self.register
+        return self.suspend or self.registers
 
     @property
     def is_request(self) -> bool:
