@@ -19,7 +19,8 @@ import _thread
 import copy
 import copyreg
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,11 @@ from gatekeeper_ops.sandbox.account import ProducerAccount
 from gatekeeper_ops.stack import EmulatedStack
 
 # moto's models hold locks and conditions (SQS queues); a copy is a new, free one with no waiters.
-copyreg.pickle(type(threading.RLock()), lambda _lock: (threading.RLock, ()))
-copyreg.pickle(_thread.LockType, lambda _lock: (threading.Lock, ()))
-copyreg.pickle(threading.Condition, lambda _condition: (threading.Condition, ()))
+_FRESH: dict[type, Callable[[Any], tuple[Any, tuple[()]]]] = {
+    type(threading.RLock()): lambda _lock: (threading.RLock, ()),
+    _thread.LockType: lambda _lock: (threading.Lock, ()),
+    threading.Condition: lambda _condition: (threading.Condition, ()),
+}
 
 Backends = list[tuple[BackendDict[Any], dict[str, dict[str, Any]]]]
 
@@ -58,10 +61,27 @@ def _capture() -> Backends:
     ]
 
 
+@contextmanager
+def _fresh_locks() -> Iterator[None]:
+    """Locks copy as new ones only while a snapshot is copied; elsewhere in the test process copying
+    or pickling a lock still fails, as it does in production."""
+    saved = {kind: copyreg.dispatch_table.get(kind) for kind in _FRESH}
+    copyreg.dispatch_table.update(_FRESH)
+    try:
+        yield
+    finally:
+        for kind, reducer in saved.items():
+            if reducer is None:
+                del copyreg.dispatch_table[kind]
+            else:
+                copyreg.dispatch_table[kind] = reducer
+
+
 def _copy(backends: Backends) -> Backends:
     # The BackendDicts are moto's registry, not state: shared, never copied.
     memo: dict[int, Any] = {id(registry): registry for registry, _ in backends}
-    states = copy.deepcopy([state for _, state in backends], memo)
+    with _fresh_locks():
+        states = copy.deepcopy([state for _, state in backends], memo)
     return [(registry, state) for (registry, _), state in zip(backends, states, strict=True)]
 
 

@@ -3,6 +3,9 @@ account is the provisioned one, and nothing one test writes reaches the next."""
 
 from __future__ import annotations
 
+import copy
+import threading
+
 import boto3
 import pytest
 from moto import mock_aws
@@ -55,6 +58,9 @@ def test_a_copied_account_is_the_provisioned_one_and_shares_nothing_with_it(prov
         third = snapshots.account("one service", provision)
         assert list(third.tenants.list()) == []  # the second test's tenant did not reach it either
         assert len(provisioned) == 1
+
+    with pytest.raises(TypeError):  # only a snapshot's copy makes locks copyable
+        copy.deepcopy(threading.Lock())
 
 
 def test_a_world_already_in_use_is_provisioned_as_before(provisioned):
