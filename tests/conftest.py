@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.xdist_groups import pytest_collection_modifyitems  # noqa: F401 - a hook: registered by name
+
 # Set before any boto3 client exists; tests never see real credentials or endpoints.
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -23,19 +25,6 @@ os.environ.update(
 )
 for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
     os.environ.pop(_variable, None)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """`--dist loadgroup` (make test) sends a module marked `xdist_group` to one worker, so its module
-    fixture runs once. xdist 3.8 marks the group by writing the item's `_nodeid`, which pytest 9 no
-    longer reads (it keeps the id in `_id`): without this the marks were silently ignored."""
-    from _pytest.nodeid import coerce_node_id
-
-    for item in items:
-        grouped = item.__dict__.get("_nodeid")
-        if grouped and grouped != item.nodeid:
-            item._id = coerce_node_id(grouped)  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)
